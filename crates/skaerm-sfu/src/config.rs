@@ -1,0 +1,48 @@
+//! How the relay is configured: its UDP port, the addresses it announces, and its limits.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// Relay settings. `Default` is right for a developer machine; production sets the announced
+/// address to the public IP when the host sits behind 1:1 NAT.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Where the one shared UDP socket binds. Port 0 picks a free port (tests).
+    pub udp_bind: SocketAddr,
+    /// Addresses put in the SDP as host candidates, all with the UDP port. Empty means: the bind
+    /// address if it is specific, otherwise loopback plus the host's primary address.
+    pub announce_ips: Vec<IpAddr>,
+    /// Most participants in one room (staff, citizen, relative, interpreter…).
+    pub max_participants_per_room: usize,
+    /// Most peer connections one media worker takes before refusing joins.
+    pub max_peers_per_worker: usize,
+    /// Capacity of the command queue from signalling to a media worker.
+    pub command_queue: usize,
+    /// Capacity of each session's outbound signalling queue.
+    pub session_queue: usize,
+    /// How long a client has to send `join` after the WebSocket opens.
+    pub join_timeout: Duration,
+    /// Interval of WebSocket pings; a client silent for three intervals is dropped.
+    pub ping_interval: Duration,
+    /// Largest signalling frame accepted.
+    pub max_signalling_frame: usize,
+    /// Socket buffer sizes asked of the kernel.
+    pub socket_buffer_bytes: usize,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            udp_bind: SocketAddr::from(([0, 0, 0, 0], 50000)),
+            announce_ips: Vec::new(),
+            max_participants_per_room: 6,
+            max_peers_per_worker: 2000,
+            command_queue: 1024,
+            session_queue: 64,
+            join_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(15),
+            max_signalling_frame: 64 * 1024,
+            socket_buffer_bytes: 4 * 1024 * 1024,
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Admission: what the relay needs to know to let someone into a room, and who decides it.
+//!
+//! The relay does not read tokens or visits itself. The application implements
+//! [`JoinAuthorizer`]; the relay calls it with the token from `join` and gets back either a
+//! [`JoinGrant`] naming the room and participant, or a [`JoinRefusal`].
+
+use crate::ids::{ParticipantId, RoomId};
+use crate::protocol::{ErrorCode, Role};
+use futures_util::future::BoxFuture;
+
+/// Admission to one room as one participant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinGrant {
+    /// The room (the visit).
+    pub room: RoomId,
+    /// Who joins.
+    pub participant: ParticipantId,
+    /// Host (staff) or guest.
+    pub role: Role,
+    /// Shown to the others as plain text.
+    pub display_name: String,
+}
+
+/// Why a join was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum JoinRefusal {
+    /// The token is forged, malformed, for another audience or signed by an unknown key.
+    #[error("token invalid")]
+    TokenInvalid,
+    /// The token is expired or not yet valid.
+    #[error("token expired or not yet valid")]
+    TokenExpired,
+    /// The token is valid but does not admit its holder now (visit over, link revoked, …).
+    #[error("access to this visit is not allowed now")]
+    Forbidden,
+    /// The decision could not be made (for example the database is down).
+    #[error("admission could not be checked")]
+    Unavailable,
+}
+
+impl JoinRefusal {
+    /// The protocol error code sent to the client.
+    pub fn code(self) -> ErrorCode {
+        match self {
+            JoinRefusal::TokenInvalid => ErrorCode::TokenInvalid,
+            JoinRefusal::TokenExpired => ErrorCode::TokenExpired,
+            JoinRefusal::Forbidden => ErrorCode::Forbidden,
+            JoinRefusal::Unavailable => ErrorCode::ServerBusy,
+        }
+    }
+}
+
+/// Decides who may join which room. Implemented by the application.
+pub trait JoinAuthorizer: Send + Sync + 'static {
+    /// Checks a media token presented in `join`.
+    fn authorize<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<JoinGrant, JoinRefusal>>;
+}

@@ -1,0 +1,22 @@
+//! Skærm's media relay and its signalling.
+//!
+//! - [`media`]: the sans-I/O media plane — one [`media::core::MediaCore`] per worker owns the
+//!   `rtc` peer connections of its rooms and forwards RTP between them;
+//! - [`worker`]: the I/O edge of a media worker — a thread with the shared UDP socket, driving
+//!   its core;
+//! - [`signalling`]: the WebSocket endpoint speaking [`protocol`] (see `PROTOCOL.md`);
+//! - [`grant`]: how the application decides who may join which room;
+//! - [`metrics`]: Prometheus metrics of the relay;
+//! - [`Sfu`]: the handle the server holds to start all of it.
+
+pub mod config;
+pub mod grant;
+pub mod ids;
+pub mod media;
+pub mod metrics;
+pub mod protocol;
+pub mod signalling;
+pub mod worker;
+
+mod sfu;
+pub use sfu::{Sfu, SfuError};

@@ -1,0 +1,1398 @@
+//! The media core of one worker: every peer connection and room it owns, as a plain state
+//! machine of input and time.
+//!
+//! Inputs: datagrams from the shared UDP port ([`MediaCore::handle_datagram`]), commands from
+//! signalling ([`MediaCore::handle_command`]) and the clock ([`MediaCore::handle_timeout`]).
+//! Outputs: datagrams to send ([`MediaCore::poll_transmit`]), messages for signalling sessions
+//! and room events ([`MediaCore::poll_output`]), and the next deadline
+//! ([`MediaCore::poll_timeout`]). The core opens no socket and reads no clock, so tests drive
+//! it with real `rtc` client peers and a virtual clock.
+
+use crate::grant::JoinGrant;
+use crate::ids::{PeerKey, RoomId, SessionId};
+use crate::media::counters::{Counters, DropReason};
+use crate::media::demux::{DatagramKind, binding_request_ufrag, classify};
+use crate::media::engine::{
+    EngineError, FORWARDED_EXTENSIONS, IceCredentials, PeerFactory, codec_for,
+};
+use crate::media::negotiation::AnswerVerdict;
+use crate::media::peer::{Inbound, MAX_ADDRS_PER_PEER, Peer, Publication, Subscription};
+use crate::media::rewrite::RewritePlan;
+use crate::protocol::{
+    ClientCandidate, EndReason, ErrorCode, LeaveReason, Muted, ParticipantInfo, Publish, Role,
+    ServerMessage,
+};
+use bytes::{Bytes, BytesMut};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
+};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{
+    RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
+};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// A request from signalling to the media worker.
+#[derive(Debug)]
+pub enum Command {
+    /// Admit a session to a room (the grant is already checked).
+    Join {
+        /// The session.
+        session: SessionId,
+        /// Who joins where.
+        grant: JoinGrant,
+        /// What the client sends.
+        publish: Publish,
+    },
+    /// The client answered an offer.
+    Answer {
+        /// The session.
+        session: SessionId,
+        /// SDP text.
+        sdp: String,
+        /// Revision of the offer answered.
+        revision: u32,
+    },
+    /// The client trickled a candidate.
+    Candidate {
+        /// The session.
+        session: SessionId,
+        /// The candidate.
+        candidate: ClientCandidate,
+    },
+    /// The client changes what it sends.
+    Publish {
+        /// The session.
+        session: SessionId,
+        /// New intent.
+        publish: Publish,
+    },
+    /// The client changed its mute state.
+    Mute {
+        /// The session.
+        session: SessionId,
+        /// New state.
+        muted: Muted,
+    },
+    /// The session is gone (left or disconnected).
+    Leave {
+        /// The session.
+        session: SessionId,
+        /// Why.
+        reason: LeaveReason,
+    },
+    /// End a room for everyone in it.
+    CloseRoom {
+        /// The room.
+        room: RoomId,
+        /// Told to everyone.
+        reason: EndReason,
+    },
+}
+
+/// Something a room did, for the application (visit status, audit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomEvent {
+    /// A participant's media session started.
+    ParticipantJoined {
+        /// Where.
+        room: RoomId,
+        /// Who.
+        participant: crate::ids::ParticipantId,
+        /// In which role.
+        role: Role,
+    },
+    /// A participant's media session ended.
+    ParticipantLeft {
+        /// Where.
+        room: RoomId,
+        /// Who.
+        participant: crate::ids::ParticipantId,
+        /// In which role.
+        role: Role,
+        /// Why.
+        reason: LeaveReason,
+    },
+    /// The last participant left.
+    RoomClosed {
+        /// Which.
+        room: RoomId,
+    },
+}
+
+/// How to close a signalling session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionClose {
+    /// WebSocket close code.
+    pub code: u16,
+    /// Close reason text.
+    pub reason: &'static str,
+}
+
+impl SessionClose {
+    /// Normal end (1000).
+    pub const NORMAL: SessionClose = SessionClose {
+        code: 1000,
+        reason: "bye",
+    };
+    /// Refused by policy (1008).
+    pub const POLICY: SessionClose = SessionClose {
+        code: 1008,
+        reason: "refused",
+    };
+    /// Server error (1011).
+    pub const SERVER_ERROR: SessionClose = SessionClose {
+        code: 1011,
+        reason: "server error",
+    };
+}
+
+/// Output for signalling or the application.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CoreOutput {
+    /// Send a message to a session.
+    Signal(SessionId, ServerMessage),
+    /// Close a session after its queued messages.
+    Close(SessionId, SessionClose),
+    /// Tell the application.
+    Room(RoomEvent),
+}
+
+/// A datagram to send.
+#[derive(Debug)]
+pub struct Transmit {
+    /// Destination.
+    pub to: SocketAddr,
+    /// Our local (announced) address it belongs to.
+    pub from: SocketAddr,
+    /// Bytes.
+    pub payload: BytesMut,
+}
+
+/// Tunables of the core.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// Host candidates announced (same port on each).
+    pub local_addrs: Vec<SocketAddr>,
+    /// Most participants per room.
+    pub max_participants_per_room: usize,
+    /// Most peers in this worker.
+    pub max_peers: usize,
+    /// Minimum time between keyframe requests to one publisher track.
+    pub keyframe_request_interval: Duration,
+}
+
+/// A packet read from a publisher, waiting to be forwarded.
+struct Pending {
+    publisher: PeerKey,
+    track_id: String,
+    packet: rtc::rtp::Packet,
+}
+
+/// The media state of one worker.
+pub struct MediaCore {
+    config: CoreConfig,
+    factory: PeerFactory,
+    peers: HashMap<PeerKey, Peer>,
+    next_key: u64,
+    sessions: HashMap<SessionId, PeerKey>,
+    rooms: HashMap<RoomId, Vec<PeerKey>>,
+    by_ufrag: HashMap<String, PeerKey>,
+    by_addr: HashMap<SocketAddr, PeerKey>,
+    timers: BinaryHeap<Reverse<(Instant, PeerKey)>>,
+    outputs: VecDeque<CoreOutput>,
+    transmits: VecDeque<Transmit>,
+    counters: Counters,
+    /// Peers whose outputs must be drained before returning to the caller.
+    dirty: Vec<PeerKey>,
+    /// Publisher packets read but not yet forwarded (reused buffer).
+    pending: Vec<Pending>,
+    /// Forwarding targets of one packet (reused buffer).
+    targets: Vec<(PeerKey, usize)>,
+    /// Keyframe requests postponed by the throttle: (publisher, track, due).
+    owed_keyframes: Vec<(PeerKey, String, Instant)>,
+}
+
+impl MediaCore {
+    /// A core with no peers.
+    pub fn new(config: CoreConfig) -> Result<Self, EngineError> {
+        Ok(MediaCore {
+            config,
+            factory: PeerFactory::new()?,
+            peers: HashMap::new(),
+            next_key: 1,
+            sessions: HashMap::new(),
+            rooms: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            timers: BinaryHeap::new(),
+            outputs: VecDeque::new(),
+            transmits: VecDeque::new(),
+            counters: Counters::default(),
+            dirty: Vec::new(),
+            pending: Vec::new(),
+            targets: Vec::new(),
+            owed_keyframes: Vec::new(),
+        })
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Counts a drop that happened outside the core (e.g. the socket refused a send).
+    pub fn count_drop(&mut self, reason: DropReason) {
+        self.counters.drop(reason);
+    }
+
+    /// Counts a datagram the I/O layer sent.
+    pub fn count_sent(&mut self, bytes: usize) {
+        self.counters.datagrams_out += 1;
+        self.counters.bytes_out += bytes as u64;
+    }
+
+    /// Rooms with at least one participant.
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Participants (peer connections) in this worker.
+    pub fn participant_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Next message for signalling or the application.
+    pub fn poll_output(&mut self) -> Option<CoreOutput> {
+        self.outputs.pop_front()
+    }
+
+    /// The next instant [`MediaCore::handle_timeout`] must be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let peer = self.timers.peek().map(|Reverse((t, _))| *t);
+        let owed = self.owed_keyframes.iter().map(|(_, _, due)| *due).min();
+        match (peer, owed) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// One datagram arrived on the shared port. `dst_ip` is the local address it was sent to,
+    /// when the socket reports it.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        dst_ip: Option<IpAddr>,
+        payload: BytesMut,
+    ) {
+        self.counters.datagrams_in += 1;
+        self.counters.bytes_in += payload.len() as u64;
+        let kind = classify(&payload);
+        if kind == DatagramKind::Unknown {
+            self.counters.drop(DropReason::Malformed);
+            return;
+        }
+        let key = match self.by_addr.get(&from) {
+            Some(key) => *key,
+            None => {
+                if kind != DatagramKind::Stun {
+                    self.counters.drop(DropReason::UnknownSource);
+                    return;
+                }
+                match binding_request_ufrag(&payload).and_then(|u| self.by_ufrag.get(&u)) {
+                    Some(key) => *key,
+                    None => {
+                        self.counters.drop(DropReason::UnknownUfrag);
+                        return;
+                    }
+                }
+            }
+        };
+        let local_addr = self.local_addr_for(dst_ip);
+        let Some(peer) = self.peers.get_mut(&key) else {
+            self.counters.drop(DropReason::UnknownSource);
+            return;
+        };
+        let read = peer.pc.handle_read(TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr,
+                peer_addr: from,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: payload,
+        });
+        if read.is_err() {
+            self.counters.drop(DropReason::PeerRejected);
+        }
+        self.mark_dirty(key);
+        self.drain(now);
+    }
+
+    /// A command from signalling.
+    pub fn handle_command(&mut self, now: Instant, command: Command) {
+        match command {
+            Command::Join {
+                session,
+                grant,
+                publish,
+            } => self.join(now, session, grant, publish),
+            Command::Answer {
+                session,
+                sdp,
+                revision,
+            } => self.answer(now, session, sdp, revision),
+            Command::Candidate { session, candidate } => self.candidate(session, candidate),
+            Command::Publish { session, publish } => self.publish(now, session, publish),
+            Command::Mute { session, muted } => self.mute(session, muted),
+            Command::Leave { session, reason } => {
+                if let Some(key) = self.sessions.get(&session).copied() {
+                    self.remove_peer(now, key, reason, None);
+                }
+            }
+            Command::CloseRoom { room, reason } => {
+                let members = self.rooms.get(&room).cloned().unwrap_or_default();
+                for key in members {
+                    self.remove_peer(now, key, LeaveReason::Removed, Some(reason));
+                }
+            }
+        }
+        self.drain(now);
+    }
+
+    /// Time passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((deadline, key))) = self.timers.peek().copied() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(peer) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            if peer.armed != Some(deadline) {
+                continue; // superseded by an earlier registration
+            }
+            peer.armed = None;
+            if let Err(err) = peer.pc.handle_timeout(now) {
+                tracing::debug!(peer = %key, %err, "timeout handling failed");
+            }
+            self.mark_dirty(key);
+        }
+        let mut owed = std::mem::take(&mut self.owed_keyframes);
+        owed.retain(|(publisher, track, due)| {
+            if *due <= now {
+                self.send_keyframe_request(now, *publisher, track);
+                false
+            } else {
+                true
+            }
+        });
+        owed.append(&mut self.owed_keyframes);
+        self.owed_keyframes = owed;
+        self.drain(now);
+    }
+
+    fn local_addr_for(&self, dst_ip: Option<IpAddr>) -> SocketAddr {
+        let first = self
+            .config
+            .local_addrs
+            .first()
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        match dst_ip {
+            Some(ip) => self
+                .config
+                .local_addrs
+                .iter()
+                .find(|a| a.ip() == ip)
+                .copied()
+                .unwrap_or(first),
+            None => first,
+        }
+    }
+
+    fn mark_dirty(&mut self, key: PeerKey) {
+        if !self.dirty.contains(&key) {
+            self.dirty.push(key);
+        }
+    }
+
+    fn signal(&mut self, session: SessionId, message: ServerMessage) {
+        self.outputs.push_back(CoreOutput::Signal(session, message));
+    }
+
+    fn signal_room(&mut self, room: RoomId, except: PeerKey, message: &ServerMessage) {
+        let members = self.rooms.get(&room).cloned().unwrap_or_default();
+        for key in members {
+            if key == except {
+                continue;
+            }
+            if let Some(peer) = self.peers.get(&key) {
+                let session = peer.session;
+                self.signal(session, message.clone());
+            }
+        }
+    }
+
+    // ---- joining and leaving -------------------------------------------------------------
+
+    fn join(&mut self, now: Instant, session: SessionId, grant: JoinGrant, publish: Publish) {
+        if self.sessions.contains_key(&session) {
+            self.signal(
+                session,
+                ServerMessage::error(ErrorCode::AlreadyJoined, "already joined"),
+            );
+            return;
+        }
+        // The same participant joining again replaces their old session (a reconnect, or a
+        // second device): one participant, one connection.
+        let existing = self.rooms.get(&grant.room).and_then(|members| {
+            members.iter().copied().find(|k| {
+                self.peers
+                    .get(k)
+                    .is_some_and(|p| p.info.id == grant.participant)
+            })
+        });
+        if let Some(old) = existing {
+            self.remove_peer(now, old, LeaveReason::Replaced, Some(EndReason::Replaced));
+        }
+        let room_size = self.rooms.get(&grant.room).map_or(0, Vec::len);
+        if room_size >= self.config.max_participants_per_room {
+            self.refuse(session, ErrorCode::RoomFull, "the room is full");
+            return;
+        }
+        if self.peers.len() >= self.config.max_peers {
+            self.refuse(session, ErrorCode::ServerBusy, "media worker is full");
+            return;
+        }
+
+        let key = PeerKey(self.next_key);
+        self.next_key += 1;
+        let credentials = IceCredentials::random();
+        let mut pc = match self.factory.build(now, &credentials) {
+            Ok(pc) => pc,
+            Err(err) => {
+                tracing::error!(%err, "could not create a peer connection");
+                self.refuse(session, ErrorCode::Internal, "could not create connection");
+                return;
+            }
+        };
+        if let Err(err) = self.add_local_candidates(&mut pc) {
+            tracing::error!(%err, "could not add local candidates");
+            self.refuse(session, ErrorCode::Internal, "could not create connection");
+            return;
+        }
+        let mut inbound = Inbound::default();
+        for (wanted, kind, slot) in [
+            (publish.audio, RtpCodecKind::Audio, &mut inbound.audio),
+            (publish.video, RtpCodecKind::Video, &mut inbound.video),
+        ] {
+            if wanted {
+                match pc.add_transceiver_from_kind(kind, Some(recvonly())) {
+                    Ok(id) => *slot = Some(id),
+                    Err(err) => tracing::warn!(%err, "could not add a receiving transceiver"),
+                }
+            }
+        }
+
+        let info = ParticipantInfo {
+            id: grant.participant,
+            role: grant.role,
+            display_name: grant.display_name.clone(),
+            muted: Muted::default(),
+        };
+        let others: Vec<PeerKey> = self.rooms.get(&grant.room).cloned().unwrap_or_default();
+        let participants = others
+            .iter()
+            .filter_map(|k| self.peers.get(k).map(|p| p.info.clone()))
+            .collect();
+
+        self.by_ufrag.insert(credentials.ufrag.clone(), key);
+        self.sessions.insert(session, key);
+        self.rooms.entry(grant.room).or_default().push(key);
+        self.peers.insert(
+            key,
+            Peer {
+                session,
+                room: grant.room,
+                info: info.clone(),
+                publish,
+                pc,
+                ufrag: credentials.ufrag,
+                addrs: Vec::new(),
+                negotiation: Default::default(),
+                connected: false,
+                armed: None,
+                publications: Vec::new(),
+                subscriptions: Vec::new(),
+                inbound,
+                next_track: 0,
+            },
+        );
+        // Receive what the others already publish.
+        for other in &others {
+            let tracks: Vec<(String, RtpCodecKind)> = self
+                .peers
+                .get(other)
+                .map(|p| {
+                    p.publications
+                        .iter()
+                        .map(|publication| (publication.track_id.clone(), publication.kind))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (track, kind) in tracks {
+                self.subscribe(key, *other, &track, kind);
+            }
+        }
+
+        self.signal(
+            session,
+            ServerMessage::Joined {
+                protocol: crate::protocol::PROTOCOL_VERSION,
+                you: info.clone(),
+                room: grant.room,
+                participants,
+            },
+        );
+        self.signal_room(
+            grant.room,
+            key,
+            &ServerMessage::ParticipantJoined {
+                participant: info.clone(),
+            },
+        );
+        self.outputs
+            .push_back(CoreOutput::Room(RoomEvent::ParticipantJoined {
+                room: grant.room,
+                participant: info.id,
+                role: info.role,
+            }));
+        self.request_negotiation(now, key);
+        self.mark_dirty(key);
+    }
+
+    fn refuse(&mut self, session: SessionId, code: ErrorCode, message: &str) {
+        self.signal(session, ServerMessage::error(code, message));
+        let close = if code == ErrorCode::Internal || code == ErrorCode::ServerBusy {
+            SessionClose::SERVER_ERROR
+        } else {
+            SessionClose::POLICY
+        };
+        self.outputs.push_back(CoreOutput::Close(session, close));
+    }
+
+    fn add_local_candidates(
+        &self,
+        pc: &mut rtc::peer_connection::RTCPeerConnection,
+    ) -> Result<(), rtc::shared::error::Error> {
+        for addr in &self.config.local_addrs {
+            let candidate = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: "udp".to_owned(),
+                    address: addr.ip().to_string(),
+                    port: addr.port(),
+                    component: 1,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+            .new_candidate_host()?;
+            pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
+        }
+        pc.add_local_candidate(RTCIceCandidateInit::default())
+    }
+
+    /// Removes a peer: tells the others, renegotiates their connections, closes its own, and
+    /// when `end` is given tells its session why and closes it.
+    fn remove_peer(
+        &mut self,
+        now: Instant,
+        key: PeerKey,
+        reason: LeaveReason,
+        end: Option<EndReason>,
+    ) {
+        let Some(mut peer) = self.peers.remove(&key) else {
+            return;
+        };
+        self.by_ufrag.remove(&peer.ufrag);
+        for addr in &peer.addrs {
+            if self.by_addr.get(addr) == Some(&key) {
+                self.by_addr.remove(addr);
+            }
+        }
+        self.sessions.remove(&peer.session);
+        self.owed_keyframes.retain(|(p, _, _)| *p != key);
+        self.dirty.retain(|k| *k != key);
+
+        let room = peer.room;
+        let mut room_now_empty = false;
+        if let Some(members) = self.rooms.get_mut(&room) {
+            members.retain(|k| *k != key);
+            room_now_empty = members.is_empty();
+        }
+        let others = self.rooms.get(&room).cloned().unwrap_or_default();
+        for other in others {
+            let changed = self.unsubscribe_all_from(other, key);
+            if changed {
+                self.request_negotiation(now, other);
+            }
+            if let Some(o) = self.peers.get(&other) {
+                let session = o.session;
+                self.signal(
+                    session,
+                    ServerMessage::ParticipantLeft {
+                        participant_id: peer.info.id,
+                        reason,
+                    },
+                );
+            }
+        }
+
+        // Close its connection and flush the DTLS close_notify, so the client learns at once.
+        let _ = peer.pc.close();
+        while let Some(out) = peer.pc.poll_write() {
+            self.transmits.push_back(Transmit {
+                to: out.transport.peer_addr,
+                from: out.transport.local_addr,
+                payload: out.message,
+            });
+        }
+        if let Some(end) = end {
+            self.signal(peer.session, ServerMessage::Ended { reason: end });
+            self.outputs
+                .push_back(CoreOutput::Close(peer.session, SessionClose::NORMAL));
+        }
+        self.outputs
+            .push_back(CoreOutput::Room(RoomEvent::ParticipantLeft {
+                room,
+                participant: peer.info.id,
+                role: peer.info.role,
+                reason,
+            }));
+        if room_now_empty {
+            self.rooms.remove(&room);
+            self.outputs
+                .push_back(CoreOutput::Room(RoomEvent::RoomClosed { room }));
+        }
+    }
+
+    // ---- negotiation ---------------------------------------------------------------------
+
+    fn request_negotiation(&mut self, now: Instant, key: PeerKey) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        // An offer without media sections is not valid SDP: a participant who sends nothing
+        // and has nothing to receive yet gets its first offer when there is something.
+        if peer.pc.get_transceivers().next().is_none() {
+            return;
+        }
+        if peer.negotiation.request() {
+            self.send_offer(now, key);
+        }
+    }
+
+    fn send_offer(&mut self, now: Instant, key: PeerKey) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let offer = peer
+            .pc
+            .create_offer(None)
+            .and_then(|offer| peer.pc.set_local_description(now, offer));
+        let sdp = peer.pc.local_description().map(|d| d.sdp);
+        match (offer, sdp) {
+            (Ok(()), Some(sdp)) => {
+                let revision = peer.negotiation.offer_sent();
+                let session = peer.session;
+                self.signal(session, ServerMessage::Offer { sdp, revision });
+                self.mark_dirty(key);
+            }
+            (result, _) => {
+                tracing::error!(peer = %key, ?result, "could not create an offer");
+                let session = peer.session;
+                self.refuse(session, ErrorCode::Internal, "could not create an offer");
+                self.remove_peer(now, key, LeaveReason::Disconnected, None);
+            }
+        }
+    }
+
+    fn answer(&mut self, now: Instant, session: SessionId, sdp: String, revision: u32) {
+        let Some(key) = self.sessions.get(&session).copied() else {
+            self.signal(session, ServerMessage::error(ErrorCode::NotJoined, "not joined"));
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if peer.negotiation.judge_answer(revision) == AnswerVerdict::Stale {
+            self.signal(
+                session,
+                ServerMessage::error(ErrorCode::StaleRevision, "answer to an old offer"),
+            );
+            return;
+        }
+        let applied = RTCSessionDescription::answer(sdp)
+            .and_then(|answer| peer.pc.set_remote_description(now, answer));
+        if let Err(err) = applied {
+            tracing::info!(peer = %key, %err, "answer refused");
+            let offer = peer.pc.local_description().map(|d| d.sdp);
+            self.signal(
+                session,
+                ServerMessage::error(ErrorCode::BadSdp, format!("answer not applied: {err}")),
+            );
+            if let Some(sdp) = offer {
+                self.signal(session, ServerMessage::Offer { sdp, revision });
+            }
+            return;
+        }
+        let wanted = peer.negotiation.answer_applied();
+        let newly_active = self.activate_subscriptions(key);
+        if self.peers.get(&key).is_some_and(|p| p.connected) {
+            for (publisher, track) in newly_active {
+                self.request_keyframe(now, publisher, &track);
+            }
+        }
+        if wanted {
+            self.send_offer(now, key);
+        }
+        self.mark_dirty(key);
+    }
+
+    fn candidate(&mut self, session: SessionId, candidate: ClientCandidate) {
+        let Some(peer) = self.sessions.get(&session).and_then(|k| self.peers.get_mut(k)) else {
+            self.signal(session, ServerMessage::error(ErrorCode::NotJoined, "not joined"));
+            return;
+        };
+        if candidate.candidate.is_empty() || candidate.candidate.len() > 1024 {
+            return; // end of candidates, or nonsense: the relay learns addresses from checks
+        }
+        let init = RTCIceCandidateInit {
+            candidate: candidate.candidate,
+            sdp_mid: candidate.sdp_mid,
+            sdp_mline_index: candidate.sdp_mline_index,
+            username_fragment: candidate.username_fragment,
+            ..Default::default()
+        };
+        if let Err(err) = peer.pc.add_remote_candidate(init) {
+            tracing::debug!(%err, "remote candidate ignored");
+        }
+    }
+
+    fn publish(&mut self, now: Instant, session: SessionId, publish: Publish) {
+        let Some(key) = self.sessions.get(&session).copied() else {
+            self.signal(session, ServerMessage::error(ErrorCode::NotJoined, "not joined"));
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let mut changed = false;
+        for (wanted, kind) in [
+            (publish.audio, RtpCodecKind::Audio),
+            (publish.video, RtpCodecKind::Video),
+        ] {
+            let slot = match kind {
+                RtpCodecKind::Audio => &mut peer.inbound.audio,
+                _ => &mut peer.inbound.video,
+            };
+            match (*slot, wanted) {
+                (None, true) => {
+                    if let Ok(id) = peer.pc.add_transceiver_from_kind(kind, Some(recvonly())) {
+                        *slot = Some(id);
+                        changed = true;
+                    }
+                }
+                (Some(id), wanted) => {
+                    if let Some(mut transceiver) = peer.pc.rtp_transceiver(id) {
+                        let has_send = transceiver.direction().has_send();
+                        let direction = RTCRtpTransceiverDirection::from_send_recv(has_send, wanted);
+                        if transceiver.direction() != direction {
+                            transceiver.set_direction(direction);
+                            changed = true;
+                        }
+                    }
+                }
+                (None, false) => {}
+            }
+        }
+        peer.publish = publish;
+        if changed {
+            self.request_negotiation(now, key);
+        }
+    }
+
+    fn mute(&mut self, session: SessionId, muted: Muted) {
+        let Some(key) = self.sessions.get(&session).copied() else {
+            self.signal(session, ServerMessage::error(ErrorCode::NotJoined, "not joined"));
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        peer.info.muted = muted;
+        let (room, info) = (peer.room, peer.info.clone());
+        self.signal_room(
+            room,
+            key,
+            &ServerMessage::ParticipantUpdated { participant: info },
+        );
+    }
+
+    // ---- subscriptions -------------------------------------------------------------------
+
+    /// Adds a sender for `publisher`'s `track` to `subscriber`'s connection. Negotiation is the
+    /// caller's business.
+    fn subscribe(&mut self, subscriber: PeerKey, publisher: PeerKey, track: &str, kind: RtpCodecKind) {
+        let Some(publisher_id) = self.peers.get(&publisher).map(|p| p.info.id) else {
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&subscriber) else {
+            return;
+        };
+        if peer.subscription_for(publisher, track).is_some() {
+            return;
+        }
+        peer.next_track += 1;
+        let track_id = format!("{publisher_id}-{}", peer.next_track);
+        let sender_track = MediaStreamTrack::new(
+            publisher_id.to_string(),
+            track_id.clone(),
+            track_id.clone(),
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(rand::random::<u32>()),
+                    ..Default::default()
+                },
+                active: true,
+                codec: codec_for(kind),
+                ..Default::default()
+            }],
+        );
+        match peer.pc.add_track(sender_track) {
+            Ok(sender) => peer.subscriptions.push(Subscription {
+                publisher,
+                source_track: track.to_owned(),
+                sender,
+                track_id,
+                plan: None,
+            }),
+            Err(err) => tracing::warn!(%err, "could not add a sender"),
+        }
+    }
+
+    /// Removes every subscription of `subscriber` to `publisher`. Returns whether any existed.
+    fn unsubscribe_all_from(&mut self, subscriber: PeerKey, publisher: PeerKey) -> bool {
+        self.unsubscribe_where(subscriber, |s| s.publisher == publisher)
+    }
+
+    fn unsubscribe_where(
+        &mut self,
+        subscriber: PeerKey,
+        matches: impl Fn(&Subscription) -> bool,
+    ) -> bool {
+        let Some(peer) = self.peers.get_mut(&subscriber) else {
+            return false;
+        };
+        let mut removed = false;
+        let mut kept = Vec::with_capacity(peer.subscriptions.len());
+        for subscription in peer.subscriptions.drain(..) {
+            if matches(&subscription) {
+                if let Err(err) = peer.pc.remove_track(subscription.sender) {
+                    tracing::debug!(%err, "remove_track failed");
+                }
+                removed = true;
+            } else {
+                kept.push(subscription);
+            }
+        }
+        peer.subscriptions = kept;
+        removed
+    }
+
+    /// After an answer: computes the rewrite plan of every negotiated, not yet active
+    /// subscription. Returns the (publisher, track) pairs that just became active.
+    fn activate_subscriptions(&mut self, key: PeerKey) -> Vec<(PeerKey, String)> {
+        let publisher_extensions: HashMap<(PeerKey, String), Vec<(&'static str, u8)>> = {
+            let Some(peer) = self.peers.get(&key) else {
+                return Vec::new();
+            };
+            peer.subscriptions
+                .iter()
+                .filter(|s| s.plan.is_none())
+                .filter_map(|s| {
+                    let publisher = self.peers.get(&s.publisher)?;
+                    let publication = publisher
+                        .publications
+                        .iter()
+                        .find(|p| p.track_id == s.source_track)?;
+                    Some((
+                        (s.publisher, s.source_track.clone()),
+                        publication.extension_ids.clone(),
+                    ))
+                })
+                .collect()
+        };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return Vec::new();
+        };
+        let mut activated = Vec::new();
+        for index in 0..peer.subscriptions.len() {
+            if peer.subscriptions[index].plan.is_some() {
+                continue;
+            }
+            let sender = peer.subscriptions[index].sender;
+            let Some(plan) = rewrite_plan(&mut peer.pc, sender, {
+                let s = &peer.subscriptions[index];
+                publisher_extensions
+                    .get(&(s.publisher, s.source_track.clone()))
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[])
+            }) else {
+                continue;
+            };
+            let subscription = &mut peer.subscriptions[index];
+            subscription.plan = Some(plan);
+            activated.push((subscription.publisher, subscription.source_track.clone()));
+        }
+        activated
+    }
+
+    // ---- keyframes -----------------------------------------------------------------------
+
+    /// Asks `publisher` for a keyframe of `track`, at most once per configured interval; a
+    /// request inside the interval is owed and sent when it ends.
+    fn request_keyframe(&mut self, now: Instant, publisher: PeerKey, track: &str) {
+        let interval = self.config.keyframe_request_interval;
+        let Some(peer) = self.peers.get_mut(&publisher) else {
+            return;
+        };
+        let Some(publication) = peer.publication(track) else {
+            return;
+        };
+        if publication.kind != RtpCodecKind::Video {
+            return;
+        }
+        match publication.last_keyframe_request {
+            Some(last) if now < last + interval => {
+                if !publication.keyframe_owed {
+                    publication.keyframe_owed = true;
+                    self.owed_keyframes
+                        .push((publisher, track.to_owned(), last + interval));
+                }
+            }
+            _ => self.send_keyframe_request(now, publisher, track),
+        }
+    }
+
+    fn send_keyframe_request(&mut self, now: Instant, publisher: PeerKey, track: &str) {
+        let Some(peer) = self.peers.get_mut(&publisher) else {
+            return;
+        };
+        let Some(publication) = peer.publications.iter_mut().find(|p| p.track_id == track) else {
+            return;
+        };
+        publication.last_keyframe_request = Some(now);
+        publication.keyframe_owed = false;
+        let (receiver, media_ssrc) = (publication.receiver, publication.media_ssrc);
+        if media_ssrc == 0 {
+            return;
+        }
+        if let Some(mut receiver) = peer.pc.rtp_receiver(receiver) {
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc,
+            };
+            if receiver.write_rtcp(now, vec![Box::new(pli)]).is_ok() {
+                self.counters.keyframe_requests += 1;
+            }
+        }
+        self.mark_dirty(publisher);
+    }
+
+    // ---- draining peers ------------------------------------------------------------------
+
+    /// Drains every dirty peer: outbound datagrams, events, inbound media (forwarded), and
+    /// re-arms its timer. Forwarding dirties subscribers, so this loops until quiet.
+    fn drain(&mut self, now: Instant) {
+        while let Some(key) = self.dirty.pop() {
+            self.drain_events(now, key);
+            self.drain_reads(now, key);
+            self.forward_pending(now);
+            self.drain_writes(key);
+            self.arm(key);
+        }
+    }
+
+    fn drain_writes(&mut self, key: PeerKey) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let mut new_addrs: Vec<SocketAddr> = Vec::new();
+        while let Some(out) = peer.pc.poll_write() {
+            let to = out.transport.peer_addr;
+            if !peer.addrs.contains(&to) && !new_addrs.contains(&to) {
+                new_addrs.push(to);
+            }
+            self.transmits.push_back(Transmit {
+                to,
+                from: out.transport.local_addr,
+                payload: out.message,
+            });
+        }
+        for addr in new_addrs {
+            self.bind_addr(key, addr);
+        }
+    }
+
+    /// Routes datagrams from `addr` to peer `key` from now on. Called when the peer's ICE agent
+    /// sends to `addr`, which it only does after a check from there passed integrity.
+    fn bind_addr(&mut self, key: PeerKey, addr: SocketAddr) {
+        if let Some(previous) = self.by_addr.insert(addr, key)
+            && previous != key
+            && let Some(other) = self.peers.get_mut(&previous)
+        {
+            other.addrs.retain(|a| *a != addr);
+        }
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if peer.addrs.len() >= MAX_ADDRS_PER_PEER {
+            let oldest = peer.addrs.remove(0);
+            if self.by_addr.get(&oldest) == Some(&key) {
+                self.by_addr.remove(&oldest);
+            }
+        }
+        peer.addrs.push(addr);
+    }
+
+    fn drain_events(&mut self, now: Instant, key: PeerKey) {
+        loop {
+            let Some(peer) = self.peers.get_mut(&key) else {
+                return;
+            };
+            let Some(event) = peer.pc.poll_event() else {
+                return;
+            };
+            match event {
+                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                    self.on_track_open(now, key, init.track_id, init.receiver_id);
+                }
+                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track_id)) => {
+                    self.on_track_close(now, key, &track_id);
+                }
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                    tracing::debug!(peer = %key, %state, "connection state");
+                    match state {
+                        RTCPeerConnectionState::Connected => self.on_connected(now, key),
+                        RTCPeerConnectionState::Failed => {
+                            if let Some(session) = self.peers.get(&key).map(|p| p.session) {
+                                self.signal(
+                                    session,
+                                    ServerMessage::error(
+                                        ErrorCode::MediaFailed,
+                                        "the media connection failed",
+                                    ),
+                                );
+                                self.outputs
+                                    .push_back(CoreOutput::Close(session, SessionClose::NORMAL));
+                            }
+                            self.remove_peer(now, key, LeaveReason::Disconnected, None);
+                            return;
+                        }
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn on_connected(&mut self, now: Instant, key: PeerKey) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        peer.connected = true;
+        let wanted: Vec<(PeerKey, String)> = peer
+            .subscriptions
+            .iter()
+            .filter(|s| s.plan.is_some())
+            .map(|s| (s.publisher, s.source_track.clone()))
+            .collect();
+        for (publisher, track) in wanted {
+            self.request_keyframe(now, publisher, &track);
+        }
+    }
+
+    fn on_track_open(
+        &mut self,
+        now: Instant,
+        key: PeerKey,
+        track_id: String,
+        receiver_id: RTCRtpReceiverId,
+    ) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Some(mut receiver) = peer.pc.rtp_receiver(receiver_id) else {
+            return;
+        };
+        let kind = receiver.track().kind();
+        let media_ssrc = receiver.track().ssrcs().next().unwrap_or(0);
+        let extension_ids = receiver
+            .get_parameters()
+            .rtp_parameters
+            .header_extensions
+            .iter()
+            .filter_map(|h| {
+                let uri = FORWARDED_EXTENSIONS.iter().find(|u| **u == h.uri)?;
+                Some((*uri, u8::try_from(h.id).ok()?))
+            })
+            .collect();
+        if peer.publication(&track_id).is_some() {
+            return;
+        }
+        tracing::debug!(peer = %key, %track_id, ?kind, "publication opened");
+        peer.publications.push(Publication {
+            track_id: track_id.clone(),
+            receiver: receiver_id,
+            kind,
+            media_ssrc,
+            extension_ids,
+            last_keyframe_request: None,
+            keyframe_owed: false,
+        });
+        let room = peer.room;
+        let others: Vec<PeerKey> = self
+            .rooms
+            .get(&room)
+            .map(|m| m.iter().copied().filter(|k| *k != key).collect())
+            .unwrap_or_default();
+        for other in others {
+            self.subscribe(other, key, &track_id, kind);
+            self.request_negotiation(now, other);
+        }
+    }
+
+    fn on_track_close(&mut self, now: Instant, key: PeerKey, track_id: &str) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        peer.publications.retain(|p| p.track_id != track_id);
+        let room = peer.room;
+        let others: Vec<PeerKey> = self
+            .rooms
+            .get(&room)
+            .map(|m| m.iter().copied().filter(|k| *k != key).collect())
+            .unwrap_or_default();
+        for other in others {
+            if self.unsubscribe_where(other, |s| s.publisher == key && s.source_track == track_id)
+            {
+                self.request_negotiation(now, other);
+            }
+        }
+    }
+
+    fn drain_reads(&mut self, now: Instant, key: PeerKey) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let mut feedback: Vec<String> = Vec::new();
+        while let Some(TaggedRTCMessage { message, .. }) = peer.pc.poll_read() {
+            match message {
+                RTCMessage::RtpPacket(track_id, packet) => {
+                    if let Some(publication) = peer.publication(&track_id)
+                        && publication.media_ssrc == 0
+                    {
+                        publication.media_ssrc = packet.header.ssrc;
+                    }
+                    self.pending.push(Pending {
+                        publisher: key,
+                        track_id,
+                        packet,
+                    });
+                }
+                RTCMessage::RtcpPacket(track_id, packets) => {
+                    let wants_keyframe = packets.iter().any(|p| {
+                        p.as_any().is::<PictureLossIndication>()
+                            || p.as_any().is::<FullIntraRequest>()
+                    });
+                    if wants_keyframe {
+                        feedback.push(track_id);
+                    }
+                }
+                _ => {}
+            }
+        }
+        // A subscriber asked for a keyframe on one of our senders: relay it to the publisher.
+        for sender_track in feedback {
+            let source = self.peers.get(&key).and_then(|p| {
+                p.subscriptions
+                    .iter()
+                    .find(|s| s.track_id == sender_track)
+                    .map(|s| (s.publisher, s.source_track.clone()))
+            });
+            if let Some((publisher, track)) = source {
+                self.request_keyframe(now, publisher, &track);
+            }
+        }
+    }
+
+    fn forward_pending(&mut self, now: Instant) {
+        let mut pending = std::mem::take(&mut self.pending);
+        for Pending {
+            publisher,
+            track_id,
+            packet,
+        } in pending.drain(..)
+        {
+            let Some(room) = self.peers.get(&publisher).map(|p| p.room) else {
+                continue;
+            };
+            self.targets.clear();
+            if let Some(members) = self.rooms.get(&room) {
+                for member in members {
+                    if *member == publisher {
+                        continue;
+                    }
+                    if let Some(index) = self
+                        .peers
+                        .get(member)
+                        .and_then(|s| s.subscription_for(publisher, &track_id))
+                    {
+                        self.targets.push((*member, index));
+                    }
+                }
+            }
+            let count = self.targets.len();
+            let mut packet = Some(packet);
+            for i in 0..count {
+                let (subscriber, index) = self.targets[i];
+                // The last target takes the packet itself; earlier ones get a copy (the payload
+                // is shared, only the header is copied).
+                let mut copy = if i + 1 == count {
+                    match packet.take() {
+                        Some(p) => p,
+                        None => break,
+                    }
+                } else {
+                    match &packet {
+                        Some(p) => p.clone(),
+                        None => break,
+                    }
+                };
+                let Some(peer) = self.peers.get_mut(&subscriber) else {
+                    continue;
+                };
+                let Some(plan) = peer.subscriptions[index].plan.as_ref().filter(|_| peer.connected)
+                else {
+                    self.counters.drop(DropReason::SubscriberNotReady);
+                    continue;
+                };
+                if plan.apply(&mut copy).is_err() {
+                    self.counters.drop(DropReason::PayloadType);
+                    continue;
+                }
+                let written = peer.pc.handle_write(TaggedRTCMessage {
+                    now,
+                    message: RTCMessage::RtpPacket(String::new(), copy),
+                });
+                if written.is_ok() {
+                    self.counters.rtp_forwarded += 1;
+                } else {
+                    self.counters.drop(DropReason::ForwardFailed);
+                }
+                self.mark_dirty(subscriber);
+            }
+        }
+        // Keep the allocation for the next round.
+        self.pending = pending;
+    }
+
+    /// Registers the peer's next deadline in the timer heap. Only an earlier deadline is pushed;
+    /// a later one is picked up when the current entry fires (firing early is harmless).
+    fn arm(&mut self, key: PeerKey) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Some(next) = peer.pc.poll_timeout() else {
+            return;
+        };
+        if peer.armed.is_none_or(|armed| next < armed) {
+            peer.armed = Some(next);
+            self.timers.push(Reverse((next, key)));
+        }
+    }
+}
+
+fn recvonly() -> RTCRtpTransceiverInit {
+    RTCRtpTransceiverInit {
+        direction: RTCRtpTransceiverDirection::Recvonly,
+        streams: vec![],
+        send_encodings: vec![],
+    }
+}
+
+/// The rewrite plan of one negotiated sender, or `None` when the subscriber did not accept it.
+fn rewrite_plan(
+    pc: &mut rtc::peer_connection::RTCPeerConnection,
+    sender: RTCRtpSenderId,
+    publisher_extensions: &[(&'static str, u8)],
+) -> Option<RewritePlan> {
+    let transceiver_id: usize = sender.into();
+    let mid = {
+        let transceiver = pc.rtp_transceiver(transceiver_id)?;
+        if !transceiver.current_direction().has_send() {
+            return None;
+        }
+        transceiver.mid().clone()?
+    };
+    let mut rtp_sender = pc.rtp_sender(sender)?;
+    let ssrc = rtp_sender.track().ssrcs().next()?;
+    let parameters = rtp_sender.get_parameters();
+    let ext_id = |uri: &str| {
+        parameters
+            .rtp_parameters
+            .header_extensions
+            .iter()
+            .find(|h| h.uri == uri)
+            .and_then(|h| u8::try_from(h.id).ok())
+    };
+    let mut plan = RewritePlan {
+        ssrc,
+        mid: ext_id(rtc::sdp::extmap::SDES_MID_URI).map(|id| (id, Bytes::from(mid.into_bytes()))),
+        extension_ids: publisher_extensions
+            .iter()
+            .filter_map(|(uri, from)| Some((*from, ext_id(uri)?)))
+            .collect(),
+        payload_types: 0,
+    };
+    for codec in &parameters.rtp_parameters.codecs {
+        plan.allow_payload_type(codec.payload_type);
+    }
+    Some(plan)
+}

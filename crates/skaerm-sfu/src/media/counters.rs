@@ -1,0 +1,92 @@
+//! Counters a media worker keeps without atomics on its hot path; the worker publishes them to
+//! Prometheus periodically.
+
+/// Why a packet or message was dropped. Every drop is counted by one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// A datagram from an address no peer is bound to, and not a routable STUN check.
+    UnknownSource,
+    /// A STUN check naming a ufrag no peer has.
+    UnknownUfrag,
+    /// Not STUN, DTLS or RTP by its first byte, or too short.
+    Malformed,
+    /// The peer connection rejected the datagram (bad SRTP auth, bad DTLS record, …).
+    PeerRejected,
+    /// Media for a subscriber whose connection is not up yet.
+    SubscriberNotReady,
+    /// Media in a payload type the subscriber did not negotiate.
+    PayloadType,
+    /// The subscriber's connection refused the packet.
+    ForwardFailed,
+    /// The socket refused to send (buffer full or error).
+    SendFailed,
+    /// A session's outbound signalling queue was full; the session was dropped.
+    SignalQueueFull,
+}
+
+impl DropReason {
+    /// All reasons, for registering metric labels up front.
+    pub const ALL: [DropReason; 9] = [
+        DropReason::UnknownSource,
+        DropReason::UnknownUfrag,
+        DropReason::Malformed,
+        DropReason::PeerRejected,
+        DropReason::SubscriberNotReady,
+        DropReason::PayloadType,
+        DropReason::ForwardFailed,
+        DropReason::SendFailed,
+        DropReason::SignalQueueFull,
+    ];
+
+    /// Metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::UnknownSource => "unknown_source",
+            DropReason::UnknownUfrag => "unknown_ufrag",
+            DropReason::Malformed => "malformed",
+            DropReason::PeerRejected => "peer_rejected",
+            DropReason::SubscriberNotReady => "subscriber_not_ready",
+            DropReason::PayloadType => "payload_type",
+            DropReason::ForwardFailed => "forward_failed",
+            DropReason::SendFailed => "send_failed",
+            DropReason::SignalQueueFull => "signal_queue_full",
+        }
+    }
+
+    fn index(self) -> usize {
+        DropReason::ALL
+            .iter()
+            .position(|r| *r == self)
+            .unwrap_or_default()
+    }
+}
+
+/// Monotonic counters of one media worker.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Datagrams received on the UDP port.
+    pub datagrams_in: u64,
+    /// Bytes received on the UDP port.
+    pub bytes_in: u64,
+    /// Datagrams sent.
+    pub datagrams_out: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// RTP packets forwarded from a publisher to a subscriber.
+    pub rtp_forwarded: u64,
+    /// Keyframe requests sent to publishers.
+    pub keyframe_requests: u64,
+    drops: [u64; DropReason::ALL.len()],
+}
+
+impl Counters {
+    /// Counts one drop.
+    pub fn drop(&mut self, reason: DropReason) {
+        self.drops[reason.index()] += 1;
+    }
+
+    /// Drops so far for `reason`.
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.drops[reason.index()]
+    }
+}

@@ -1,0 +1,187 @@
+//! Building the relay's side of a peer connection on the `rtc` core: codecs, header
+//! extensions, interceptors, ICE-lite with per-peer credentials, and one shared DTLS
+//! certificate.
+//!
+//! Every participant gets exactly the same codec set (Opus; VP8 with RTX) so the relay never
+//! needs to transcode, and because the relay is always the offerer, payload types and
+//! extension ids are the same on every leg.
+
+use rand::RngExt;
+use rtc::interceptor::Registry;
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::RTCPeerConnectionBuilder;
+use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine,
+};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability,
+    RtpCodecKind,
+};
+use std::time::Instant;
+
+/// Opus payload type offered on every leg.
+pub(crate) const OPUS_PT: u8 = 111;
+/// VP8 payload type offered on every leg.
+pub(crate) const VP8_PT: u8 = 96;
+/// VP8 retransmission (RTX) payload type.
+pub(crate) const VP8_RTX_PT: u8 = 97;
+
+/// Header extensions the relay negotiates, and whether it forwards their values from a
+/// publisher to subscribers. Extensions tied to one transport (transport-cc, abs-send-time)
+/// or one m-line (mid, rid) are never forwarded as is.
+pub(crate) const FORWARDED_EXTENSIONS: &[&str] = &[
+    rtc::sdp::extmap::AUDIO_LEVEL_URI,
+    rtc::sdp::extmap::VIDEO_ORIENTATION_URI,
+];
+
+/// The codec of each kind, as put in a sender's encoding.
+pub(crate) fn codec_for(kind: RtpCodecKind) -> RTCRtpCodec {
+    match kind {
+        RtpCodecKind::Audio => opus().rtp_codec,
+        _ => vp8().rtp_codec,
+    }
+}
+
+fn opus() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_OPUS.to_owned(),
+            clock_rate: 48000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+            rtcp_feedback: vec![],
+        },
+        payload_type: OPUS_PT,
+    }
+}
+
+fn vp8() -> RTCRtpCodecParameters {
+    let fb = |typ: &str, parameter: &str| RTCPFeedback {
+        typ: typ.to_owned(),
+        parameter: parameter.to_owned(),
+    };
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_VP8.to_owned(),
+            clock_rate: 90000,
+            channels: 0,
+            sdp_fmtp_line: String::new(),
+            rtcp_feedback: vec![fb("ccm", "fir"), fb("nack", ""), fb("nack", "pli")],
+        },
+        payload_type: VP8_PT,
+    }
+}
+
+fn vp8_rtx() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_RTX.to_owned(),
+            clock_rate: 90000,
+            channels: 0,
+            sdp_fmtp_line: format!("apt={VP8_PT}"),
+            rtcp_feedback: vec![],
+        },
+        payload_type: VP8_RTX_PT,
+    }
+}
+
+/// A failure to set up the relay's side of a connection.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The `rtc` core refused the configuration.
+    #[error("webrtc: {0}")]
+    Rtc(#[from] rtc::shared::error::Error),
+}
+
+/// Makes relay-side peer connections. One per media worker; cheap to use per join.
+pub(crate) struct PeerFactory {
+    certificate: RTCCertificate,
+}
+
+/// ICE credentials of one relay-side peer connection; the ufrag routes its first datagrams.
+#[derive(Debug, Clone)]
+pub(crate) struct IceCredentials {
+    pub(crate) ufrag: String,
+    pub(crate) pwd: String,
+}
+
+impl IceCredentials {
+    /// Random credentials: 16 and 32 characters from the ICE alphabet (RFC 8839 §5.4 asks for
+    /// at least 24 and 128 bits of randomness).
+    pub(crate) fn random() -> Self {
+        IceCredentials {
+            ufrag: random_ice_chars(16),
+            pwd: random_ice_chars(32),
+        }
+    }
+}
+
+fn random_ice_chars(n: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+impl PeerFactory {
+    /// Generates the DTLS certificate shared by all connections of this factory.
+    pub(crate) fn new() -> Result<Self, EngineError> {
+        let provider = rtc::crypto::default_provider()
+            .map_err(|e| rtc::shared::error::Error::Other(e.to_string()))?;
+        let params = CertificateParams::new(vec!["skaerm".to_owned()])
+            .map_err(|e| rtc::shared::error::Error::Other(e.to_string()))?;
+        let certificate = RTCCertificate::generate(
+            provider.crypto(),
+            rtc::crypto::SignatureScheme::EcdsaP256Sha256,
+            params,
+        )?;
+        Ok(PeerFactory { certificate })
+    }
+
+    /// A new relay-side connection: ICE-lite, the given credentials, our codecs.
+    pub(crate) fn build(
+        &self,
+        now: Instant,
+        credentials: &IceCredentials,
+    ) -> Result<RTCPeerConnection, EngineError> {
+        let mut media_engine = MediaEngine::default();
+        media_engine.register_codec(opus(), RtpCodecKind::Audio)?;
+        media_engine.register_codec(vp8(), RtpCodecKind::Video)?;
+        media_engine.register_codec(vp8_rtx(), RtpCodecKind::Video)?;
+        for (uri, kind) in [
+            (rtc::sdp::extmap::SDES_MID_URI, RtpCodecKind::Audio),
+            (rtc::sdp::extmap::AUDIO_LEVEL_URI, RtpCodecKind::Audio),
+            (rtc::sdp::extmap::VIDEO_ORIENTATION_URI, RtpCodecKind::Video),
+        ] {
+            media_engine.register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: uri.to_owned(),
+                },
+                kind,
+                None,
+            )?;
+        }
+        let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
+
+        let setting_engine = SettingEngineBuilder::new()
+            .with_lite(true)
+            .with_ice_credentials(credentials.ufrag.clone(), credentials.pwd.clone())
+            .build();
+
+        let configuration = RTCConfigurationBuilder::new()
+            .with_certificates(vec![self.certificate.clone()])
+            .build();
+
+        Ok(RTCPeerConnectionBuilder::new()
+            .with_configuration(configuration)
+            .with_setting_engine(setting_engine)
+            .with_media_engine(media_engine)
+            .with_interceptor_registry(registry)
+            .build(now)?)
+    }
+}

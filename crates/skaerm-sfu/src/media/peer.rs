@@ -1,0 +1,104 @@
+//! One participant's connection inside a media worker: the `rtc` peer connection and what the
+//! relay knows about it — what it publishes, what it receives, and how its packets are routed.
+
+use crate::ids::{PeerKey, RoomId, SessionId};
+use crate::media::negotiation::Negotiation;
+use crate::media::rewrite::RewritePlan;
+use crate::protocol::{ParticipantInfo, Publish};
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// Most client addresses bound to one peer at a time (one per network path it has tried).
+pub(crate) const MAX_ADDRS_PER_PEER: usize = 4;
+
+/// A media track a participant sends to the relay.
+#[derive(Debug)]
+pub(crate) struct Publication {
+    /// `rtc`'s id of the inbound track (from the client's SDP).
+    pub(crate) track_id: String,
+    /// The receiver carrying it.
+    pub(crate) receiver: RTCRtpReceiverId,
+    /// Audio or video.
+    pub(crate) kind: RtpCodecKind,
+    /// The publisher's SSRC for it (0 until known).
+    pub(crate) media_ssrc: u32,
+    /// Extension ids on the publisher's leg for the forwarded extensions: `(uri, id)`.
+    pub(crate) extension_ids: Vec<(&'static str, u8)>,
+    /// When a keyframe was last requested from the publisher for this track.
+    pub(crate) last_keyframe_request: Option<Instant>,
+    /// A keyframe request arrived inside the throttle window and is still owed.
+    pub(crate) keyframe_owed: bool,
+}
+
+/// A track of another participant that this participant receives.
+#[derive(Debug)]
+pub(crate) struct Subscription {
+    /// Who publishes it.
+    pub(crate) publisher: PeerKey,
+    /// The publisher's track id.
+    pub(crate) source_track: String,
+    /// Our sender on this participant's connection.
+    pub(crate) sender: RTCRtpSenderId,
+    /// Our sender's track id (subscriber RTCP names it).
+    pub(crate) track_id: String,
+    /// How to rewrite packets for this leg; `None` until the subscriber's answer negotiated it.
+    pub(crate) plan: Option<RewritePlan>,
+}
+
+/// Transceivers on which the relay receives this participant's media.
+#[derive(Debug, Default)]
+pub(crate) struct Inbound {
+    /// For the microphone.
+    pub(crate) audio: Option<usize>,
+    /// For the camera.
+    pub(crate) video: Option<usize>,
+}
+
+/// One participant's connection.
+pub(crate) struct Peer {
+    /// The signalling session that owns it.
+    pub(crate) session: SessionId,
+    /// Its room.
+    pub(crate) room: RoomId,
+    /// Who it is, as shown to others.
+    pub(crate) info: ParticipantInfo,
+    /// What it said it sends.
+    pub(crate) publish: Publish,
+    /// The `rtc` connection.
+    pub(crate) pc: RTCPeerConnection,
+    /// Relay-side ICE ufrag (routes first contact).
+    pub(crate) ufrag: String,
+    /// Client addresses bound to this peer, oldest first.
+    pub(crate) addrs: Vec<SocketAddr>,
+    /// Offer/answer state.
+    pub(crate) negotiation: Negotiation,
+    /// DTLS is up: media can flow to it.
+    pub(crate) connected: bool,
+    /// The deadline this peer is registered under in the worker's timer heap.
+    pub(crate) armed: Option<Instant>,
+    /// What it publishes.
+    pub(crate) publications: Vec<Publication>,
+    /// What it receives.
+    pub(crate) subscriptions: Vec<Subscription>,
+    /// Where its own media comes in.
+    pub(crate) inbound: Inbound,
+    /// A counter to make our sender track ids unique on this connection.
+    pub(crate) next_track: u32,
+}
+
+impl Peer {
+    /// The subscription for `publisher`'s `source_track`, if any.
+    pub(crate) fn subscription_for(&self, publisher: PeerKey, source_track: &str) -> Option<usize> {
+        self.subscriptions
+            .iter()
+            .position(|s| s.publisher == publisher && s.source_track == source_track)
+    }
+
+    /// The publication with `track_id`, if any.
+    pub(crate) fn publication(&mut self, track_id: &str) -> Option<&mut Publication> {
+        self.publications.iter_mut().find(|p| p.track_id == track_id)
+    }
+}

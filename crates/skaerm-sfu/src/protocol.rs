@@ -1,0 +1,378 @@
+//! The signalling protocol's messages as Rust types (see `PROTOCOL.md`, the contract).
+//!
+//! Parsing is strict about what matters (types, required fields) and lenient about the rest
+//! (unknown fields are ignored), so old clients keep working when fields are added.
+
+use crate::ids::{ParticipantId, RoomId};
+use serde::{Deserialize, Serialize};
+
+/// The only protocol version this server speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// What a client says it will send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Publish {
+    /// Sends a microphone track.
+    pub audio: bool,
+    /// Sends a camera track.
+    pub video: bool,
+}
+
+/// Mute state of a participant (true = muted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Muted {
+    /// Microphone muted.
+    pub audio: bool,
+    /// Camera off.
+    pub video: bool,
+}
+
+/// A trickled ICE candidate, as the browser's `RTCIceCandidate.toJSON()` gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ClientCandidate {
+    /// The `candidate:` line; empty means end of candidates.
+    #[serde(default)]
+    pub candidate: String,
+    /// Media id the candidate belongs to.
+    #[serde(default, rename = "sdpMid")]
+    pub sdp_mid: Option<String>,
+    /// Media line index.
+    #[serde(default, rename = "sdpMLineIndex")]
+    pub sdp_mline_index: Option<u16>,
+    /// ICE username fragment.
+    #[serde(default, rename = "usernameFragment")]
+    pub username_fragment: Option<String>,
+}
+
+/// Client → server.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// Enter a room with a media token.
+    Join {
+        /// Protocol version; must be [`PROTOCOL_VERSION`].
+        protocol: u32,
+        /// Media token (JWT) from the HTTP API.
+        token: String,
+        /// What this client will send.
+        #[serde(default)]
+        publish: Publish,
+    },
+    /// Answer to the server's offer.
+    Answer {
+        /// SDP text.
+        sdp: String,
+        /// The offer's revision.
+        revision: u32,
+    },
+    /// A trickled client candidate.
+    Candidate {
+        /// The candidate.
+        candidate: ClientCandidate,
+    },
+    /// Change what this client sends.
+    Publish {
+        /// Sends microphone audio.
+        audio: bool,
+        /// Sends camera video.
+        video: bool,
+    },
+    /// Tell the others about a local mute.
+    Mute {
+        /// Microphone muted.
+        audio: bool,
+        /// Camera off.
+        video: bool,
+    },
+    /// Leave the room.
+    Leave,
+}
+
+/// A participant as others see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantInfo {
+    /// Stable participant id; also the id of the `MediaStream` carrying their tracks.
+    pub id: ParticipantId,
+    /// `host` (staff) or `guest`.
+    pub role: Role,
+    /// Plain text; clients must escape it.
+    pub display_name: String,
+    /// Their mute state.
+    pub muted: Muted,
+}
+
+/// What a participant may do in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Staff running the visit.
+    Host,
+    /// Citizen or invited guest.
+    Guest,
+}
+
+/// Why a participant left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    /// They said `leave`.
+    Left,
+    /// Their WebSocket or media connection dropped.
+    Disconnected,
+    /// They joined again from somewhere else.
+    Replaced,
+    /// The room was closed.
+    Removed,
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// Staff ended the visit.
+    VisitEnded,
+    /// The same participant joined from another session.
+    Replaced,
+    /// The server is shutting down.
+    ServerShutdown,
+    /// The media connection failed and could not recover.
+    MediaFailed,
+}
+
+/// Server → client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// The join was accepted.
+    Joined {
+        /// Protocol version spoken.
+        protocol: u32,
+        /// The joining participant.
+        you: ParticipantInfo,
+        /// The room.
+        room: RoomId,
+        /// Everyone else present.
+        participants: Vec<ParticipantInfo>,
+    },
+    /// An offer to answer.
+    Offer {
+        /// SDP text.
+        sdp: String,
+        /// Increases by one per new offer.
+        revision: u32,
+    },
+    /// Someone entered.
+    ParticipantJoined {
+        /// Who.
+        participant: ParticipantInfo,
+    },
+    /// Someone left.
+    ParticipantLeft {
+        /// Who.
+        participant_id: ParticipantId,
+        /// Why.
+        reason: LeaveReason,
+    },
+    /// Someone's state changed.
+    ParticipantUpdated {
+        /// Their new state.
+        participant: ParticipantInfo,
+    },
+    /// The session is over.
+    Ended {
+        /// Why.
+        reason: EndReason,
+    },
+    /// A request was refused.
+    Error {
+        /// Stable machine-readable code.
+        code: ErrorCode,
+        /// Technical English for logs.
+        message: String,
+        /// The server closes the socket after a fatal error.
+        fatal: bool,
+    },
+}
+
+impl ServerMessage {
+    /// An error message; `fatal` follows from the code.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerMessage::Error {
+            code,
+            message: message.into(),
+            fatal: code.is_fatal(),
+        }
+    }
+}
+
+/// Error codes of `PROTOCOL.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, not an object, binary, or a field of the wrong type.
+    BadMessage,
+    /// Unknown message type.
+    UnknownType,
+    /// Unsupported protocol version.
+    UnsupportedProtocol,
+    /// A message other than `join` before joining.
+    NotJoined,
+    /// A second `join`.
+    AlreadyJoined,
+    /// Forged, malformed or foreign token.
+    TokenInvalid,
+    /// Expired or not yet valid token.
+    TokenExpired,
+    /// Valid token, but no access to this visit now.
+    Forbidden,
+    /// The room is full.
+    RoomFull,
+    /// An answer that could not be applied.
+    BadSdp,
+    /// An answer to an old offer.
+    StaleRevision,
+    /// The media connection failed.
+    MediaFailed,
+    /// Overloaded.
+    ServerBusy,
+    /// A server fault.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Whether the server closes the session after this error.
+    pub fn is_fatal(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::UnsupportedProtocol
+                | ErrorCode::TokenInvalid
+                | ErrorCode::TokenExpired
+                | ErrorCode::Forbidden
+                | ErrorCode::RoomFull
+                | ErrorCode::MediaFailed
+                | ErrorCode::ServerBusy
+                | ErrorCode::Internal
+        )
+    }
+
+    /// The snake_case name, for metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadMessage => "bad_message",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::UnsupportedProtocol => "unsupported_protocol",
+            ErrorCode::NotJoined => "not_joined",
+            ErrorCode::AlreadyJoined => "already_joined",
+            ErrorCode::TokenInvalid => "token_invalid",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::RoomFull => "room_full",
+            ErrorCode::BadSdp => "bad_sdp",
+            ErrorCode::StaleRevision => "stale_revision",
+            ErrorCode::MediaFailed => "media_failed",
+            ErrorCode::ServerBusy => "server_busy",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+/// Why a text frame could not be turned into a [`ClientMessage`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// Not a JSON object with a string `type`, or a known type with bad fields.
+    Bad(String),
+    /// A JSON object whose `type` this server does not know.
+    UnknownType(String),
+}
+
+/// The known client message types, to tell "unknown type" from "bad fields".
+const CLIENT_TYPES: &[&str] = &["join", "answer", "candidate", "publish", "mute", "leave"];
+
+/// Parses one text frame.
+pub fn parse_client_message(text: &str) -> Result<ClientMessage, ParseError> {
+    match serde_json::from_str::<ClientMessage>(text) {
+        Ok(message) => Ok(message),
+        Err(err) => {
+            let value: serde_json::Value = serde_json::from_str(text)
+                .map_err(|e| ParseError::Bad(format!("not JSON: {e}")))?;
+            match value.get("type").and_then(|t| t.as_str()) {
+                Some(t) if !CLIENT_TYPES.contains(&t) => {
+                    // Never echo more than a little of hostile input.
+                    Err(ParseError::UnknownType(t.chars().take(40).collect()))
+                }
+                Some(_) => Err(ParseError::Bad(err.to_string())),
+                None => Err(ParseError::Bad("missing string field `type`".into())),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_parses_with_defaults() {
+        let m = parse_client_message(r#"{"type":"join","protocol":1,"token":"t"}"#).unwrap();
+        assert_eq!(
+            m,
+            ClientMessage::Join {
+                protocol: 1,
+                token: "t".into(),
+                publish: Publish::default()
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let m = parse_client_message(r#"{"type":"leave","future":42}"#).unwrap();
+        assert_eq!(m, ClientMessage::Leave);
+    }
+
+    #[test]
+    fn garbage_is_bad_message() {
+        assert!(matches!(
+            parse_client_message("not json"),
+            Err(ParseError::Bad(_))
+        ));
+        assert!(matches!(parse_client_message("[1,2]"), Err(ParseError::Bad(_))));
+        assert!(matches!(
+            parse_client_message(r#"{"type":7}"#),
+            Err(ParseError::Bad(_))
+        ));
+    }
+
+    #[test]
+    fn known_type_with_bad_fields_is_bad_message() {
+        assert!(matches!(
+            parse_client_message(r#"{"type":"answer","sdp":5,"revision":1}"#),
+            Err(ParseError::Bad(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_type_is_reported_truncated() {
+        let long = "x".repeat(500);
+        let err = parse_client_message(&format!(r#"{{"type":"{long}"}}"#)).unwrap_err();
+        match err {
+            ParseError::UnknownType(t) => assert_eq!(t.len(), 40),
+            other => panic!("expected UnknownType, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn server_messages_serialise_as_documented() {
+        let json = serde_json::to_value(ServerMessage::error(ErrorCode::RoomFull, "full")).unwrap();
+        assert_eq!(json["type"], "error");
+        assert_eq!(json["code"], "room_full");
+        assert_eq!(json["fatal"], true);
+        let json = serde_json::to_value(ServerMessage::Offer {
+            sdp: "v=0".into(),
+            revision: 3,
+        })
+        .unwrap();
+        assert_eq!(json["type"], "offer");
+        assert_eq!(json["revision"], 3);
+    }
+}

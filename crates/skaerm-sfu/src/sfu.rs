@@ -1,0 +1,173 @@
+//! [`Sfu`]: starting the relay (socket, worker, signalling) and the handle the server keeps.
+
+use crate::config::RelayConfig;
+use crate::grant::JoinAuthorizer;
+use crate::ids::RoomId;
+use crate::media::core::{Command, CoreConfig, MediaCore, RoomEvent};
+use crate::media::engine::EngineError;
+use crate::metrics::RelayMetrics;
+use crate::protocol::EndReason;
+use crate::signalling::Signalling;
+use crate::worker::{self, ToWorker, WorkerHandle};
+use axum::Router;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Capacity of the room-event queue to the application.
+const ROOM_EVENT_QUEUE: usize = 4096;
+
+/// Why the relay could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SfuError {
+    /// The UDP socket could not be set up.
+    #[error("UDP socket {addr}: {source}")]
+    Socket {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The media engine could not be set up.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// Metrics could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// The worker thread could not start.
+    #[error("media worker: {0}")]
+    Worker(std::io::Error),
+}
+
+/// The running relay.
+pub struct Sfu {
+    signalling: Signalling,
+    workers: Vec<WorkerHandle>,
+    udp_addr: SocketAddr,
+    announced: Vec<SocketAddr>,
+    events: Option<mpsc::Receiver<RoomEvent>>,
+}
+
+impl Sfu {
+    /// Binds the UDP port, starts the media worker and prepares signalling. Must be called
+    /// inside a Tokio runtime.
+    pub fn start(
+        config: RelayConfig,
+        authorizer: Arc<dyn JoinAuthorizer>,
+        registry: &prometheus::Registry,
+    ) -> Result<Sfu, SfuError> {
+        let metrics = RelayMetrics::register(registry)?;
+        let socket = bind_udp(config.udp_bind, config.socket_buffer_bytes)?;
+        let udp_addr = socket.local_addr().map_err(|source| SfuError::Socket {
+            addr: config.udp_bind,
+            source,
+        })?;
+        let announced: Vec<SocketAddr> = announce_ips(&config, udp_addr)
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, udp_addr.port()))
+            .collect();
+        let core = MediaCore::new(CoreConfig {
+            local_addrs: announced.clone(),
+            max_participants_per_room: config.max_participants_per_room,
+            max_peers: config.max_peers_per_worker,
+            keyframe_request_interval: Duration::from_millis(500),
+        })?;
+        let (event_sender, events) = mpsc::channel(ROOM_EVENT_QUEUE);
+        let worker = worker::spawn(
+            0,
+            socket,
+            core,
+            metrics.clone(),
+            event_sender,
+            config.command_queue,
+        )
+        .map_err(SfuError::Worker)?;
+        let workers = vec![worker];
+        tracing::info!(%udp_addr, ?announced, "media relay listening");
+        Ok(Sfu {
+            signalling: Signalling::new(workers.clone(), authorizer, config, metrics),
+            workers,
+            udp_addr,
+            announced,
+            events: Some(events),
+        })
+    }
+
+    /// The signalling route (`/ws`).
+    pub fn router(&self) -> Router {
+        self.signalling.router()
+    }
+
+    /// The bound UDP address.
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.udp_addr
+    }
+
+    /// The host candidates put in offers.
+    pub fn announced_addrs(&self) -> &[SocketAddr] {
+        &self.announced
+    }
+
+    /// Room events (joins, leaves), once; the application must keep draining it.
+    pub fn take_events(&mut self) -> Option<mpsc::Receiver<RoomEvent>> {
+        self.events.take()
+    }
+
+    /// Ends a room for everyone in it (e.g. staff ended the visit).
+    pub async fn close_room(&self, room: RoomId, reason: EndReason) -> bool {
+        let Some(worker) = self.signalling.worker_for(room) else {
+            return false;
+        };
+        worker
+            .send(
+                ToWorker::Command(Command::CloseRoom { room, reason }),
+                Duration::from_secs(5),
+            )
+            .await
+    }
+
+    /// Number of media workers.
+    pub fn worker_count(&self) -> usize {
+        self.workers.len()
+    }
+}
+
+fn bind_udp(addr: SocketAddr, buffer: usize) -> Result<UdpSocket, SfuError> {
+    let io = |source| SfuError::Socket { addr, source };
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(io)?;
+    // Bigger kernel buffers absorb bursts (a keyframe is dozens of packets at once); the kernel
+    // may clamp them to its maximum, which is fine.
+    let _ = socket.set_recv_buffer_size(buffer);
+    let _ = socket.set_send_buffer_size(buffer);
+    socket.bind(&addr.into()).map_err(io)?;
+    Ok(socket.into())
+}
+
+/// The addresses to announce: configured ones, else the bind address when specific, else
+/// loopback and the host's primary address.
+fn announce_ips(config: &RelayConfig, bound: SocketAddr) -> Vec<IpAddr> {
+    if !config.announce_ips.is_empty() {
+        return config.announce_ips.clone();
+    }
+    if !bound.ip().is_unspecified() {
+        return vec![bound.ip()];
+    }
+    let mut ips = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+    if let Some(primary) = primary_ip() {
+        if !ips.contains(&primary) {
+            ips.push(primary);
+        }
+    }
+    ips
+}
+
+/// The address the host would use to reach the outside (no packet is sent: connecting a UDP
+/// socket only selects a route).
+fn primary_ip() -> Option<IpAddr> {
+    let probe = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
+    probe.connect((Ipv4Addr::new(192, 0, 2, 1), 9)).ok()?;
+    let ip = probe.local_addr().ok()?.ip();
+    (!ip.is_unspecified() && !ip.is_loopback()).then_some(ip)
+}

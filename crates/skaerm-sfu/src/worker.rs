@@ -1,0 +1,340 @@
+//! The I/O edge of a media worker: a dedicated thread that owns the shared UDP socket and one
+//! [`MediaCore`], feeds it datagrams in batches (`recvmmsg` through `quinn-udp`), commands from
+//! signalling and the clock, and carries its outputs to the socket and to signalling sessions.
+//!
+//! Everything crossing the thread boundary goes through bounded queues: commands in (the
+//! signalling side waits or reports `server_busy`), messages out per session (a session that
+//! does not keep up is dropped, never buffered without bound).
+
+use crate::grant::JoinGrant;
+use crate::ids::SessionId;
+use crate::media::core::{Command, CoreOutput, MediaCore, RoomEvent, SessionClose};
+use crate::media::counters::{Counters, DropReason};
+use crate::metrics::RelayMetrics;
+use crate::protocol::{LeaveReason, Publish, ServerMessage};
+use bytes::BytesMut;
+use quinn_udp::{RecvMeta, Transmit as UdpTransmit, UdpSockRef, UdpSocketState};
+use std::collections::HashMap;
+use std::io::{self, IoSliceMut};
+use std::time::{Duration, Instant};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+/// Datagrams per `recvmmsg` call.
+const RECV_BATCH: usize = 32;
+/// Receive buffer per slot: large enough for a GRO-coalesced batch.
+const RECV_SLOT: usize = 64 * 1024;
+/// Batches read per wake-up before looking at commands and timers again.
+const BATCHES_PER_WAKE: usize = 8;
+/// How often counters are published to Prometheus.
+const METRICS_INTERVAL: Duration = Duration::from_millis(500);
+
+/// What a signalling session receives from the worker.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outbound {
+    /// A message to send.
+    Message(ServerMessage),
+    /// Close the WebSocket after the messages before this one.
+    Close(SessionClose),
+}
+
+/// A request to the worker thread.
+#[derive(Debug)]
+pub enum ToWorker {
+    /// Join a room; `outbox` receives this session's messages from now on.
+    Join {
+        /// The session.
+        session: SessionId,
+        /// Checked admission.
+        grant: JoinGrant,
+        /// What the client sends.
+        publish: Publish,
+        /// Where the session's messages go.
+        outbox: mpsc::Sender<Outbound>,
+    },
+    /// Any other command.
+    Command(Command),
+}
+
+/// The signalling side's handle to a worker.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    sender: mpsc::Sender<ToWorker>,
+}
+
+impl WorkerHandle {
+    /// Sends a request, waiting for queue space at most `wait`. `false` when the worker is
+    /// overloaded or gone.
+    pub async fn send(&self, message: ToWorker, wait: Duration) -> bool {
+        tokio::time::timeout(wait, self.sender.send(message))
+            .await
+            .is_ok_and(|sent| sent.is_ok())
+    }
+
+    /// Sends a request without waiting; `false` when the queue is full or the worker is gone.
+    pub fn try_send(&self, message: ToWorker) -> bool {
+        self.sender.try_send(message).is_ok()
+    }
+}
+
+/// Starts a worker thread over `socket`.
+pub fn spawn(
+    index: usize,
+    socket: std::net::UdpSocket,
+    core: MediaCore,
+    metrics: RelayMetrics,
+    events: mpsc::Sender<RoomEvent>,
+    queue: usize,
+) -> io::Result<WorkerHandle> {
+    let (sender, receiver) = mpsc::channel(queue.max(1));
+    socket.set_nonblocking(true)?;
+    std::thread::Builder::new()
+        .name(format!("skaerm-media-{index}"))
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(err) => {
+                    tracing::error!(%err, "media worker runtime failed to start");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                match Worker::new(socket, core, metrics, events) {
+                    Ok(worker) => worker.run(receiver).await,
+                    Err(err) => tracing::error!(%err, "media worker failed to start"),
+                }
+            });
+        })?;
+    Ok(WorkerHandle { sender })
+}
+
+struct Worker {
+    socket: UdpSocket,
+    state: UdpSocketState,
+    core: MediaCore,
+    metrics: RelayMetrics,
+    published: Counters,
+    published_rooms: i64,
+    published_participants: i64,
+    events: mpsc::Sender<RoomEvent>,
+    outboxes: HashMap<SessionId, mpsc::Sender<Outbound>>,
+    recv_storage: Vec<u8>,
+    recv_meta: [RecvMeta; RECV_BATCH],
+}
+
+impl Worker {
+    fn new(
+        socket: std::net::UdpSocket,
+        core: MediaCore,
+        metrics: RelayMetrics,
+        events: mpsc::Sender<RoomEvent>,
+    ) -> io::Result<Self> {
+        let socket = UdpSocket::from_std(socket)?;
+        let state = UdpSocketState::new(UdpSockRef::from(&socket))?;
+        Ok(Worker {
+            socket,
+            state,
+            core,
+            metrics,
+            published: Counters::default(),
+            published_rooms: 0,
+            published_participants: 0,
+            events,
+            outboxes: HashMap::new(),
+            recv_storage: vec![0u8; RECV_BATCH * RECV_SLOT],
+            recv_meta: [RecvMeta::default(); RECV_BATCH],
+        })
+    }
+
+    async fn run(mut self, mut receiver: mpsc::Receiver<ToWorker>) {
+        let mut metrics_tick = tokio::time::interval(METRICS_INTERVAL);
+        metrics_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            self.flush();
+            let deadline = self
+                .core
+                .poll_timeout()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                biased;
+                message = receiver.recv() => match message {
+                    Some(message) => self.handle_message(message),
+                    None => break,
+                },
+                ready = self.socket.readable() => {
+                    if let Err(err) = ready {
+                        tracing::error!(%err, "UDP socket failed");
+                        break;
+                    }
+                    self.receive();
+                },
+                () = tokio::time::sleep_until(deadline.into()) => {
+                    self.core.handle_timeout(Instant::now());
+                },
+                _ = metrics_tick.tick() => self.publish_metrics(),
+            }
+        }
+        self.publish_metrics();
+        tracing::info!("media worker stopped");
+    }
+
+    fn handle_message(&mut self, message: ToWorker) {
+        let now = Instant::now();
+        match message {
+            ToWorker::Join {
+                session,
+                grant,
+                publish,
+                outbox,
+            } => {
+                self.outboxes.insert(session, outbox);
+                self.core.handle_command(
+                    now,
+                    Command::Join {
+                        session,
+                        grant,
+                        publish,
+                    },
+                );
+            }
+            ToWorker::Command(command) => {
+                let leaving = match &command {
+                    Command::Leave { session, .. } => Some(*session),
+                    _ => None,
+                };
+                self.core.handle_command(now, command);
+                if let Some(session) = leaving {
+                    self.flush();
+                    self.outboxes.remove(&session);
+                }
+            }
+        }
+    }
+
+    /// Reads up to a few batches of datagrams into the core.
+    fn receive(&mut self) {
+        for _ in 0..BATCHES_PER_WAKE {
+            let mut chunks = self.recv_storage.chunks_mut(RECV_SLOT);
+            let mut slices: [IoSliceMut<'_>; RECV_BATCH] =
+                std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
+            let (socket, state, meta) = (&self.socket, &self.state, &mut self.recv_meta);
+            let received = socket.try_io(Interest::READABLE, || {
+                state.recv(UdpSockRef::from(socket), &mut slices, meta)
+            });
+            let count = match received {
+                Ok(count) => count,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
+                Err(err) => {
+                    tracing::warn!(%err, "UDP receive failed");
+                    return;
+                }
+            };
+            let now = Instant::now();
+            for (meta, slice) in self.recv_meta.iter().zip(slices.iter()).take(count) {
+                let stride = meta.stride.max(1);
+                for datagram in slice[..meta.len.min(slice.len())].chunks(stride) {
+                    self.core.handle_datagram(
+                        now,
+                        meta.addr,
+                        meta.dst_ip,
+                        BytesMut::from(datagram),
+                    );
+                }
+            }
+            self.send_transmits();
+            if count < RECV_BATCH {
+                return;
+            }
+        }
+    }
+
+    /// Carries the core's outputs out: datagrams to the socket, messages to sessions, room
+    /// events to the application.
+    fn flush(&mut self) {
+        self.send_transmits();
+        while let Some(output) = self.core.poll_output() {
+            match output {
+                CoreOutput::Signal(session, message) => {
+                    if let ServerMessage::Error { code, .. } = &message {
+                        self.metrics.signalling_error(*code);
+                    }
+                    self.deliver(session, Outbound::Message(message));
+                }
+                CoreOutput::Close(session, close) => {
+                    self.deliver(session, Outbound::Close(close));
+                    self.outboxes.remove(&session);
+                }
+                CoreOutput::Room(event) => {
+                    if self.events.try_send(event).is_err() {
+                        tracing::warn!("room event queue full or closed; event dropped");
+                    }
+                }
+            }
+        }
+        self.send_transmits();
+    }
+
+    fn deliver(&mut self, session: SessionId, outbound: Outbound) {
+        let Some(outbox) = self.outboxes.get(&session) else {
+            return;
+        };
+        match outbox.try_send(outbound) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                // The client does not read its messages: drop it rather than buffer forever.
+                tracing::info!(session = %session, "signalling queue full; dropping session");
+                self.core.count_drop(DropReason::SignalQueueFull);
+                self.outboxes.remove(&session);
+                self.core.handle_command(
+                    Instant::now(),
+                    Command::Leave {
+                        session,
+                        reason: LeaveReason::Disconnected,
+                    },
+                );
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.outboxes.remove(&session);
+            }
+        }
+    }
+
+    fn send_transmits(&mut self) {
+        while let Some(transmit) = self.core.poll_transmit() {
+            let udp = UdpTransmit {
+                destination: transmit.to,
+                ecn: None,
+                contents: &transmit.payload,
+                segment_size: None,
+                // The kernel picks the source by route; the announced address may be a NAT's.
+                src_ip: None,
+            };
+            let (socket, state) = (&self.socket, &self.state);
+            let sent = socket.try_io(Interest::WRITABLE, || {
+                state.try_send(UdpSockRef::from(socket), &udp)
+            });
+            match sent {
+                Ok(()) => self.core.count_sent(transmit.payload.len()),
+                Err(_) => self.core.count_drop(DropReason::SendFailed),
+            }
+        }
+    }
+
+    fn publish_metrics(&mut self) {
+        let now = self.core.counters().clone();
+        self.metrics.publish(&self.published, &now);
+        self.published = now;
+        let rooms = self.core.room_count() as i64;
+        let participants = self.core.participant_count() as i64;
+        self.metrics.rooms.add(rooms - self.published_rooms);
+        self.metrics
+            .participants
+            .add(participants - self.published_participants);
+        self.published_rooms = rooms;
+        self.published_participants = participants;
+    }
+}
