@@ -1,0 +1,203 @@
+//! The signalling endpoint over a real WebSocket against a running relay: hostile input gets an
+//! error message or a close with a reason, and never disturbs the other participants.
+
+use futures_util::future::BoxFuture;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use skaerm_sfu::Sfu;
+use skaerm_sfu::config::RelayConfig;
+use skaerm_sfu::grant::{JoinAuthorizer, JoinGrant, JoinRefusal};
+use skaerm_sfu::ids::{ParticipantId, RoomId};
+use skaerm_sfu::protocol::Role;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+use uuid::Uuid;
+
+/// Tokens are `grant:<room>:<participant>`; `expired` and anything else are refused.
+struct TestAuthorizer;
+
+impl JoinAuthorizer for TestAuthorizer {
+    fn authorize<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<JoinGrant, JoinRefusal>> {
+        Box::pin(async move {
+            if token == "expired" {
+                return Err(JoinRefusal::TokenExpired);
+            }
+            let mut parts = token.split(':');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some("grant"), Some(room), Some(participant)) => Ok(JoinGrant {
+                    room: RoomId(room.parse().map_err(|_| JoinRefusal::TokenInvalid)?),
+                    participant: ParticipantId(
+                        participant.parse().map_err(|_| JoinRefusal::TokenInvalid)?,
+                    ),
+                    role: Role::Guest,
+                    display_name: "<b>test</b>".into(),
+                }),
+                _ => Err(JoinRefusal::TokenInvalid),
+            }
+        })
+    }
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn start(config: RelayConfig) -> (SocketAddr, Sfu) {
+    let registry = prometheus::Registry::new();
+    let sfu = Sfu::start(config, Arc::new(TestAuthorizer), &registry).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = sfu.router();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, sfu)
+}
+
+fn config() -> RelayConfig {
+    RelayConfig {
+        udp_bind: "127.0.0.1:0".parse().unwrap(),
+        join_timeout: Duration::from_millis(500),
+        ..RelayConfig::default()
+    }
+}
+
+async fn connect(addr: SocketAddr) -> Ws {
+    connect_async(format!("ws://{addr}/ws")).await.unwrap().0
+}
+
+async fn send(ws: &mut Ws, value: Value) {
+    ws.send(Message::text(value.to_string())).await.unwrap();
+}
+
+/// Next JSON message (skipping pings); `None` when the socket closed (with its close frame).
+async fn next(ws: &mut Ws) -> Result<Value, Option<(CloseCode, String)>> {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("no message within 5 s");
+        match frame {
+            Some(Ok(Message::Text(text))) => return Ok(serde_json::from_str(&text).unwrap()),
+            Some(Ok(Message::Close(frame))) => {
+                return Err(frame.map(|f| (f.code, f.reason.to_string())));
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return Err(None),
+        }
+    }
+}
+
+async fn expect_type(ws: &mut Ws, kind: &str) -> Value {
+    loop {
+        let message = next(ws).await.unwrap_or_else(|c| panic!("closed {c:?}, wanted {kind}"));
+        if message["type"] == kind {
+            return message;
+        }
+    }
+}
+
+async fn join(addr: SocketAddr, room: Uuid) -> (Ws, Uuid) {
+    let mut ws = connect(addr).await;
+    let participant = Uuid::new_v4();
+    send(
+        &mut ws,
+        json!({"type": "join", "protocol": 1, "token": format!("grant:{room}:{participant}"),
+               "publish": {"audio": true, "video": true}}),
+    )
+    .await;
+    let joined = expect_type(&mut ws, "joined").await;
+    assert_eq!(joined["you"]["id"], participant.to_string());
+    expect_type(&mut ws, "offer").await;
+    (ws, participant)
+}
+
+#[tokio::test]
+async fn hostile_signalling_gets_errors_and_others_keep_working() {
+    let (addr, _sfu) = start(config()).await;
+    let room = Uuid::new_v4();
+    let (mut alice, _) = join(addr, room).await;
+    let (mut bob, bob_id) = join(addr, room).await;
+    let joined = expect_type(&mut alice, "participant_joined").await;
+    assert_eq!(joined["participant"]["id"], bob_id.to_string());
+    assert_eq!(joined["participant"]["display_name"], "<b>test</b>");
+
+    // Not JSON, an unknown type, a known type with bad fields, a binary frame: errors, session
+    // continues.
+    bob.send(Message::text("this is not json")).await.unwrap();
+    assert_eq!(expect_type(&mut bob, "error").await["code"], "bad_message");
+    send(&mut bob, json!({"type": "teleport"})).await;
+    assert_eq!(expect_type(&mut bob, "error").await["code"], "unknown_type");
+    send(&mut bob, json!({"type": "answer", "sdp": 42, "revision": "x"})).await;
+    assert_eq!(expect_type(&mut bob, "error").await["code"], "bad_message");
+    bob.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    assert_eq!(expect_type(&mut bob, "error").await["code"], "bad_message");
+    send(&mut bob, json!({"type": "join", "protocol": 1, "token": "x"})).await;
+    assert_eq!(expect_type(&mut bob, "error").await["code"], "already_joined");
+
+    // SDP garbage as the answer: refused, and the offer comes again.
+    send(&mut bob, json!({"type": "answer", "sdp": "v=0\r\ngarbage", "revision": 1})).await;
+    let error = expect_type(&mut bob, "error").await;
+    assert_eq!(error["code"], "bad_sdp");
+    assert_eq!(error["fatal"], false);
+    let offer = expect_type(&mut bob, "offer").await;
+    assert_eq!(offer["revision"], 1);
+    // An answer to an offer that does not exist.
+    send(&mut bob, json!({"type": "answer", "sdp": "v=0", "revision": 99})).await;
+    assert_eq!(expect_type(&mut bob, "error").await["code"], "stale_revision");
+
+    // Alice is unaffected: her mute reaches Bob.
+    send(&mut alice, json!({"type": "mute", "audio": true, "video": false})).await;
+    let update = expect_type(&mut bob, "participant_updated").await;
+    assert_eq!(update["participant"]["muted"]["audio"], true);
+
+    // A 10 MB frame closes the sender's socket with 1009; Alice still works afterwards.
+    let mut mallory = connect(addr).await;
+    let huge = "x".repeat(10 * 1024 * 1024);
+    let _ = mallory.send(Message::text(huge)).await;
+    match next(&mut mallory).await {
+        Err(Some((code, _))) => assert_eq!(code, CloseCode::Size),
+        other => panic!("expected a 1009 close, got {other:?}"),
+    }
+    send(&mut alice, json!({"type": "mute", "audio": false, "video": false})).await;
+    let update = expect_type(&mut bob, "participant_updated").await;
+    assert_eq!(update["participant"]["muted"]["audio"], false);
+
+    // Leaving is seen by the other.
+    send(&mut bob, json!({"type": "leave"})).await;
+    let left = expect_type(&mut alice, "participant_left").await;
+    assert_eq!(left["participant_id"], bob_id.to_string());
+    assert_eq!(left["reason"], "left");
+}
+
+#[tokio::test]
+async fn refused_joins_close_with_a_reason() {
+    let (addr, _sfu) = start(config()).await;
+
+    let mut ws = connect(addr).await;
+    send(&mut ws, json!({"type": "join", "protocol": 1, "token": "forged"})).await;
+    let error = expect_type(&mut ws, "error").await;
+    assert_eq!(error["code"], "token_invalid");
+    assert_eq!(error["fatal"], true);
+    assert_eq!(next(&mut ws).await.unwrap_err().unwrap().0, CloseCode::Policy);
+
+    let mut ws = connect(addr).await;
+    send(&mut ws, json!({"type": "join", "protocol": 1, "token": "expired"})).await;
+    assert_eq!(expect_type(&mut ws, "error").await["code"], "token_expired");
+
+    let mut ws = connect(addr).await;
+    send(&mut ws, json!({"type": "join", "protocol": 2, "token": "x"})).await;
+    assert_eq!(expect_type(&mut ws, "error").await["code"], "unsupported_protocol");
+
+    // Anything before join is refused but the session may still join.
+    let mut ws = connect(addr).await;
+    send(&mut ws, json!({"type": "mute", "audio": true, "video": true})).await;
+    assert_eq!(expect_type(&mut ws, "error").await["code"], "not_joined");
+
+    // Silence: closed with 4001 after the join timeout.
+    let mut ws = connect(addr).await;
+    match next(&mut ws).await {
+        Err(Some((code, _))) => assert_eq!(u16::from(code), 4001),
+        other => panic!("expected a 4001 close, got {other:?}"),
+    }
+}
