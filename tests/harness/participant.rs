@@ -7,6 +7,10 @@
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use skaerm_sfu::ids::RoomId;
 use skaerm_sfu::protocol::{ClientMessage, Publish, ServerMessage};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,9 +25,6 @@ use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCPeerConnectionState, RTCSessionDescription, Registry,
     register_default_interceptors,
-};
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 
 /// Opus payload type the relay offers.
@@ -115,8 +116,14 @@ impl std::fmt::Debug for Participant {
 }
 
 impl Participant {
-    /// Connects to `ws_url` (e.g. `ws://127.0.0.1:8080/ws`) and joins with `token`.
-    pub async fn join(ws_url: &str, token: &str, publish: Publish) -> Result<JoinOutcome> {
+    /// Connects to `ws_url` (e.g. `ws://127.0.0.1:8080/ws`) and joins with `token`, naming the
+    /// room it means to enter when `room` is given.
+    pub async fn join(
+        ws_url: &str,
+        token: &str,
+        publish: Publish,
+        room: Option<RoomId>,
+    ) -> Result<JoinOutcome> {
         let (ws, _) = tokio_tungstenite::connect_async(ws_url)
             .await
             .with_context(|| format!("connecting {ws_url}"))?;
@@ -178,6 +185,7 @@ impl Participant {
             protocol: 1,
             token: token.to_owned(),
             publish,
+            room,
         };
         sink.send(Message::text(serde_json::to_string(&join)?))
             .await?;
@@ -244,10 +252,12 @@ impl Participant {
             tokio::spawn(async move {
                 while let Some(frame) = stream.next().await {
                     let message = match frame {
-                        Ok(Message::Text(text)) => match serde_json::from_str::<ServerMessage>(&text) {
-                            Ok(m) => m,
-                            Err(_) => continue,
-                        },
+                        Ok(Message::Text(text)) => {
+                            match serde_json::from_str::<ServerMessage>(&text) {
+                                Ok(m) => m,
+                                Err(_) => continue,
+                            }
+                        }
                         Ok(Message::Close(frame)) => {
                             let _ = closed_tx.send(Some(
                                 frame

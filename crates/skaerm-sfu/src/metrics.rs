@@ -57,7 +57,10 @@ impl RelayMetrics {
             };
         let metrics = RelayMetrics {
             rooms: gauge("skaerm_rooms_active", "Rooms with at least one participant")?,
-            participants: gauge("skaerm_participants", "Participants with a media connection")?,
+            participants: gauge(
+                "skaerm_participants",
+                "Participants with a media connection",
+            )?,
             sessions: gauge("skaerm_signalling_sessions", "Open signalling WebSockets")?,
             packets_in: counter("skaerm_udp_packets_in_total", "Datagrams received")?,
             bytes_in: counter("skaerm_udp_bytes_in_total", "Bytes received")?,
@@ -97,7 +100,11 @@ impl RelayMetrics {
         add(&self.bytes_in, previous.bytes_in, now.bytes_in);
         add(&self.packets_out, previous.datagrams_out, now.datagrams_out);
         add(&self.bytes_out, previous.bytes_out, now.bytes_out);
-        add(&self.packets_forwarded, previous.rtp_forwarded, now.rtp_forwarded);
+        add(
+            &self.packets_forwarded,
+            previous.rtp_forwarded,
+            now.rtp_forwarded,
+        );
         add(
             &self.keyframe_requests,
             previous.keyframe_requests,
@@ -106,7 +113,9 @@ impl RelayMetrics {
         for reason in DropReason::ALL {
             let delta = now.drops(reason).saturating_sub(previous.drops(reason));
             if delta > 0 {
-                self.dropped.with_label_values(&[reason.as_str()]).inc_by(delta);
+                self.dropped
+                    .with_label_values(&[reason.as_str()])
+                    .inc_by(delta);
             }
         }
     }

@@ -57,6 +57,10 @@ pub enum ClientMessage {
         /// What this client will send.
         #[serde(default)]
         publish: Publish,
+        /// The room (visit) the client means to enter. When given and the token is for
+        /// another room, the join is refused.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<RoomId>,
     },
     /// Answer to the server's offer.
     Answer {
@@ -319,7 +323,8 @@ mod tests {
             ClientMessage::Join {
                 protocol: 1,
                 token: "t".into(),
-                publish: Publish::default()
+                publish: Publish::default(),
+                room: None,
             }
         );
     }
@@ -336,7 +341,10 @@ mod tests {
             parse_client_message("not json"),
             Err(ParseError::Bad(_))
         ));
-        assert!(matches!(parse_client_message("[1,2]"), Err(ParseError::Bad(_))));
+        assert!(matches!(
+            parse_client_message("[1,2]"),
+            Err(ParseError::Bad(_))
+        ));
         assert!(matches!(
             parse_client_message(r#"{"type":7}"#),
             Err(ParseError::Bad(_))

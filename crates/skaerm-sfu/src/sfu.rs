@@ -136,7 +136,8 @@ impl Sfu {
 
 fn bind_udp(addr: SocketAddr, buffer: usize) -> Result<UdpSocket, SfuError> {
     let io = |source| SfuError::Socket { addr, source };
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(io)?;
+    let socket =
+        Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(io)?;
     // Bigger kernel buffers absorb bursts (a keyframe is dozens of packets at once); the kernel
     // may clamp them to its maximum, which is fine.
     let _ = socket.set_recv_buffer_size(buffer);

@@ -132,7 +132,13 @@ async fn run_session(signalling: Signalling, socket: WebSocket) {
             Frame::Ignore => continue,
             Frame::Closed => return,
             Frame::Binary => {
-                send_error(&mut sink, inner, ErrorCode::BadMessage, "binary frames are not accepted").await;
+                send_error(
+                    &mut sink,
+                    inner,
+                    ErrorCode::BadMessage,
+                    "binary frames are not accepted",
+                )
+                .await;
                 continue;
             }
             Frame::TooBig => {
@@ -145,21 +151,53 @@ async fn run_session(signalling: Signalling, socket: WebSocket) {
                 protocol,
                 token,
                 publish,
+                room,
             }) => {
                 if protocol != PROTOCOL_VERSION {
-                    inner.metrics.joins.with_label_values(&["unsupported_protocol"]).inc();
-                    send_error(&mut sink, inner, ErrorCode::UnsupportedProtocol, "this server speaks protocol 1").await;
+                    inner
+                        .metrics
+                        .joins
+                        .with_label_values(&["unsupported_protocol"])
+                        .inc();
+                    send_error(
+                        &mut sink,
+                        inner,
+                        ErrorCode::UnsupportedProtocol,
+                        "this server speaks protocol 1",
+                    )
+                    .await;
                     close(&mut sink, 1008, "unsupported protocol").await;
                     return;
                 }
                 match inner.authorizer.authorize(&token).await {
+                    Ok(grant) if room.is_some_and(|r| r != grant.room) => {
+                        inner.metrics.joins.with_label_values(&["forbidden"]).inc();
+                        tracing::info!(session = %session, "join refused: token is for another room");
+                        send_error(
+                            &mut sink,
+                            inner,
+                            ErrorCode::Forbidden,
+                            "the token is for another visit",
+                        )
+                        .await;
+                        close(&mut sink, 1008, "join refused").await;
+                        return;
+                    }
                     Ok(grant) => break (grant, publish),
                     Err(refusal) => {
                         let code = refusal.code();
-                        inner.metrics.joins.with_label_values(&[code.as_str()]).inc();
+                        inner
+                            .metrics
+                            .joins
+                            .with_label_values(&[code.as_str()])
+                            .inc();
                         tracing::info!(session = %session, %refusal, "join refused");
                         send_error(&mut sink, inner, code, &refusal.to_string()).await;
-                        let close_code = if code == ErrorCode::ServerBusy { 1011 } else { 1008 };
+                        let close_code = if code == ErrorCode::ServerBusy {
+                            1011
+                        } else {
+                            1008
+                        };
                         close(&mut sink, close_code, "join refused").await;
                         return;
                     }
@@ -192,22 +230,43 @@ async fn run_session(signalling: Signalling, socket: WebSocket) {
         )
         .await
     {
-        inner.metrics.joins.with_label_values(&["server_busy"]).inc();
-        send_error(&mut sink, inner, ErrorCode::ServerBusy, "the media server is busy").await;
+        inner
+            .metrics
+            .joins
+            .with_label_values(&["server_busy"])
+            .inc();
+        send_error(
+            &mut sink,
+            inner,
+            ErrorCode::ServerBusy,
+            "the media server is busy",
+        )
+        .await;
         close(&mut sink, 1011, "busy").await;
         return;
     }
     inner.metrics.joins.with_label_values(&["ok"]).inc();
     log_join(session, &grant);
 
-    let ending = in_room(&signalling, session, &worker, &mut sink, &mut stream, &mut inbox).await;
+    let ending = in_room(
+        &signalling,
+        session,
+        &worker,
+        &mut sink,
+        &mut stream,
+        &mut inbox,
+    )
+    .await;
     let reason = match ending {
         Ending::Left => LeaveReason::Left,
         Ending::Gone | Ending::Close(..) => LeaveReason::Disconnected,
     };
     // The worker must hear that the session is gone, even when it is busy.
     if !worker
-        .send(ToWorker::Command(Command::Leave { session, reason }), Duration::from_secs(10))
+        .send(
+            ToWorker::Command(Command::Leave { session, reason }),
+            Duration::from_secs(10),
+        )
         .await
     {
         tracing::warn!(session = %session, %room, "could not tell the worker about a leave");
@@ -326,7 +385,11 @@ fn read_text(frame: Result<Message, axum::Error>) -> Frame {
                 .into_inner()
                 .downcast_ref::<tungstenite::Error>()
                 .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)));
-            if too_big { Frame::TooBig } else { Frame::Closed }
+            if too_big {
+                Frame::TooBig
+            } else {
+                Frame::Closed
+            }
         }
     }
 }
@@ -341,7 +404,13 @@ async fn report_parse_error(
             send_error(sink, inner, ErrorCode::BadMessage, &detail).await;
         }
         ParseError::UnknownType(kind) => {
-            send_error(sink, inner, ErrorCode::UnknownType, &format!("unknown type `{kind}`")).await;
+            send_error(
+                sink,
+                inner,
+                ErrorCode::UnknownType,
+                &format!("unknown type `{kind}`"),
+            )
+            .await;
         }
     }
 }

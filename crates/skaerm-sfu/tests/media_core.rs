@@ -410,7 +410,11 @@ fn leaving_tells_the_other_and_stops_forwarding() {
         )),
         "B must hear that A left"
     );
-    assert!(net.events.iter().any(|e| matches!(e, RoomEvent::ParticipantLeft { .. })));
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, RoomEvent::ParticipantLeft { .. }))
+    );
     assert_eq!(net.core.participant_count(), 1);
 }
 
@@ -431,7 +435,8 @@ fn hostile_datagrams_are_dropped_and_counted() {
         .handle_datagram(now, stranger, None, BytesMut::from(&rtp[..]));
     net.core
         .handle_datagram(now, stranger, None, BytesMut::from(&[22u8, 254, 253][..]));
-    net.core.handle_datagram(now, stranger, None, BytesMut::new());
+    net.core
+        .handle_datagram(now, stranger, None, BytesMut::new());
     let c = net.core.counters();
     assert_eq!(c.drops(DropReason::Malformed), 2);
     assert_eq!(c.drops(DropReason::UnknownSource), 2);

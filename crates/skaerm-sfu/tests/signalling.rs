@@ -90,7 +90,9 @@ async fn next(ws: &mut Ws) -> Result<Value, Option<(CloseCode, String)>> {
 
 async fn expect_type(ws: &mut Ws, kind: &str) -> Value {
     loop {
-        let message = next(ws).await.unwrap_or_else(|c| panic!("closed {c:?}, wanted {kind}"));
+        let message = next(ws)
+            .await
+            .unwrap_or_else(|c| panic!("closed {c:?}, wanted {kind}"));
         if message["type"] == kind {
             return message;
         }
@@ -128,26 +130,52 @@ async fn hostile_signalling_gets_errors_and_others_keep_working() {
     assert_eq!(expect_type(&mut bob, "error").await["code"], "bad_message");
     send(&mut bob, json!({"type": "teleport"})).await;
     assert_eq!(expect_type(&mut bob, "error").await["code"], "unknown_type");
-    send(&mut bob, json!({"type": "answer", "sdp": 42, "revision": "x"})).await;
+    send(
+        &mut bob,
+        json!({"type": "answer", "sdp": 42, "revision": "x"}),
+    )
+    .await;
     assert_eq!(expect_type(&mut bob, "error").await["code"], "bad_message");
     bob.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
     assert_eq!(expect_type(&mut bob, "error").await["code"], "bad_message");
-    send(&mut bob, json!({"type": "join", "protocol": 1, "token": "x"})).await;
-    assert_eq!(expect_type(&mut bob, "error").await["code"], "already_joined");
+    send(
+        &mut bob,
+        json!({"type": "join", "protocol": 1, "token": "x"}),
+    )
+    .await;
+    assert_eq!(
+        expect_type(&mut bob, "error").await["code"],
+        "already_joined"
+    );
 
     // SDP garbage as the answer: refused, and the offer comes again.
-    send(&mut bob, json!({"type": "answer", "sdp": "v=0\r\ngarbage", "revision": 1})).await;
+    send(
+        &mut bob,
+        json!({"type": "answer", "sdp": "v=0\r\ngarbage", "revision": 1}),
+    )
+    .await;
     let error = expect_type(&mut bob, "error").await;
     assert_eq!(error["code"], "bad_sdp");
     assert_eq!(error["fatal"], false);
     let offer = expect_type(&mut bob, "offer").await;
     assert_eq!(offer["revision"], 1);
     // An answer to an offer that does not exist.
-    send(&mut bob, json!({"type": "answer", "sdp": "v=0", "revision": 99})).await;
-    assert_eq!(expect_type(&mut bob, "error").await["code"], "stale_revision");
+    send(
+        &mut bob,
+        json!({"type": "answer", "sdp": "v=0", "revision": 99}),
+    )
+    .await;
+    assert_eq!(
+        expect_type(&mut bob, "error").await["code"],
+        "stale_revision"
+    );
 
     // Alice is unaffected: her mute reaches Bob.
-    send(&mut alice, json!({"type": "mute", "audio": true, "video": false})).await;
+    send(
+        &mut alice,
+        json!({"type": "mute", "audio": true, "video": false}),
+    )
+    .await;
     let update = expect_type(&mut bob, "participant_updated").await;
     assert_eq!(update["participant"]["muted"]["audio"], true);
 
@@ -159,7 +187,11 @@ async fn hostile_signalling_gets_errors_and_others_keep_working() {
         Err(Some((code, _))) => assert_eq!(code, CloseCode::Size),
         other => panic!("expected a 1009 close, got {other:?}"),
     }
-    send(&mut alice, json!({"type": "mute", "audio": false, "video": false})).await;
+    send(
+        &mut alice,
+        json!({"type": "mute", "audio": false, "video": false}),
+    )
+    .await;
     let update = expect_type(&mut bob, "participant_updated").await;
     assert_eq!(update["participant"]["muted"]["audio"], false);
 
@@ -175,23 +207,45 @@ async fn refused_joins_close_with_a_reason() {
     let (addr, _sfu) = start(config()).await;
 
     let mut ws = connect(addr).await;
-    send(&mut ws, json!({"type": "join", "protocol": 1, "token": "forged"})).await;
+    send(
+        &mut ws,
+        json!({"type": "join", "protocol": 1, "token": "forged"}),
+    )
+    .await;
     let error = expect_type(&mut ws, "error").await;
     assert_eq!(error["code"], "token_invalid");
     assert_eq!(error["fatal"], true);
-    assert_eq!(next(&mut ws).await.unwrap_err().unwrap().0, CloseCode::Policy);
+    assert_eq!(
+        next(&mut ws).await.unwrap_err().unwrap().0,
+        CloseCode::Policy
+    );
 
     let mut ws = connect(addr).await;
-    send(&mut ws, json!({"type": "join", "protocol": 1, "token": "expired"})).await;
+    send(
+        &mut ws,
+        json!({"type": "join", "protocol": 1, "token": "expired"}),
+    )
+    .await;
     assert_eq!(expect_type(&mut ws, "error").await["code"], "token_expired");
 
     let mut ws = connect(addr).await;
-    send(&mut ws, json!({"type": "join", "protocol": 2, "token": "x"})).await;
-    assert_eq!(expect_type(&mut ws, "error").await["code"], "unsupported_protocol");
+    send(
+        &mut ws,
+        json!({"type": "join", "protocol": 2, "token": "x"}),
+    )
+    .await;
+    assert_eq!(
+        expect_type(&mut ws, "error").await["code"],
+        "unsupported_protocol"
+    );
 
     // Anything before join is refused but the session may still join.
     let mut ws = connect(addr).await;
-    send(&mut ws, json!({"type": "mute", "audio": true, "video": true})).await;
+    send(
+        &mut ws,
+        json!({"type": "mute", "audio": true, "video": true}),
+    )
+    .await;
     assert_eq!(expect_type(&mut ws, "error").await["code"], "not_joined");
 
     // Silence: closed with 4001 after the join timeout.

@@ -742,7 +742,10 @@ impl MediaCore {
 
     fn answer(&mut self, now: Instant, session: SessionId, sdp: String, revision: u32) {
         let Some(key) = self.sessions.get(&session).copied() else {
-            self.signal(session, ServerMessage::error(ErrorCode::NotJoined, "not joined"));
+            self.signal(
+                session,
+                ServerMessage::error(ErrorCode::NotJoined, "not joined"),
+            );
             return;
         };
         let Some(peer) = self.peers.get_mut(&key) else {
@@ -783,8 +786,15 @@ impl MediaCore {
     }
 
     fn candidate(&mut self, session: SessionId, candidate: ClientCandidate) {
-        let Some(peer) = self.sessions.get(&session).and_then(|k| self.peers.get_mut(k)) else {
-            self.signal(session, ServerMessage::error(ErrorCode::NotJoined, "not joined"));
+        let Some(peer) = self
+            .sessions
+            .get(&session)
+            .and_then(|k| self.peers.get_mut(k))
+        else {
+            self.signal(
+                session,
+                ServerMessage::error(ErrorCode::NotJoined, "not joined"),
+            );
             return;
         };
         if candidate.candidate.is_empty() || candidate.candidate.len() > 1024 {
@@ -804,7 +814,10 @@ impl MediaCore {
 
     fn publish(&mut self, now: Instant, session: SessionId, publish: Publish) {
         let Some(key) = self.sessions.get(&session).copied() else {
-            self.signal(session, ServerMessage::error(ErrorCode::NotJoined, "not joined"));
+            self.signal(
+                session,
+                ServerMessage::error(ErrorCode::NotJoined, "not joined"),
+            );
             return;
         };
         let Some(peer) = self.peers.get_mut(&key) else {
@@ -829,7 +842,8 @@ impl MediaCore {
                 (Some(id), wanted) => {
                     if let Some(mut transceiver) = peer.pc.rtp_transceiver(id) {
                         let has_send = transceiver.direction().has_send();
-                        let direction = RTCRtpTransceiverDirection::from_send_recv(has_send, wanted);
+                        let direction =
+                            RTCRtpTransceiverDirection::from_send_recv(has_send, wanted);
                         if transceiver.direction() != direction {
                             transceiver.set_direction(direction);
                             changed = true;
@@ -847,7 +861,10 @@ impl MediaCore {
 
     fn mute(&mut self, session: SessionId, muted: Muted) {
         let Some(key) = self.sessions.get(&session).copied() else {
-            self.signal(session, ServerMessage::error(ErrorCode::NotJoined, "not joined"));
+            self.signal(
+                session,
+                ServerMessage::error(ErrorCode::NotJoined, "not joined"),
+            );
             return;
         };
         let Some(peer) = self.peers.get_mut(&key) else {
@@ -866,7 +883,13 @@ impl MediaCore {
 
     /// Adds a sender for `publisher`'s `track` to `subscriber`'s connection. Negotiation is the
     /// caller's business.
-    fn subscribe(&mut self, subscriber: PeerKey, publisher: PeerKey, track: &str, kind: RtpCodecKind) {
+    fn subscribe(
+        &mut self,
+        subscriber: PeerKey,
+        publisher: PeerKey,
+        track: &str,
+        kind: RtpCodecKind,
+    ) {
         let Some(publisher_id) = self.peers.get(&publisher).map(|p| p.info.id) else {
             return;
         };
@@ -1210,8 +1233,7 @@ impl MediaCore {
             .map(|m| m.iter().copied().filter(|k| *k != key).collect())
             .unwrap_or_default();
         for other in others {
-            if self.unsubscribe_where(other, |s| s.publisher == key && s.source_track == track_id)
-            {
+            if self.unsubscribe_where(other, |s| s.publisher == key && s.source_track == track_id) {
                 self.request_negotiation(now, other);
             }
         }
@@ -1308,7 +1330,10 @@ impl MediaCore {
                 let Some(peer) = self.peers.get_mut(&subscriber) else {
                     continue;
                 };
-                let Some(plan) = peer.subscriptions[index].plan.as_ref().filter(|_| peer.connected)
+                let Some(plan) = peer.subscriptions[index]
+                    .plan
+                    .as_ref()
+                    .filter(|_| peer.connected)
                 else {
                     self.counters.drop(DropReason::SubscriberNotReady);
                     continue;

@@ -97,7 +97,11 @@ mod tests {
         let mut rtp = vec![0x80u8; 12];
         rtp[1] = 96;
         assert_eq!(classify(&rtp), DatagramKind::Rtp);
-        assert_eq!(classify(&[0x80, 96]), DatagramKind::Unknown, "too short for RTP");
+        assert_eq!(
+            classify(&[0x80, 96]),
+            DatagramKind::Unknown,
+            "too short for RTP"
+        );
         assert_eq!(classify(&[]), DatagramKind::Unknown);
         assert_eq!(classify(&[255, 1, 2]), DatagramKind::Unknown);
         // Starts like STUN but is not: no magic cookie.

@@ -78,7 +78,10 @@ mod tests {
         let rev = n.offer_sent();
         assert!(!n.request(), "must not offer while one is outstanding");
         assert_eq!(n.judge_answer(rev), AnswerVerdict::Apply);
-        assert!(n.answer_applied(), "the deferred change must be offered now");
+        assert!(
+            n.answer_applied(),
+            "the deferred change must be offered now"
+        );
         assert_eq!(n.offer_sent(), 2);
         assert!(!n.answer_applied());
     }
@@ -86,7 +89,11 @@ mod tests {
     #[test]
     fn stale_and_unsolicited_answers_are_ignored() {
         let mut n = Negotiation::default();
-        assert_eq!(n.judge_answer(1), AnswerVerdict::Stale, "nothing outstanding");
+        assert_eq!(
+            n.judge_answer(1),
+            AnswerVerdict::Stale,
+            "nothing outstanding"
+        );
         n.request();
         n.offer_sent();
         n.answer_applied();

@@ -99,6 +99,8 @@ impl Peer {
 
     /// The publication with `track_id`, if any.
     pub(crate) fn publication(&mut self, track_id: &str) -> Option<&mut Publication> {
-        self.publications.iter_mut().find(|p| p.track_id == track_id)
+        self.publications
+            .iter_mut()
+            .find(|p| p.track_id == track_id)
     }
 }

@@ -1,0 +1,178 @@
+//! Local staff accounts: usernames and argon2id password hashes, for small installations and
+//! the demo (municipalities with single sign-on use that instead).
+//!
+//! Hashing is deliberately slow (tens of milliseconds); async callers run it on a blocking
+//! thread, which [`AccountStore`] does itself. An unknown username still costs one hash, so
+//! response time does not reveal which usernames exist.
+
+use crate::refs::{StaffRef, TenantRef};
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use chrono::Utc;
+use sqlx::{AnyPool, Row};
+use std::str::FromStr;
+use std::sync::LazyLock;
+use uuid::Uuid;
+
+/// Shortest password accepted.
+pub const MIN_PASSWORD_LEN: usize = 8;
+/// Longest password hashed (longer input is refused, not truncated).
+pub const MAX_PASSWORD_LEN: usize = 1024;
+
+/// An account failure.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// Username empty or too long, or password too short or too long.
+    #[error("invalid: {0}")]
+    Invalid(&'static str),
+    /// The username is taken.
+    #[error("username already exists")]
+    Duplicate,
+    /// Hashing failed.
+    #[error("password hashing: {0}")]
+    Hashing(String),
+    /// A stored row is unreadable.
+    #[error("corrupt account row")]
+    Corrupt,
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// A local account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalAccount {
+    /// Lowercased username.
+    pub username: String,
+    /// The staff member it logs in as.
+    pub staff_id: StaffRef,
+    /// Their municipality.
+    pub tenant_id: TenantRef,
+}
+
+/// Hashes a password (argon2id, OWASP parameters, random salt).
+pub fn hash_password(password: &str) -> Result<String, AccountError> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| AccountError::Hashing(e.to_string()))
+}
+
+/// Whether `password` matches `hash`. A malformed hash never matches.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).ok().is_some_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// A hash to verify against when the username is unknown (same cost as a real one).
+static DUMMY_HASH: LazyLock<String> =
+    LazyLock::new(|| hash_password("not a real password").unwrap_or_default());
+
+fn normalise(username: &str) -> Result<String, AccountError> {
+    let username = username.trim().to_lowercase();
+    if username.is_empty() || username.len() > 200 {
+        return Err(AccountError::Invalid("username must be 1–200 characters"));
+    }
+    Ok(username)
+}
+
+/// Local accounts in the shared database.
+#[derive(Clone, Debug)]
+pub struct AccountStore {
+    pool: AnyPool,
+}
+
+impl AccountStore {
+    /// Accounts in this database (migrated with [`crate::migrate`]).
+    pub fn new(pool: AnyPool) -> Self {
+        AccountStore { pool }
+    }
+
+    /// Creates an account.
+    pub async fn create(
+        &self,
+        username: &str,
+        password: &str,
+        staff_id: StaffRef,
+        tenant_id: TenantRef,
+    ) -> Result<LocalAccount, AccountError> {
+        let username = normalise(username)?;
+        if password.chars().count() < MIN_PASSWORD_LEN {
+            return Err(AccountError::Invalid(
+                "password must be at least 8 characters",
+            ));
+        }
+        if password.len() > MAX_PASSWORD_LEN {
+            return Err(AccountError::Invalid("password is too long"));
+        }
+        let password = password.to_owned();
+        let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .map_err(|e| AccountError::Hashing(e.to_string()))??;
+        let inserted = sqlx::query(
+            "INSERT INTO auth_local_accounts (username, staff_id, tenant_id, password_hash, \
+             created_at_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (username) DO NOTHING",
+        )
+        .bind(username.clone())
+        .bind(staff_id.0.to_string())
+        .bind(tenant_id.0.to_string())
+        .bind(hash)
+        .bind(Utc::now().timestamp_millis())
+        .execute(&self.pool)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(AccountError::Duplicate);
+        }
+        Ok(LocalAccount {
+            username,
+            staff_id,
+            tenant_id,
+        })
+    }
+
+    /// The account when `password` is right; `None` otherwise (unknown user or wrong password,
+    /// indistinguishably).
+    pub async fn verify_login(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<LocalAccount>, AccountError> {
+        let Ok(username) = normalise(username) else {
+            return Ok(None);
+        };
+        if password.len() > MAX_PASSWORD_LEN {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT staff_id, tenant_id, password_hash FROM auth_local_accounts WHERE username = $1",
+        )
+        .bind(username.clone())
+        .fetch_optional(&self.pool)
+        .await?;
+        let (account, hash) = match row {
+            Some(row) => {
+                let staff: String = row.try_get("staff_id")?;
+                let tenant: String = row.try_get("tenant_id")?;
+                let hash: String = row.try_get("password_hash")?;
+                let account = LocalAccount {
+                    username,
+                    staff_id: StaffRef(Uuid::from_str(&staff).map_err(|_| AccountError::Corrupt)?),
+                    tenant_id: TenantRef(
+                        Uuid::from_str(&tenant).map_err(|_| AccountError::Corrupt)?,
+                    ),
+                };
+                (Some(account), hash)
+            }
+            None => (None, DUMMY_HASH.clone()),
+        };
+        let password = password.to_owned();
+        let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+            .await
+            .map_err(|e| AccountError::Hashing(e.to_string()))?;
+        Ok(account.filter(|_| matches))
+    }
+}

@@ -1,0 +1,40 @@
+//! Identity and access for Skærm.
+//!
+//! - [`keys`]: Ed25519 signing keys with ids and rotation, stored in the database;
+//! - [`tokens`]: media tokens (one visit, one participant) and staff session tokens;
+//! - [`accounts`]: local staff accounts with argon2id passwords;
+//! - [`citizen_link`]: the secret in a citizen's link, and its stored hash;
+//! - [`rate_limit`]: brute-force throttling;
+//! - [`refs`]: typed ids of what tokens refer to.
+
+pub mod accounts;
+pub mod citizen_link;
+pub mod keys;
+pub mod rate_limit;
+pub mod refs;
+pub mod tokens;
+
+use sqlx::AnyPool;
+use sqlx::migrate::{MigrateError, Migrator};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Applies this crate's tables to the shared database (other crates keep their own
+/// migrations there, so their versions are not an error).
+pub async fn migrate(pool: &AnyPool) -> Result<(), MigrateError> {
+    let connection = pool.acquire().await?;
+    let postgres = connection.backend_name().eq_ignore_ascii_case("postgresql");
+    drop(connection);
+    let source = if postgres {
+        &POSTGRES_MIGRATIONS
+    } else {
+        &SQLITE_MIGRATIONS
+    };
+    let mut migrator = Migrator {
+        migrations: source.migrations.clone(),
+        ..Migrator::DEFAULT
+    };
+    migrator.set_ignore_missing(true);
+    migrator.run(pool).await
+}

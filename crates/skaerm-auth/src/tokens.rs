@@ -1,0 +1,533 @@
+//! JSON Web Tokens: media tokens (one visit, one participant, used to join its room) and staff
+//! session tokens (carried in an HttpOnly cookie).
+//!
+//! Only `EdDSA` with a known `kid` is accepted; everything else is refused before the
+//! signature is looked at. Time is an input (`now`), never read here, so every refusal is
+//! testable to the millisecond.
+
+use crate::keys::KeySet;
+use crate::refs::{ParticipantRef, StaffRef, TenantRef, VisitRef};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Duration, Utc};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Audience of media tokens.
+pub const MEDIA_AUDIENCE: &str = "skaerm-media";
+/// Audience of staff session tokens.
+pub const SESSION_AUDIENCE: &str = "skaerm-staff";
+/// Longest token accepted (bytes).
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+/// Clock tolerance for `exp` and `nbf`.
+const LEEWAY_SECONDS: i64 = 5;
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Not a JWT, unparseable, too long, or missing required claims.
+    #[error("malformed token")]
+    Malformed,
+    /// An algorithm other than EdDSA (`none`, `HS256`, …).
+    #[error("algorithm not allowed")]
+    AlgorithmNotAllowed,
+    /// No `kid` in the header.
+    #[error("token has no key id")]
+    MissingKid,
+    /// A `kid` this installation does not have.
+    #[error("unknown key id")]
+    UnknownKid,
+    /// The signature does not verify.
+    #[error("bad signature")]
+    BadSignature,
+    /// For another audience (e.g. a session token used to join media).
+    #[error("wrong audience")]
+    WrongAudience,
+    /// From another issuer.
+    #[error("wrong issuer")]
+    WrongIssuer,
+    /// Past its `exp`.
+    #[error("expired")]
+    Expired,
+    /// Before its `nbf`.
+    #[error("not yet valid")]
+    NotYetValid,
+    /// Signing failed.
+    #[error("signing failed: {0}")]
+    Signing(String),
+}
+
+/// Role in a visit's room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaRole {
+    /// Staff running the visit.
+    Host,
+    /// Citizen or invited guest.
+    Guest,
+}
+
+/// What a media token is issued for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaGrantRequest {
+    /// Who.
+    pub participant: ParticipantRef,
+    /// Which visit.
+    pub visit: VisitRef,
+    /// Which municipality.
+    pub tenant: TenantRef,
+    /// In which role.
+    pub role: MediaRole,
+    /// Display name shown to the others.
+    pub name: String,
+}
+
+/// A verified media token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaClaims {
+    /// Who.
+    pub participant: ParticipantRef,
+    /// Which visit.
+    pub visit: VisitRef,
+    /// Which municipality.
+    pub tenant: TenantRef,
+    /// In which role.
+    pub role: MediaRole,
+    /// Display name.
+    pub name: String,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What a session token is issued for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRequest {
+    /// The staff member.
+    pub staff: StaffRef,
+    /// Their municipality.
+    pub tenant: TenantRef,
+    /// Their display name.
+    pub name: String,
+}
+
+/// A verified session token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionClaims {
+    /// The staff member.
+    pub staff: StaffRef,
+    /// Their municipality.
+    pub tenant: TenantRef,
+    /// Their display name.
+    pub name: String,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The registered claims every token carries.
+#[derive(Debug, Serialize, Deserialize)]
+struct Registered {
+    iss: String,
+    aud: String,
+    sub: Uuid,
+    iat: i64,
+    nbf: i64,
+    exp: i64,
+    jti: Uuid,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct MediaJwt {
+    #[serde(flatten)]
+    registered: Registered,
+    visit: Uuid,
+    tenant: Uuid,
+    role: MediaRole,
+    name: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SessionJwt {
+    #[serde(flatten)]
+    registered: Registered,
+    tenant: Uuid,
+    name: String,
+}
+
+/// Issues and verifies tokens with one key set.
+pub struct TokenService {
+    keys: KeySet,
+    issuer: String,
+    media_lifetime: Duration,
+    session_lifetime: Duration,
+}
+
+impl TokenService {
+    /// A service signing with `keys` as `issuer`; media tokens live 10 minutes, sessions 12 h.
+    pub fn new(keys: KeySet, issuer: &str) -> Self {
+        TokenService {
+            keys,
+            issuer: issuer.to_owned(),
+            media_lifetime: Duration::minutes(10),
+            session_lifetime: Duration::hours(12),
+        }
+    }
+
+    fn registered(
+        &self,
+        audience: &str,
+        subject: Uuid,
+        now: DateTime<Utc>,
+        life: Duration,
+    ) -> Registered {
+        Registered {
+            iss: self.issuer.clone(),
+            aud: audience.to_owned(),
+            sub: subject,
+            iat: now.timestamp(),
+            nbf: now.timestamp(),
+            exp: (now + life).timestamp(),
+            jti: Uuid::new_v4(),
+        }
+    }
+
+    fn sign<T: Serialize>(&self, claims: &T) -> Result<String, TokenError> {
+        let (kid, key) = self.keys.signing();
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid.to_owned());
+        jsonwebtoken::encode(&header, claims, key).map_err(|e| TokenError::Signing(e.to_string()))
+    }
+
+    /// A media token for one visit and participant.
+    pub fn issue_media(
+        &self,
+        request: &MediaGrantRequest,
+        now: DateTime<Utc>,
+    ) -> Result<String, TokenError> {
+        self.sign(&MediaJwt {
+            registered: self.registered(
+                MEDIA_AUDIENCE,
+                request.participant.0,
+                now,
+                self.media_lifetime,
+            ),
+            visit: request.visit.0,
+            tenant: request.tenant.0,
+            role: request.role,
+            name: request.name.clone(),
+        })
+    }
+
+    /// Verifies a media token at `now`.
+    pub fn verify_media(&self, token: &str, now: DateTime<Utc>) -> Result<MediaClaims, TokenError> {
+        let jwt: MediaJwt =
+            self.verify(token, MEDIA_AUDIENCE, now, |c: &MediaJwt| &c.registered)?;
+        Ok(MediaClaims {
+            participant: ParticipantRef(jwt.registered.sub),
+            visit: VisitRef(jwt.visit),
+            tenant: TenantRef(jwt.tenant),
+            role: jwt.role,
+            name: jwt.name,
+            expires_at: DateTime::from_timestamp(jwt.registered.exp, 0).unwrap_or(now),
+        })
+    }
+
+    /// A session token for a staff member.
+    pub fn issue_session(
+        &self,
+        request: &SessionRequest,
+        now: DateTime<Utc>,
+    ) -> Result<String, TokenError> {
+        self.sign(&SessionJwt {
+            registered: self.registered(
+                SESSION_AUDIENCE,
+                request.staff.0,
+                now,
+                self.session_lifetime,
+            ),
+            tenant: request.tenant.0,
+            name: request.name.clone(),
+        })
+    }
+
+    /// Verifies a session token at `now`.
+    pub fn verify_session(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<SessionClaims, TokenError> {
+        let jwt: SessionJwt =
+            self.verify(token, SESSION_AUDIENCE, now, |c: &SessionJwt| &c.registered)?;
+        Ok(SessionClaims {
+            staff: StaffRef(jwt.registered.sub),
+            tenant: TenantRef(jwt.tenant),
+            name: jwt.name,
+            expires_at: DateTime::from_timestamp(jwt.registered.exp, 0).unwrap_or(now),
+        })
+    }
+
+    fn verify<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        audience: &str,
+        now: DateTime<Utc>,
+        registered: impl Fn(&T) -> &Registered,
+    ) -> Result<T, TokenError> {
+        if token.len() > MAX_TOKEN_LEN || token.split('.').count() != 3 {
+            return Err(TokenError::Malformed);
+        }
+        let header = match jsonwebtoken::decode_header(token) {
+            Ok(header) => header,
+            // An algorithm jsonwebtoken does not even know (`none`) fails to parse: tell it
+            // apart from garbage.
+            Err(_) if header_alg(token).is_some_and(|alg| alg != "EdDSA") => {
+                return Err(TokenError::AlgorithmNotAllowed);
+            }
+            Err(_) => return Err(TokenError::Malformed),
+        };
+        if header.alg != Algorithm::EdDSA {
+            return Err(TokenError::AlgorithmNotAllowed);
+        }
+        let kid = header.kid.ok_or(TokenError::MissingKid)?;
+        let key = self.keys.verifying(&kid).ok_or(TokenError::UnknownKid)?;
+
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        // Time is checked below against `now`, not the system clock.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.required_spec_claims.clear();
+        validation.set_audience(&[audience]);
+        validation.set_issuer(&[self.issuer.as_str()]);
+        let data =
+            jsonwebtoken::decode::<T>(token, key, &validation).map_err(|e| match e.kind() {
+                ErrorKind::InvalidSignature => TokenError::BadSignature,
+                ErrorKind::InvalidAudience => TokenError::WrongAudience,
+                ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+                ErrorKind::InvalidAlgorithm => TokenError::AlgorithmNotAllowed,
+                _ => TokenError::Malformed,
+            })?;
+        let claims = data.claims;
+        let r = registered(&claims);
+        let now = now.timestamp();
+        if r.exp <= now - LEEWAY_SECONDS {
+            return Err(TokenError::Expired);
+        }
+        if r.nbf > now + LEEWAY_SECONDS {
+            return Err(TokenError::NotYetValid);
+        }
+        Ok(claims)
+    }
+}
+
+/// The `alg` a token's header claims, read without trusting anything else.
+fn header_alg(token: &str) -> Option<String> {
+    let header = token.split('.').next()?;
+    let bytes = URL_SAFE_NO_PAD.decode(header).ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    value.get("alg")?.as_str().map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::SigningKeyPair;
+    use jsonwebtoken::EncodingKey;
+
+    fn service() -> TokenService {
+        TokenService::new(KeySet::new(SigningKeyPair::generate().unwrap().0), "skaerm")
+    }
+
+    fn request() -> MediaGrantRequest {
+        MediaGrantRequest {
+            participant: ParticipantRef(Uuid::new_v4()),
+            visit: VisitRef(Uuid::new_v4()),
+            tenant: TenantRef(Uuid::new_v4()),
+            role: MediaRole::Guest,
+            name: "Karen J.".into(),
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_790_000_000, 0).unwrap()
+    }
+
+    fn b64(value: serde_json::Value) -> String {
+        URL_SAFE_NO_PAD.encode(value.to_string())
+    }
+
+    /// A token with an arbitrary header and the claims of a valid media token.
+    fn forged(service: &TokenService, header: serde_json::Value, signature: &str) -> String {
+        let token = service.issue_media(&request(), now()).unwrap();
+        let claims = token.split('.').nth(1).unwrap();
+        format!("{}.{claims}.{signature}", b64(header))
+    }
+
+    #[test]
+    fn a_media_token_round_trips() {
+        let s = service();
+        let r = request();
+        let claims = s
+            .verify_media(&s.issue_media(&r, now()).unwrap(), now())
+            .unwrap();
+        assert_eq!(claims.participant, r.participant);
+        assert_eq!(claims.visit, r.visit);
+        assert_eq!(claims.tenant, r.tenant);
+        assert_eq!(claims.role, MediaRole::Guest);
+        assert_eq!(claims.name, "Karen J.");
+    }
+
+    #[test]
+    fn a_token_signed_by_another_key_with_our_kid_is_a_bad_signature() {
+        let s = service();
+        let other = service();
+        let token = other.issue_media(&request(), now()).unwrap();
+        let our_kid = s.keys.signing().0.to_owned();
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let header = b64(serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": our_kid}));
+        parts[0] = &header;
+        assert_eq!(
+            s.verify_media(&parts.join("."), now()),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn alg_none_is_refused() {
+        let s = service();
+        let token = forged(&s, serde_json::json!({"alg": "none", "typ": "JWT"}), "");
+        assert_eq!(
+            s.verify_media(&token, now()),
+            Err(TokenError::AlgorithmNotAllowed)
+        );
+    }
+
+    #[test]
+    fn hs256_with_the_public_key_as_secret_is_refused() {
+        let s = service();
+        let kid = s.keys.signing().0.to_owned();
+        let claims = serde_json::json!({"iss": "skaerm", "aud": MEDIA_AUDIENCE,
+            "sub": Uuid::new_v4(), "iat": now().timestamp(), "nbf": now().timestamp(),
+            "exp": now().timestamp() + 600, "jti": Uuid::new_v4(), "visit": Uuid::new_v4(),
+            "tenant": Uuid::new_v4(), "role": "host", "name": "x"});
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(kid);
+        let token = jsonwebtoken::encode(
+            &header,
+            &claims,
+            &EncodingKey::from_secret(b"public key bytes"),
+        )
+        .unwrap();
+        assert_eq!(
+            s.verify_media(&token, now()),
+            Err(TokenError::AlgorithmNotAllowed)
+        );
+    }
+
+    #[test]
+    fn unknown_and_missing_kid_are_refused() {
+        let s = service();
+        let token = s.issue_media(&request(), now()).unwrap();
+        let signature = token.split('.').nth(2).unwrap().to_owned();
+        let unknown = forged(
+            &s,
+            serde_json::json!({"alg": "EdDSA", "kid": "nope"}),
+            &signature,
+        );
+        assert_eq!(s.verify_media(&unknown, now()), Err(TokenError::UnknownKid));
+        let missing = forged(&s, serde_json::json!({"alg": "EdDSA"}), &signature);
+        assert_eq!(s.verify_media(&missing, now()), Err(TokenError::MissingKid));
+    }
+
+    #[test]
+    fn expiry_and_not_before_are_checked_against_now() {
+        let s = service();
+        let token = s.issue_media(&request(), now()).unwrap();
+        assert!(s.verify_media(&token, now() + Duration::minutes(9)).is_ok());
+        assert_eq!(
+            s.verify_media(&token, now() + Duration::minutes(11)),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            s.verify_media(&token, now() - Duration::minutes(1)),
+            Err(TokenError::NotYetValid)
+        );
+    }
+
+    #[test]
+    fn session_and_media_tokens_are_not_interchangeable() {
+        let s = service();
+        let session = s
+            .issue_session(
+                &SessionRequest {
+                    staff: StaffRef(Uuid::new_v4()),
+                    tenant: TenantRef(Uuid::new_v4()),
+                    name: "Mette".into(),
+                },
+                now(),
+            )
+            .unwrap();
+        assert!(s.verify_session(&session, now()).is_ok());
+        assert_eq!(
+            s.verify_media(&session, now()),
+            Err(TokenError::WrongAudience)
+        );
+        let media = s.issue_media(&request(), now()).unwrap();
+        assert_eq!(
+            s.verify_session(&media, now()),
+            Err(TokenError::WrongAudience)
+        );
+    }
+
+    #[test]
+    fn another_issuer_is_refused() {
+        let keys = SigningKeyPair::generate().unwrap().0;
+        let seedless_kid = keys.kid().to_owned();
+        let s = TokenService::new(KeySet::new(keys), "skaerm");
+        let token = s.issue_media(&request(), now()).unwrap();
+        // Same key, another expected issuer.
+        let mut other = s;
+        other.issuer = "someone-else".into();
+        assert_eq!(other.keys.signing().0, seedless_kid);
+        assert_eq!(
+            other.verify_media(&token, now()),
+            Err(TokenError::WrongIssuer)
+        );
+    }
+
+    #[test]
+    fn garbage_is_malformed_and_never_panics() {
+        let s = service();
+        for token in [
+            "",
+            "a",
+            "a.b",
+            "a.b.c",
+            "...",
+            "a.b.c.d",
+            "ey.ey.ey",
+            &"x".repeat(9000),
+        ] {
+            let result = s.verify_media(token, now());
+            assert!(result.is_err(), "{token:?} must be refused");
+        }
+        let real = s.issue_media(&request(), now()).unwrap();
+        for len in 0..real.len() {
+            assert!(s.verify_media(&real[..len], now()).is_err());
+        }
+    }
+
+    #[test]
+    fn a_retired_key_still_verifies_its_tokens() {
+        let (old, _) = SigningKeyPair::generate().unwrap();
+        let (old_again, _) = (SigningKeyPair::from_seed([7; 32]).unwrap(), ());
+        let old_service = TokenService::new(KeySet::new(old_again), "skaerm");
+        let token = old_service.issue_media(&request(), now()).unwrap();
+        let rotated = TokenService::new(
+            KeySet::new(old).with_retired(SigningKeyPair::from_seed([7; 32]).unwrap()),
+            "skaerm",
+        );
+        assert!(rotated.verify_media(&token, now()).is_ok());
+    }
+}

@@ -1,0 +1,86 @@
+//! The server's settings: command-line flags with `SKAERM_*` environment fallbacks.
+
+use clap::Parser;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+/// Skærm: video screen visits for municipal care.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "skaerm", version, about)]
+pub struct ServerConfig {
+    /// HTTP listen address (pages, API, signalling, metrics). Port 0 picks a free port.
+    #[arg(long, env = "SKAERM_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// Directory for the embedded database and other state. Created if missing.
+    #[arg(long, env = "SKAERM_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Database URL. Defaults to SQLite in the data directory; use `postgres://…` for a
+    /// multi-node installation.
+    #[arg(long, env = "SKAERM_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// UDP port of the media relay (one port for all participants). 0 picks a free port.
+    #[arg(long, env = "SKAERM_UDP_PORT", default_value_t = 50000)]
+    pub udp_port: u16,
+
+    /// Address the media relay binds.
+    #[arg(long, env = "SKAERM_UDP_BIND_IP", default_value = "0.0.0.0")]
+    pub udp_bind_ip: IpAddr,
+
+    /// Address(es) announced to browsers as the relay's candidates (e.g. the public IP behind
+    /// 1:1 NAT). Repeat for several. Default: loopback and the host's primary address.
+    #[arg(
+        long = "announce-ip",
+        env = "SKAERM_ANNOUNCE_IPS",
+        value_delimiter = ','
+    )]
+    pub announce_ips: Vec<IpAddr>,
+
+    /// Base URL people use to reach this server (used in citizen links). Default: derived from
+    /// the listen address.
+    #[arg(long, env = "SKAERM_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Minutes before the planned start a citizen link opens.
+    #[arg(long, env = "SKAERM_LINK_OPENS_BEFORE_MIN", default_value_t = 15)]
+    pub link_opens_before_minutes: i64,
+
+    /// Minutes after the planned end a citizen link still works.
+    #[arg(long, env = "SKAERM_LINK_CLOSES_AFTER_MIN", default_value_t = 0)]
+    pub link_closes_after_minutes: i64,
+
+    /// Do not create the demo municipality (staff, citizens, visits today).
+    #[arg(long, env = "SKAERM_NO_DEMO")]
+    pub no_demo: bool,
+
+    /// Most participants in one visit.
+    #[arg(long, env = "SKAERM_MAX_PARTICIPANTS", default_value_t = 6)]
+    pub max_participants: usize,
+}
+
+impl ServerConfig {
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}/skaerm.db", self.data_dir.display()),
+        }
+    }
+
+    /// The public base URL, given the address actually bound.
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        if let Some(url) = &self.public_url {
+            return url.trim_end_matches('/').to_owned();
+        }
+        let host = if bound.ip().is_unspecified() {
+            "localhost".to_owned()
+        } else if bound.is_ipv6() {
+            format!("[{}]", bound.ip())
+        } else {
+            bound.ip().to_string()
+        };
+        format!("http://{host}:{}", bound.port())
+    }
+}

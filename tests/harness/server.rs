@@ -1,0 +1,214 @@
+//! The real Skærm server, in-process, on ephemeral ports with its own temporary database, plus
+//! an HTTP client that behaves like the web client (cookies, JSON).
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Value, json};
+use skaerm_auth::refs::{StaffRef, TenantRef};
+use skaerm_scheduling::{Citizen, LegalBasis, NewVisit, Staff, Tenant, Visit};
+use skaerm_server::{Server, ServerConfig};
+use std::path::PathBuf;
+
+/// Password of the staff accounts a [`TestServer`] creates.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A running server and its temporary data directory.
+pub struct TestServer {
+    /// The server.
+    pub server: Server,
+    _data: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Starts a server without demo data.
+    pub async fn start() -> Result<TestServer> {
+        let data = tempfile::tempdir()?;
+        let config = config(data.path().to_path_buf());
+        let server = Server::start(config).await?;
+        Ok(TestServer {
+            server,
+            _data: data,
+        })
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.server.http_addr())
+    }
+
+    /// `ws://127.0.0.1:<port>/ws`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.server.http_addr())
+    }
+
+    /// A municipality with one staff member (with a local account) and one citizen.
+    pub async fn municipality(&self, name: &str) -> Result<Municipality> {
+        let services = &self.server.state().services;
+        let tenant = services.store.create_tenant(name).await?;
+        let staff = services
+            .store
+            .create_staff(tenant.id, &format!("Staff of {name}"), Some("Team"))
+            .await?;
+        let username = format!("staff-{}", staff.id);
+        services
+            .accounts
+            .create(
+                &username,
+                PASSWORD,
+                StaffRef(staff.id.0),
+                TenantRef(tenant.id.0),
+            )
+            .await?;
+        let citizen = services
+            .store
+            .create_citizen(tenant.id, &format!("Citizen of {name}"))
+            .await?;
+        Ok(Municipality {
+            tenant,
+            staff,
+            username,
+            citizen,
+        })
+    }
+
+    /// Plans a §85 visit between the municipality's staff member and citizen.
+    pub async fn visit(
+        &self,
+        m: &Municipality,
+        planned_start: DateTime<Utc>,
+        minutes: u32,
+    ) -> Result<Visit> {
+        Ok(self
+            .server
+            .state()
+            .services
+            .store
+            .create_visit(NewVisit {
+                tenant_id: m.tenant.id,
+                legal_basis: LegalBasis::Sel85,
+                staff_id: m.staff.id,
+                citizen_id: m.citizen.id,
+                planned_start,
+                duration_minutes: minutes,
+            })
+            .await?)
+    }
+
+    /// A visit starting in five minutes (its citizen link is open).
+    pub async fn visit_soon(&self, m: &Municipality) -> Result<Visit> {
+        self.visit(m, Utc::now() + Duration::minutes(5), 15).await
+    }
+}
+
+fn config(data_dir: PathBuf) -> ServerConfig {
+    ServerConfig {
+        listen: "127.0.0.1:0".parse().expect("literal address"),
+        data_dir,
+        database_url: None,
+        udp_port: 0,
+        udp_bind_ip: "127.0.0.1".parse().expect("literal address"),
+        announce_ips: vec!["127.0.0.1".parse().expect("literal address")],
+        public_url: None,
+        link_opens_before_minutes: 15,
+        link_closes_after_minutes: 0,
+        no_demo: true,
+        max_participants: 6,
+    }
+}
+
+/// One municipality's people.
+pub struct Municipality {
+    /// The municipality.
+    pub tenant: Tenant,
+    /// Its staff member.
+    pub staff: Staff,
+    /// The staff member's username (password: [`PASSWORD`]).
+    pub username: String,
+    /// Its citizen.
+    pub citizen: Citizen,
+}
+
+/// An HTTP client with a cookie jar, like a browser tab.
+pub struct Browser {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Browser {
+    /// A fresh "browser" for the server at `base`.
+    pub fn new(base: &str) -> Result<Browser> {
+        Ok(Browser {
+            client: reqwest::Client::builder().cookie_store(true).build()?,
+            base: base.to_owned(),
+        })
+    }
+
+    /// POSTs JSON; returns status and body.
+    pub async fn post(&self, path: &str, body: Value) -> Result<(u16, Value)> {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("POST {path}"))?;
+        let status = response.status().as_u16();
+        let body = response.json::<Value>().await.unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+
+    /// GETs JSON; returns status and body.
+    pub async fn get(&self, path: &str) -> Result<(u16, Value)> {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .with_context(|| format!("GET {path}"))?;
+        let status = response.status().as_u16();
+        let body = response.json::<Value>().await.unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+
+    /// Logs in as staff.
+    pub async fn login(&self, username: &str, password: &str) -> Result<()> {
+        let (status, body) = self
+            .post(
+                "/api/session",
+                json!({"username": username, "password": password}),
+            )
+            .await?;
+        if status != 200 {
+            bail!("login failed: {status} {body}");
+        }
+        Ok(())
+    }
+
+    /// Starts a visit; returns the staff media token.
+    pub async fn start_visit(&self, visit: &Visit) -> Result<String> {
+        let (status, body) = self
+            .post(&format!("/api/visits/{}/start", visit.id), json!({}))
+            .await?;
+        if status != 200 {
+            bail!("start failed: {status} {body}");
+        }
+        Ok(body["media_token"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Issues the citizen's link; returns its secret (the last path segment).
+    pub async fn citizen_link(&self, visit: &Visit) -> Result<String> {
+        let (status, body) = self
+            .post(&format!("/api/visits/{}/citizen-link", visit.id), json!({}))
+            .await?;
+        if status != 200 {
+            bail!("citizen link failed: {status} {body}");
+        }
+        let url = body["url"].as_str().unwrap_or_default();
+        Ok(url.rsplit('/').next().unwrap_or_default().to_owned())
+    }
+
+    /// Exchanges a citizen link; returns status and body.
+    pub async fn exchange_link(&self, secret: &str) -> Result<(u16, Value)> {
+        self.post(&format!("/api/join/{secret}"), json!({})).await
+    }
+}
