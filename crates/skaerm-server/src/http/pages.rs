@@ -25,6 +25,7 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
             get(|_: Path<String>| async { file("join.html") }),
         )
         .route("/assets/{*path}", get(asset))
+        .route("/favicon.ico", get(|| async { file("assets/icon.svg") }))
 }
 
 async fn asset(Path(path): Path<String>) -> Response {

@@ -1,0 +1,98 @@
+// A staff member and a citizen, in two real browsers, see and hear each other through
+// Skærm's relay — from a scheduled visit, on first try.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { startServer, launchBrowser, newPage, inboundMedia, eventually, artifacts } from "./harness.mjs";
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+
+test("staff and citizen see and hear each other through the relay", async () => {
+  // Staff: log in with the demo account and see today's visits.
+  const staff = await newPage(browser, { name: "staff", viewport: { width: 1280, height: 800 } });
+  await staff.goto(server.url);
+  await staff.getByLabel("Brugernavn").fill("mette");
+  await staff.getByLabel("Adgangskode").fill("skaerm-demo");
+  await staff.getByRole("button", { name: "Log ind" }).click();
+  const firstVisit = staff.locator("li.visit").first();
+  await firstVisit.waitFor();
+  assert.match(await firstVisit.innerText(), /SEL §85/);
+  await shot(staff, "01-staff-today");
+
+  // Staff hands out the citizen link.
+  await firstVisit.getByRole("button", { name: "Kopiér borgerlink" }).click();
+  const linkField = firstVisit.locator("input.link-value");
+  await linkField.waitFor();
+  const citizenUrl = await linkField.inputValue();
+  assert.match(citizenUrl, /\/j\/[A-Za-z0-9_-]{27}$/);
+
+  // Staff starts the visit.
+  await firstVisit.getByRole("link", { name: "Start" }).click();
+  await staff.waitForURL(/\/visit\//);
+  await staff.getByRole("button", { name: "Afslut besøg" }).waitFor();
+
+  // Citizen, on a tablet-sized window: one big button.
+  const citizen = await newPage(browser, { name: "citizen", viewport: { width: 820, height: 1180 }, hasTouch: true });
+  await citizen.goto(citizenUrl);
+  const join = citizen.getByRole("button", { name: "Deltag" });
+  await join.waitFor();
+  await shot(citizen, "02-citizen-lobby");
+  await join.click();
+  await citizen.getByRole("button", { name: "Læg på" }).waitFor();
+
+  // Both decode the other's video and receive the other's audio.
+  for (const [name, page] of [["staff", staff], ["citizen", citizen]]) {
+    await eventually(`${name} decodes video and receives audio`, async () => {
+      const media = await inboundMedia(page);
+      return (media.framesDecoded > 0 && media.audioPackets > 0) || media;
+    });
+  }
+  // And it keeps flowing: frames keep being decoded.
+  const before = await inboundMedia(citizen);
+  await eventually("citizen keeps decoding", async () => {
+    const now = await inboundMedia(citizen);
+    return now.framesDecoded > before.framesDecoded + 10 || now;
+  });
+  await shot(staff, "03-staff-in-call");
+  await shot(citizen, "04-citizen-in-call");
+
+  // The citizen mutes the microphone: the staff page says so.
+  await citizen.getByRole("button", { name: "Slå mikrofon fra" }).click();
+  await citizen.getByRole("button", { name: "Slå mikrofon til" }).waitFor();
+  await eventually("staff sees the citizen muted", async () =>
+    (await staff.locator(".remote-muted").innerText()).includes("Mikrofon slået fra"));
+
+  // Staff ends the visit: the citizen is told, kindly.
+  await staff.getByRole("button", { name: "Afslut besøg" }).click();
+  await citizen.getByText("Besøget er slut. Tak for i dag.").waitFor({ timeout: 10_000 });
+  await staff.getByText("Besøget er afsluttet.").waitFor({ timeout: 10_000 });
+  await shot(citizen, "05-citizen-ended");
+
+  // Back on the list, the visit shows as completed.
+  await staff.goto(server.url);
+  await staff.locator("li.visit[data-status=completed]").first().waitFor();
+});
+
+test("the citizen page explains an unknown link in Danish and switches to English", async () => {
+  const page = await newPage(browser, { name: "stranger", viewport: { width: 820, height: 1180 } });
+  await page.goto(`${server.url}/j/AAAAAAAAAAAAAAAAAAAAAAAAAAA`);
+  await page.getByRole("button", { name: "Deltag" }).click();
+  await page.getByText("Linket virker ikke.", { exact: false }).waitFor();
+  await page.getByRole("button", { name: "Switch to English" }).click();
+  await page.getByRole("button", { name: "Join" }).waitFor();
+  assert.equal(await page.evaluate(() => document.documentElement.lang), "en");
+  await shot(page, "06-citizen-unknown-link");
+});
