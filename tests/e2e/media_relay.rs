@@ -2,6 +2,8 @@
 //! WebSocket signalling, the UDP relay, and two WebRTC peers built with the `webrtc` crate.
 //! Plus the doors that must stay shut: another visit's token, an expired link, a forged token.
 
+#![allow(clippy::unwrap_used)] // tests may panic on setup failures
+
 use anyhow::Result;
 use bytes::Bytes;
 use chrono::{Duration as ChronoDuration, Utc};

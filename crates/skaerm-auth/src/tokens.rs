@@ -300,15 +300,18 @@ impl TokenService {
         validation.required_spec_claims.clear();
         validation.set_audience(&[audience]);
         validation.set_issuer(&[self.issuer.as_str()]);
-        let data =
-            jsonwebtoken::decode::<T>(token, key, &validation).map_err(|e| match e.kind() {
+        // Signature, audience and issuer first (claims as plain JSON), so a token for another
+        // audience is reported as such even when its claims have another shape.
+        let data = jsonwebtoken::decode::<serde_json::Value>(token, key, &validation).map_err(
+            |e| match e.kind() {
                 ErrorKind::InvalidSignature => TokenError::BadSignature,
                 ErrorKind::InvalidAudience => TokenError::WrongAudience,
                 ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
                 ErrorKind::InvalidAlgorithm => TokenError::AlgorithmNotAllowed,
                 _ => TokenError::Malformed,
-            })?;
-        let claims = data.claims;
+            },
+        )?;
+        let claims: T = serde_json::from_value(data.claims).map_err(|_| TokenError::Malformed)?;
         let r = registered(&claims);
         let now = now.timestamp();
         if r.exp <= now - LEEWAY_SECONDS {

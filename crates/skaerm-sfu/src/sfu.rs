@@ -156,10 +156,10 @@ fn announce_ips(config: &RelayConfig, bound: SocketAddr) -> Vec<IpAddr> {
         return vec![bound.ip()];
     }
     let mut ips = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
-    if let Some(primary) = primary_ip() {
-        if !ips.contains(&primary) {
-            ips.push(primary);
-        }
+    if let Some(primary) = primary_ip()
+        && !ips.contains(&primary)
+    {
+        ips.push(primary);
     }
     ips
 }

@@ -2,6 +2,8 @@
 //! no sockets, no sleeps. Two participants join one room, each publishes audio and video, and
 //! each must receive the other's packets with intact payloads through the relay.
 
+#![allow(clippy::unwrap_used)] // tests may panic on setup failures
+
 use bytes::{Bytes, BytesMut};
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;

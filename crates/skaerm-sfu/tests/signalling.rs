@@ -1,6 +1,8 @@
 //! The signalling endpoint over a real WebSocket against a running relay: hostile input gets an
 //! error message or a close with a reason, and never disturbs the other participants.
 
+#![allow(clippy::unwrap_used)] // tests may panic on setup failures
+
 use futures_util::future::BoxFuture;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
