@@ -28,6 +28,8 @@ pub struct RelayMetrics {
     pub packets_forwarded: IntCounter,
     /// Keyframe requests sent to publishers.
     pub keyframe_requests: IntCounter,
+    /// NACKs received from subscribers.
+    pub nacks_received: IntCounter,
     /// Drops by reason.
     pub dropped: IntCounterVec,
     /// Joins by result (`ok` or an error code).
@@ -74,6 +76,10 @@ impl RelayMetrics {
                 "skaerm_keyframe_requests_total",
                 "Keyframe requests (PLI) sent to publishers",
             )?,
+            nacks_received: counter(
+                "skaerm_nacks_received_total",
+                "RTCP NACKs received from subscribers (answered from the send cache)",
+            )?,
             dropped: counter_vec(
                 "skaerm_packets_dropped_total",
                 "Packets and messages dropped, by reason",
@@ -109,6 +115,11 @@ impl RelayMetrics {
             &self.keyframe_requests,
             previous.keyframe_requests,
             now.keyframe_requests,
+        );
+        add(
+            &self.nacks_received,
+            previous.nacks_received,
+            now.nacks_received,
         );
         for reason in DropReason::ALL {
             let delta = now.drops(reason).saturating_sub(previous.drops(reason));

@@ -5,7 +5,9 @@
 #![allow(clippy::unwrap_used)] // tests may panic on setup failures
 
 use bytes::{Bytes, BytesMut};
-use rtc::interceptor::Registry;
+use rtc::interceptor::{
+    Attribute, Interceptor, Packet as InterceptorPacket, Registry, Slot, StreamInfo, TaggedPacket,
+};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::RTCPeerConnectionBuilder;
@@ -17,10 +19,12 @@ use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
-use rtc::rtp_transceiver::RTCRtpSenderId;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use skaerm_sfu::grant::JoinGrant;
@@ -28,12 +32,53 @@ use skaerm_sfu::ids::{ParticipantId, RoomId, SessionId};
 use skaerm_sfu::media::core::{Command, CoreConfig, CoreOutput, MediaCore, RoomEvent};
 use skaerm_sfu::media::counters::DropReason;
 use skaerm_sfu::protocol::{LeaveReason, Publish, Role, ServerMessage};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 const RELAY: &str = "10.0.0.1:50000";
+
+/// Lets every inbound RTCP packet through to the test client (the chain's terminus drops
+/// unmarked RTCP), so tests can see the PLIs and NACKs the relay sends.
+#[derive(Default)]
+struct RtcpToApplication {
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpToApplication {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if matches!(msg.message.packet, InterceptorPacket::Rtcp(_)) {
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for RtcpToApplication {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
 
 /// A browser stand-in: an `rtc` peer connection that answers the relay's offers.
 struct Client {
@@ -48,14 +93,22 @@ struct Client {
     received: Vec<(String, u8, Bytes)>,
     connected: bool,
     messages: Vec<ServerMessage>,
-    seq: u16,
+    /// Next sequence number per sending kind (each SSRC has its own sequence space).
+    seq: HashMap<RtpCodecKind, u16>,
+    /// Inbound tracks: track id → (receiver, SSRC, payload types seen).
+    receivers: HashMap<String, (RTCRtpReceiverId, u32)>,
+    /// RTCP packets received, by type: (PLIs naming one of our senders, NACKed sequence numbers).
+    plis: usize,
+    nacked: Vec<u16>,
 }
 
 impl Client {
     fn new(now: Instant, addr: &str) -> Client {
         let mut media_engine = MediaEngine::default();
         media_engine.register_default_codecs().unwrap();
-        let registry = register_default_interceptors(Registry::new(), &mut media_engine).unwrap();
+        let registry = register_default_interceptors(Registry::new(), &mut media_engine)
+            .unwrap()
+            .with(Slot::from(20_000), RtcpToApplication::default());
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
             .with_media_engine(media_engine)
@@ -116,7 +169,10 @@ impl Client {
             received: Vec::new(),
             connected: false,
             messages: Vec::new(),
-            seq: 0,
+            seq: HashMap::new(),
+            receivers: HashMap::new(),
+            plis: 0,
+            nacked: Vec::new(),
         }
     }
 
@@ -130,15 +186,18 @@ impl Client {
         self.pc.local_description().unwrap().sdp
     }
 
-    fn send_rtp(&mut self, now: Instant, kind: RtpCodecKind, payload: Bytes) {
+    /// Sends one packet and returns its sequence number.
+    fn send_rtp(&mut self, now: Instant, kind: RtpCodecKind, payload: Bytes) -> u16 {
         let (sender, ssrc) = self.senders[&kind];
-        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq.entry(kind).or_insert(1000);
+        *seq = seq.wrapping_add(1);
+        let seq = *seq;
         let packet = rtc::rtp::Packet {
             header: rtc::rtp::Header {
                 version: 2,
                 payload_type: if kind == RtpCodecKind::Audio { 111 } else { 96 },
-                sequence_number: self.seq,
-                timestamp: u32::from(self.seq) * 960,
+                sequence_number: seq,
+                timestamp: u32::from(seq) * 960,
                 ssrc,
                 marker: true,
                 ..Default::default()
@@ -150,6 +209,31 @@ impl Client {
             .unwrap()
             .write_rtp(now, packet)
             .unwrap();
+        seq
+    }
+
+    /// Asks for a keyframe on the inbound video track from `stream`.
+    fn send_pli(&mut self, now: Instant, stream: &str) {
+        let (receiver, ssrc) = self
+            .tracks
+            .iter()
+            .filter(|(_, s)| s.as_str() == stream)
+            .filter_map(|(track, _)| self.receivers.get(track).copied())
+            .find(|(receiver, _)| {
+                self.pc
+                    .rtp_receiver(*receiver)
+                    .is_some_and(|r| r.track().kind() == RtpCodecKind::Video)
+            })
+            .unwrap();
+        let pli = PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc: ssrc,
+        };
+        self.pc
+            .rtp_receiver(receiver)
+            .unwrap()
+            .write_rtcp(now, vec![Box::new(pli)])
+            .unwrap();
     }
 
     fn drain(&mut self) {
@@ -157,6 +241,8 @@ impl Client {
             match event {
                 RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
                     let stream = init.stream_ids.first().cloned().unwrap_or_default();
+                    self.receivers
+                        .insert(init.track_id.clone(), (init.receiver_id, init.ssrc));
                     self.tracks.insert(init.track_id, stream);
                 }
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
@@ -166,10 +252,26 @@ impl Client {
             }
         }
         while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
-            if let RTCMessage::RtpPacket(track, packet) = message {
-                let stream = self.tracks.get(&track).cloned().unwrap_or_default();
-                self.received
-                    .push((stream, packet.header.payload_type, packet.payload));
+            match message {
+                RTCMessage::RtpPacket(track, packet) => {
+                    let stream = self.tracks.get(&track).cloned().unwrap_or_default();
+                    self.received
+                        .push((stream, packet.header.payload_type, packet.payload));
+                }
+                RTCMessage::RtcpPacket(_, packets) => {
+                    for packet in packets {
+                        let any = packet.as_any();
+                        if any.is::<PictureLossIndication>() {
+                            self.plis += 1;
+                        }
+                        if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                            for pair in &nack.nacks {
+                                self.nacked.extend(pair.packet_list());
+                            }
+                        }
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -181,6 +283,33 @@ struct Net {
     core: MediaCore,
     clients: Vec<Client>,
     events: Vec<RoomEvent>,
+    /// RTP datagrams the virtual network loses once each.
+    losses: Vec<Loss>,
+    /// RTP datagrams the relay sent, by (destination, payload type).
+    relay_rtp: HashMap<(SocketAddr, u8), usize>,
+}
+
+/// One RTP datagram to lose on the virtual network: the SRTP header is in the clear, so the
+/// network can pick it by payload type and sequence number like a real lossy link would.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Loss {
+    /// Lost on the way from the relay (true) or to it (false).
+    from_relay: bool,
+    /// The client end of the link.
+    client: SocketAddr,
+    payload_type: u8,
+    seq: u16,
+}
+
+/// Payload type and sequence number of an (S)RTP datagram; `None` for RTCP and anything else.
+fn rtp_header(datagram: &[u8]) -> Option<(u8, u16)> {
+    if datagram.len() < 12 || datagram[0] >> 6 != 2 || (192..=223).contains(&datagram[1]) {
+        return None;
+    }
+    Some((
+        datagram[1] & 0x7f,
+        u16::from_be_bytes([datagram[2], datagram[3]]),
+    ))
 }
 
 impl Net {
@@ -198,6 +327,8 @@ impl Net {
             core,
             clients: Vec::new(),
             events: Vec::new(),
+            losses: Vec::new(),
+            relay_rtp: HashMap::new(),
         }
     }
 
@@ -257,6 +388,12 @@ impl Net {
             }
             while let Some(transmit) = self.core.poll_transmit() {
                 progressed = true;
+                if let Some((pt, _)) = rtp_header(&transmit.payload) {
+                    *self.relay_rtp.entry((transmit.to, pt)).or_default() += 1;
+                }
+                if self.lose(true, transmit.to, &transmit.payload) {
+                    continue;
+                }
                 if let Some(client) = self.clients.iter_mut().find(|c| c.addr == transmit.to) {
                     client
                         .pc
@@ -277,6 +414,9 @@ impl Net {
                 while let Some(out) = self.clients[i].pc.poll_write() {
                     progressed = true;
                     let from = self.clients[i].addr;
+                    if self.lose(false, from, &out.message) {
+                        continue;
+                    }
                     self.core.handle_datagram(
                         self.now,
                         from,
@@ -291,6 +431,56 @@ impl Net {
             }
         }
         panic!("network did not settle");
+    }
+
+    /// Whether the network loses this datagram (each planned loss happens once).
+    fn lose(&mut self, from_relay: bool, client: SocketAddr, datagram: &[u8]) -> bool {
+        let Some((payload_type, seq)) = rtp_header(datagram) else {
+            return false;
+        };
+        let wanted = Loss {
+            from_relay,
+            client,
+            payload_type,
+            seq,
+        };
+        match self.losses.iter().position(|l| *l == wanted) {
+            Some(i) => {
+                self.losses.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Joins two clients publishing audio and video and lets media start flowing both ways.
+    fn call() -> (Net, usize, usize) {
+        let mut net = Net::new();
+        let room = RoomId(Uuid::new_v4());
+        let a = net.join(room, "192.168.1.10:40000");
+        let b = net.join(room, "192.168.1.20:40000");
+        net.advance(Duration::from_secs(2));
+        for i in 0..5 {
+            for c in [a, b] {
+                net.clients[c].send_rtp(net.now, RtpCodecKind::Audio, payload("warmup-audio", i));
+                net.clients[c].send_rtp(net.now, RtpCodecKind::Video, payload("warmup-video", i));
+            }
+            net.advance(Duration::from_millis(20));
+        }
+        net.advance(Duration::from_secs(1));
+        assert!(net.clients[a].connected && net.clients[b].connected);
+        (net, a, b)
+    }
+
+    /// Received payloads of `kind` (by payload type) from `from`'s stream at client `at`.
+    fn payloads(&self, at: usize, from: usize, pt: u8) -> Vec<Bytes> {
+        let stream = self.clients[from].participant.to_string();
+        self.clients[at]
+            .received
+            .iter()
+            .filter(|(s, p, _)| *s == stream && *p == pt)
+            .map(|(_, _, b)| b.clone())
+            .collect()
     }
 
     /// Advances the virtual clock by `step`, firing every deadline on the way.
@@ -500,4 +690,97 @@ fn a_full_room_refuses_the_next_participant() {
         }
     )));
     assert_eq!(net.core.participant_count(), 4);
+}
+
+#[test]
+fn a_forwarded_packet_lost_on_the_way_to_the_subscriber_is_retransmitted_as_rtx() {
+    let (mut net, a, b) = Net::call();
+    let b_addr = net.clients[b].addr;
+    // The relay → B copy of A's 8th video packet from now is lost once.
+    let lost = net.clients[a].seq[&RtpCodecKind::Video].wrapping_add(8);
+    net.losses.push(Loss {
+        from_relay: true,
+        client: b_addr,
+        payload_type: 96,
+        seq: lost,
+    });
+    let rtx_before = net.relay_rtp.get(&(b_addr, 97)).copied().unwrap_or(0);
+    for i in 0..20 {
+        net.clients[a].send_rtp(net.now, RtpCodecKind::Video, payload("a-video", i));
+        net.advance(Duration::from_millis(20));
+    }
+    net.advance(Duration::from_millis(500));
+    assert!(net.losses.is_empty(), "the planned loss must have happened");
+    let got = net.payloads(b, a, 96);
+    for i in 0..20 {
+        assert!(
+            got.contains(&payload("a-video", i)),
+            "A's video packet {i} did not reach B intact"
+        );
+    }
+    assert!(
+        net.core.counters().nacks_received >= 1,
+        "B must have NACKed the relay"
+    );
+    assert!(
+        net.relay_rtp.get(&(b_addr, 97)).copied().unwrap_or(0) > rtx_before,
+        "the retransmission must go out as RTX (payload type 97)"
+    );
+}
+
+#[test]
+fn a_packet_lost_from_the_publisher_is_nacked_upstream_and_forwarded_once_repaired() {
+    let (mut net, a, b) = Net::call();
+    let a_addr = net.clients[a].addr;
+    let lost = net.clients[a].seq[&RtpCodecKind::Video].wrapping_add(5);
+    net.losses.push(Loss {
+        from_relay: false,
+        client: a_addr,
+        payload_type: 96,
+        seq: lost,
+    });
+    for i in 0..20 {
+        net.clients[a].send_rtp(net.now, RtpCodecKind::Video, payload("a-video", i));
+        net.advance(Duration::from_millis(20));
+    }
+    net.advance(Duration::from_millis(500));
+    assert!(net.losses.is_empty(), "the planned loss must have happened");
+    assert!(
+        net.clients[a].nacked.contains(&lost),
+        "the relay must NACK the missing packet upstream (A saw NACKs for {:?})",
+        net.clients[a].nacked
+    );
+    let got = net.payloads(b, a, 96);
+    for i in 0..20 {
+        assert!(
+            got.contains(&payload("a-video", i)),
+            "A's video packet {i} did not reach B intact"
+        );
+    }
+}
+
+#[test]
+fn a_burst_of_keyframe_requests_reaches_the_publisher_once_per_interval() {
+    let (mut net, a, b) = Net::call();
+    // Well past any request made while the call was set up.
+    net.advance(Duration::from_secs(1));
+    let plis_before = net.clients[a].plis;
+    let sent_before = net.core.counters().keyframe_requests;
+    let a_stream = net.clients[a].participant.to_string();
+    for _ in 0..5 {
+        net.clients[b].send_pli(net.now, &a_stream);
+        net.advance(Duration::from_millis(10));
+    }
+    net.advance(Duration::from_millis(100));
+    assert_eq!(
+        net.clients[a].plis - plis_before,
+        1,
+        "a burst of five PLIs must reach the publisher once"
+    );
+    // The throttle window (500 ms) ends: the request owed from the burst goes out, once.
+    net.advance(Duration::from_millis(500));
+    assert_eq!(net.clients[a].plis - plis_before, 2);
+    net.advance(Duration::from_secs(2));
+    assert_eq!(net.clients[a].plis - plis_before, 2, "nothing more is owed");
+    assert_eq!(net.core.counters().keyframe_requests - sent_before, 2);
 }

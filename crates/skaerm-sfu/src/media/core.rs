@@ -33,8 +33,9 @@ use rtc::peer_connection::transport::{
 };
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{
     RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
@@ -909,6 +910,11 @@ impl MediaCore {
             vec![RTCRtpEncodingParameters {
                 rtp_coding_parameters: RTCRtpCodingParameters {
                     ssrc: Some(rand::random::<u32>()),
+                    // Retransmissions answered from the send cache go out as RTX on their own
+                    // SSRC when the subscriber negotiates it (RFC 4588).
+                    rtx: (kind == RtpCodecKind::Video).then(|| RTCRtpRtxParameters {
+                        ssrc: rand::random::<u32>(),
+                    }),
                     ..Default::default()
                 },
                 active: true,
@@ -1259,6 +1265,12 @@ impl MediaCore {
                     });
                 }
                 RTCMessage::RtcpPacket(track_id, packets) => {
+                    // NACKs were answered by the connection's NACK responder on their way
+                    // here; only counted.
+                    self.counters.nacks_received += packets
+                        .iter()
+                        .filter(|p| p.as_any().is::<TransportLayerNack>())
+                        .count() as u64;
                     let wants_keyframe = packets.iter().any(|p| {
                         p.as_any().is::<PictureLossIndication>()
                             || p.as_any().is::<FullIntraRequest>()

@@ -76,6 +76,8 @@ pub struct Counters {
     pub rtp_forwarded: u64,
     /// Keyframe requests sent to publishers.
     pub keyframe_requests: u64,
+    /// NACK packets received from subscribers (answered from the send cache).
+    pub nacks_received: u64,
     drops: [u64; DropReason::ALL.len()],
 }
 

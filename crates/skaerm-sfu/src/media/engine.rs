@@ -6,13 +6,16 @@
 //! needs to transcode, and because the relay is always the offerer, payload types and
 //! extension ids are the same on every leg.
 
+use crate::media::feedback::{FEEDBACK_TAP_SLOT, FeedbackTap};
 use rand::RngExt;
-use rtc::interceptor::Registry;
+use rtc::interceptor::{
+    NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, Registry,
+    SenderReportBuilder, Slot, TwccReceiverBuilder,
+};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::RTCPeerConnectionBuilder;
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine,
 };
@@ -28,6 +31,13 @@ pub(crate) const OPUS_PT: u8 = 111;
 pub(crate) const VP8_PT: u8 = 96;
 /// VP8 retransmission (RTX) payload type.
 pub(crate) const VP8_RTX_PT: u8 = 97;
+
+/// Packets kept per outbound video stream to answer subscribers' NACKs (a power of two). At
+/// 1.2 Mbit/s (~130 packets/s) this is about two seconds of history, several round trips on
+/// any path a retransmission can still help on, and bounded memory per subscriber.
+pub(crate) const SEND_CACHE_PACKETS: u16 = 256;
+/// Most NACKs the relay sends upstream for one missing publisher packet.
+const MAX_NACKS_PER_PACKET: u16 = 3;
 
 /// Header extensions the relay negotiates, and whether it forwards their values from a
 /// publisher to subscribers. Extensions tied to one transport (transport-cc, abs-send-time)
@@ -154,6 +164,15 @@ impl PeerFactory {
         media_engine.register_codec(vp8_rtx(), RtpCodecKind::Video)?;
         for (uri, kind) in [
             (rtc::sdp::extmap::SDES_MID_URI, RtpCodecKind::Audio),
+            (rtc::sdp::extmap::SDES_MID_URI, RtpCodecKind::Video),
+            (
+                rtc::sdp::extmap::SDES_RTP_STREAM_ID_URI,
+                RtpCodecKind::Video,
+            ),
+            (
+                rtc::sdp::extmap::SDES_REPAIR_RTP_STREAM_ID_URI,
+                RtpCodecKind::Video,
+            ),
             (rtc::sdp::extmap::AUDIO_LEVEL_URI, RtpCodecKind::Audio),
             (rtc::sdp::extmap::VIDEO_ORIENTATION_URI, RtpCodecKind::Video),
         ] {
@@ -165,7 +184,7 @@ impl PeerFactory {
                 None,
             )?;
         }
-        let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
+        let registry = interceptors(&mut media_engine)?;
 
         let setting_engine = SettingEngineBuilder::new()
             .with_lite(true)
@@ -183,4 +202,50 @@ impl PeerFactory {
             .with_interceptor_registry(registry)
             .build(now)?)
     }
+}
+
+/// The interceptor chain of a relay-side connection, wire-most first:
+///
+/// - NACK responder: keeps the last [`SEND_CACHE_PACKETS`] forwarded packets of each outbound
+///   video stream and answers the subscriber's NACKs from them (as RTX when the subscriber
+///   negotiated it, else the original packet). Forwarded packets pass through it because the
+///   core writes them through the subscriber connection's chain.
+/// - NACK generator: notices gaps in a publisher's video and NACKs them upstream.
+/// - TWCC receiver: transport-wide feedback to publishers (their send-side estimate).
+/// - Receiver and sender reports.
+/// - The feedback tap: lets keyframe requests and NACKs through to the core.
+fn interceptors(media_engine: &mut MediaEngine) -> Result<Registry, EngineError> {
+    for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+        media_engine.register_feedback(
+            RTCPFeedback {
+                typ: "transport-cc".to_owned(),
+                parameter: String::new(),
+            },
+            kind,
+        );
+        media_engine.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: rtc::sdp::extmap::TRANSPORT_CC_URI.to_owned(),
+            },
+            kind,
+            None,
+        )?;
+    }
+    Ok(Registry::new()
+        .with(
+            Slot::NackResponder,
+            NackResponderBuilder::new()
+                .with_size(SEND_CACHE_PACKETS)
+                .build(),
+        )
+        .with(
+            Slot::NackGenerator,
+            NackGeneratorBuilder::new()
+                .with_max_nacks_per_packet(MAX_NACKS_PER_PACKET)
+                .build(),
+        )
+        .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build())
+        .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
+        .with(Slot::SenderReport, SenderReportBuilder::new().build())
+        .with(Slot::from(FEEDBACK_TAP_SLOT), FeedbackTap::default()))
 }

@@ -2,13 +2,14 @@
 //!
 //! [`core::MediaCore`] owns the peer connections and rooms of one worker; the other modules are
 //! its parts: datagram routing ([`demux`]), building `rtc` connections ([`engine`]),
-//! offer/answer bookkeeping ([`negotiation`]), per-participant state ([`peer`]), packet
+//! which inbound RTCP the core sees ([`feedback`]), offer/answer bookkeeping ([`negotiation`]), per-participant state ([`peer`]), packet
 //! rewriting for forwarding ([`rewrite`]) and drop/traffic counters ([`counters`]).
 
 pub mod core;
 pub mod counters;
 pub(crate) mod demux;
 pub(crate) mod engine;
+pub(crate) mod feedback;
 pub(crate) mod negotiation;
 pub(crate) mod peer;
 pub(crate) mod rewrite;
