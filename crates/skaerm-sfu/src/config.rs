@@ -1,5 +1,6 @@
 //! How the relay is configured: its UDP port, the addresses it announces, and its limits.
 
+use crate::media::bandwidth::FallbackPolicy;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -28,6 +29,11 @@ pub struct RelayConfig {
     pub max_signalling_frame: usize,
     /// Socket buffer sizes asked of the kernel.
     pub socket_buffer_bytes: usize,
+    /// Minimum time between keyframe requests relayed to one publisher track (PLI/FIR from
+    /// subscribers inside the window are merged into one sent when it ends).
+    pub keyframe_request_interval: Duration,
+    /// When a subscriber falls back to audio only (floor, margin, hold times).
+    pub fallback: FallbackPolicy,
 }
 
 impl Default for RelayConfig {
@@ -43,6 +49,8 @@ impl Default for RelayConfig {
             ping_interval: Duration::from_secs(15),
             max_signalling_frame: 64 * 1024,
             socket_buffer_bytes: 4 * 1024 * 1024,
+            keyframe_request_interval: Duration::from_millis(500),
+            fallback: FallbackPolicy::default(),
         }
     }
 }

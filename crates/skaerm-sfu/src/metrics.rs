@@ -30,6 +30,10 @@ pub struct RelayMetrics {
     pub keyframe_requests: IntCounter,
     /// NACKs received from subscribers.
     pub nacks_received: IntCounter,
+    /// Audio-only fallbacks entered.
+    pub video_pauses: IntCounter,
+    /// Audio-only fallbacks left.
+    pub video_resumes: IntCounter,
     /// Drops by reason.
     pub dropped: IntCounterVec,
     /// Joins by result (`ok` or an error code).
@@ -80,6 +84,14 @@ impl RelayMetrics {
                 "skaerm_nacks_received_total",
                 "RTCP NACKs received from subscribers (answered from the send cache)",
             )?,
+            video_pauses: counter(
+                "skaerm_video_pauses_total",
+                "Subscribers switched to audio only for low bandwidth",
+            )?,
+            video_resumes: counter(
+                "skaerm_video_resumes_total",
+                "Subscribers whose video resumed after a low-bandwidth pause",
+            )?,
             dropped: counter_vec(
                 "skaerm_packets_dropped_total",
                 "Packets and messages dropped, by reason",
@@ -120,6 +132,12 @@ impl RelayMetrics {
             &self.nacks_received,
             previous.nacks_received,
             now.nacks_received,
+        );
+        add(&self.video_pauses, previous.video_pauses, now.video_pauses);
+        add(
+            &self.video_resumes,
+            previous.video_resumes,
+            now.video_resumes,
         );
         for reason in DropReason::ALL {
             let delta = now.drops(reason).saturating_sub(previous.drops(reason));

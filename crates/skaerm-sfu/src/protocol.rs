@@ -44,6 +44,15 @@ pub struct ClientCandidate {
     pub username_fragment: Option<String>,
 }
 
+/// Why the relay paused video to a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VideoPauseReason {
+    /// The client's estimated bandwidth stayed below the relay's floor: audio only until it
+    /// recovers.
+    LowBandwidth,
+}
+
 /// Client → server.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -181,6 +190,19 @@ pub enum ServerMessage {
     ParticipantUpdated {
         /// Their new state.
         participant: ParticipantInfo,
+    },
+    /// The relay stopped forwarding a participant's video to this client (audio continues).
+    VideoPaused {
+        /// Whose video.
+        participant_id: ParticipantId,
+        /// Why.
+        reason: VideoPauseReason,
+    },
+    /// The relay forwards a participant's video to this client again (starting with a
+    /// keyframe).
+    VideoResumed {
+        /// Whose video.
+        participant_id: ParticipantId,
     },
     /// The session is over.
     Ended {
@@ -382,5 +404,18 @@ mod tests {
         .unwrap();
         assert_eq!(json["type"], "offer");
         assert_eq!(json["revision"], 3);
+        let id = ParticipantId(uuid::Uuid::nil());
+        let json = serde_json::to_value(ServerMessage::VideoPaused {
+            participant_id: id,
+            reason: VideoPauseReason::LowBandwidth,
+        })
+        .unwrap();
+        assert_eq!(json["type"], "video_paused");
+        assert_eq!(json["reason"], "low_bandwidth");
+        assert_eq!(json["participant_id"], id.to_string());
+        let json =
+            serde_json::to_value(ServerMessage::VideoResumed { participant_id: id }).unwrap();
+        assert_eq!(json["type"], "video_resumed");
+        assert_eq!(json["participant_id"], id.to_string());
     }
 }

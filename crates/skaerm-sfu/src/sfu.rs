@@ -72,7 +72,8 @@ impl Sfu {
             local_addrs: announced.clone(),
             max_participants_per_room: config.max_participants_per_room,
             max_peers: config.max_peers_per_worker,
-            keyframe_request_interval: Duration::from_millis(500),
+            keyframe_request_interval: config.keyframe_request_interval,
+            fallback: config.fallback,
         })?;
         let (event_sender, events) = mpsc::channel(ROOM_EVENT_QUEUE);
         let worker = worker::spawn(

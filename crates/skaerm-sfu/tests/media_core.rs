@@ -29,9 +29,10 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use skaerm_sfu::grant::JoinGrant;
 use skaerm_sfu::ids::{ParticipantId, RoomId, SessionId};
+use skaerm_sfu::media::bandwidth::FallbackPolicy;
 use skaerm_sfu::media::core::{Command, CoreConfig, CoreOutput, MediaCore, RoomEvent};
 use skaerm_sfu::media::counters::DropReason;
-use skaerm_sfu::protocol::{LeaveReason, Publish, Role, ServerMessage};
+use skaerm_sfu::protocol::{LeaveReason, Publish, Role, ServerMessage, VideoPauseReason};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -287,6 +288,8 @@ struct Net {
     losses: Vec<Loss>,
     /// RTP datagrams the relay sent, by (destination, payload type).
     relay_rtp: HashMap<(SocketAddr, u8), usize>,
+    /// (client, payload type) whose RTP from the relay the network loses entirely.
+    blackout: Vec<(SocketAddr, u8)>,
 }
 
 /// One RTP datagram to lose on the virtual network: the SRTP header is in the clear, so the
@@ -320,6 +323,7 @@ impl Net {
             max_participants_per_room: 4,
             max_peers: 100,
             keyframe_request_interval: Duration::from_millis(500),
+            fallback: FallbackPolicy::default(),
         })
         .unwrap();
         Net {
@@ -329,6 +333,7 @@ impl Net {
             events: Vec::new(),
             losses: Vec::new(),
             relay_rtp: HashMap::new(),
+            blackout: Vec::new(),
         }
     }
 
@@ -438,6 +443,9 @@ impl Net {
         let Some((payload_type, seq)) = rtp_header(datagram) else {
             return false;
         };
+        if from_relay && self.blackout.contains(&(client, payload_type)) {
+            return true;
+        }
         let wanted = Loss {
             from_relay,
             client,
@@ -783,4 +791,116 @@ fn a_burst_of_keyframe_requests_reaches_the_publisher_once_per_interval() {
     net.advance(Duration::from_secs(2));
     assert_eq!(net.clients[a].plis - plis_before, 2, "nothing more is owed");
     assert_eq!(net.core.counters().keyframe_requests - sent_before, 2);
+}
+
+/// Whether client `c` was told about a video pause (`Some(true)`) or resume (`Some(false)`) of
+/// `publisher`'s video, the latest first.
+fn video_state(net: &Net, c: usize, publisher: usize) -> Option<bool> {
+    let id = net.clients[publisher].participant;
+    net.clients[c].messages.iter().rev().find_map(|m| match m {
+        ServerMessage::VideoPaused {
+            participant_id,
+            reason: VideoPauseReason::LowBandwidth,
+        } if *participant_id == id => Some(true),
+        ServerMessage::VideoResumed { participant_id } if *participant_id == id => Some(false),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_starved_subscriber_falls_back_to_audio_only_and_resumes_with_a_keyframe() {
+    let (mut net, a, b) = Net::call();
+    let b_addr = net.clients[b].addr;
+    let mut i = 0;
+    // One 20 ms tick of A's media: audio and video.
+    let tick = |net: &mut Net, i: &mut usize| {
+        net.clients[a].send_rtp(net.now, RtpCodecKind::Audio, payload("a-audio", *i));
+        net.clients[a].send_rtp(net.now, RtpCodecKind::Video, payload("a-video", *i));
+        *i += 1;
+        net.advance(Duration::from_millis(20));
+    };
+    for _ in 0..100 {
+        tick(&mut net, &mut i);
+    }
+    assert_eq!(
+        video_state(&net, b, a),
+        None,
+        "a healthy link is not paused"
+    );
+
+    // B's link stops carrying video: B's transport-wide feedback reports every video packet
+    // lost, and the relay's estimate for B falls below the floor.
+    net.blackout.extend([(b_addr, 96), (b_addr, 97)]);
+    let start = net.now;
+    while video_state(&net, b, a).is_none() && net.now < start + Duration::from_secs(10) {
+        tick(&mut net, &mut i);
+    }
+    assert_eq!(
+        video_state(&net, b, a),
+        Some(true),
+        "B must be told A's video is paused for low bandwidth"
+    );
+    let paused_after = net.now - start;
+    assert!(
+        paused_after >= FallbackPolicy::default().pause_after,
+        "paused after {paused_after:?}, before the hold time"
+    );
+    assert_eq!(net.core.counters().video_pauses, 1);
+    assert_eq!(
+        video_state(&net, a, b),
+        None,
+        "A's link is fine: A keeps B's video"
+    );
+
+    // While paused: no video goes to B, audio is untouched.
+    net.blackout.clear();
+    let video_before = net.relay_rtp.get(&(b_addr, 96)).copied().unwrap_or(0);
+    let dropped_before = net.core.counters().drops(DropReason::VideoPaused);
+    let first = i;
+    for _ in 0..25 {
+        tick(&mut net, &mut i);
+    }
+    assert_eq!(
+        net.relay_rtp.get(&(b_addr, 96)).copied().unwrap_or(0),
+        video_before,
+        "no video may reach B while paused"
+    );
+    assert!(net.core.counters().drops(DropReason::VideoPaused) >= dropped_before + 25);
+    let audio = net.payloads(b, a, 111);
+    for n in first..i {
+        assert!(
+            audio.contains(&payload("a-audio", n)),
+            "audio packet {n} must reach B during the pause"
+        );
+    }
+
+    // The link recovers: the estimate climbs on audio feedback alone, video resumes after the
+    // resume hold, and the relay asks A for a keyframe so B's picture starts cleanly.
+    let plis_before = net.clients[a].plis;
+    let start = net.now;
+    while video_state(&net, b, a) != Some(false) && net.now < start + Duration::from_secs(30) {
+        tick(&mut net, &mut i);
+    }
+    assert_eq!(video_state(&net, b, a), Some(false), "video must resume");
+    assert!(
+        net.now - start >= FallbackPolicy::default().resume_after,
+        "resumed before the resume hold"
+    );
+    assert_eq!(net.core.counters().video_resumes, 1);
+    net.advance(Duration::from_millis(100));
+    assert!(
+        net.clients[a].plis > plis_before,
+        "resuming must ask the publisher for a keyframe"
+    );
+    let first = i;
+    for _ in 0..10 {
+        tick(&mut net, &mut i);
+    }
+    let video = net.payloads(b, a, 96);
+    for n in first..i {
+        assert!(
+            video.contains(&payload("a-video", n)),
+            "video packet {n} must reach B after the resume"
+        );
+    }
 }

@@ -10,6 +10,7 @@
 
 use crate::grant::JoinGrant;
 use crate::ids::{PeerKey, RoomId, SessionId};
+use crate::media::bandwidth::{Fallback, FallbackPolicy, Transition};
 use crate::media::counters::{Counters, DropReason};
 use crate::media::demux::{DatagramKind, binding_request_ufrag, classify};
 use crate::media::engine::{
@@ -20,7 +21,7 @@ use crate::media::peer::{Inbound, MAX_ADDRS_PER_PEER, Peer, Publication, Subscri
 use crate::media::rewrite::RewritePlan;
 use crate::protocol::{
     ClientCandidate, EndReason, ErrorCode, LeaveReason, Muted, ParticipantInfo, Publish, Role,
-    ServerMessage,
+    ServerMessage, VideoPauseReason,
 };
 use bytes::{Bytes, BytesMut};
 use rtc::media_stream::MediaStreamTrack;
@@ -195,7 +196,12 @@ pub struct CoreConfig {
     pub max_peers: usize,
     /// Minimum time between keyframe requests to one publisher track.
     pub keyframe_request_interval: Duration,
+    /// When a subscriber falls back to audio only.
+    pub fallback: FallbackPolicy,
 }
+
+/// How often subscribers' bandwidth estimates are looked at.
+const BANDWIDTH_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 
 /// A packet read from a publisher, waiting to be forwarded.
 struct Pending {
@@ -226,6 +232,8 @@ pub struct MediaCore {
     targets: Vec<(PeerKey, usize)>,
     /// Keyframe requests postponed by the throttle: (publisher, track, due).
     owed_keyframes: Vec<(PeerKey, String, Instant)>,
+    /// When subscribers' bandwidth estimates are next looked at (while there are peers).
+    next_bandwidth_check: Option<Instant>,
 }
 
 impl MediaCore {
@@ -248,6 +256,7 @@ impl MediaCore {
             pending: Vec::new(),
             targets: Vec::new(),
             owed_keyframes: Vec::new(),
+            next_bandwidth_check: None,
         })
     }
 
@@ -291,10 +300,10 @@ impl MediaCore {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let peer = self.timers.peek().map(|Reverse((t, _))| *t);
         let owed = self.owed_keyframes.iter().map(|(_, _, due)| *due).min();
-        match (peer, owed) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [peer, owed, self.next_bandwidth_check]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// One datagram arrived on the shared port. `dst_ip` is the local address it was sent to,
@@ -412,7 +421,71 @@ impl MediaCore {
         });
         owed.append(&mut self.owed_keyframes);
         self.owed_keyframes = owed;
+        if self.next_bandwidth_check.is_some_and(|due| due <= now) {
+            self.check_bandwidth(now);
+        }
         self.drain(now);
+    }
+
+    // ---- bandwidth -----------------------------------------------------------------------
+
+    /// Looks at every connected subscriber's estimate and pauses or resumes its video.
+    fn check_bandwidth(&mut self, now: Instant) {
+        self.next_bandwidth_check =
+            (!self.peers.is_empty()).then(|| now + BANDWIDTH_CHECK_INTERVAL);
+        let mut changes: Vec<(PeerKey, Transition)> = Vec::new();
+        for (key, peer) in &mut self.peers {
+            if !peer.connected {
+                continue;
+            }
+            if let Some(t) = peer.fallback.update(now, peer.estimate.get()) {
+                changes.push((*key, t));
+            }
+        }
+        for (key, transition) in changes {
+            let Some(peer) = self.peers.get(&key) else {
+                continue;
+            };
+            let session = peer.session;
+            let sources: Vec<(PeerKey, String)> = peer
+                .subscriptions
+                .iter()
+                .filter(|s| s.kind == RtpCodecKind::Video)
+                .map(|s| (s.publisher, s.source_track.clone()))
+                .collect();
+            let mut publishers: Vec<crate::ids::ParticipantId> = Vec::new();
+            for (publisher, _) in &sources {
+                if let Some(id) = self.peers.get(publisher).map(|p| p.info.id)
+                    && !publishers.contains(&id)
+                {
+                    publishers.push(id);
+                }
+            }
+            tracing::info!(peer = %key, ?transition, estimate = ?self.peers.get(&key).and_then(|p| p.estimate.get()), "audio-only fallback");
+            match transition {
+                Transition::Pause => {
+                    self.counters.video_pauses += 1;
+                    for participant_id in publishers {
+                        self.signal(
+                            session,
+                            ServerMessage::VideoPaused {
+                                participant_id,
+                                reason: VideoPauseReason::LowBandwidth,
+                            },
+                        );
+                    }
+                }
+                Transition::Resume => {
+                    self.counters.video_resumes += 1;
+                    for participant_id in publishers {
+                        self.signal(session, ServerMessage::VideoResumed { participant_id });
+                    }
+                    for (publisher, track) in sources {
+                        self.request_keyframe(now, publisher, &track);
+                    }
+                }
+            }
+        }
     }
 
     fn local_addr_for(&self, dst_ip: Option<IpAddr>) -> SocketAddr {
@@ -492,14 +565,18 @@ impl MediaCore {
         let key = PeerKey(self.next_key);
         self.next_key += 1;
         let credentials = IceCredentials::random();
-        let mut pc = match self.factory.build(now, &credentials) {
-            Ok(pc) => pc,
-            Err(err) => {
-                tracing::error!(%err, "could not create a peer connection");
-                self.refuse(session, ErrorCode::Internal, "could not create connection");
-                return;
-            }
-        };
+        let (mut pc, estimate) =
+            match self
+                .factory
+                .build(now, &credentials, self.config.fallback.floor_bps / 2)
+            {
+                Ok(built) => built,
+                Err(err) => {
+                    tracing::error!(%err, "could not create a peer connection");
+                    self.refuse(session, ErrorCode::Internal, "could not create connection");
+                    return;
+                }
+            };
         if let Err(err) = self.add_local_candidates(&mut pc) {
             tracing::error!(%err, "could not add local candidates");
             self.refuse(session, ErrorCode::Internal, "could not create connection");
@@ -550,8 +627,13 @@ impl MediaCore {
                 subscriptions: Vec::new(),
                 inbound,
                 next_track: 0,
+                estimate,
+                fallback: Fallback::new(self.config.fallback),
             },
         );
+        if self.next_bandwidth_check.is_none() {
+            self.next_bandwidth_check = Some(now + BANDWIDTH_CHECK_INTERVAL);
+        }
         // Receive what the others already publish.
         for other in &others {
             let tracks: Vec<(String, RtpCodecKind)> = self
@@ -922,12 +1004,27 @@ impl MediaCore {
                 ..Default::default()
             }],
         );
+        if kind == RtpCodecKind::Video && peer.fallback.is_paused() {
+            // Already in audio-only fallback: this video waits for the resume too.
+            let session = peer.session;
+            self.outputs.push_back(CoreOutput::Signal(
+                session,
+                ServerMessage::VideoPaused {
+                    participant_id: publisher_id,
+                    reason: VideoPauseReason::LowBandwidth,
+                },
+            ));
+        }
+        let Some(peer) = self.peers.get_mut(&subscriber) else {
+            return;
+        };
         match peer.pc.add_track(sender_track) {
             Ok(sender) => peer.subscriptions.push(Subscription {
                 publisher,
                 source_track: track.to_owned(),
                 sender,
                 track_id,
+                kind,
                 plan: None,
             }),
             Err(err) => tracing::warn!(%err, "could not add a sender"),
@@ -1342,14 +1439,15 @@ impl MediaCore {
                 let Some(peer) = self.peers.get_mut(&subscriber) else {
                     continue;
                 };
-                let Some(plan) = peer.subscriptions[index]
-                    .plan
-                    .as_ref()
-                    .filter(|_| peer.connected)
-                else {
+                let subscription = &peer.subscriptions[index];
+                let Some(plan) = subscription.plan.as_ref().filter(|_| peer.connected) else {
                     self.counters.drop(DropReason::SubscriberNotReady);
                     continue;
                 };
+                if subscription.kind == RtpCodecKind::Video && peer.fallback.is_paused() {
+                    self.counters.drop(DropReason::VideoPaused);
+                    continue;
+                }
                 if plan.apply(&mut copy).is_err() {
                     self.counters.drop(DropReason::PayloadType);
                     continue;

@@ -22,11 +22,13 @@ pub enum DropReason {
     SendFailed,
     /// A session's outbound signalling queue was full; the session was dropped.
     SignalQueueFull,
+    /// Video not forwarded to a subscriber in audio-only fallback (low bandwidth).
+    VideoPaused,
 }
 
 impl DropReason {
     /// All reasons, for registering metric labels up front.
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 10] = [
         DropReason::UnknownSource,
         DropReason::UnknownUfrag,
         DropReason::Malformed,
@@ -36,6 +38,7 @@ impl DropReason {
         DropReason::ForwardFailed,
         DropReason::SendFailed,
         DropReason::SignalQueueFull,
+        DropReason::VideoPaused,
     ];
 
     /// Metric label value.
@@ -50,6 +53,7 @@ impl DropReason {
             DropReason::ForwardFailed => "forward_failed",
             DropReason::SendFailed => "send_failed",
             DropReason::SignalQueueFull => "signal_queue_full",
+            DropReason::VideoPaused => "video_paused",
         }
     }
 
@@ -78,6 +82,10 @@ pub struct Counters {
     pub keyframe_requests: u64,
     /// NACK packets received from subscribers (answered from the send cache).
     pub nacks_received: u64,
+    /// Times a subscriber's video was paused for low bandwidth.
+    pub video_pauses: u64,
+    /// Times a subscriber's paused video was resumed.
+    pub video_resumes: u64,
     drops: [u64; DropReason::ALL.len()],
 }
 

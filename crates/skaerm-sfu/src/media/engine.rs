@@ -6,11 +6,12 @@
 //! needs to transcode, and because the relay is always the offerer, payload types and
 //! extension ids are the same on every leg.
 
+use crate::media::bandwidth::{Estimate, EstimateProbe};
 use crate::media::feedback::{FEEDBACK_TAP_SLOT, FeedbackTap};
 use rand::RngExt;
 use rtc::interceptor::{
-    NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, Registry,
-    SenderReportBuilder, Slot, TwccReceiverBuilder,
+    CongestionControlBuilder, NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder,
+    Registry, SenderReportBuilder, Slot, TwccReceiverBuilder, TwccSenderBuilder,
 };
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::RTCPeerConnectionBuilder;
@@ -152,12 +153,15 @@ impl PeerFactory {
         Ok(PeerFactory { certificate })
     }
 
-    /// A new relay-side connection: ICE-lite, the given credentials, our codecs.
+    /// A new relay-side connection: ICE-lite, the given credentials, our codecs; and the handle
+    /// to its send-side bandwidth estimate.
+    /// `min_estimate_bps` bounds the estimate from below.
     pub(crate) fn build(
         &self,
         now: Instant,
         credentials: &IceCredentials,
-    ) -> Result<RTCPeerConnection, EngineError> {
+        min_estimate_bps: u64,
+    ) -> Result<(RTCPeerConnection, Estimate), EngineError> {
         let mut media_engine = MediaEngine::default();
         media_engine.register_codec(opus(), RtpCodecKind::Audio)?;
         media_engine.register_codec(vp8(), RtpCodecKind::Video)?;
@@ -184,7 +188,8 @@ impl PeerFactory {
                 None,
             )?;
         }
-        let registry = interceptors(&mut media_engine)?;
+        let (probe, estimate) = EstimateProbe::new(min_estimate_bps);
+        let registry = interceptors(&mut media_engine, probe)?;
 
         let setting_engine = SettingEngineBuilder::new()
             .with_lite(true)
@@ -195,17 +200,23 @@ impl PeerFactory {
             .with_certificates(vec![self.certificate.clone()])
             .build();
 
-        Ok(RTCPeerConnectionBuilder::new()
+        let pc = RTCPeerConnectionBuilder::new()
             .with_configuration(configuration)
             .with_setting_engine(setting_engine)
             .with_media_engine(media_engine)
             .with_interceptor_registry(registry)
-            .build(now)?)
+            .build(now)?;
+        Ok((pc, estimate))
     }
 }
 
 /// The interceptor chain of a relay-side connection, wire-most first:
 ///
+/// - Congestion control: records every packet that leaves (retransmissions included) and runs
+///   GCC on the subscriber's transport-wide feedback; the estimate drives the audio-only
+///   fallback ([`crate::media::bandwidth`]). No pacer: the relay never delays media to shape
+///   it.
+/// - TWCC sender: numbers outgoing packets with the transport-wide sequence extension.
 /// - NACK responder: keeps the last [`SEND_CACHE_PACKETS`] forwarded packets of each outbound
 ///   video stream and answers the subscriber's NACKs from them (as RTX when the subscriber
 ///   negotiated it, else the original packet). Forwarded packets pass through it because the
@@ -214,7 +225,10 @@ impl PeerFactory {
 /// - TWCC receiver: transport-wide feedback to publishers (their send-side estimate).
 /// - Receiver and sender reports.
 /// - The feedback tap: lets keyframe requests and NACKs through to the core.
-fn interceptors(media_engine: &mut MediaEngine) -> Result<Registry, EngineError> {
+fn interceptors(
+    media_engine: &mut MediaEngine,
+    probe: EstimateProbe,
+) -> Result<Registry, EngineError> {
     for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
         media_engine.register_feedback(
             RTCPFeedback {
@@ -232,6 +246,11 @@ fn interceptors(media_engine: &mut MediaEngine) -> Result<Registry, EngineError>
         )?;
     }
     Ok(Registry::new()
+        .with(
+            Slot::CongestionControl,
+            CongestionControlBuilder::new(probe).build(),
+        )
+        .with(Slot::TwccSender, TwccSenderBuilder::new().build())
         .with(
             Slot::NackResponder,
             NackResponderBuilder::new()

@@ -2,9 +2,10 @@
 //!
 //! [`core::MediaCore`] owns the peer connections and rooms of one worker; the other modules are
 //! its parts: datagram routing ([`demux`]), building `rtc` connections ([`engine`]),
-//! which inbound RTCP the core sees ([`feedback`]), offer/answer bookkeeping ([`negotiation`]), per-participant state ([`peer`]), packet
+//! which inbound RTCP the core sees ([`feedback`]), subscribers' bandwidth and the audio-only fallback ([`bandwidth`]), offer/answer bookkeeping ([`negotiation`]), per-participant state ([`peer`]), packet
 //! rewriting for forwarding ([`rewrite`]) and drop/traffic counters ([`counters`]).
 
+pub mod bandwidth;
 pub mod core;
 pub mod counters;
 pub(crate) mod demux;

@@ -2,6 +2,7 @@
 //! relay knows about it — what it publishes, what it receives, and how its packets are routed.
 
 use crate::ids::{PeerKey, RoomId, SessionId};
+use crate::media::bandwidth::{Estimate, Fallback};
 use crate::media::negotiation::Negotiation;
 use crate::media::rewrite::RewritePlan;
 use crate::protocol::{ParticipantInfo, Publish};
@@ -44,6 +45,8 @@ pub(crate) struct Subscription {
     pub(crate) sender: RTCRtpSenderId,
     /// Our sender's track id (subscriber RTCP names it).
     pub(crate) track_id: String,
+    /// Audio or video.
+    pub(crate) kind: RtpCodecKind,
     /// How to rewrite packets for this leg; `None` until the subscriber's answer negotiated it.
     pub(crate) plan: Option<RewritePlan>,
 }
@@ -87,6 +90,10 @@ pub(crate) struct Peer {
     pub(crate) inbound: Inbound,
     /// A counter to make our sender track ids unique on this connection.
     pub(crate) next_track: u32,
+    /// The send-side bandwidth estimate of this connection.
+    pub(crate) estimate: Estimate,
+    /// Whether video to this participant is paused for lack of bandwidth.
+    pub(crate) fallback: Fallback,
 }
 
 impl Peer {
