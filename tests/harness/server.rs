@@ -106,6 +106,11 @@ fn config(data_dir: PathBuf) -> ServerConfig {
         data_dir,
         database_url: None,
         udp_port: 0,
+        // Two workers, so the tests run the multi-worker relay the production default uses on a
+        // two-core host (rooms pinned to workers, one port each).
+        media_workers: 2,
+        keyframe_interval_ms: 500,
+        video_floor_kbps: 150,
         udp_bind_ip: "127.0.0.1".parse().expect("literal address"),
         announce_ips: vec!["127.0.0.1".parse().expect("literal address")],
         public_url: None,

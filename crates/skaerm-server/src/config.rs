@@ -21,9 +21,24 @@ pub struct ServerConfig {
     #[arg(long, env = "SKAERM_DATABASE_URL")]
     pub database_url: Option<String>,
 
-    /// UDP port of the media relay (one port for all participants). 0 picks a free port.
+    /// First UDP port of the media relay: media worker `i` uses this port plus `i` (a small
+    /// consecutive range, one port per worker). 0 picks free ports.
     #[arg(long, env = "SKAERM_UDP_PORT", default_value_t = 50000)]
     pub udp_port: u16,
+
+    /// Media workers (threads, each with its own UDP port; each visit is pinned to one).
+    /// 0 means one per CPU core.
+    #[arg(long, env = "SKAERM_MEDIA_WORKERS", default_value_t = 0)]
+    pub media_workers: usize,
+
+    /// Minimum milliseconds between keyframe requests the relay sends to one publisher's video.
+    #[arg(long, env = "SKAERM_KEYFRAME_INTERVAL_MS", default_value_t = 500)]
+    pub keyframe_interval_ms: u64,
+
+    /// Bandwidth floor (kbit/s): a participant whose estimated downlink stays below it gets
+    /// audio only until it recovers.
+    #[arg(long, env = "SKAERM_VIDEO_FLOOR_KBPS", default_value_t = 150)]
+    pub video_floor_kbps: u64,
 
     /// Address the media relay binds.
     #[arg(long, env = "SKAERM_UDP_BIND_IP", default_value = "0.0.0.0")]

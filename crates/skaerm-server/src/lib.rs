@@ -52,6 +52,17 @@ impl Server {
             udp_bind: SocketAddr::new(config.udp_bind_ip, config.udp_port),
             announce_ips: config.announce_ips.clone(),
             max_participants_per_room: config.max_participants,
+            media_workers: match config.media_workers {
+                0 => skaerm_sfu::config::default_media_workers(),
+                n => n,
+            },
+            keyframe_request_interval: std::time::Duration::from_millis(
+                config.keyframe_interval_ms,
+            ),
+            fallback: skaerm_sfu::media::bandwidth::FallbackPolicy {
+                floor_bps: config.video_floor_kbps.saturating_mul(1000),
+                ..Default::default()
+            },
             ..RelayConfig::default()
         };
         let mut sfu =

@@ -8,11 +8,16 @@ use std::time::Duration;
 /// address to the public IP when the host sits behind 1:1 NAT.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
-    /// Where the one shared UDP socket binds. Port 0 picks a free port (tests).
+    /// Where media worker 0's UDP socket binds; worker `i` binds the port plus `i`, so the relay
+    /// uses a small consecutive port range. Port 0 gives every worker a free port (tests).
     pub udp_bind: SocketAddr,
-    /// Addresses put in the SDP as host candidates, all with the UDP port. Empty means: the bind
-    /// address if it is specific, otherwise loopback plus the host's primary address.
+    /// Addresses put in the SDP as host candidates, each with the port of the participant's
+    /// worker. Empty means: the bind address if it is specific, otherwise loopback plus the
+    /// host's primary address.
     pub announce_ips: Vec<IpAddr>,
+    /// Media workers (threads, each with its own socket and media core; rooms are pinned to
+    /// one). Default: one per CPU core.
+    pub media_workers: usize,
     /// Most participants in one room (staff, citizen, relative, interpreter…).
     pub max_participants_per_room: usize,
     /// Most peer connections one media worker takes before refusing joins.
@@ -41,6 +46,7 @@ impl Default for RelayConfig {
         RelayConfig {
             udp_bind: SocketAddr::from(([0, 0, 0, 0], 50000)),
             announce_ips: Vec::new(),
+            media_workers: default_media_workers(),
             max_participants_per_room: 6,
             max_peers_per_worker: 2000,
             command_queue: 1024,
@@ -53,4 +59,9 @@ impl Default for RelayConfig {
             fallback: FallbackPolicy::default(),
         }
     }
+}
+
+/// One media worker per CPU core available to the process.
+pub fn default_media_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }

@@ -45,52 +45,62 @@ pub enum SfuError {
 pub struct Sfu {
     signalling: Signalling,
     workers: Vec<WorkerHandle>,
-    udp_addr: SocketAddr,
+    udp_addrs: Vec<SocketAddr>,
     announced: Vec<SocketAddr>,
     events: Option<mpsc::Receiver<RoomEvent>>,
 }
 
 impl Sfu {
-    /// Binds the UDP port, starts the media worker and prepares signalling. Must be called
-    /// inside a Tokio runtime.
+    /// Binds one UDP port per media worker (consecutive from `udp_bind`), starts the workers
+    /// and prepares signalling. Must be called inside a Tokio runtime.
     pub fn start(
         config: RelayConfig,
         authorizer: Arc<dyn JoinAuthorizer>,
         registry: &prometheus::Registry,
     ) -> Result<Sfu, SfuError> {
         let metrics = RelayMetrics::register(registry)?;
-        let socket = bind_udp(config.udp_bind, config.socket_buffer_bytes)?;
-        let udp_addr = socket.local_addr().map_err(|source| SfuError::Socket {
-            addr: config.udp_bind,
-            source,
-        })?;
-        let announced: Vec<SocketAddr> = announce_ips(&config, udp_addr)
-            .into_iter()
-            .map(|ip| SocketAddr::new(ip, udp_addr.port()))
-            .collect();
-        let core = MediaCore::new(CoreConfig {
-            local_addrs: announced.clone(),
-            max_participants_per_room: config.max_participants_per_room,
-            max_peers: config.max_peers_per_worker,
-            keyframe_request_interval: config.keyframe_request_interval,
-            fallback: config.fallback,
-        })?;
         let (event_sender, events) = mpsc::channel(ROOM_EVENT_QUEUE);
-        let worker = worker::spawn(
-            0,
-            socket,
-            core,
-            metrics.clone(),
-            event_sender,
-            config.command_queue,
-        )
-        .map_err(SfuError::Worker)?;
-        let workers = vec![worker];
-        tracing::info!(%udp_addr, ?announced, "media relay listening");
+        let count = config.media_workers.max(1);
+        let mut workers = Vec::with_capacity(count);
+        let mut udp_addrs = Vec::with_capacity(count);
+        let mut announced = Vec::new();
+        let mut announce: Option<Vec<IpAddr>> = None;
+        for index in 0..count {
+            let bind = worker_bind_addr(config.udp_bind, index)?;
+            let socket = bind_udp(bind, config.socket_buffer_bytes)?;
+            let udp_addr = socket
+                .local_addr()
+                .map_err(|source| SfuError::Socket { addr: bind, source })?;
+            let ips = announce.get_or_insert_with(|| announce_ips(&config, udp_addr));
+            let local_addrs: Vec<SocketAddr> = ips
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, udp_addr.port()))
+                .collect();
+            let core = MediaCore::new(CoreConfig {
+                local_addrs: local_addrs.clone(),
+                max_participants_per_room: config.max_participants_per_room,
+                max_peers: config.max_peers_per_worker,
+                keyframe_request_interval: config.keyframe_request_interval,
+                fallback: config.fallback,
+            })?;
+            let worker = worker::spawn(
+                index,
+                socket,
+                core,
+                metrics.clone(),
+                event_sender.clone(),
+                config.command_queue,
+            )
+            .map_err(SfuError::Worker)?;
+            workers.push(worker);
+            udp_addrs.push(udp_addr);
+            announced.extend(local_addrs);
+        }
+        tracing::info!(?udp_addrs, ?announced, "media relay listening");
         Ok(Sfu {
             signalling: Signalling::new(workers.clone(), authorizer, config, metrics),
             workers,
-            udp_addr,
+            udp_addrs,
             announced,
             events: Some(events),
         })
@@ -101,12 +111,18 @@ impl Sfu {
         self.signalling.router()
     }
 
-    /// The bound UDP address.
+    /// The bound UDP address of the first media worker.
     pub fn udp_addr(&self) -> SocketAddr {
-        self.udp_addr
+        self.udp_addrs[0]
     }
 
-    /// The host candidates put in offers.
+    /// The bound UDP address of every media worker, in worker order.
+    pub fn udp_addrs(&self) -> &[SocketAddr] {
+        &self.udp_addrs
+    }
+
+    /// The host candidates put in offers, over all workers (each offer carries only its
+    /// worker's).
     pub fn announced_addrs(&self) -> &[SocketAddr] {
         &self.announced
     }
@@ -133,6 +149,21 @@ impl Sfu {
     pub fn worker_count(&self) -> usize {
         self.workers.len()
     }
+}
+
+/// Worker `index` binds the configured port plus `index` (port 0: a free port each).
+fn worker_bind_addr(base: SocketAddr, index: usize) -> Result<SocketAddr, SfuError> {
+    if base.port() == 0 {
+        return Ok(base);
+    }
+    let port = u16::try_from(usize::from(base.port()) + index).map_err(|_| SfuError::Socket {
+        addr: base,
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the UDP port range of the media workers passes 65535",
+        ),
+    })?;
+    Ok(SocketAddr::new(base.ip(), port))
 }
 
 fn bind_udp(addr: SocketAddr, buffer: usize) -> Result<UdpSocket, SfuError> {
@@ -172,4 +203,22 @@ fn primary_ip() -> Option<IpAddr> {
     probe.connect((Ipv4Addr::new(192, 0, 2, 1), 9)).ok()?;
     let ip = probe.local_addr().ok()?.ip();
     (!ip.is_unspecified() && !ip.is_loopback()).then_some(ip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_take_consecutive_ports_and_the_range_is_checked() {
+        let base: SocketAddr = "0.0.0.0:50000".parse().unwrap_or_else(|_| unreachable!());
+        let ports: Vec<u16> = (0..3)
+            .map(|i| worker_bind_addr(base, i).map_or(0, |a| a.port()))
+            .collect();
+        assert_eq!(ports, vec![50000, 50001, 50002]);
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!());
+        assert_eq!(worker_bind_addr(any, 5).map_or(1, |a| a.port()), 0);
+        let top: SocketAddr = "0.0.0.0:65535".parse().unwrap_or_else(|_| unreachable!());
+        assert!(worker_bind_addr(top, 1).is_err());
+    }
 }

@@ -257,3 +257,66 @@ async fn refused_joins_close_with_a_reason() {
         other => panic!("expected a 4001 close, got {other:?}"),
     }
 }
+
+/// The UDP port in the first host candidate of an offer.
+fn candidate_port(offer: &Value) -> u16 {
+    let sdp = offer["sdp"].as_str().unwrap();
+    let line = sdp
+        .lines()
+        .find(|l| l.starts_with("a=candidate:"))
+        .expect("the offer carries a host candidate");
+    // a=candidate:<foundation> <component> udp <priority> <ip> <port> typ host
+    line.split_whitespace().nth(5).unwrap().parse().unwrap()
+}
+
+async fn join_and_offer(addr: SocketAddr, room: Uuid) -> (Ws, Value) {
+    let mut ws = connect(addr).await;
+    send(
+        &mut ws,
+        json!({"type": "join", "protocol": 1,
+               "token": format!("grant:{room}:{}", Uuid::new_v4()),
+               "publish": {"audio": true, "video": true}}),
+    )
+    .await;
+    expect_type(&mut ws, "joined").await;
+    let offer = expect_type(&mut ws, "offer").await;
+    (ws, offer)
+}
+
+#[tokio::test]
+async fn rooms_are_pinned_to_workers_each_with_its_own_port() {
+    let (addr, sfu) = start(RelayConfig {
+        media_workers: 2,
+        ..config()
+    })
+    .await;
+    assert_eq!(sfu.worker_count(), 2);
+    let ports: Vec<u16> = sfu.udp_addrs().iter().map(|a| a.port()).collect();
+    assert_eq!(ports.len(), 2);
+    assert_ne!(ports[0], ports[1], "each worker owns its own socket");
+    // Rooms hash to workers by id: find one room for each worker.
+    let room_for = |worker: u128| loop {
+        let room = Uuid::new_v4();
+        if room.as_u128() % 2 == worker {
+            return room;
+        }
+    };
+    let mut seen = Vec::new();
+    for worker in [0u128, 1] {
+        let room = room_for(worker);
+        let (_a, offer_a) = join_and_offer(addr, room).await;
+        let (_b, offer_b) = join_and_offer(addr, room).await;
+        let port = candidate_port(&offer_a);
+        assert_eq!(
+            port,
+            candidate_port(&offer_b),
+            "both participants of a visit land on the same worker"
+        );
+        assert_eq!(
+            port, ports[worker as usize],
+            "the room's worker announces its port"
+        );
+        seen.push(port);
+    }
+    assert_ne!(seen[0], seen[1], "the two rooms are on different workers");
+}
