@@ -1,6 +1,8 @@
-//! The I/O edge of a media worker: a dedicated thread that owns the shared UDP socket and one
-//! [`MediaCore`], feeds it datagrams in batches (`recvmmsg` through `quinn-udp`), commands from
-//! signalling and the clock, and carries its outputs to the socket and to signalling sessions.
+//! The I/O edge of a media worker: a dedicated thread that owns its own UDP socket (one port
+//! per worker) and one [`MediaCore`], feeds it datagrams in batches (`recvmmsg` through
+//! `quinn-udp`), commands from signalling and the clock, and carries its outputs to the socket
+//! in batches (`sendmmsg` on Linux) and to signalling sessions. Workers share nothing on the
+//! packet path: no lock, no atomic beyond their own connections' estimates.
 //!
 //! Everything crossing the thread boundary goes through bounded queues: commands in (the
 //! signalling side waits or reports `server_busy`), messages out per session (a session that
@@ -8,12 +10,12 @@
 
 use crate::grant::JoinGrant;
 use crate::ids::SessionId;
-use crate::media::core::{Command, CoreOutput, MediaCore, RoomEvent, SessionClose};
+use crate::media::core::{Command, CoreOutput, MediaCore, RoomEvent, SessionClose, Transmit};
 use crate::media::counters::{Counters, DropReason};
 use crate::metrics::RelayMetrics;
 use crate::protocol::{LeaveReason, Publish, ServerMessage};
 use bytes::BytesMut;
-use quinn_udp::{RecvMeta, Transmit as UdpTransmit, UdpSockRef, UdpSocketState};
+use quinn_udp::{RecvMeta, UdpSockRef, UdpSocketState};
 use std::collections::HashMap;
 use std::io::{self, IoSliceMut};
 use std::time::{Duration, Instant};
@@ -25,6 +27,8 @@ use tokio::sync::mpsc;
 const RECV_BATCH: usize = 32;
 /// Receive buffer per slot: large enough for a GRO-coalesced batch.
 const RECV_SLOT: usize = 64 * 1024;
+/// Datagrams per `sendmmsg` call.
+const SEND_BATCH: usize = 32;
 /// Batches read per wake-up before looking at commands and timers again.
 const BATCHES_PER_WAKE: usize = 8;
 /// How often counters are published to Prometheus.
@@ -124,6 +128,8 @@ struct Worker {
     outboxes: HashMap<SessionId, mpsc::Sender<Outbound>>,
     recv_storage: Vec<u8>,
     recv_meta: [RecvMeta; RECV_BATCH],
+    /// Datagrams being sent in one batch (reused).
+    send_batch: Vec<Transmit>,
 }
 
 impl Worker {
@@ -147,6 +153,7 @@ impl Worker {
             outboxes: HashMap::new(),
             recv_storage: vec![0u8; RECV_BATCH * RECV_SLOT],
             recv_meta: [RecvMeta::default(); RECV_BATCH],
+            send_batch: Vec::with_capacity(SEND_BATCH),
         })
     }
 
@@ -303,23 +310,27 @@ impl Worker {
         }
     }
 
+    /// Sends everything the core has queued, up to [`SEND_BATCH`] datagrams per system call.
+    /// Datagrams the socket refuses (buffer full) are dropped and counted, never queued.
     fn send_transmits(&mut self) {
-        while let Some(transmit) = self.core.poll_transmit() {
-            let udp = UdpTransmit {
-                destination: transmit.to,
-                ecn: None,
-                contents: &transmit.payload,
-                segment_size: None,
-                // The kernel picks the source by route; the announced address may be a NAT's.
-                src_ip: None,
-            };
-            let (socket, state) = (&self.socket, &self.state);
-            let sent = socket.try_io(Interest::WRITABLE, || {
-                state.try_send(UdpSockRef::from(socket), &udp)
-            });
-            match sent {
-                Ok(()) => self.core.count_sent(transmit.payload.len()),
-                Err(_) => self.core.count_drop(DropReason::SendFailed),
+        loop {
+            self.send_batch.clear();
+            while self.send_batch.len() < SEND_BATCH {
+                match self.core.poll_transmit() {
+                    Some(transmit) => self.send_batch.push(transmit),
+                    None => break,
+                }
+            }
+            if self.send_batch.is_empty() {
+                return;
+            }
+            let sent = send_batch(&self.socket, &self.state, &self.send_batch);
+            for (i, transmit) in self.send_batch.iter().enumerate() {
+                if i < sent {
+                    self.core.count_sent(transmit.payload.len());
+                } else {
+                    self.core.count_drop(DropReason::SendFailed);
+                }
             }
         }
     }
@@ -337,4 +348,67 @@ impl Worker {
         self.published_rooms = rooms;
         self.published_participants = participants;
     }
+}
+
+/// Sends `batch` with as few `sendmmsg` calls as the socket allows; returns how many datagrams
+/// (from the front) went out. No heap allocation: the message headers live on the stack.
+#[cfg(target_os = "linux")]
+fn send_batch(socket: &UdpSocket, _state: &UdpSocketState, batch: &[Transmit]) -> usize {
+    use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny, sendmmsg};
+    use std::io::IoSlice;
+    use std::net::SocketAddr;
+
+    let count = batch.len().min(SEND_BATCH);
+    let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+    let addrs: [SocketAddrAny; SEND_BATCH] =
+        std::array::from_fn(|i| SocketAddrAny::from(batch.get(i).map_or(unspecified, |t| t.to)));
+    let iovs: [[IoSlice<'_>; 1]; SEND_BATCH] = std::array::from_fn(|i| {
+        [IoSlice::new(
+            batch.get(i).map_or(&[][..], |t| &t.payload[..]),
+        )]
+    });
+    let mut controls: [SendAncillaryBuffer<'_, '_, '_>; SEND_BATCH] =
+        std::array::from_fn(|_| SendAncillaryBuffer::default());
+    let mut index = 0;
+    let mut messages: [MMsgHdr<'_>; SEND_BATCH] = controls.each_mut().map(|control| {
+        let message = MMsgHdr::new_with_addr(&addrs[index], &iovs[index], control);
+        index += 1;
+        message
+    });
+    let mut sent = 0;
+    while sent < count {
+        let result = socket.try_io(Interest::WRITABLE, || {
+            sendmmsg(socket, &mut messages[sent..count], SendFlags::empty())
+                .map_err(io::Error::from)
+        });
+        match result {
+            Ok(0) | Err(_) => break,
+            Ok(n) => sent += n,
+        }
+    }
+    sent
+}
+
+/// One datagram per call where `sendmmsg` is not available.
+#[cfg(not(target_os = "linux"))]
+fn send_batch(socket: &UdpSocket, state: &UdpSocketState, batch: &[Transmit]) -> usize {
+    use quinn_udp::Transmit as UdpTransmit;
+    let mut sent = 0;
+    for transmit in batch {
+        let udp = UdpTransmit {
+            destination: transmit.to,
+            ecn: None,
+            contents: &transmit.payload,
+            segment_size: None,
+            src_ip: None,
+        };
+        let result = socket.try_io(Interest::WRITABLE, || {
+            state.try_send(UdpSockRef::from(socket), &udp)
+        });
+        if result.is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    sent
 }
