@@ -2,7 +2,7 @@
 //!
 //! - [`media`]: the sans-I/O media plane — one [`media::core::MediaCore`] per worker owns the
 //!   `rtc` peer connections of its rooms and forwards RTP between them;
-//! - [`worker`]: the I/O edge of a media worker — a thread with the shared UDP socket, driving
+//! - [`worker`]: the I/O edge of a media worker — a thread with its own UDP socket, driving
 //!   its core;
 //! - [`signalling`]: the WebSocket endpoint speaking [`protocol`] (see `PROTOCOL.md`);
 //! - [`grant`]: how the application decides who may join which room;

@@ -1,4 +1,5 @@
-//! [`Sfu`]: starting the relay (socket, worker, signalling) and the handle the server keeps.
+//! [`Sfu`]: starting the relay (one socket and worker per core, signalling) and the handle the
+//! server keeps.
 
 use crate::config::RelayConfig;
 use crate::grant::JoinAuthorizer;

@@ -1,7 +1,7 @@
 //! The media core of one worker: every peer connection and room it owns, as a plain state
 //! machine of input and time.
 //!
-//! Inputs: datagrams from the shared UDP port ([`MediaCore::handle_datagram`]), commands from
+//! Inputs: datagrams from the worker's UDP port ([`MediaCore::handle_datagram`]), commands from
 //! signalling ([`MediaCore::handle_command`]) and the clock ([`MediaCore::handle_timeout`]).
 //! Outputs: datagrams to send ([`MediaCore::poll_transmit`]), messages for signalling sessions
 //! and room events ([`MediaCore::poll_output`]), and the next deadline

@@ -1,4 +1,4 @@
-//! Which peer connection an inbound datagram on the shared UDP port belongs to.
+//! Which peer connection an inbound datagram on a worker's UDP port belongs to.
 //!
 //! All peers share one port, so the relay tells them apart itself:
 //! - a datagram from a known 5-tuple goes to the peer bound to that address (O(1) map);
