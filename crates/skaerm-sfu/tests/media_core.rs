@@ -290,6 +290,8 @@ struct Net {
     relay_rtp: HashMap<(SocketAddr, u8), usize>,
     /// (client, payload type) whose RTP from the relay the network loses entirely.
     blackout: Vec<(SocketAddr, u8)>,
+    /// Sequence numbers of the video (PT 96) the relay sent, by destination, in order.
+    relay_video_seqs: HashMap<SocketAddr, Vec<u16>>,
 }
 
 /// One RTP datagram to lose on the virtual network: the SRTP header is in the clear, so the
@@ -334,6 +336,7 @@ impl Net {
             losses: Vec::new(),
             relay_rtp: HashMap::new(),
             blackout: Vec::new(),
+            relay_video_seqs: HashMap::new(),
         }
     }
 
@@ -393,8 +396,14 @@ impl Net {
             }
             while let Some(transmit) = self.core.poll_transmit() {
                 progressed = true;
-                if let Some((pt, _)) = rtp_header(&transmit.payload) {
+                if let Some((pt, seq)) = rtp_header(&transmit.payload) {
                     *self.relay_rtp.entry((transmit.to, pt)).or_default() += 1;
+                    if pt == 96 {
+                        self.relay_video_seqs
+                            .entry(transmit.to)
+                            .or_default()
+                            .push(seq);
+                    }
                 }
                 if self.lose(true, transmit.to, &transmit.payload) {
                     continue;
@@ -877,6 +886,7 @@ fn a_starved_subscriber_falls_back_to_audio_only_and_resumes_with_a_keyframe() {
     // The link recovers: the estimate climbs on audio feedback alone, video resumes after the
     // resume hold, and the relay asks A for a keyframe so B's picture starts cleanly.
     let plis_before = net.clients[a].plis;
+    let last_seq_before = *net.relay_video_seqs[&b_addr].last().unwrap();
     let start = net.now;
     while video_state(&net, b, a) != Some(false) && net.now < start + Duration::from_secs(30) {
         tick(&mut net, &mut i);
@@ -892,15 +902,41 @@ fn a_starved_subscriber_falls_back_to_audio_only_and_resumes_with_a_keyframe() {
         net.clients[a].plis > plis_before,
         "resuming must ask the publisher for a keyframe"
     );
+    // Delta frames before the keyframe are held back: B's decoder could not use them.
+    let waiting_before = net.core.counters().drops(DropReason::AwaitingKeyframe);
+    for n in 0..3 {
+        net.clients[a].send_rtp(net.now, RtpCodecKind::Video, payload("a-delta", n));
+        net.advance(Duration::from_millis(20));
+    }
+    assert_eq!(
+        net.core.counters().drops(DropReason::AwaitingKeyframe),
+        waiting_before + 3
+    );
+    // The keyframe (VP8 descriptor: start of partition 0; payload header: key frame) and
+    // what follows reach B, numbered on from where B's video stopped.
+    let keyframe = Bytes::from_static(b"\x10\x00keyframe");
+    net.clients[a].send_rtp(net.now, RtpCodecKind::Video, keyframe.clone());
+    net.advance(Duration::from_millis(20));
     let first = i;
     for _ in 0..10 {
         tick(&mut net, &mut i);
     }
     let video = net.payloads(b, a, 96);
+    assert!(video.contains(&keyframe), "the keyframe must reach B");
+    for n in 0..3 {
+        assert!(!video.contains(&payload("a-delta", n)));
+    }
     for n in first..i {
         assert!(
             video.contains(&payload("a-video", n)),
             "video packet {n} must reach B after the resume"
         );
     }
+    let seqs = &net.relay_video_seqs[&b_addr];
+    let resumed_at = seqs.iter().rposition(|s| *s == last_seq_before).unwrap() + 1;
+    assert_eq!(
+        seqs[resumed_at],
+        last_seq_before.wrapping_add(1),
+        "B's video continues with the next sequence number after the pause"
+    );
 }

@@ -19,6 +19,7 @@ use crate::media::engine::{
 use crate::media::negotiation::AnswerVerdict;
 use crate::media::peer::{Inbound, MAX_ADDRS_PER_PEER, Peer, Publication, Subscription};
 use crate::media::rewrite::RewritePlan;
+use crate::media::simulcast::{Continuity, vp8_keyframe_start};
 use crate::protocol::{
     ClientCandidate, EndReason, ErrorCode, LeaveReason, Muted, ParticipantInfo, Publish, Role,
     ServerMessage, VideoPauseReason,
@@ -477,6 +478,14 @@ impl MediaCore {
                 }
                 Transition::Resume => {
                     self.counters.video_resumes += 1;
+                    // Video restarts at the next keyframe, numbered on from where it stopped.
+                    if let Some(peer) = self.peers.get_mut(&key) {
+                        for subscription in &mut peer.subscriptions {
+                            if subscription.kind == RtpCodecKind::Video {
+                                subscription.awaiting_keyframe = true;
+                            }
+                        }
+                    }
                     for participant_id in publishers {
                         self.signal(session, ServerMessage::VideoResumed { participant_id });
                     }
@@ -1026,6 +1035,8 @@ impl MediaCore {
                 track_id,
                 kind,
                 plan: None,
+                continuity: Continuity::new(codec_for(kind).clock_rate),
+                awaiting_keyframe: false,
             }),
             Err(err) => tracing::warn!(%err, "could not add a sender"),
         }
@@ -1439,18 +1450,43 @@ impl MediaCore {
                 let Some(peer) = self.peers.get_mut(&subscriber) else {
                     continue;
                 };
-                let subscription = &peer.subscriptions[index];
+                let paused = peer.fallback.is_paused();
+                let subscription = &mut peer.subscriptions[index];
                 let Some(plan) = subscription.plan.as_ref().filter(|_| peer.connected) else {
                     self.counters.drop(DropReason::SubscriberNotReady);
                     continue;
                 };
-                if subscription.kind == RtpCodecKind::Video && peer.fallback.is_paused() {
-                    self.counters.drop(DropReason::VideoPaused);
-                    continue;
+                if subscription.kind == RtpCodecKind::Video {
+                    if paused {
+                        self.counters.drop(DropReason::VideoPaused);
+                        continue;
+                    }
+                    if subscription.awaiting_keyframe {
+                        if !vp8_keyframe_start(&copy.payload) {
+                            self.counters.drop(DropReason::AwaitingKeyframe);
+                            continue;
+                        }
+                        subscription.awaiting_keyframe = false;
+                        subscription.continuity.switch();
+                    }
                 }
                 if plan.apply(&mut copy).is_err() {
                     self.counters.drop(DropReason::PayloadType);
                     continue;
+                }
+                let header = &mut copy.header;
+                match subscription
+                    .continuity
+                    .rewrite(now, header.sequence_number, header.timestamp)
+                {
+                    Some((seq, ts)) => {
+                        header.sequence_number = seq;
+                        header.timestamp = ts;
+                    }
+                    None => {
+                        self.counters.drop(DropReason::BeforeSwitch);
+                        continue;
+                    }
                 }
                 let written = peer.pc.handle_write(TaggedRTCMessage {
                     now,

@@ -24,11 +24,15 @@ pub enum DropReason {
     SignalQueueFull,
     /// Video not forwarded to a subscriber in audio-only fallback (low bandwidth).
     VideoPaused,
+    /// Video not forwarded while a subscriber's stream waits for a keyframe (after a resume).
+    AwaitingKeyframe,
+    /// A late packet from before the point where a subscriber's stream changed source.
+    BeforeSwitch,
 }
 
 impl DropReason {
     /// All reasons, for registering metric labels up front.
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::UnknownSource,
         DropReason::UnknownUfrag,
         DropReason::Malformed,
@@ -39,6 +43,8 @@ impl DropReason {
         DropReason::SendFailed,
         DropReason::SignalQueueFull,
         DropReason::VideoPaused,
+        DropReason::AwaitingKeyframe,
+        DropReason::BeforeSwitch,
     ];
 
     /// Metric label value.
@@ -54,6 +60,8 @@ impl DropReason {
             DropReason::SendFailed => "send_failed",
             DropReason::SignalQueueFull => "signal_queue_full",
             DropReason::VideoPaused => "video_paused",
+            DropReason::AwaitingKeyframe => "awaiting_keyframe",
+            DropReason::BeforeSwitch => "before_switch",
         }
     }
 

@@ -1,9 +1,12 @@
 //! The media plane: everything that touches RTP, as sans-I/O logic.
 //!
 //! [`core::MediaCore`] owns the peer connections and rooms of one worker; the other modules are
-//! its parts: datagram routing ([`demux`]), building `rtc` connections ([`engine`]),
-//! which inbound RTCP the core sees ([`feedback`]), subscribers' bandwidth and the audio-only fallback ([`bandwidth`]), offer/answer bookkeeping ([`negotiation`]), per-participant state ([`peer`]), packet
-//! rewriting for forwarding ([`rewrite`]) and drop/traffic counters ([`counters`]).
+//! its parts: datagram routing ([`demux`]), building `rtc` connections ([`engine`]), which
+//! inbound RTCP the core sees ([`feedback`]), subscribers' bandwidth and the audio-only
+//! fallback ([`bandwidth`]), offer/answer bookkeeping ([`negotiation`]), per-participant state
+//! ([`peer`]), packet rewriting for forwarding ([`rewrite`]), switching a stream's source on
+//! keyframes with continuous numbering ([`simulcast`]) and drop/traffic counters
+//! ([`counters`]).
 
 pub mod bandwidth;
 pub mod core;
@@ -14,3 +17,4 @@ pub(crate) mod feedback;
 pub(crate) mod negotiation;
 pub(crate) mod peer;
 pub(crate) mod rewrite;
+pub(crate) mod simulcast;

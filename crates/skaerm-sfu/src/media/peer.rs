@@ -5,6 +5,7 @@ use crate::ids::{PeerKey, RoomId, SessionId};
 use crate::media::bandwidth::{Estimate, Fallback};
 use crate::media::negotiation::Negotiation;
 use crate::media::rewrite::RewritePlan;
+use crate::media::simulcast::Continuity;
 use crate::protocol::{ParticipantInfo, Publish};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
@@ -49,6 +50,10 @@ pub(crate) struct Subscription {
     pub(crate) kind: RtpCodecKind,
     /// How to rewrite packets for this leg; `None` until the subscriber's answer negotiated it.
     pub(crate) plan: Option<RewritePlan>,
+    /// Sequence numbers and timestamps of this leg (video: continuous across a pause).
+    pub(crate) continuity: Continuity,
+    /// Video resumes at the next keyframe: nothing is forwarded until one arrives.
+    pub(crate) awaiting_keyframe: bool,
 }
 
 /// Transceivers on which the relay receives this participant's media.
