@@ -33,6 +33,8 @@ const WORKER_WAIT: Duration = Duration::from_secs(2);
 const CLOSE_JOIN_TIMEOUT: u16 = 4001;
 /// Close code for "did not keep up with our messages".
 const CLOSE_TOO_SLOW: u16 = 4008;
+/// How long a closed session keeps reading for the client's side of the closing handshake.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 /// Shared state of the signalling endpoint.
 #[derive(Clone)]
@@ -274,8 +276,24 @@ async fn run_session(signalling: Signalling, socket: WebSocket) {
     match ending {
         Ending::Left => close(&mut sink, 1000, "bye").await,
         Ending::Close(code, reason) => close(&mut sink, code, reason).await,
-        Ending::Gone => {}
+        Ending::Gone => return,
     }
+    linger(&mut stream).await;
+}
+
+/// Finishes the closing handshake: reads and discards what the client still sends (an answer
+/// to an offer that crossed our close, its own Close frame) for at most [`CLOSE_LINGER`].
+/// Dropping a TCP socket with unread data makes the kernel reset the connection, and a reset
+/// can destroy our Close frame before the client has read it (it then sees 1006).
+async fn linger(stream: &mut futures_util::stream::SplitStream<WebSocket>) {
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        while let Some(Ok(frame)) = stream.next().await {
+            if matches!(frame, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 fn log_join(session: SessionId, grant: &JoinGrant) {
