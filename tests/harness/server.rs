@@ -111,6 +111,7 @@ fn config(data_dir: PathBuf) -> ServerConfig {
         media_workers: 2,
         keyframe_interval_ms: 500,
         video_floor_kbps: 150,
+        simulcast: false,
         udp_bind_ip: "127.0.0.1".parse().expect("literal address"),
         announce_ips: vec!["127.0.0.1".parse().expect("literal address")],
         public_url: None,

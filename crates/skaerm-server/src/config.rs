@@ -35,6 +35,12 @@ pub struct ServerConfig {
     #[arg(long, env = "SKAERM_KEYFRAME_INTERVAL_MS", default_value_t = 500)]
     pub keyframe_interval_ms: u64,
 
+    /// Ask browsers for three simulcast layers (rid q/h/f) and send each participant the one
+    /// its bandwidth estimate allows. Off by default until checked in the browser test: a client
+    /// that answers the simulcast offer must then send rid-tagged layers.
+    #[arg(long, env = "SKAERM_SIMULCAST")]
+    pub simulcast: bool,
+
     /// Bandwidth floor (kbit/s): a participant whose estimated downlink stays below it gets
     /// audio only until it recovers.
     #[arg(long, env = "SKAERM_VIDEO_FLOOR_KBPS", default_value_t = 150)]

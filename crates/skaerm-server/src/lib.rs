@@ -59,6 +59,7 @@ impl Server {
             keyframe_request_interval: std::time::Duration::from_millis(
                 config.keyframe_interval_ms,
             ),
+            simulcast: config.simulcast,
             fallback: skaerm_sfu::media::bandwidth::FallbackPolicy {
                 floor_bps: config.video_floor_kbps.saturating_mul(1000),
                 ..Default::default()

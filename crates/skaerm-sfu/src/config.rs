@@ -39,6 +39,8 @@ pub struct RelayConfig {
     pub keyframe_request_interval: Duration,
     /// When a subscriber falls back to audio only (floor, margin, hold times).
     pub fallback: FallbackPolicy,
+    /// Ask publishers for three simulcast layers.
+    pub simulcast: bool,
 }
 
 impl Default for RelayConfig {
@@ -57,6 +59,7 @@ impl Default for RelayConfig {
             socket_buffer_bytes: 4 * 1024 * 1024,
             keyframe_request_interval: Duration::from_millis(500),
             fallback: FallbackPolicy::default(),
+            simulcast: false,
         }
     }
 }

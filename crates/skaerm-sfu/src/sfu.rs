@@ -83,6 +83,7 @@ impl Sfu {
                 max_peers: config.max_peers_per_worker,
                 keyframe_request_interval: config.keyframe_request_interval,
                 fallback: config.fallback,
+                simulcast: config.simulcast,
             })?;
             let worker = worker::spawn(
                 index,

@@ -101,10 +101,21 @@ struct Client {
     /// RTCP packets received, by type: (PLIs naming one of our senders, NACKed sequence numbers).
     plis: usize,
     nacked: Vec<u16>,
+    /// SSRCs of the simulcast video layers q, h, f (empty without simulcast).
+    layers: Vec<u32>,
 }
 
 impl Client {
     fn new(now: Instant, addr: &str) -> Client {
+        Client::build(now, addr, false)
+    }
+
+    /// A client whose video goes out as three simulcast layers (rid q, h, f).
+    fn simulcast(now: Instant, addr: &str) -> Client {
+        Client::build(now, addr, true)
+    }
+
+    fn build(now: Instant, addr: &str, simulcast: bool) -> Client {
         let mut media_engine = MediaEngine::default();
         media_engine.register_default_codecs().unwrap();
         let registry = register_default_interceptors(Registry::new(), &mut media_engine)
@@ -118,33 +129,46 @@ impl Client {
             .unwrap();
         let addr: SocketAddr = addr.parse().unwrap();
         let mut senders = HashMap::new();
+        let mut layers = Vec::new();
         for (kind, mime, rate, channels) in [
             (RtpCodecKind::Audio, "audio/opus", 48000, 2),
             (RtpCodecKind::Video, "video/VP8", 90000, 0),
         ] {
-            let ssrc = rand::random::<u32>();
+            let rids: &[&str] = if simulcast && kind == RtpCodecKind::Video {
+                &["q", "h", "f"]
+            } else {
+                &[""]
+            };
+            let ssrcs: Vec<u32> = rids.iter().map(|_| rand::random::<u32>()).collect();
             let track = MediaStreamTrack::new(
                 format!("stream-{addr}"),
                 format!("{kind}-{addr}"),
                 format!("{kind}"),
                 kind,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
+                rids.iter()
+                    .zip(&ssrcs)
+                    .map(|(rid, ssrc)| RTCRtpEncodingParameters {
+                        rtp_coding_parameters: RTCRtpCodingParameters {
+                            rid: (*rid).to_owned(),
+                            ssrc: Some(*ssrc),
+                            ..Default::default()
+                        },
+                        active: true,
+                        codec: RTCRtpCodec {
+                            mime_type: mime.to_owned(),
+                            clock_rate: rate,
+                            channels,
+                            ..Default::default()
+                        },
                         ..Default::default()
-                    },
-                    active: true,
-                    codec: RTCRtpCodec {
-                        mime_type: mime.to_owned(),
-                        clock_rate: rate,
-                        channels,
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                }],
+                    })
+                    .collect(),
             );
             let sender = pc.add_track(track).unwrap();
-            senders.insert(kind, (sender, ssrc));
+            senders.insert(kind, (sender, ssrcs[0]));
+            if simulcast && kind == RtpCodecKind::Video {
+                layers = ssrcs.clone();
+            }
         }
         let candidate = CandidateHostConfig {
             base_config: CandidateConfig {
@@ -174,6 +198,7 @@ impl Client {
             receivers: HashMap::new(),
             plis: 0,
             nacked: Vec::new(),
+            layers,
         }
     }
 
@@ -211,6 +236,51 @@ impl Client {
             .write_rtp(now, packet)
             .unwrap();
         seq
+    }
+
+    /// Sends one packet of simulcast layer `layer` (0 = q, 1 = h, 2 = f) with its mid and rid
+    /// header extensions, as a browser does.
+    fn send_layer(&mut self, now: Instant, layer: usize, seq: u16, payload: Bytes) {
+        let (sender, _) = self.senders[&RtpCodecKind::Video];
+        let mut rtp_sender = self.pc.rtp_sender(sender).unwrap();
+        let params = rtp_sender.get_parameters();
+        let ext = |uri: &str| {
+            params
+                .rtp_parameters
+                .header_extensions
+                .iter()
+                .find(|h| h.uri == uri)
+                .map(|h| h.id as u8)
+        };
+        let (mid_id, rid_id) = (
+            ext(rtc::sdp::extmap::SDES_MID_URI).expect("mid negotiated"),
+            ext(rtc::sdp::extmap::SDES_RTP_STREAM_ID_URI).expect("rid negotiated"),
+        );
+        let transceiver: usize = sender.into();
+        let mid = self
+            .pc
+            .rtp_transceiver(transceiver)
+            .and_then(|t| t.mid().clone())
+            .unwrap();
+        let mut header = rtc::rtp::Header {
+            version: 2,
+            payload_type: 96,
+            sequence_number: seq,
+            timestamp: u32::from(seq) * 3000,
+            ssrc: self.layers[layer],
+            marker: true,
+            ..Default::default()
+        };
+        header
+            .set_extension(mid_id, Bytes::from(mid.into_bytes()))
+            .unwrap();
+        header
+            .set_extension(rid_id, Bytes::from(["q", "h", "f"][layer]))
+            .unwrap();
+        let mut rtp_sender = self.pc.rtp_sender(sender).unwrap();
+        rtp_sender
+            .write_rtp(now, rtc::rtp::Packet { header, payload })
+            .unwrap();
     }
 
     /// Asks for a keyframe on the inbound video track from `stream`.
@@ -319,6 +389,10 @@ fn rtp_header(datagram: &[u8]) -> Option<(u8, u16)> {
 
 impl Net {
     fn new() -> Net {
+        Net::with_simulcast(false)
+    }
+
+    fn with_simulcast(simulcast: bool) -> Net {
         let now = Instant::now();
         let core = MediaCore::new(CoreConfig {
             local_addrs: vec![RELAY.parse().unwrap()],
@@ -326,6 +400,7 @@ impl Net {
             max_peers: 100,
             keyframe_request_interval: Duration::from_millis(500),
             fallback: FallbackPolicy::default(),
+            simulcast,
         })
         .unwrap();
         Net {
@@ -939,4 +1014,114 @@ fn a_starved_subscriber_falls_back_to_audio_only_and_resumes_with_a_keyframe() {
         last_seq_before.wrapping_add(1),
         "B's video continues with the next sequence number after the pause"
     );
+}
+
+/// A VP8-shaped payload: the first packet of a keyframe (descriptor S=1, PID=0; payload header
+/// P=0) or of a delta frame (P=1), followed by a tag.
+fn vp8_payload(key: bool, tag: &str) -> Bytes {
+    let mut bytes = vec![0x10, if key { 0x00 } else { 0x01 }];
+    bytes.extend_from_slice(tag.as_bytes());
+    Bytes::from(bytes)
+}
+
+#[test]
+fn a_simulcast_publisher_reaches_a_subscriber_as_one_stream_switching_on_keyframes() {
+    let mut net = Net::with_simulcast(true);
+    let room = RoomId(Uuid::new_v4());
+    let client = Client::simulcast(net.now, "192.168.1.10:40000");
+    let a = net.clients.len();
+    let command = Command::Join {
+        session: client.session,
+        grant: JoinGrant {
+            room,
+            participant: client.participant,
+            role: Role::Guest,
+            display_name: "simulcast".into(),
+        },
+        publish: Publish {
+            audio: true,
+            video: true,
+        },
+    };
+    net.clients.push(client);
+    net.core.handle_command(net.now, command);
+    let b = net.join(room, "192.168.1.20:40000");
+    net.advance(Duration::from_secs(2));
+    assert!(net.clients[a].connected && net.clients[b].connected);
+    let b_addr = net.clients[b].addr;
+
+    // A behaves like a browser: three layers per frame (30 fps), a keyframe on every layer
+    // when asked (PLI), and on its first frame.
+    let mut frame = 0usize;
+    let mut plis_seen = usize::MAX;
+    let mut tick = |net: &mut Net| {
+        let key = net.clients[a].plis != plis_seen;
+        plis_seen = net.clients[a].plis;
+        for layer in 0..3 {
+            let seq = (layer as u16 * 20_000).wrapping_add(frame as u16);
+            let tag = format!("L{layer}-{frame}");
+            net.clients[a].send_layer(net.now, layer, seq, vp8_payload(key, &tag));
+        }
+        net.clients[a].send_rtp(net.now, RtpCodecKind::Audio, payload("a-audio", frame));
+        frame += 1;
+        net.advance(Duration::from_millis(33));
+    };
+    let layers_at_b = |net: &Net| -> Vec<(usize, bool)> {
+        net.payloads(b, a, 96)
+            .iter()
+            .filter_map(|p| {
+                let tag = std::str::from_utf8(&p[2..]).ok()?;
+                let layer = tag.strip_prefix('L')?.split('-').next()?.parse().ok()?;
+                Some((layer, p[1] == 0x00))
+            })
+            .collect()
+    };
+    for _ in 0..60 {
+        tick(&mut net);
+    }
+    let got = layers_at_b(&net);
+    assert!(!got.is_empty(), "B must receive A's video");
+    assert!(got[0].1, "B's video starts with a keyframe");
+    assert!(
+        got.iter().all(|(layer, _)| *layer == 0),
+        "a fresh subscriber gets the lowest layer only: {got:?}"
+    );
+    assert!(net.core.counters().drops(DropReason::LayerNotSelected) > 0);
+
+    // B's estimate grows on a clean path: the relay asks A for a keyframe of the middle layer
+    // and switches B to it at that keyframe.
+    let start = net.now;
+    while !layers_at_b(&net).iter().any(|(layer, _)| *layer > 0)
+        && net.now < start + Duration::from_secs(40)
+    {
+        tick(&mut net);
+    }
+    for _ in 0..30 {
+        tick(&mut net);
+    }
+    let got = layers_at_b(&net);
+    let switch = got
+        .iter()
+        .position(|(layer, _)| *layer > 0)
+        .expect("B must be switched up as its estimate grows");
+    assert!(
+        got[switch].1,
+        "the switch happens at a keyframe of the new layer"
+    );
+    assert!(
+        got[switch..]
+            .iter()
+            .all(|(layer, _)| *layer == got[switch].0),
+        "no layer mixing after the switch: {:?}",
+        &got[switch..]
+    );
+    // One continuous stream at B: consecutive sequence numbers across the switch.
+    let seqs = &net.relay_video_seqs[&b_addr];
+    for pair in seqs.windows(2) {
+        assert_eq!(
+            pair[1],
+            pair[0].wrapping_add(1),
+            "sequence numbers to B must be continuous: {seqs:?}"
+        );
+    }
 }

@@ -19,7 +19,10 @@ use crate::media::engine::{
 use crate::media::negotiation::AnswerVerdict;
 use crate::media::peer::{Inbound, MAX_ADDRS_PER_PEER, Peer, Publication, Subscription};
 use crate::media::rewrite::RewritePlan;
-use crate::media::simulcast::{Continuity, vp8_keyframe_start};
+use crate::media::simulcast::{
+    Continuity, LAYER_RIDS, LayerSelector, LayerVerdict, SIMULCAST_LAYER_BITRATES,
+    vp8_keyframe_start,
+};
 use crate::protocol::{
     ClientCandidate, EndReason, ErrorCode, LeaveReason, Muted, ParticipantInfo, Publish, Role,
     ServerMessage, VideoPauseReason,
@@ -199,6 +202,8 @@ pub struct CoreConfig {
     pub keyframe_request_interval: Duration,
     /// When a subscriber falls back to audio only.
     pub fallback: FallbackPolicy,
+    /// Ask publishers for three simulcast layers (rid `q`, `h`, `f`).
+    pub simulcast: bool,
 }
 
 /// How often subscribers' bandwidth estimates are looked at.
@@ -208,6 +213,8 @@ const BANDWIDTH_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 struct Pending {
     publisher: PeerKey,
     track_id: String,
+    /// The simulcast layer it belongs to (`None`: the publisher sends one encoding).
+    layer: Option<usize>,
     packet: rtc::rtp::Packet,
 }
 
@@ -235,6 +242,8 @@ pub struct MediaCore {
     owed_keyframes: Vec<(PeerKey, String, Instant)>,
     /// When subscribers' bandwidth estimates are next looked at (while there are peers).
     next_bandwidth_check: Option<Instant>,
+    /// Subscribers' first simulcast layers, whose keyframes are to be requested.
+    layer_keyframes_wanted: Vec<(PeerKey, String, usize)>,
 }
 
 impl MediaCore {
@@ -258,6 +267,7 @@ impl MediaCore {
             targets: Vec::new(),
             owed_keyframes: Vec::new(),
             next_bandwidth_check: None,
+            layer_keyframes_wanted: Vec::new(),
         })
     }
 
@@ -435,13 +445,31 @@ impl MediaCore {
         self.next_bandwidth_check =
             (!self.peers.is_empty()).then(|| now + BANDWIDTH_CHECK_INTERVAL);
         let mut changes: Vec<(PeerKey, Transition)> = Vec::new();
+        let mut layer_requests: Vec<(PeerKey, String, usize)> = Vec::new();
         for (key, peer) in &mut self.peers {
             if !peer.connected {
                 continue;
             }
-            if let Some(t) = peer.fallback.update(now, peer.estimate.get()) {
+            let estimate = peer.estimate.get();
+            if let Some(t) = peer.fallback.update(now, estimate) {
                 changes.push((*key, t));
             }
+            for subscription in &mut peer.subscriptions {
+                if let Some(layer) = subscription
+                    .layers
+                    .as_mut()
+                    .and_then(|selector| selector.choose(estimate))
+                {
+                    layer_requests.push((
+                        subscription.publisher,
+                        subscription.source_track.clone(),
+                        layer,
+                    ));
+                }
+            }
+        }
+        for (publisher, track, layer) in layer_requests {
+            self.request_layer_keyframe(now, publisher, &track, layer);
         }
         for (key, transition) in changes {
             let Some(peer) = self.peers.get(&key) else {
@@ -483,6 +511,9 @@ impl MediaCore {
                         for subscription in &mut peer.subscriptions {
                             if subscription.kind == RtpCodecKind::Video {
                                 subscription.awaiting_keyframe = true;
+                                if let Some(selector) = subscription.layers.as_mut() {
+                                    selector.restart();
+                                }
                             }
                         }
                     }
@@ -815,7 +846,16 @@ impl MediaCore {
             .pc
             .create_offer(None)
             .and_then(|offer| peer.pc.set_local_description(now, offer));
-        let sdp = peer.pc.local_description().map(|d| d.sdp);
+        // `rtc` refuses a local description other than the offer it created, so simulcast
+        // reception is added to the text the client gets only; the answer's rids are what
+        // `rtc` binds the layers by.
+        let sdp = peer.pc.local_description().map(|d| {
+            if self.config.simulcast {
+                crate::media::simulcast::offer_simulcast_recv(&d.sdp)
+            } else {
+                d.sdp
+            }
+        });
         match (offer, sdp) {
             (Ok(()), Some(sdp)) => {
                 let revision = peer.negotiation.offer_sent();
@@ -1027,7 +1067,24 @@ impl MediaCore {
         let Some(peer) = self.peers.get_mut(&subscriber) else {
             return;
         };
-        match peer.pc.add_track(sender_track) {
+        // With simulcast, the relay's receiving video m-lines carry `a=simulcast:recv`, so its
+        // sending must stay on m-lines of their own: a shared (sendrecv) m-line would make the
+        // client expect rid-tagged packets from the relay too.
+        let added = if self.config.simulcast {
+            peer.pc
+                .add_transceiver_from_track(
+                    sender_track,
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Sendonly,
+                        streams: vec![],
+                        send_encodings: vec![],
+                    }),
+                )
+                .map(RTCRtpSenderId::from)
+        } else {
+            peer.pc.add_track(sender_track)
+        };
+        match added {
             Ok(sender) => peer.subscriptions.push(Subscription {
                 publisher,
                 source_track: track.to_owned(),
@@ -1037,6 +1094,7 @@ impl MediaCore {
                 plan: None,
                 continuity: Continuity::new(codec_for(kind).clock_rate),
                 awaiting_keyframe: false,
+                layers: None,
             }),
             Err(err) => tracing::warn!(%err, "could not add a sender"),
         }
@@ -1155,16 +1213,65 @@ impl MediaCore {
         };
         publication.last_keyframe_request = Some(now);
         publication.keyframe_owed = false;
-        let (receiver, media_ssrc) = (publication.receiver, publication.media_ssrc);
-        if media_ssrc == 0 {
+        let receiver = publication.receiver;
+        // A simulcast publisher is asked on every layer it sends; otherwise on its one SSRC.
+        let ssrcs: Vec<u32> = if publication.layer_ssrcs.iter().any(|s| *s != 0) {
+            publication
+                .layer_ssrcs
+                .iter()
+                .copied()
+                .filter(|s| *s != 0)
+                .collect()
+        } else if publication.media_ssrc != 0 {
+            vec![publication.media_ssrc]
+        } else {
             return;
+        };
+        self.send_plis(now, publisher, receiver, &ssrcs);
+    }
+
+    /// Asks `publisher` for a keyframe of one simulcast layer (a subscriber's pending switch
+    /// waits for it). Not throttled: a target changes at most once per bandwidth check.
+    fn request_layer_keyframe(
+        &mut self,
+        now: Instant,
+        publisher: PeerKey,
+        track: &str,
+        layer: usize,
+    ) {
+        let Some(peer) = self.peers.get(&publisher) else {
+            return;
+        };
+        let Some(publication) = peer.publications.iter().find(|p| p.track_id == track) else {
+            return;
+        };
+        let (receiver, ssrc) = (publication.receiver, publication.layer_ssrcs[layer]);
+        if ssrc != 0 {
+            self.send_plis(now, publisher, receiver, &[ssrc]);
         }
+    }
+
+    fn send_plis(
+        &mut self,
+        now: Instant,
+        publisher: PeerKey,
+        receiver: RTCRtpReceiverId,
+        ssrcs: &[u32],
+    ) {
+        let Some(peer) = self.peers.get_mut(&publisher) else {
+            return;
+        };
         if let Some(mut receiver) = peer.pc.rtp_receiver(receiver) {
-            let pli = PictureLossIndication {
-                sender_ssrc: 0,
-                media_ssrc,
-            };
-            if receiver.write_rtcp(now, vec![Box::new(pli)]).is_ok() {
+            let plis: Vec<Box<dyn rtc::rtcp::Packet>> = ssrcs
+                .iter()
+                .map(|ssrc| {
+                    Box::new(PictureLossIndication {
+                        sender_ssrc: 0,
+                        media_ssrc: *ssrc,
+                    }) as Box<dyn rtc::rtcp::Packet>
+                })
+                .collect();
+            if receiver.write_rtcp(now, plis).is_ok() {
                 self.counters.keyframe_requests += 1;
             }
         }
@@ -1322,6 +1429,8 @@ impl MediaCore {
             extension_ids,
             last_keyframe_request: None,
             keyframe_owed: false,
+            layer_ssrcs: [0; 3],
+            plain_ssrc: 0,
         });
         let room = peer.room;
         let others: Vec<PeerKey> = self
@@ -1361,14 +1470,22 @@ impl MediaCore {
         while let Some(TaggedRTCMessage { message, .. }) = peer.pc.poll_read() {
             match message {
                 RTCMessage::RtpPacket(track_id, packet) => {
-                    if let Some(publication) = peer.publication(&track_id)
-                        && publication.media_ssrc == 0
+                    let mut layer = None;
+                    if let Some(index) = peer
+                        .publications
+                        .iter()
+                        .position(|p| p.track_id == track_id)
                     {
-                        publication.media_ssrc = packet.header.ssrc;
+                        let ssrc = packet.header.ssrc;
+                        if peer.publications[index].media_ssrc == 0 {
+                            peer.publications[index].media_ssrc = ssrc;
+                        }
+                        layer = layer_of(peer, index, ssrc);
                     }
                     self.pending.push(Pending {
                         publisher: key,
                         track_id,
+                        layer,
                         packet,
                     });
                 }
@@ -1409,6 +1526,7 @@ impl MediaCore {
         for Pending {
             publisher,
             track_id,
+            layer,
             packet,
         } in pending.drain(..)
         {
@@ -1461,7 +1579,30 @@ impl MediaCore {
                         self.counters.drop(DropReason::VideoPaused);
                         continue;
                     }
-                    if subscription.awaiting_keyframe {
+                    if let Some(layer) = layer {
+                        if subscription.layers.is_none() {
+                            let mut selector =
+                                LayerSelector::new(SIMULCAST_LAYER_BITRATES.to_vec());
+                            let target = selector.choose(peer.estimate.get()).unwrap_or_default();
+                            self.layer_keyframes_wanted.push((
+                                publisher,
+                                subscription.source_track.clone(),
+                                target,
+                            ));
+                            subscription.layers = Some(selector);
+                        }
+                        let Some(selector) = subscription.layers.as_mut() else {
+                            continue;
+                        };
+                        match selector.accept(layer, vp8_keyframe_start(&copy.payload)) {
+                            LayerVerdict::Forward => {}
+                            LayerVerdict::SwitchHere => subscription.continuity.switch(),
+                            LayerVerdict::Skip => {
+                                self.counters.drop(DropReason::LayerNotSelected);
+                                continue;
+                            }
+                        }
+                    } else if subscription.awaiting_keyframe {
                         if !vp8_keyframe_start(&copy.payload) {
                             self.counters.drop(DropReason::AwaitingKeyframe);
                             continue;
@@ -1502,6 +1643,9 @@ impl MediaCore {
         }
         // Keep the allocation for the next round.
         self.pending = pending;
+        for (publisher, track, layer) in std::mem::take(&mut self.layer_keyframes_wanted) {
+            self.request_layer_keyframe(now, publisher, &track, layer);
+        }
     }
 
     /// Registers the peer's next deadline in the timer heap. Only an earlier deadline is pushed;
@@ -1516,6 +1660,34 @@ impl MediaCore {
         if peer.armed.is_none_or(|armed| next < armed) {
             peer.armed = Some(next);
             self.timers.push(Reverse((next, key)));
+        }
+    }
+}
+
+/// The simulcast layer of a publisher's packet, by its SSRC: learned from the rid `rtc` bound
+/// the SSRC to (once per SSRC), `None` for a publisher sending one encoding.
+fn layer_of(peer: &mut Peer, index: usize, ssrc: u32) -> Option<usize> {
+    let publication = &peer.publications[index];
+    if publication.plain_ssrc == ssrc {
+        return None;
+    }
+    if let Some(layer) = publication.layer_ssrcs.iter().position(|s| *s == ssrc) {
+        return Some(layer);
+    }
+    let receiver = publication.receiver;
+    let rid = peer
+        .pc
+        .rtp_receiver(receiver)
+        .and_then(|r| r.track().rid(ssrc).cloned());
+    let publication = &mut peer.publications[index];
+    match rid.and_then(|rid| LAYER_RIDS.iter().position(|r| *r == rid)) {
+        Some(layer) => {
+            publication.layer_ssrcs[layer] = ssrc;
+            Some(layer)
+        }
+        None => {
+            publication.plain_ssrc = ssrc;
+            None
         }
     }
 }

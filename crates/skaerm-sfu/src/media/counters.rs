@@ -28,11 +28,13 @@ pub enum DropReason {
     AwaitingKeyframe,
     /// A late packet from before the point where a subscriber's stream changed source.
     BeforeSwitch,
+    /// A simulcast layer this subscriber does not receive (not a loss: the selection).
+    LayerNotSelected,
 }
 
 impl DropReason {
     /// All reasons, for registering metric labels up front.
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::UnknownSource,
         DropReason::UnknownUfrag,
         DropReason::Malformed,
@@ -45,6 +47,7 @@ impl DropReason {
         DropReason::VideoPaused,
         DropReason::AwaitingKeyframe,
         DropReason::BeforeSwitch,
+        DropReason::LayerNotSelected,
     ];
 
     /// Metric label value.
@@ -62,6 +65,7 @@ impl DropReason {
             DropReason::VideoPaused => "video_paused",
             DropReason::AwaitingKeyframe => "awaiting_keyframe",
             DropReason::BeforeSwitch => "before_switch",
+            DropReason::LayerNotSelected => "layer_not_selected",
         }
     }
 

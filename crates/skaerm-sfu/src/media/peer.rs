@@ -5,7 +5,7 @@ use crate::ids::{PeerKey, RoomId, SessionId};
 use crate::media::bandwidth::{Estimate, Fallback};
 use crate::media::negotiation::Negotiation;
 use crate::media::rewrite::RewritePlan;
-use crate::media::simulcast::Continuity;
+use crate::media::simulcast::{Continuity, LayerSelector};
 use crate::protocol::{ParticipantInfo, Publish};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
@@ -33,6 +33,10 @@ pub(crate) struct Publication {
     pub(crate) last_keyframe_request: Option<Instant>,
     /// A keyframe request arrived inside the throttle window and is still owed.
     pub(crate) keyframe_owed: bool,
+    /// SSRC of each simulcast layer (rid q, h, f), 0 until seen.
+    pub(crate) layer_ssrcs: [u32; 3],
+    /// The SSRC of a publisher sending one encoding (no rid), once seen.
+    pub(crate) plain_ssrc: u32,
 }
 
 /// A track of another participant that this participant receives.
@@ -54,6 +58,8 @@ pub(crate) struct Subscription {
     pub(crate) continuity: Continuity,
     /// Video resumes at the next keyframe: nothing is forwarded until one arrives.
     pub(crate) awaiting_keyframe: bool,
+    /// Which simulcast layer this subscriber receives (created at the first layered packet).
+    pub(crate) layers: Option<LayerSelector>,
 }
 
 /// Transceivers on which the relay receives this participant's media.

@@ -46,6 +46,49 @@ pub(crate) fn vp8_keyframe_start(payload: &[u8]) -> bool {
     payload.get(at).is_some_and(|header| header & 0x01 == 0)
 }
 
+/// The rids of the layers the relay asks publishers for, lowest quality first.
+pub(crate) const LAYER_RIDS: [&str; 3] = ["q", "h", "f"];
+
+/// Nominal bitrates of the layers (quarter, half, full resolution of a 720p camera), for
+/// choosing one by a subscriber's estimate.
+pub(crate) const SIMULCAST_LAYER_BITRATES: [u64; 3] = [150_000, 500_000, 1_500_000];
+
+/// Adds simulcast reception to every `recvonly` video m-line of an offer (RFC 8853):
+/// `a=rid:<id> recv` per layer and `a=simulcast:recv f;h;q`. `rtc` writes these only when
+/// answering, and the relay is always the offerer.
+pub(crate) fn offer_simulcast_recv(sdp: &str) -> String {
+    let mut out = String::with_capacity(sdp.len() + 256);
+    let mut section: Vec<&str> = Vec::new();
+    let flush = |section: &mut Vec<&str>, out: &mut String| {
+        let video_recv = section.first().is_some_and(|l| l.starts_with("m=video"))
+            && section.contains(&"a=recvonly")
+            && !section.iter().any(|l| l.starts_with("a=simulcast"));
+        for line in section.iter() {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+        if video_recv {
+            for rid in LAYER_RIDS.iter().rev() {
+                out.push_str(&format!("a=rid:{rid} recv\r\n"));
+            }
+            out.push_str("a=simulcast:recv f;h;q\r\n");
+        }
+        section.clear();
+    };
+    for line in sdp.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() {
+            continue;
+        }
+        if line.starts_with("m=") {
+            flush(&mut section, &mut out);
+        }
+        section.push(line);
+    }
+    flush(&mut section, &mut out);
+    out
+}
+
 /// Rewrites sequence numbers and timestamps of a forwarded stream whose source can change
 /// (another simulcast layer, or video resuming after a pause), so the subscriber sees one
 /// stream: consecutive sequence numbers across a change, timestamps advancing by the time that
@@ -132,7 +175,6 @@ impl Continuity {
 }
 
 /// What to do with a packet of one layer.
-#[allow(dead_code)] // Used once rid layers are accepted (ARCHITECTURE.md, "Simulcast").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LayerVerdict {
     /// Forward it.
@@ -146,7 +188,6 @@ pub(crate) enum LayerVerdict {
 
 /// Which of a publisher's layers one subscriber receives. Layers are indexed from the lowest
 /// quality; each has a nominal bitrate.
-#[allow(dead_code)] // Used once rid layers are accepted (ARCHITECTURE.md, "Simulcast").
 #[derive(Debug, Clone)]
 pub(crate) struct LayerSelector {
     bitrates: Vec<u64>,
@@ -155,10 +196,8 @@ pub(crate) struct LayerSelector {
 }
 
 /// Share of the estimate a layer may use (the rest is headroom for audio and retransmissions).
-#[allow(dead_code)] // Used once rid layers are accepted (ARCHITECTURE.md, "Simulcast").
 const ESTIMATE_SHARE: f64 = 0.85;
 
-#[allow(dead_code)] // Used once rid layers are accepted (ARCHITECTURE.md, "Simulcast").
 impl LayerSelector {
     /// A selector over layers with these nominal bitrates (lowest first), starting with the
     /// lowest until an estimate says more fits.
@@ -171,8 +210,14 @@ impl LayerSelector {
     }
 
     /// The layer being forwarded, if any.
+    #[cfg(test)]
     pub(crate) fn current(&self) -> Option<usize> {
         self.current
+    }
+
+    /// Forwarding restarts (after a pause) at the next keyframe of the target layer.
+    pub(crate) fn restart(&mut self) {
+        self.current = None;
     }
 
     /// Chooses the target layer for `estimate`: the best whose bitrate fits in its share, else
@@ -221,6 +266,31 @@ mod tests {
     fn vp8(start: bool, key: bool) -> Vec<u8> {
         let first = 0x80 | if start { 0x10 } else { 0 };
         vec![first, 0x80, 0x81, 0x23, if key { 0x10 } else { 0x11 }, 0, 0]
+    }
+
+    #[test]
+    fn offers_ask_for_simulcast_only_on_receiving_video_lines() {
+        let sdp = "v=0\r\ns=-\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=recvonly\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=recvonly\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=sendonly\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:3\r\na=rid:x recv\r\n\
+                   a=simulcast:recv x\r\na=recvonly\r\n";
+        let out = offer_simulcast_recv(sdp);
+        let sections: Vec<&str> = out.split("m=").collect();
+        assert!(sections[0].starts_with("v=0"));
+        assert!(!sections[1].contains("a=rid"), "audio untouched");
+        assert!(sections[2].contains("a=rid:q recv\r\n"));
+        assert!(sections[2].contains("a=rid:f recv\r\n"));
+        assert!(sections[2].ends_with("a=simulcast:recv f;h;q\r\n"));
+        assert!(
+            !sections[3].contains("a=rid"),
+            "the relay's sending lines untouched"
+        );
+        assert_eq!(
+            sections[4].matches("a=simulcast").count(),
+            1,
+            "an existing simulcast line is kept as is"
+        );
     }
 
     #[test]
