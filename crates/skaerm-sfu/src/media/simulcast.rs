@@ -2,11 +2,11 @@
 //! noticing: which layer to forward, when a switch may happen (only at a VP8 keyframe), and the
 //! sequence number/timestamp rewriting that makes the forwarded packets one continuous stream.
 //!
-//! All of it is plain state of packets and instants. Today the relay uses it for the one-layer
-//! case — resuming video after an audio-only fallback is a switch from "nothing" to the camera
-//! layer: it waits for a keyframe and continues the subscriber's sequence numbers where they
-//! stopped. Simulcast (three rid layers from a browser) uses the same parts with several
-//! layers; see ARCHITECTURE.md for what is still missing there.
+//! All of it is plain state of packets and instants. The relay uses it for simulcast (three rid
+//! layers, one chosen per subscriber; see ARCHITECTURE.md for its limits) and for the one-layer
+//! case: resuming video after an audio-only fallback is a switch from "nothing" to the camera
+//! layer, which waits for a keyframe and continues the subscriber's sequence numbers where they
+//! stopped. It also writes the simulcast request into the relay's offers.
 
 use std::time::{Duration, Instant};
 
