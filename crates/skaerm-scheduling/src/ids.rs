@@ -41,4 +41,20 @@ id_type!(
     CitizenId,
     /// One planned video visit.
     VisitId,
+    /// A recurring series of visits.
+    SeriesId,
+    /// A message waiting in the outbox (care-record export, reminder).
+    OutboxId,
 );
+
+macro_rules! parse_id {
+    ($($name:ident),*) => {$(
+        impl std::str::FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s).map($name)
+            }
+        }
+    )*};
+}
+parse_id!(TenantId, StaffId, CitizenId, VisitId, SeriesId, OutboxId);

@@ -5,7 +5,8 @@
 
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use skaerm_scheduling::{
-    LegalBasis, NewVisit, Store, StoreError, TenantId, VisitStatus, copenhagen_day_bounds,
+    EndedBy, NewVisit, OutboxKind, Outcome, SchedulingRules, Store, StoreError, TenantId,
+    VisitQuery, VisitStatus, copenhagen_day_bounds,
 };
 use sqlx::Executor;
 
@@ -104,14 +105,7 @@ async fn people(store: &Store) -> People {
 }
 
 fn new_visit(p: &People, start: chrono::DateTime<Utc>, minutes: u32) -> NewVisit {
-    NewVisit {
-        tenant_id: p.tenant,
-        legal_basis: LegalBasis::Sel85,
-        staff_id: p.staff,
-        citizen_id: p.citizen,
-        planned_start: start,
-        duration_minutes: minutes,
-    }
+    NewVisit::simple(p.tenant, p.staff, p.citizen, start, minutes)
 }
 
 async fn round_trip(store: &Store) {
@@ -146,7 +140,7 @@ async fn listing(store: &Store) {
     let early = store.create_visit(new_visit(&p, from, 10)).await.unwrap();
     // Outside the day on both sides.
     store
-        .create_visit(new_visit(&p, from - Duration::minutes(1), 10))
+        .create_visit(new_visit(&p, from - Duration::minutes(11), 10))
         .await
         .unwrap();
     store.create_visit(new_visit(&p, to, 10)).await.unwrap();
@@ -170,21 +164,40 @@ on_both_backends!(listing_by_day, listing);
 
 async fn lifecycle(store: &Store) {
     let p = people(store).await;
-    let visit = store
-        .create_visit(new_visit(&p, Utc::now(), 15))
-        .await
-        .unwrap();
-    // Completing a planned visit is refused and changes nothing.
+    let start = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
+    let visit = store.create_visit(new_visit(&p, start, 15)).await.unwrap();
+    let early = start - Duration::minutes(16);
+    // Not ready yet: it cannot start, and completing a planned visit is refused.
     assert!(matches!(
-        store.complete_visit(visit.id, Utc::now()).await,
+        store.start_visit(visit.id, early).await,
+        Err(StoreError::IllegalTransition(_))
+    ));
+    let by = EndedBy::Staff(p.staff);
+    assert!(matches!(
+        store
+            .end_visit(visit.id, Outcome::Completed, by, None, start)
+            .await,
         Err(StoreError::IllegalTransition(_))
     ));
     assert_eq!(
         store.get_visit(visit.id).await.unwrap().status,
         VisitStatus::Planned
     );
+    assert_eq!(
+        store
+            .get_visit(visit.id)
+            .await
+            .unwrap()
+            .status_at(start - Duration::minutes(15)),
+        VisitStatus::Ready
+    );
 
-    let t1 = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
+    let arrived = store
+        .citizen_arrived(visit.id, start - Duration::minutes(2))
+        .await
+        .unwrap();
+    assert_eq!(arrived.status, VisitStatus::Waiting);
+    let t1 = start + Duration::minutes(1);
     let started = store.start_visit(visit.id, t1).await.unwrap();
     assert_eq!(started.status, VisitStatus::InProgress);
     assert_eq!(started.actual_start, Some(t1));
@@ -194,52 +207,272 @@ async fn lifecycle(store: &Store) {
         .await
         .unwrap();
     assert_eq!(again.actual_start, Some(t1));
+    // Cancelling a visit in progress is refused.
+    assert!(matches!(
+        store.cancel_visit(visit.id, by, None, t1).await,
+        Err(StoreError::IllegalTransition(_))
+    ));
 
     let t2 = t1 + Duration::minutes(4);
-    let done = store.complete_visit(visit.id, t2).await.unwrap();
+    let done = store
+        .end_visit(
+            visit.id,
+            Outcome::Completed,
+            by,
+            Some("Medicin gennemgået".into()),
+            t2,
+        )
+        .await
+        .unwrap();
     assert_eq!(done.status, VisitStatus::Completed);
     assert_eq!(done.actual_end, Some(t2));
+    assert_eq!(done.actual_duration(), Some(Duration::minutes(4)));
+    assert_eq!(done.ended_by, Some(by));
+    assert_eq!(done.outcome_note.as_deref(), Some("Medicin gennemgået"));
     assert_eq!(store.get_visit(visit.id).await.unwrap(), done);
-    // Nothing leaves completed.
+    // Nothing leaves an end state.
     assert!(store.start_visit(visit.id, t2).await.is_err());
-    assert!(store.complete_visit(visit.id, t2).await.is_err());
+    assert!(
+        store
+            .end_visit(visit.id, Outcome::NoShow, by, None, t2)
+            .await
+            .is_err()
+    );
     assert_eq!(store.get_visit(visit.id).await.unwrap(), done);
+
+    // The care-record export was written with the completion.
+    let messages = store.messages_for_visit(visit.id).await.unwrap();
+    let exports: Vec<_> = messages
+        .iter()
+        .filter(|m| m.kind == OutboxKind::Export)
+        .collect();
+    assert_eq!(exports.len(), 1);
+    assert_eq!(exports[0].payload["outcome"], "completed");
+    assert_eq!(exports[0].payload["duration_seconds"], 240);
+
+    // No-show and cancellation record who and when.
+    let other = store
+        .create_visit(new_visit(&p, start + Duration::hours(2), 15))
+        .await
+        .unwrap();
+    let cancelled = store.cancel_visit(other.id, by, None, start).await.unwrap();
+    assert_eq!(cancelled.status, VisitStatus::Cancelled);
+    assert_eq!(cancelled.actual_end, None);
+    let third = store
+        .create_visit(new_visit(&p, start + Duration::hours(3), 15))
+        .await
+        .unwrap();
+    let gone = store
+        .end_visit(
+            third.id,
+            Outcome::NoShow,
+            by,
+            None,
+            start + Duration::hours(3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(gone.status, VisitStatus::NoShow);
 }
 on_both_backends!(lifecycle_is_persisted, lifecycle);
 
+async fn recovery(store: &Store) {
+    let p = people(store).await;
+    let start = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
+    let live = store.create_visit(new_visit(&p, start, 15)).await.unwrap();
+    let waiting = store
+        .create_visit(new_visit(&p, start + Duration::minutes(20), 15))
+        .await
+        .unwrap();
+    let planned = store
+        .create_visit(new_visit(&p, start + Duration::hours(5), 15))
+        .await
+        .unwrap();
+    store.start_visit(live.id, start).await.unwrap();
+    store
+        .citizen_arrived(waiting.id, start + Duration::minutes(10))
+        .await
+        .unwrap();
+    // The process dies here; a new one starts.
+    let restart = start + Duration::minutes(12);
+    let closed = store.recover_interrupted(restart).await.unwrap();
+    let mut ids: Vec<_> = closed.iter().map(|v| v.id).collect();
+    ids.sort();
+    let mut want = vec![live.id, waiting.id];
+    want.sort();
+    assert_eq!(ids, want);
+    for id in [live.id, waiting.id] {
+        let v = store.get_visit(id).await.unwrap();
+        assert_eq!(v.status, VisitStatus::TechnicalFailure);
+        assert_eq!(v.ended_by, Some(EndedBy::System));
+        assert_eq!(v.actual_end, Some(restart));
+    }
+    assert_eq!(
+        store.get_visit(planned.id).await.unwrap().status,
+        VisitStatus::Planned
+    );
+    // A second recovery finds nothing.
+    assert!(store.recover_interrupted(restart).await.unwrap().is_empty());
+}
+on_both_backends!(recovery_closes_live_visits_as_technical_failure, recovery);
+
+async fn conflicts(store: &Store) {
+    let p = people(store).await;
+    let colleague = store.create_staff(p.tenant, "Jonas", None).await.unwrap();
+    let start = Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap();
+    let first = store.create_visit(new_visit(&p, start, 15)).await.unwrap();
+    // Overlapping the owner.
+    match store
+        .create_visit(new_visit(&p, start + Duration::minutes(10), 15))
+        .await
+    {
+        Err(StoreError::Conflict(c)) => {
+            assert_eq!(c.visit, first.id);
+            assert_eq!(c.planned_start, start);
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    // Back to back is fine without a buffer.
+    let second = store
+        .create_visit(new_visit(&p, start + Duration::minutes(15), 15))
+        .await
+        .unwrap();
+    // The colleague as co-host of an overlapping visit is booked too.
+    let mut with_colleague = new_visit(&p, start + Duration::hours(1), 30);
+    with_colleague.staff_id = colleague.id;
+    with_colleague.co_host_id = Some(p.staff);
+    store.create_visit(with_colleague).await.unwrap();
+    let mut clash = new_visit(&p, start + Duration::hours(1) + Duration::minutes(10), 10);
+    clash.staff_id = colleague.id;
+    assert!(matches!(
+        store.create_visit(clash).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Moving onto another visit is refused and leaves the visit where it was.
+    match store
+        .move_visit(
+            second.id,
+            start + Duration::minutes(5),
+            None,
+            start - Duration::days(1),
+        )
+        .await
+    {
+        Err(StoreError::Conflict(c)) => assert_eq!(c.visit, first.id),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(
+        store.get_visit(second.id).await.unwrap().planned_start,
+        start + Duration::minutes(15)
+    );
+    // A cancelled visit frees its slot.
+    store
+        .cancel_visit(
+            first.id,
+            EndedBy::Staff(p.staff),
+            None,
+            start - Duration::days(1),
+        )
+        .await
+        .unwrap();
+    let moved = store
+        .move_visit(
+            second.id,
+            start + Duration::minutes(5),
+            Some(20),
+            start - Duration::days(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved.planned_end(), start + Duration::minutes(25));
+
+    // With a buffer of 10 minutes, back to back is a conflict.
+    let buffered = store.clone().with_rules(SchedulingRules {
+        buffer: Duration::minutes(10),
+        ..SchedulingRules::default()
+    });
+    assert!(matches!(
+        buffered
+            .create_visit(new_visit(&p, start + Duration::minutes(30), 10))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        buffered
+            .create_visit(new_visit(&p, start + Duration::minutes(35), 10))
+            .await
+            .is_ok()
+    );
+}
+on_both_backends!(double_booking_is_refused, conflicts);
+
+async fn paging(store: &Store) {
+    let p = people(store).await;
+    let start = Utc.with_ymd_and_hms(2026, 11, 23, 8, 0, 0).unwrap();
+    for i in 0..5 {
+        store
+            .create_visit(new_visit(&p, start + Duration::minutes(20 * i), 15))
+            .await
+            .unwrap();
+    }
+    let mut query = VisitQuery {
+        tenant: p.tenant,
+        staff: Some(p.staff),
+        from: start,
+        to: start + Duration::days(1),
+        limit: 2,
+        offset: 0,
+    };
+    let mut seen = Vec::new();
+    loop {
+        let page = store.list_visits(&query).await.unwrap();
+        assert!(page.visits.len() <= 2);
+        seen.extend(page.visits.iter().map(|v| v.planned_start));
+        match page.next_offset {
+            Some(next) => query.offset = next,
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5);
+    assert!(seen.windows(2).all(|w| w[0] < w[1]));
+    let other_tenant = store.create_tenant("Anden").await.unwrap();
+    query.tenant = other_tenant.id;
+    query.offset = 0;
+    assert!(store.list_visits(&query).await.unwrap().visits.is_empty());
+}
+on_both_backends!(lists_are_paginated_and_scoped, paging);
+
 async fn links(store: &Store) {
     let p = people(store).await;
-    let visit = store
-        .create_visit(new_visit(&p, Utc::now(), 15))
-        .await
-        .unwrap();
+    let now = Utc::now();
+    let visit = store.create_visit(new_visit(&p, now, 15)).await.unwrap();
     let first = [1u8; 32];
     let second = [2u8; 32];
-    store
-        .set_citizen_link(visit.id, first, Utc::now())
-        .await
-        .unwrap();
+    store.set_citizen_link(visit.id, first, now).await.unwrap();
     assert_eq!(
         store
-            .find_visit_by_link(&first)
+            .find_visit_by_link(&first, now)
             .await
             .unwrap()
             .map(|v| v.id),
         Some(visit.id)
     );
     // A new link replaces the old one.
-    store
-        .set_citizen_link(visit.id, second, Utc::now())
-        .await
-        .unwrap();
-    assert_eq!(store.find_visit_by_link(&first).await.unwrap(), None);
-    assert!(store.find_visit_by_link(&second).await.unwrap().is_some());
-    store
-        .revoke_citizen_links(visit.id, Utc::now())
-        .await
-        .unwrap();
-    assert_eq!(store.find_visit_by_link(&second).await.unwrap(), None);
-    assert_eq!(store.find_visit_by_link(&[9u8; 32]).await.unwrap(), None);
+    store.set_citizen_link(visit.id, second, now).await.unwrap();
+    assert_eq!(store.find_visit_by_link(&first, now).await.unwrap(), None);
+    assert!(
+        store
+            .find_visit_by_link(&second, now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    store.revoke_citizen_links(visit.id, now).await.unwrap();
+    assert_eq!(store.find_visit_by_link(&second, now).await.unwrap(), None);
+    assert_eq!(
+        store.find_visit_by_link(&[9u8; 32], now).await.unwrap(),
+        None
+    );
 }
 on_both_backends!(citizen_links, links);
 

@@ -15,7 +15,7 @@ use skaerm_auth::citizen_link::CitizenLinkSecret;
 use skaerm_auth::refs::{ParticipantRef, TenantRef, VisitRef};
 use skaerm_auth::tokens::{MediaGrantRequest, MediaRole};
 use skaerm_scheduling::{
-    CitizenId, StoreError, Visit, VisitId, VisitStatus, copenhagen_day_bounds,
+    CitizenId, EndedBy, Outcome, StoreError, Visit, VisitId, VisitStatus, copenhagen_day_bounds,
 };
 use skaerm_sfu::ids::RoomId;
 use skaerm_sfu::protocol::EndReason;
@@ -161,11 +161,18 @@ pub async fn start(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     let visit = owned_visit(&state, &session, &id).await?;
-    if visit.status == VisitStatus::Completed {
+    if visit.status.is_final() {
         return Err(visit_closed());
     }
     let visit = match state.services.store.start_visit(visit.id, Utc::now()).await {
         Ok(visit) => visit,
+        Err(StoreError::IllegalTransition(t)) if t.from == VisitStatus::Planned => {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "visit_not_ready",
+                "the visit can be started from 15 minutes before its planned start",
+            ));
+        }
         Err(StoreError::IllegalTransition(_)) => return Err(visit_closed()),
         Err(err) => return Err(Problem::internal(err)),
     };
@@ -185,8 +192,8 @@ pub async fn media_token(
     let visit = owned_visit(&state, &session, &id).await?;
     match visit.status {
         VisitStatus::InProgress => {}
-        VisitStatus::Completed => return Err(visit_closed()),
-        VisitStatus::Planned => {
+        status if status.is_final() => return Err(visit_closed()),
+        _ => {
             return Err(Problem::new(
                 StatusCode::CONFLICT,
                 "visit_not_started",
@@ -209,7 +216,13 @@ pub async fn end(
     let visit = match state
         .services
         .store
-        .complete_visit(visit.id, Utc::now())
+        .end_visit(
+            visit.id,
+            Outcome::Completed,
+            EndedBy::Staff(session.staff),
+            None,
+            Utc::now(),
+        )
         .await
     {
         Ok(visit) => visit,
@@ -237,7 +250,7 @@ pub async fn citizen_link(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     let visit = owned_visit(&state, &session, &id).await?;
-    if visit.status == VisitStatus::Completed {
+    if visit.status.is_final() {
         return Err(visit_closed());
     }
     let secret = CitizenLinkSecret::generate();
