@@ -5,8 +5,9 @@
 
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use skaerm_scheduling::{
-    EndedBy, NewVisit, OutboxKind, Outcome, SchedulingRules, Store, StoreError, TenantId,
-    VisitQuery, VisitStatus, copenhagen_day_bounds,
+    EndedBy, LegalBasis, NewSeries, NewVisit, OutboxKind, Outcome, Recurrence, SchedulingRules,
+    SeriesEdit, Store, StoreError, TIME_ZONE, TenantId, VisitQuery, VisitStatus,
+    copenhagen_day_bounds,
 };
 use sqlx::Executor;
 
@@ -527,3 +528,313 @@ async fn unsupported_urls_are_refused() {
         Err(StoreError::UnsupportedUrl)
     ));
 }
+
+// ---- series ------------------------------------------------------------------------------
+
+fn local(y: i32, m: u32, d: u32, h: u32, min: u32) -> chrono::NaiveDateTime {
+    NaiveDate::from_ymd_opt(y, m, d)
+        .unwrap()
+        .and_hms_opt(h, min, 0)
+        .unwrap()
+}
+
+fn weekly(p: &People, start: chrono::NaiveDateTime, rule: &str) -> NewSeries {
+    NewSeries {
+        tenant_id: p.tenant,
+        legal_basis: LegalBasis::Sel85,
+        purpose: "Ugentlig opfølgning".into(),
+        staff_id: p.staff,
+        co_host_id: None,
+        citizen_id: p.citizen,
+        duration_minutes: 15,
+        recurrence: Recurrence::new(start, rule).unwrap(),
+    }
+}
+
+fn local_times(visits: &[skaerm_scheduling::Visit]) -> Vec<String> {
+    visits
+        .iter()
+        .map(|v| {
+            v.planned_start
+                .with_timezone(&TIME_ZONE)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .collect()
+}
+
+async fn series_across_dst(store: &Store) {
+    let p = people(store).await;
+    let now = Utc.with_ymd_and_hms(2027, 3, 1, 12, 0, 0).unwrap();
+    // Sundays around the last Sunday of March 2027 (28 March).
+    let (_, spring) = store
+        .create_series(
+            weekly(&p, local(2027, 3, 21, 9, 0), "FREQ=WEEKLY;BYDAY=SU;COUNT=3"),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        local_times(&spring),
+        vec!["2027-03-21 09:00", "2027-03-28 09:00", "2027-04-04 09:00"]
+    );
+    assert_eq!(
+        spring[1].planned_start,
+        Utc.with_ymd_and_hms(2027, 3, 28, 7, 0, 0).unwrap()
+    );
+    // And the last Sunday of October 2027 (31 October).
+    let now = Utc.with_ymd_and_hms(2027, 10, 1, 12, 0, 0).unwrap();
+    let (_, autumn) = store
+        .create_series(
+            weekly(
+                &p,
+                local(2027, 10, 24, 9, 0),
+                "FREQ=WEEKLY;BYDAY=SU;COUNT=3",
+            ),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        local_times(&autumn),
+        vec!["2027-10-24 09:00", "2027-10-31 09:00", "2027-11-07 09:00"]
+    );
+    assert_eq!(
+        autumn[1].planned_start,
+        Utc.with_ymd_and_hms(2027, 10, 31, 8, 0, 0).unwrap()
+    );
+    // Stored and read back the same.
+    let stored = store
+        .series_visits(autumn[0].series_id.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(stored, autumn);
+}
+on_both_backends!(series_keep_local_time_across_dst, series_across_dst);
+
+async fn series_exceptions(store: &Store) {
+    let p = people(store).await;
+    let now = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+    // Every other Monday and Thursday at 10:00, five times.
+    let (series, visits) = store
+        .create_series(
+            weekly(
+                &p,
+                local(2026, 12, 7, 10, 0),
+                "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,TH;COUNT=5",
+            ),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        local_times(&visits),
+        vec![
+            "2026-12-07 10:00",
+            "2026-12-10 10:00",
+            "2026-12-21 10:00",
+            "2026-12-24 10:00",
+            "2027-01-04 10:00"
+        ]
+    );
+    let by = EndedBy::Staff(p.staff);
+    // Skip one, move another ("this one").
+    let skipped = store
+        .cancel_visit(visits[1].id, by, None, now)
+        .await
+        .unwrap();
+    assert!(skipped.is_exception);
+    let moved = store
+        .move_visit(
+            visits[3].id,
+            visits[3].planned_start + Duration::hours(3),
+            None,
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(moved.is_exception);
+    assert_eq!(moved.occurrence_start, Some(visits[3].planned_start));
+    // Materialising again (a later horizon run) does not bring them back.
+    let extension = store
+        .extend_series(now + Duration::days(400))
+        .await
+        .unwrap();
+    assert_eq!(extension.created, 0);
+    let after = store.series_visits(series.id).await.unwrap();
+    assert_eq!(after.len(), 5);
+    assert_eq!(
+        after
+            .iter()
+            .filter(|v| v.status == VisitStatus::Cancelled)
+            .count(),
+        1
+    );
+    assert!(after.iter().any(|v| v.planned_start == moved.planned_start));
+}
+on_both_backends!(
+    series_occurrences_can_be_skipped_and_moved,
+    series_exceptions
+);
+
+async fn series_split(store: &Store) {
+    let p = people(store).await;
+    let now = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+    let (old, visits) = store
+        .create_series(
+            weekly(&p, local(2026, 12, 7, 9, 0), "FREQ=WEEKLY;BYDAY=MO;COUNT=6"),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(visits.len(), 6);
+    let cut = visits[2].occurrence_start.unwrap();
+    let (new, new_visits) = store
+        .edit_series_from(
+            old.id,
+            cut,
+            SeriesEdit {
+                start_time: Some(chrono::NaiveTime::from_hms_opt(11, 30, 0).unwrap()),
+                legal_basis: Some(LegalBasis::Sel83),
+                ..SeriesEdit::default()
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    assert_ne!(new.id, old.id);
+    // The remaining four, now at 11:30 under §83.
+    assert_eq!(
+        local_times(&new_visits),
+        vec![
+            "2026-12-21 11:30",
+            "2026-12-28 11:30",
+            "2027-01-04 11:30",
+            "2027-01-11 11:30"
+        ]
+    );
+    assert!(
+        new_visits
+            .iter()
+            .all(|v| v.legal_basis == LegalBasis::Sel83)
+    );
+    let old_now = store.series_visits(old.id).await.unwrap();
+    assert_eq!(
+        local_times(&old_now),
+        vec!["2026-12-07 09:00", "2026-12-14 09:00"]
+    );
+    assert_eq!(
+        store.get_series(old.id).await.unwrap().ends_before,
+        Some(cut)
+    );
+    assert!(matches!(
+        store.get_visit(visits[2].id).await,
+        Err(StoreError::NotFound)
+    ));
+}
+on_both_backends!(this_and_following_splits_the_series, series_split);
+
+async fn failing_edit(store: &Store) {
+    let p = people(store).await;
+    let now = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+    let (old, visits) = store
+        .create_series(
+            weekly(&p, local(2026, 12, 7, 9, 0), "FREQ=WEEKLY;BYDAY=MO;COUNT=6"),
+            now,
+        )
+        .await
+        .unwrap();
+    // Something already booked at 11:00 on the fifth Monday.
+    let blocker = store
+        .create_visit(new_visit(
+            &p,
+            Utc.with_ymd_and_hms(2027, 1, 4, 10, 0, 0).unwrap(),
+            30,
+        ))
+        .await
+        .unwrap();
+    let series_before = store.get_series(old.id).await.unwrap();
+    match store
+        .edit_series_from(
+            old.id,
+            visits[1].occurrence_start.unwrap(),
+            SeriesEdit {
+                start_time: Some(chrono::NaiveTime::from_hms_opt(11, 0, 0).unwrap()),
+                ..SeriesEdit::default()
+            },
+            now,
+        )
+        .await
+    {
+        Err(StoreError::Conflict(c)) => assert_eq!(c.visit, blocker.id),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    // The whole edit was rolled back: same series, same visits.
+    assert_eq!(store.get_series(old.id).await.unwrap(), series_before);
+    assert_eq!(store.series_visits(old.id).await.unwrap(), visits);
+
+    // Creating a series that collides creates nothing at all.
+    let mut colliding = weekly(
+        &p,
+        local(2026, 12, 28, 11, 0),
+        "FREQ=WEEKLY;BYDAY=MO;COUNT=3",
+    );
+    colliding.duration_minutes = 20;
+    assert!(matches!(
+        store.create_series(colliding, now).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let (from, to) = (now, now + Duration::days(60));
+    let all = store
+        .list_visits_for_staff(p.staff, from, to)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), visits.len() + 1);
+}
+on_both_backends!(a_failing_series_edit_leaves_the_old_series, failing_edit);
+
+async fn horizon(store: &Store) {
+    let p = people(store).await;
+    let store = store.clone().with_rules(SchedulingRules {
+        horizon: Duration::days(14),
+        ..SchedulingRules::default()
+    });
+    let now = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+    let (series, visits) = store
+        .create_series(weekly(&p, local(2026, 12, 2, 9, 0), "FREQ=WEEKLY"), now)
+        .await
+        .unwrap();
+    assert_eq!(visits.len(), 2, "{:?}", local_times(&visits));
+    let later = now + Duration::days(7);
+    let extension = store.extend_series(later).await.unwrap();
+    assert_eq!(extension.created, 1);
+    assert_eq!(store.series_visits(series.id).await.unwrap().len(), 3);
+    assert_eq!(store.extend_series(later).await.unwrap().created, 0);
+    // A series link opens the next visit that has not ended.
+    store
+        .set_series_citizen_link(series.id, [7u8; 32], now)
+        .await
+        .unwrap();
+    let first = store
+        .find_visit_by_link(&[7u8; 32], now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.id, visits[0].id);
+    let after_first = visits[0].planned_end() + Duration::minutes(1);
+    let next = store
+        .find_visit_by_link(&[7u8; 32], after_first)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.id, visits[1].id);
+    store
+        .revoke_series_citizen_links(series.id, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_visit_by_link(&[7u8; 32], now).await.unwrap(),
+        None
+    );
+}
+on_both_backends!(series_are_materialised_over_a_horizon, horizon);
