@@ -22,8 +22,14 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server without demo data.
     pub async fn start() -> Result<TestServer> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server without demo data, after `adjust` has changed its configuration.
+    pub async fn start_with(adjust: impl FnOnce(&mut ServerConfig)) -> Result<TestServer> {
         let data = tempfile::tempdir()?;
-        let config = config(data.path().to_path_buf());
+        let mut config = config(data.path().to_path_buf());
+        adjust(&mut config);
         let server = Server::start(config).await?;
         Ok(TestServer {
             server,
@@ -113,6 +119,7 @@ fn config(data_dir: PathBuf) -> ServerConfig {
         link_closes_after_minutes: 0,
         no_demo: true,
         max_participants: 6,
+        scheduling: Default::default(),
     }
 }
 

@@ -6,6 +6,7 @@
 //! - [`lifecycle`]: the visit state machine as a pure function;
 //! - [`conflicts`]: the double-booking rule and the scheduling settings;
 //! - [`recurrence`]: RFC 5545 recurrence in Europe/Copenhagen;
+//! - [`reports`]: monthly numbers per team and paragraph;
 //! - [`link_window`]: when a citizen's link works;
 //! - [`care_record`]: the JSON and FHIR R4 record of an ended visit;
 //! - [`calendar`]: Copenhagen days in UTC;
@@ -19,6 +20,7 @@ pub mod lifecycle;
 pub mod link_window;
 pub mod model;
 pub mod recurrence;
+pub mod reports;
 pub mod store;
 
 pub use calendar::copenhagen_day_bounds;
@@ -29,6 +31,7 @@ pub use lifecycle::{IllegalTransition, Outcome, VisitEvent, VisitStatus};
 pub use link_window::{LinkWindow, LinkWindowError};
 pub use model::{Citizen, EndedBy, LegalBasis, NewVisit, Staff, TIME_ZONE, Tenant, Visit};
 pub use recurrence::{Recurrence, RecurrenceError};
+pub use reports::{MonthlyReport, ReportLine};
 pub use store::outbox::{OutboxKind, OutboxMessage};
 pub use store::series::{NewSeries, Series, SeriesEdit};
 pub use store::visits::{VisitPage, VisitQuery};

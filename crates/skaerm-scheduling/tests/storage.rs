@@ -838,3 +838,79 @@ async fn horizon(store: &Store) {
     );
 }
 on_both_backends!(series_are_materialised_over_a_horizon, horizon);
+
+async fn report(store: &Store) {
+    let p = people(store).await;
+    let other_team = store
+        .create_staff(p.tenant, "Jonas", Some("Syd"))
+        .await
+        .unwrap();
+    let start = Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap();
+    let by = EndedBy::Staff(p.staff);
+    let done = store.create_visit(new_visit(&p, start, 15)).await.unwrap();
+    store.start_visit(done.id, start).await.unwrap();
+    store
+        .end_visit(
+            done.id,
+            Outcome::Completed,
+            by,
+            None,
+            start + Duration::minutes(4),
+        )
+        .await
+        .unwrap();
+    let missed = store
+        .create_visit(new_visit(&p, start + Duration::hours(1), 15))
+        .await
+        .unwrap();
+    store
+        .end_visit(
+            missed.id,
+            Outcome::NoShow,
+            by,
+            None,
+            start + Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    let mut syd = new_visit(&p, start, 15);
+    syd.staff_id = other_team.id;
+    syd.legal_basis = LegalBasis::Sul138;
+    store.create_visit(syd).await.unwrap();
+    // Next month (in Copenhagen) and another municipality do not count.
+    store
+        .create_visit(new_visit(
+            &p,
+            Utc.with_ymd_and_hms(2026, 11, 30, 23, 30, 0).unwrap(),
+            15,
+        ))
+        .await
+        .unwrap();
+    let elsewhere = people(store).await;
+    store
+        .create_visit(new_visit(&elsewhere, start, 15))
+        .await
+        .unwrap();
+
+    let r = store
+        .monthly_report(p.tenant, (2026, 11), None, 25)
+        .await
+        .unwrap();
+    assert_eq!(r.total.planned, 3);
+    assert_eq!(r.lines.len(), 2);
+    let nord = r
+        .lines
+        .iter()
+        .find(|l| l.team.as_deref() == Some("Nord"))
+        .unwrap();
+    assert_eq!((nord.completed, nord.no_show), (1, 1));
+    assert_eq!(nord.average_duration_seconds, Some(240.0));
+    assert_eq!(nord.saved_driving_minutes, 25);
+    let only_syd = store
+        .monthly_report(p.tenant, (2026, 11), Some("Syd"), 25)
+        .await
+        .unwrap();
+    assert_eq!(only_syd.total.planned, 1);
+    assert_eq!(only_syd.lines[0].legal_basis, Some(LegalBasis::Sul138));
+}
+on_both_backends!(monthly_reports_per_team_and_paragraph, report);

@@ -17,6 +17,7 @@
 
 pub mod links;
 pub mod outbox;
+pub mod reports;
 pub mod series;
 pub mod visits;
 
