@@ -37,6 +37,17 @@ impl TestServer {
         })
     }
 
+    /// Stops the server and starts a new one on the same data directory (a restart).
+    pub async fn restart(self) -> Result<TestServer> {
+        let config = config(self._data.path().to_path_buf());
+        self.server.shutdown().await;
+        let server = Server::start(config).await?;
+        Ok(TestServer {
+            server,
+            _data: self._data,
+        })
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.server.http_addr())
@@ -175,6 +186,24 @@ impl Browser {
         let status = response.status().as_u16();
         let body = response.json::<Value>().await.unwrap_or(Value::Null);
         Ok((status, body))
+    }
+
+    /// GETs anything; returns status, content type and the body as text.
+    pub async fn get_text(&self, path: &str) -> Result<(u16, String, String)> {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .with_context(|| format!("GET {path}"))?;
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        Ok((status, content_type, response.text().await?))
     }
 
     /// Logs in as staff.

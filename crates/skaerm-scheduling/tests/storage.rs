@@ -248,8 +248,19 @@ async fn lifecycle(store: &Store) {
         .filter(|m| m.kind == OutboxKind::Export)
         .collect();
     assert_eq!(exports.len(), 1);
-    assert_eq!(exports[0].payload["outcome"], "completed");
-    assert_eq!(exports[0].payload["duration_seconds"], 240);
+    assert_eq!(exports[0].payload["record"]["outcome"], "completed");
+    assert_eq!(exports[0].payload["record"]["duration_seconds"], 240);
+    assert_eq!(exports[0].payload["fhir_encounter"]["status"], "finished");
+    // Reminders were queued when it was planned (24 h and 15 min before).
+    let reminders: Vec<_> = messages
+        .iter()
+        .filter(|m| m.kind == OutboxKind::Reminder)
+        .map(|m| m.due_at)
+        .collect();
+    assert!(
+        reminders.is_empty(),
+        "planned in the past relative to creation: {reminders:?}"
+    );
 
     // No-show and cancellation record who and when.
     let other = store
@@ -914,3 +925,75 @@ async fn report(store: &Store) {
     assert_eq!(only_syd.lines[0].legal_basis, Some(LegalBasis::Sul138));
 }
 on_both_backends!(monthly_reports_per_team_and_paragraph, report);
+
+async fn outbox(store: &Store) {
+    let p = people(store).await;
+    let now = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
+    let start = now + Duration::days(2);
+    let visit = store
+        .create_visit_at(new_visit(&p, start, 15), now)
+        .await
+        .unwrap();
+    let reminders = store.messages_for_visit(visit.id).await.unwrap();
+    let due: Vec<_> = reminders.iter().map(|m| m.due_at).collect();
+    assert_eq!(
+        due,
+        vec![start - Duration::hours(24), start - Duration::minutes(15)]
+    );
+    assert!(reminders.iter().all(|m| m.kind == OutboxKind::Reminder));
+    // Nothing is due yet; at 24 h before, one is.
+    assert!(
+        store
+            .due_messages(OutboxKind::Reminder, now, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.visit_id != Some(visit.id))
+    );
+    let at = start - Duration::hours(24);
+    let due = store
+        .due_messages(OutboxKind::Reminder, at, 10)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].payload["minutes_before"], 1440);
+    // A failed attempt is retried after the backoff, a delivered one never again.
+    store
+        .mark_failed(due[0].id, "receiver down", at)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .due_messages(OutboxKind::Reminder, at, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retry = at + Duration::seconds(5);
+    let again = store
+        .due_messages(OutboxKind::Reminder, retry, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    assert_eq!(again[0].last_error.as_deref(), Some("receiver down"));
+    store.mark_delivered(again[0].id, retry).await.unwrap();
+    assert!(
+        store
+            .due_messages(OutboxKind::Reminder, retry, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Moving the visit queues reminders for the new time; re-queueing is idempotent.
+    store
+        .move_visit(visit.id, start + Duration::hours(1), None, now)
+        .await
+        .unwrap();
+    store
+        .move_visit(visit.id, start + Duration::hours(1), None, now)
+        .await
+        .unwrap();
+    assert_eq!(store.messages_for_visit(visit.id).await.unwrap().len(), 4);
+}
+on_both_backends!(outbox_reminders_are_due_retried_and_idempotent, outbox);

@@ -7,6 +7,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod pages;
 pub mod problem;
+pub mod reports;
 pub mod security;
 pub mod series;
 pub mod session;
@@ -43,6 +44,7 @@ pub fn router(state: AppState) -> Router {
             "/api/series/{id}/citizen-link",
             post(series::citizen_link).delete(series::revoke_citizen_link),
         )
+        .route("/api/reports/monthly", get(reports::monthly))
         .route("/api/openapi.json", get(openapi::document))
         .route("/api/join/{link}", post(join::exchange))
         .route("/metrics", get(metrics::metrics))

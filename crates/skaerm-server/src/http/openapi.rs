@@ -1,7 +1,7 @@
 //! The OpenAPI document of the scheduling API, generated from the handlers' annotations and
 //! the request/response types (`utoipa`), served at `GET /api/openapi.json`.
 
-use crate::http::{series, visits};
+use crate::http::{reports, series, visits};
 use axum::Json;
 use utoipa::OpenApi;
 
@@ -15,8 +15,9 @@ use utoipa::OpenApi;
         visits::revoke_citizen_link,
         series::create, series::get_one, series::edit, series::citizen_link,
         series::revoke_citizen_link,
+        reports::monthly,
     ),
-    tags((name = "visits"), (name = "series"))
+    tags((name = "visits"), (name = "series"), (name = "reports"))
 )]
 pub struct ApiDoc;
 
