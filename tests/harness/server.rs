@@ -155,6 +155,8 @@ pub struct Browser {
 impl Browser {
     /// A fresh "browser" for the server at `base`.
     pub fn new(base: &str) -> Result<Browser> {
+        // reqwest is built with rustls for the server's webhooks; its clients need a provider.
+        skaerm_server::jobs::install_crypto_provider();
         Ok(Browser {
             client: reqwest::Client::builder().cookie_store(true).build()?,
             base: base.to_owned(),

@@ -40,6 +40,7 @@ pub struct Server {
 impl Server {
     /// Opens storage, seeds demo data if asked, starts the relay and the HTTP listener.
     pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
+        jobs::install_crypto_provider();
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
         let listener = tokio::net::TcpListener::bind(config.listen)
