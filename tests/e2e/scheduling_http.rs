@@ -13,6 +13,7 @@ use chrono::{Duration as ChronoDuration, Timelike, Utc};
 use serde_json::{Value, json};
 use skaerm_e2e::server::{Browser, PASSWORD, TestServer};
 use skaerm_scheduling::TIME_ZONE;
+use skaerm_server::config::FeedNames;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -309,5 +310,134 @@ async fn a_visit_live_at_restart_is_closed_as_technical_failure() -> Result<()> 
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["visit"]["status"], "technical_failure");
     assert_eq!(body["visit"]["ended_by"], "system");
+    Ok(())
+}
+
+/// Makes sure Python's `icalendar` (an independent RFC 5545 parser, from PyPI) is importable.
+fn python_icalendar() -> Result<()> {
+    let ok = |out: std::io::Result<std::process::Output>| {
+        out.map(|o| o.status.success()).unwrap_or(false)
+    };
+    let check = || {
+        std::process::Command::new("python3")
+            .args(["-c", "import icalendar"])
+            .output()
+    };
+    if ok(check()) {
+        return Ok(());
+    }
+    for extra in [&[][..], &["--break-system-packages"][..]] {
+        let _ = std::process::Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--user", "icalendar"])
+            .args(extra)
+            .output();
+        if ok(check()) {
+            return Ok(());
+        }
+    }
+    anyhow::bail!("python3 with the icalendar package is needed (pip install icalendar)")
+}
+
+/// Parses an iCalendar text with Python's `icalendar` and returns what it found as JSON.
+fn parse_with_python(ics: &str) -> Result<Value> {
+    python_icalendar()?;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("feed.ics");
+    std::fs::write(&path, ics)?;
+    let script = r#"
+import json, sys, icalendar
+cal = icalendar.Calendar.from_ical(open(sys.argv[1], 'rb').read())
+tzs = [str(c['TZID']) for c in cal.walk('VTIMEZONE')]
+events = []
+for e in cal.walk('VEVENT'):
+    start = e.decoded('DTSTART')
+    events.append({
+        'uid': str(e['UID']),
+        'summary': str(e['SUMMARY']),
+        'description': str(e.get('DESCRIPTION', '')),
+        'status': str(e.get('STATUS', '')),
+        'tzid': e['DTSTART'].params.get('TZID'),
+        'start_utc': start.astimezone(__import__('datetime').timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'),
+        'local_hour': start.hour,
+    })
+print(json.dumps({'timezones': tzs, 'events': events}))
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "python could not parse the feed: {}\n{ics}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_calendar_feed_parses_with_an_independent_parser() -> Result<()> {
+    for (names, expected) in [
+        (FeedNames::Full, None),
+        (FeedNames::Initials, Some("C. o. T.")),
+    ] {
+        let server = TestServer::start_with(|c| c.scheduling.feed_names = names).await?;
+        let m = server.municipality("Testkommune").await?;
+        let soon = server.visit_soon(&m).await?;
+        let tab = Browser::new(&server.url())?;
+        tab.login(&m.username, PASSWORD).await?;
+        let (status, body) = tab.post("/api/calendar-feed", json!({})).await?;
+        assert_eq!(status, 200, "{body}");
+        let url = body["url"].as_str().unwrap().to_owned();
+        let path = url.trim_start_matches(&server.url()).to_owned();
+        assert!(
+            path.starts_with("/calendar/") && path.ends_with(".ics"),
+            "{url}"
+        );
+
+        // Anyone with the URL (a calendar program, no session) can read it.
+        let anonymous = Browser::new(&server.url())?;
+        let (status, content_type, ics) = anonymous.get_text(&path).await?;
+        assert_eq!(status, 200);
+        assert!(content_type.starts_with("text/calendar"), "{content_type}");
+        let parsed = parse_with_python(&ics)?;
+        assert_eq!(parsed["timezones"], json!(["Europe/Copenhagen"]));
+        let events = parsed["events"].as_array().unwrap();
+        assert_eq!(events.len(), 1, "{parsed}");
+        let event = &events[0];
+        assert_eq!(event["uid"], format!("{}@skaerm", soon.id));
+        assert_eq!(event["tzid"], "Europe/Copenhagen");
+        assert_eq!(
+            event["start_utc"],
+            soon.planned_start.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+        );
+        assert_eq!(
+            event["local_hour"],
+            soon.planned_start.with_timezone(&TIME_ZONE).hour()
+        );
+        assert_eq!(event["description"], "SEL §85 socialpædagogisk støtte");
+        let summary = event["summary"].as_str().unwrap();
+        match expected {
+            None => assert_eq!(summary, format!("Skærmbesøg: {}", m.citizen.display_name)),
+            Some(initials) => {
+                assert_eq!(summary, format!("Skærmbesøg: {initials}"));
+                assert!(!ics.contains(&m.citizen.display_name));
+            }
+        }
+
+        // Re-issuing revokes the old URL; revoking ends the new one too.
+        let (_, body) = tab.post("/api/calendar-feed", json!({})).await?;
+        let new_path = body["url"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches(&server.url())
+            .to_owned();
+        assert_eq!(anonymous.get_text(&path).await?.0, 404);
+        assert_eq!(anonymous.get_text(&new_path).await?.0, 200);
+        let response = tab.delete("/api/calendar-feed").await?;
+        assert_eq!(response, 204);
+        assert_eq!(anonymous.get_text(&new_path).await?.0, 404);
+        assert_eq!(anonymous.get_text("/calendar/garbage.ics").await?.0, 404);
+    }
     Ok(())
 }

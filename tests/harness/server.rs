@@ -190,6 +190,17 @@ impl Browser {
         Ok((status, body))
     }
 
+    /// DELETEs; returns the status.
+    pub async fn delete(&self, path: &str) -> Result<u16> {
+        let response = self
+            .client
+            .delete(format!("{}{path}", self.base))
+            .send()
+            .await
+            .with_context(|| format!("DELETE {path}"))?;
+        Ok(response.status().as_u16())
+    }
+
     /// GETs anything; returns status, content type and the body as text.
     pub async fn get_text(&self, path: &str) -> Result<(u16, String, String)> {
         let response = self

@@ -15,6 +15,7 @@
 //! - [`feeds`]: staff calendar-feed tokens;
 //! - [`retention`]: removing old visits.
 
+pub mod feeds;
 pub mod links;
 pub mod outbox;
 pub mod reports;

@@ -2,6 +2,7 @@
 //! signalling, metrics and the web client's pages, behind security headers.
 
 pub mod body;
+pub mod calendar_feed;
 pub mod join;
 pub mod metrics;
 pub mod openapi;
@@ -45,6 +46,11 @@ pub fn router(state: AppState) -> Router {
             post(series::citizen_link).delete(series::revoke_citizen_link),
         )
         .route("/api/reports/monthly", get(reports::monthly))
+        .route(
+            "/api/calendar-feed",
+            post(calendar_feed::issue).delete(calendar_feed::revoke),
+        )
+        .route("/calendar/{token}", get(calendar_feed::feed))
         .route("/api/openapi.json", get(openapi::document))
         .route("/api/join/{link}", post(join::exchange))
         .route("/metrics", get(metrics::metrics))
