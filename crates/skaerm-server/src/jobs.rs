@@ -4,11 +4,12 @@
 //! a receiver acknowledged it with a 2xx, and is retried with backoff (also across restarts).
 //! Receivers de-duplicate by the `Idempotency-Key` header (the message's stable id).
 
+use crate::config::RetentionMode;
 use crate::state::Services;
 use chrono::Utc;
 use futures_util::future::BoxFuture;
 use serde_json::json;
-use skaerm_scheduling::{OutboxKind, OutboxMessage, StoreError, VisitId};
+use skaerm_scheduling::{OutboxKind, OutboxMessage, RetentionAction, StoreError, VisitId};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -156,6 +157,20 @@ pub async fn housekeeping(services: &Services) {
             }
         }
         Err(err) => tracing::warn!(%err, "extending series failed"),
+    }
+    let config = &services.scheduling;
+    if let Some(days) = config.retention_days {
+        let action = match config.retention_mode {
+            RetentionMode::Delete => RetentionAction::Delete,
+            RetentionMode::Anonymise => RetentionAction::Anonymise,
+        };
+        let now = Utc::now();
+        let cutoff = now - chrono::Duration::days(days.clamp(1, 36_500));
+        match services.store.apply_retention(cutoff, action, now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(visits = n, ?action, "retention applied"),
+            Err(err) => tracing::warn!(%err, "retention failed"),
+        }
     }
 }
 

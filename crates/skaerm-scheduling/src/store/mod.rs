@@ -19,6 +19,7 @@ pub mod feeds;
 pub mod links;
 pub mod outbox;
 pub mod reports;
+pub mod retention;
 pub mod series;
 pub mod visits;
 
