@@ -12,8 +12,9 @@ use axum::routing::post;
 use chrono::{Duration as ChronoDuration, Timelike, Utc};
 use serde_json::{Value, json};
 use skaerm_e2e::server::{Browser, PASSWORD, TestServer};
-use skaerm_scheduling::TIME_ZONE;
+use skaerm_scheduling::{NewVisit, OutboxKind, TIME_ZONE};
 use skaerm_server::config::FeedNames;
+use skaerm_server::jobs::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -439,5 +440,110 @@ async fn the_calendar_feed_parses_with_an_independent_parser() -> Result<()> {
         assert_eq!(anonymous.get_text(&new_path).await?.0, 404);
         assert_eq!(anonymous.get_text("/calendar/garbage.ics").await?.0, 404);
     }
+    Ok(())
+}
+
+/// A reminder sender that records what it was given, or fails.
+#[derive(Default)]
+struct Recording {
+    sent: Mutex<Vec<skaerm_scheduling::OutboxMessage>>,
+    fail: bool,
+}
+
+impl Sender for Recording {
+    fn send<'a>(
+        &'a self,
+        message: &'a skaerm_scheduling::OutboxMessage,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            if self.fail {
+                return Err("receiver down".into());
+            }
+            self.sent.lock().unwrap().push(message.clone());
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reminders_go_out_once_retry_and_skip_moved_visits() -> Result<()> {
+    let server = TestServer::start_with(|c| c.scheduling.jobs_interval_secs = 3600).await?;
+    let m = server.municipality("Testkommune").await?;
+    let services = &server.server.state().services;
+    let store = &services.store;
+    let now = Utc::now();
+    // Planned yesterday for in ten minutes: both reminders (24 h and 15 min before) are due.
+    let visit = store
+        .create_visit_at(
+            NewVisit::simple(
+                m.tenant.id,
+                m.staff.id,
+                m.citizen.id,
+                now + ChronoDuration::minutes(10),
+                15,
+            ),
+            now - ChronoDuration::days(1),
+        )
+        .await?;
+    let ok = Recording::default();
+    assert_eq!(jobs::deliver(services, OutboxKind::Reminder, &ok).await?, 2);
+    let sent = ok.sent.lock().unwrap().clone();
+    let mut minutes: Vec<i64> = sent
+        .iter()
+        .map(|m| m.payload["minutes_before"].as_i64().unwrap())
+        .collect();
+    minutes.sort();
+    assert_eq!(minutes, vec![15, 1440]);
+    assert!(sent.iter().all(|m| m.visit_id == Some(visit.id)));
+    // Delivered once: a second run sends nothing.
+    assert_eq!(jobs::deliver(services, OutboxKind::Reminder, &ok).await?, 0);
+    assert_eq!(ok.sent.lock().unwrap().len(), 2);
+
+    // A failing receiver: the reminder stays and is retried after the backoff.
+    let later = store
+        .create_visit_at(
+            NewVisit::simple(
+                m.tenant.id,
+                m.staff.id,
+                m.citizen.id,
+                now + ChronoDuration::minutes(40),
+                15,
+            ),
+            now - ChronoDuration::days(1),
+        )
+        .await?;
+    let down = Recording {
+        fail: true,
+        ..Recording::default()
+    };
+    assert_eq!(
+        jobs::deliver(services, OutboxKind::Reminder, &down).await?,
+        0
+    );
+    let queued = store.messages_for_visit(later.id).await?;
+    let failed = queued.iter().find(|m| m.attempts == 1).unwrap();
+    assert_eq!(failed.last_error.as_deref(), Some("receiver down"));
+    assert_eq!(failed.delivered_at, None);
+    // The visit is moved meanwhile: the old reminder is dropped, not sent.
+    store
+        .move_visit(
+            later.id,
+            now + ChronoDuration::minutes(50),
+            None,
+            Utc::now(),
+        )
+        .await?;
+    tokio::time::sleep(Duration::from_millis(5200)).await;
+    let fresh = Recording::default();
+    jobs::deliver(services, OutboxKind::Reminder, &fresh).await?;
+    assert!(fresh.sent.lock().unwrap().is_empty());
+    let dropped = store
+        .messages_for_visit(later.id)
+        .await?
+        .into_iter()
+        .find(|m| m.id == failed.id)
+        .unwrap();
+    assert!(dropped.dropped_at.is_some());
+    assert_eq!(dropped.last_error.as_deref(), Some("visit moved"));
     Ok(())
 }

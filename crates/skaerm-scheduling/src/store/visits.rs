@@ -59,7 +59,7 @@ impl Store {
             staff_id: new.staff_id,
             co_host_id: new.co_host_id,
             citizen_id: new.citizen_id,
-            planned_start: new.planned_start,
+            planned_start: to_ms_precision(new.planned_start),
             duration_minutes: new.duration_minutes,
             status: VisitStatus::Planned,
             actual_start: None,
@@ -237,7 +237,7 @@ impl Store {
         let duration_minutes = duration_minutes.unwrap_or(before.duration_minutes);
         check_duration(duration_minutes).map_err(StoreError::Invalid)?;
         let moved = Visit {
-            planned_start,
+            planned_start: to_ms_precision(planned_start),
             duration_minutes,
             status: VisitStatus::Planned,
             is_exception: before.series_id.is_some(),
@@ -419,6 +419,11 @@ impl Store {
         }
         Ok(closed)
     }
+}
+
+/// Instants are stored in milliseconds; what is returned matches what is stored.
+fn to_ms_precision(t: DateTime<Utc>) -> DateTime<Utc> {
+    from_ms(ms(t)).unwrap_or(t)
 }
 
 /// Writes the staff members' rows first, in a fixed order: concurrent bookings of the same
