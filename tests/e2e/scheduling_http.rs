@@ -156,6 +156,26 @@ async fn series_move_conflict_completion_report_and_export() -> Result<()> {
         )
         .await?;
     assert_eq!((status, body["code"].as_str()), (409, Some("conflict")));
+    // "This and following" from the fourth occurrence: 20 minutes under §83 from there on.
+    let series_id = visits[0]["series_id"].as_str().unwrap().to_owned();
+    let (status, body) = tab
+        .post(
+            &format!("/api/series/{series_id}/edit"),
+            json!({"from_occurrence": visits[3]["occurrence_start"],
+                   "duration_minutes": 20, "legal_basis": "sel_83"}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    assert_ne!(body["series"]["id"], series_id.as_str());
+    let edited = body["visits"].as_array().unwrap();
+    assert_eq!(edited.len(), 1);
+    assert_eq!(edited[0]["duration_minutes"], 20);
+    assert_eq!(edited[0]["legal_basis"], "sel_83");
+    assert_eq!(edited[0]["planned_start"], visits[3]["planned_start"]);
+    let (status, body) = tab.get(&format!("/api/series/{series_id}")).await?;
+    assert_eq!(status, 200);
+    assert_eq!(body["visits"].as_array().unwrap().len(), 3);
+    assert!(body["series"]["ends_before"].is_string());
     // An unknown legal basis is refused with a problem, not a crash.
     let (status, body) = tab
         .post(
