@@ -4,7 +4,9 @@
 use super::{Conflict, Store, StoreError, from_ms, ms, select_visits, uuid, visit_from};
 use crate::ids::{StaffId, TenantId, VisitId};
 use crate::lifecycle::{Outcome, VisitEvent, VisitStatus};
-use crate::model::{EndedBy, MAX_NOTE_CHARS, NewVisit, Visit, check_duration, check_purpose};
+use crate::model::{
+    EndedBy, MAX_NOTE_CHARS, NewVisit, Visit, check_duration, check_no_cpr, check_purpose,
+};
 use chrono::{DateTime, Utc};
 use sqlx::{Any, AnyConnection, Row};
 
@@ -288,6 +290,9 @@ impl Store {
             return Err(StoreError::Invalid(format!(
                 "the note is longer than {MAX_NOTE_CHARS} characters"
             )));
+        }
+        if let Some(note) = &note {
+            check_no_cpr(note).map_err(StoreError::Invalid)?;
         }
         for _ in 0..5 {
             let visit = self.get_visit(id).await?;
