@@ -324,13 +324,34 @@ async fn a_visit_live_at_restart_is_closed_as_technical_failure() -> Result<()> 
     tab.login(&m.username, PASSWORD).await?;
     tab.start_visit(&visit).await?;
 
-    let server = server.restart().await?;
+    // No export webhook before the restart: the record waits in the outbox. After it, with
+    // a receiver configured, the recovered visit's record is delivered.
+    let (webhook, seen) = receiver().await?;
+    let server = server
+        .restart_with(|c| {
+            c.scheduling.export_webhook_url = Some(webhook);
+            c.scheduling.jobs_interval_secs = 1;
+        })
+        .await?;
     let tab = Browser::new(&server.url())?;
     tab.login(&m.username, PASSWORD).await?;
     let (status, body) = tab.get(&format!("/api/visits/{}", visit.id)).await?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["visit"]["status"], "technical_failure");
     assert_eq!(body["visit"]["ended_by"], "system");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !seen.lock().unwrap().iter().any(|(_, _, s)| *s == 200) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "export not delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let seen = seen.lock().unwrap().clone();
+    let record = &seen.last().unwrap().1;
+    assert_eq!(record["record"]["visit_id"], visit.id.to_string());
+    assert_eq!(record["record"]["outcome"], "technical_failure");
+    assert_eq!(record["record"]["ended_by"]["kind"], "system");
     Ok(())
 }
 
