@@ -186,6 +186,23 @@ async fn series_move_conflict_completion_report_and_export() -> Result<()> {
         .await?;
     assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")));
 
+    // One citizen link for the whole series opens the occurrence that is due.
+    let (status, body) = tab
+        .post(&format!("/api/series/{series_id}/citizen-link"), json!({}))
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    let series_secret = body["url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let citizen_tab = Browser::new(&server.url())?;
+    let (status, body) = citizen_tab.exchange_link(&series_secret).await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["visit"]["id"], visits[0]["id"]);
+
     // Complete the first occurrence.
     let (status, body) = tab
         .post(&format!("/api/visits/{}/start", id(&visits[0])), json!({}))
@@ -213,6 +230,14 @@ async fn series_move_conflict_completion_report_and_export() -> Result<()> {
     assert_eq!(
         (status, body["code"].as_str()),
         (409, Some("illegal_transition"))
+    );
+
+    // The series link now points at the next occurrence, a week (and a day) away.
+    let (status, body) = citizen_tab.exchange_link(&series_secret).await?;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("not_yet_open")),
+        "{body}"
     );
 
     // The monthly report counts it.
