@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use chrono::{Duration as ChronoDuration, Timelike, Utc};
 use serde_json::{Value, json};
+use skaerm_e2e::participant::{JoinOutcome, Participant};
 use skaerm_e2e::server::{Browser, PASSWORD, TestServer};
 use skaerm_scheduling::{NewVisit, OutboxKind, TIME_ZONE};
 use skaerm_server::config::FeedNames;
@@ -611,5 +612,51 @@ async fn reminders_go_out_once_retry_and_skip_moved_visits() -> Result<()> {
         .unwrap();
     assert!(dropped.dropped_at.is_some());
     assert_eq!(dropped.last_error.as_deref(), Some("visit moved"));
+    Ok(())
+}
+
+/// Polls the visit until its status is `want`.
+async fn wait_status(tab: &Browser, visit: &str, want: &str) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, body) = tab.get(&format!("/api/visits/{visit}")).await?;
+        if body["visit"]["status"] == want {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "status stayed {} instead of {want}",
+            body["visit"]["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_citizen_joining_and_leaving_moves_the_visit_between_ready_and_waiting() -> Result<()> {
+    let server = TestServer::start().await?;
+    let m = server.municipality("Testkommune").await?;
+    let visit = server.visit_soon(&m).await?;
+    let id = visit.id.to_string();
+    let staff = Browser::new(&server.url())?;
+    staff.login(&m.username, PASSWORD).await?;
+    wait_status(&staff, &id, "ready").await?;
+    let secret = staff.citizen_link(&visit).await?;
+    let (status, body) = Browser::new(&server.url())?.exchange_link(&secret).await?;
+    assert_eq!(status, 200, "{body}");
+    let token = body["media_token"].as_str().unwrap().to_owned();
+    let publish = skaerm_sfu::protocol::Publish {
+        audio: true,
+        video: false,
+    };
+    let citizen = match Participant::join(&server.ws_url(), &token, publish, None).await? {
+        JoinOutcome::Joined(p) => *p,
+        JoinOutcome::Refused { code, .. } => panic!("citizen refused: {code}"),
+    };
+    wait_status(&staff, &id, "waiting").await?;
+    citizen.leave().await?;
+    wait_status(&staff, &id, "ready").await?;
+    staff.start_visit(&visit).await?;
+    wait_status(&staff, &id, "in_progress").await?;
     Ok(())
 }
