@@ -1069,7 +1069,46 @@ async fn retention(store: &Store) {
         store.get_visit(recent.id).await.unwrap().citizen_id,
         p.citizen
     );
-    // Once its export is delivered, delete removes it; the recent visit stays.
+    // The anonymised ones still count in their month's report.
+    let r = store
+        .monthly_report(p.tenant, (2025, 1), None, 30)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.total.planned, r.total.completed, r.total.cancelled),
+        (3, 2, 1)
+    );
+
+    // A series that is over goes the same way.
+    let (series, series_visits) = store
+        .create_series(
+            weekly(&p, local(2025, 2, 3, 9, 0), "FREQ=WEEKLY;BYDAY=MO;COUNT=2"),
+            Utc.with_ymd_and_hms(2025, 2, 1, 9, 0, 0).unwrap(),
+        )
+        .await
+        .unwrap();
+    store
+        .set_series_citizen_link(series.id, [4u8; 32], Utc::now())
+        .await
+        .unwrap();
+    let n = store
+        .apply_retention(cutoff, RetentionAction::Anonymise, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(n, 2, "the series' two visits");
+    let anonymised = store.get_series(series.id).await.unwrap();
+    assert_eq!(anonymised.purpose, "");
+    assert_ne!(anonymised.citizen_id, p.citizen);
+    assert_eq!(
+        store
+            .find_visit_by_link(&[4u8; 32], Utc::now())
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Once its export is delivered, delete removes every old visit (anonymised or not) and
+    // the series; the recent visit stays.
     let pending = store.messages_for_visit(old[1].id).await.unwrap();
     store
         .mark_delivered(pending[0].id, Utc::now())
@@ -1079,11 +1118,13 @@ async fn retention(store: &Store) {
         .apply_retention(cutoff, RetentionAction::Delete, Utc::now())
         .await
         .unwrap();
-    assert_eq!(n, 1);
-    assert!(matches!(
-        store.get_visit(old[1].id).await,
-        Err(StoreError::NotFound)
-    ));
+    assert_eq!(n, 5);
+    for id in old.iter().chain(&series_visits).map(|v| v.id) {
+        assert!(matches!(
+            store.get_visit(id).await,
+            Err(StoreError::NotFound)
+        ));
+    }
     assert!(
         store
             .messages_for_visit(old[1].id)
@@ -1091,16 +1132,11 @@ async fn retention(store: &Store) {
             .unwrap()
             .is_empty()
     );
+    assert!(matches!(
+        store.get_series(series.id).await,
+        Err(StoreError::NotFound)
+    ));
     assert!(store.get_visit(recent.id).await.is_ok());
-    // The anonymised ones still count in their month's report.
-    let r = store
-        .monthly_report(p.tenant, (2025, 1), None, 30)
-        .await
-        .unwrap();
-    assert_eq!(
-        (r.total.planned, r.total.completed, r.total.cancelled),
-        (2, 1, 1)
-    );
 }
 on_both_backends!(retention_anonymises_or_deletes_old_visits, retention);
 

@@ -2,7 +2,9 @@
 //! statistics, with purpose and note emptied and the citizen replaced by the municipality's
 //! anonymous placeholder). Live visits and visits whose care-record export is still waiting
 //! for its receiver are left alone until they are not. Their citizen links and finished
-//! outbox rows go with them. One transaction per run.
+//! outbox rows go with them, and so do series that are over (every visit ended before the
+//! cutoff): anonymised the same way, or deleted once no visit refers to them. One transaction
+//! per run.
 
 use super::{Store, StoreError, ms, uuid};
 use crate::ids::{CitizenId, TenantId};
@@ -20,11 +22,17 @@ pub enum RetentionAction {
     Anonymise,
 }
 
-/// Which visits are due: ended before `$1`, not live, not already anonymised, no pending export.
-const DUE: &str = "SELECT id FROM visits WHERE planned_end_ms < $1 \
-    AND status NOT IN ('waiting', 'in_progress') AND anonymised = 0 \
+/// Which visits are due: ended before `$1`, not live, no pending export (and, when
+/// anonymising, not anonymised already).
+const DUE_ANY: &str = "SELECT id FROM visits WHERE planned_end_ms < $1 \
+    AND status NOT IN ('waiting', 'in_progress') \
     AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.visit_id = visits.id AND o.kind = 'export' \
                     AND o.delivered_at_ms IS NULL AND o.dropped_at_ms IS NULL)";
+
+/// Series that are over: created before `$1` and no visit of theirs ends at or after it.
+const SERIES_DUE: &str = "SELECT id FROM visit_series WHERE created_at_ms < $1 \
+    AND NOT EXISTS (SELECT 1 FROM visits v WHERE v.series_id = visit_series.id \
+                    AND v.planned_end_ms >= $1)";
 
 impl Store {
     /// Applies retention to visits planned to end before `cutoff`; returns how many.
@@ -34,11 +42,16 @@ impl Store {
         action: RetentionAction,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
+        let due = match action {
+            RetentionAction::Delete => DUE_ANY.to_owned(),
+            RetentionAction::Anonymise => format!("{DUE_ANY} AND anonymised = 0"),
+        };
+        let due = due.as_str();
         let mut tx = self.pool.begin().await?;
         for sql in [
-            format!("DELETE FROM citizen_links WHERE visit_id IN ({DUE})"),
+            format!("DELETE FROM citizen_links WHERE visit_id IN ({due})"),
             format!(
-                "DELETE FROM outbox WHERE visit_id IN ({DUE}) \
+                "DELETE FROM outbox WHERE visit_id IN ({due}) \
                  AND (delivered_at_ms IS NOT NULL OR dropped_at_ms IS NOT NULL OR kind = 'reminder')"
             ),
         ] {
@@ -48,17 +61,35 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        let sql = format!("DELETE FROM series_citizen_links WHERE series_id IN ({SERIES_DUE})");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ms(cutoff))
+            .execute(&mut *tx)
+            .await?;
         let affected = match action {
             RetentionAction::Delete => {
-                let sql = format!("DELETE FROM visits WHERE id IN ({DUE})");
-                sqlx::query(sqlx::AssertSqlSafe(sql))
+                let sql = format!("DELETE FROM visits WHERE id IN ({due})");
+                let affected = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(ms(cutoff))
                     .execute(&mut *tx)
                     .await?
-                    .rows_affected()
+                    .rows_affected();
+                // Series left without visits go too (one still referenced waits).
+                let sql = format!(
+                    "DELETE FROM visit_series WHERE id IN ({SERIES_DUE}) AND NOT EXISTS \
+                     (SELECT 1 FROM visits v WHERE v.series_id = visit_series.id)"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(ms(cutoff))
+                    .execute(&mut *tx)
+                    .await?;
+                affected
             }
             RetentionAction::Anonymise => {
-                let sql = format!("SELECT DISTINCT tenant_id FROM visits WHERE id IN ({DUE})");
+                let sql = format!(
+                    "SELECT DISTINCT tenant_id FROM visits WHERE id IN ({due}) UNION \
+                     SELECT DISTINCT tenant_id FROM visit_series WHERE id IN ({SERIES_DUE})"
+                );
                 let tenants = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(ms(cutoff))
                     .fetch_all(&mut *tx)
@@ -70,7 +101,7 @@ impl Store {
                     let sql = format!(
                         "UPDATE visits SET purpose = '', outcome_note = NULL, citizen_id = $2, \
                          anonymised = 1, updated_at_ms = $3 \
-                         WHERE tenant_id = $4 AND id IN ({DUE})"
+                         WHERE tenant_id = $4 AND id IN ({due})"
                     );
                     affected += sqlx::query(sqlx::AssertSqlSafe(sql))
                         .bind(ms(cutoff))
@@ -80,6 +111,17 @@ impl Store {
                         .execute(&mut *tx)
                         .await?
                         .rows_affected();
+                    let sql = format!(
+                        "UPDATE visit_series SET purpose = '', citizen_id = $2, updated_at_ms = $3 \
+                         WHERE tenant_id = $4 AND id IN ({SERIES_DUE})"
+                    );
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(ms(cutoff))
+                        .bind(placeholder.to_string())
+                        .bind(ms(now))
+                        .bind(tenant.to_string())
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 affected
             }
