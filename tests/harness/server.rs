@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 use skaerm_auth::refs::{StaffRef, TenantRef};
-use skaerm_scheduling::{Citizen, LegalBasis, NewVisit, Staff, Tenant, Visit};
+use skaerm_scheduling::{Citizen, NewVisit, Staff, Tenant, Visit};
 use skaerm_server::{Server, ServerConfig};
 use std::path::PathBuf;
 
@@ -22,12 +22,35 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server without demo data.
     pub async fn start() -> Result<TestServer> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server without demo data, after `adjust` has changed its configuration.
+    pub async fn start_with(adjust: impl FnOnce(&mut ServerConfig)) -> Result<TestServer> {
         let data = tempfile::tempdir()?;
-        let config = config(data.path().to_path_buf());
+        let mut config = config(data.path().to_path_buf());
+        adjust(&mut config);
         let server = Server::start(config).await?;
         Ok(TestServer {
             server,
             _data: data,
+        })
+    }
+
+    /// Stops the server and starts a new one on the same data directory (a restart).
+    pub async fn restart(self) -> Result<TestServer> {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Like [`TestServer::restart`], after `adjust` has changed the configuration.
+    pub async fn restart_with(self, adjust: impl FnOnce(&mut ServerConfig)) -> Result<TestServer> {
+        let mut config = config(self._data.path().to_path_buf());
+        adjust(&mut config);
+        self.server.shutdown().await;
+        let server = Server::start(config).await?;
+        Ok(TestServer {
+            server,
+            _data: self._data,
         })
     }
 
@@ -71,7 +94,8 @@ impl TestServer {
         })
     }
 
-    /// Plans a §85 visit between the municipality's staff member and citizen.
+    /// Plans a §85 visit between the municipality's staff member and citizen (refused with
+    /// `StoreError::Conflict` when it overlaps another of the staff member's visits).
     pub async fn visit(
         &self,
         m: &Municipality,
@@ -83,14 +107,13 @@ impl TestServer {
             .state()
             .services
             .store
-            .create_visit(NewVisit {
-                tenant_id: m.tenant.id,
-                legal_basis: LegalBasis::Sel85,
-                staff_id: m.staff.id,
-                citizen_id: m.citizen.id,
+            .create_visit(NewVisit::simple(
+                m.tenant.id,
+                m.staff.id,
+                m.citizen.id,
                 planned_start,
-                duration_minutes: minutes,
-            })
+                minutes,
+            ))
             .await?)
     }
 
@@ -119,6 +142,7 @@ fn config(data_dir: PathBuf) -> ServerConfig {
         link_closes_after_minutes: 0,
         no_demo: true,
         max_participants: 6,
+        scheduling: Default::default(),
     }
 }
 
@@ -143,6 +167,8 @@ pub struct Browser {
 impl Browser {
     /// A fresh "browser" for the server at `base`.
     pub fn new(base: &str) -> Result<Browser> {
+        // reqwest is built with rustls for the server's webhooks; its clients need a provider.
+        skaerm_server::jobs::install_crypto_provider();
         Ok(Browser {
             client: reqwest::Client::builder().cookie_store(true).build()?,
             base: base.to_owned(),
@@ -174,6 +200,35 @@ impl Browser {
         let status = response.status().as_u16();
         let body = response.json::<Value>().await.unwrap_or(Value::Null);
         Ok((status, body))
+    }
+
+    /// DELETEs; returns the status.
+    pub async fn delete(&self, path: &str) -> Result<u16> {
+        let response = self
+            .client
+            .delete(format!("{}{path}", self.base))
+            .send()
+            .await
+            .with_context(|| format!("DELETE {path}"))?;
+        Ok(response.status().as_u16())
+    }
+
+    /// GETs anything; returns status, content type and the body as text.
+    pub async fn get_text(&self, path: &str) -> Result<(u16, String, String)> {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .with_context(|| format!("GET {path}"))?;
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        Ok((status, content_type, response.text().await?))
     }
 
     /// Logs in as staff.

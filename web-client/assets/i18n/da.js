@@ -24,6 +24,11 @@ export default {
   "status.planned": "Planlagt",
   "status.in_progress": "I gang",
   "status.completed": "Afsluttet",
+  "status.ready": "Klar",
+  "status.waiting": "Borgeren venter",
+  "status.no_show": "Udeblevet",
+  "status.cancelled": "Aflyst",
+  "status.technical_failure": "Teknisk fejl",
 
   "call.mic_off": "Slå mikrofon fra",
   "call.mic_on": "Slå mikrofon til",

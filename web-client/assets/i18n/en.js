@@ -24,6 +24,11 @@ export default {
   "status.planned": "Planned",
   "status.in_progress": "In progress",
   "status.completed": "Completed",
+  "status.ready": "Ready",
+  "status.waiting": "Citizen waiting",
+  "status.no_show": "No-show",
+  "status.cancelled": "Cancelled",
+  "status.technical_failure": "Technical failure",
 
   "call.mic_off": "Mute microphone",
   "call.mic_on": "Unmute microphone",

@@ -84,7 +84,7 @@ function renderVisits() {
 
     const actions = document.createElement("div");
     actions.className = "visit-actions";
-    if (visit.status !== "completed") {
+    if (!["completed", "no_show", "cancelled", "technical_failure"].includes(visit.status)) {
       const start = document.createElement("a");
       start.className = "button primary";
       start.href = `/visit/${encodeURIComponent(visit.id)}`;

@@ -1,0 +1,160 @@
+//! Retention: visits planned to end before a cutoff are deleted, or anonymised (kept for the
+//! statistics, with purpose and note emptied and the citizen replaced by the municipality's
+//! anonymous placeholder). Live visits and visits whose care-record export is still waiting
+//! for its receiver are left alone until they are not. Their citizen links and finished
+//! outbox rows go with them, and so do series that are over (every visit ended before the
+//! cutoff): anonymised the same way, or deleted once no visit refers to them. One transaction
+//! per run.
+
+use super::{Store, StoreError, ms, uuid};
+use crate::ids::{CitizenId, TenantId};
+use chrono::{DateTime, Utc};
+
+/// Display name of the placeholder citizen anonymised visits point to.
+pub const ANONYMOUS_CITIZEN: &str = "(anonymiseret)";
+
+/// What retention does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetentionAction {
+    /// Remove the visits.
+    Delete,
+    /// Keep them without personal data.
+    Anonymise,
+}
+
+/// Which visits are due: ended before `$1`, not live, no pending export (and, when
+/// anonymising, not anonymised already).
+const DUE_ANY: &str = "SELECT id FROM visits WHERE planned_end_ms < $1 \
+    AND status NOT IN ('waiting', 'in_progress') \
+    AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.visit_id = visits.id AND o.kind = 'export' \
+                    AND o.delivered_at_ms IS NULL AND o.dropped_at_ms IS NULL)";
+
+/// Series that are over: created before `$1` and no visit of theirs ends at or after it.
+const SERIES_DUE: &str = "SELECT id FROM visit_series WHERE created_at_ms < $1 \
+    AND NOT EXISTS (SELECT 1 FROM visits v WHERE v.series_id = visit_series.id \
+                    AND v.planned_end_ms >= $1)";
+
+impl Store {
+    /// Applies retention to visits planned to end before `cutoff`; returns how many.
+    pub async fn apply_retention(
+        &self,
+        cutoff: DateTime<Utc>,
+        action: RetentionAction,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let due = match action {
+            RetentionAction::Delete => DUE_ANY.to_owned(),
+            RetentionAction::Anonymise => format!("{DUE_ANY} AND anonymised = 0"),
+        };
+        let due = due.as_str();
+        let mut tx = self.pool.begin().await?;
+        for sql in [
+            format!("DELETE FROM citizen_links WHERE visit_id IN ({due})"),
+            format!(
+                "DELETE FROM outbox WHERE visit_id IN ({due}) \
+                 AND (delivered_at_ms IS NOT NULL OR dropped_at_ms IS NOT NULL OR kind = 'reminder')"
+            ),
+        ] {
+            // Built from constants only.
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(ms(cutoff))
+                .execute(&mut *tx)
+                .await?;
+        }
+        let sql = format!("DELETE FROM series_citizen_links WHERE series_id IN ({SERIES_DUE})");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ms(cutoff))
+            .execute(&mut *tx)
+            .await?;
+        let affected = match action {
+            RetentionAction::Delete => {
+                let sql = format!("DELETE FROM visits WHERE id IN ({due})");
+                let affected = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(ms(cutoff))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                // Series left without visits go too (one still referenced waits).
+                let sql = format!(
+                    "DELETE FROM visit_series WHERE id IN ({SERIES_DUE}) AND NOT EXISTS \
+                     (SELECT 1 FROM visits v WHERE v.series_id = visit_series.id)"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(ms(cutoff))
+                    .execute(&mut *tx)
+                    .await?;
+                affected
+            }
+            RetentionAction::Anonymise => {
+                let sql = format!(
+                    "SELECT DISTINCT tenant_id FROM visits WHERE id IN ({due}) UNION \
+                     SELECT DISTINCT tenant_id FROM visit_series WHERE id IN ({SERIES_DUE})"
+                );
+                let tenants = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(ms(cutoff))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let mut affected = 0;
+                for row in tenants {
+                    let tenant = TenantId(uuid(&row, "tenant_id")?);
+                    let placeholder = anonymous_citizen(&mut tx, tenant, now).await?;
+                    let sql = format!(
+                        "UPDATE visits SET purpose = '', outcome_note = NULL, citizen_id = $2, \
+                         anonymised = 1, updated_at_ms = $3 \
+                         WHERE tenant_id = $4 AND id IN ({due})"
+                    );
+                    affected += sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(ms(cutoff))
+                        .bind(placeholder.to_string())
+                        .bind(ms(now))
+                        .bind(tenant.to_string())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    let sql = format!(
+                        "UPDATE visit_series SET purpose = '', citizen_id = $2, updated_at_ms = $3 \
+                         WHERE tenant_id = $4 AND id IN ({SERIES_DUE})"
+                    );
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(ms(cutoff))
+                        .bind(placeholder.to_string())
+                        .bind(ms(now))
+                        .bind(tenant.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                affected
+            }
+        };
+        tx.commit().await?;
+        Ok(affected)
+    }
+}
+
+async fn anonymous_citizen(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant: TenantId,
+    now: DateTime<Utc>,
+) -> Result<CitizenId, StoreError> {
+    let row = sqlx::query(
+        "SELECT id FROM citizens WHERE tenant_id = $1 AND display_name = $2 ORDER BY id LIMIT 1",
+    )
+    .bind(tenant.to_string())
+    .bind(ANONYMOUS_CITIZEN)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(row) = row {
+        return Ok(CitizenId(uuid(&row, "id")?));
+    }
+    let id = CitizenId::new();
+    sqlx::query(
+        "INSERT INTO citizens (id, tenant_id, display_name, created_at_ms) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id.to_string())
+    .bind(tenant.to_string())
+    .bind(ANONYMOUS_CITIZEN)
+    .bind(ms(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
