@@ -3,7 +3,9 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { startServer, launchBrowser, newPage, inboundMedia, eventually, artifacts } from "./harness.mjs";
+import {
+  startServer, launchBrowser, newPage, inboundMedia, eventually, artifacts, expectAccessible, denyMedia,
+} from "./harness.mjs";
 
 let server;
 let browser;
@@ -24,6 +26,9 @@ test("staff and citizen see and hear each other through the relay", async () => 
   // Staff: log in with the demo account and see today's visits.
   const staff = await newPage(browser, { name: "staff", viewport: { width: 1280, height: 800 } });
   await staff.goto(server.url);
+  await staff.getByLabel("Brugernavn").waitFor();
+  await expectAccessible(staff, "staff login");
+  await shot(staff, "00-staff-login");
   await staff.getByLabel("Brugernavn").fill("mette");
   await staff.getByLabel("Adgangskode").fill("skaerm-demo");
   await staff.getByRole("button", { name: "Log ind" }).click();
@@ -31,6 +36,7 @@ test("staff and citizen see and hear each other through the relay", async () => 
   await firstVisit.waitFor();
   assert.match(await firstVisit.innerText(), /SEL §85/);
   await shot(staff, "01-staff-today");
+  await expectAccessible(staff, "staff day list");
 
   // Staff hands out the citizen link.
   await firstVisit.getByRole("button", { name: "Kopiér borgerlink" }).click();
@@ -44,12 +50,28 @@ test("staff and citizen see and hear each other through the relay", async () => 
   await staff.waitForURL(/\/visit\//);
   await staff.getByRole("button", { name: "Afslut besøg" }).waitFor();
 
-  // Citizen, on a tablet-sized window: one big button.
+  // Citizen, on a tablet-sized window: the check, then one big button.
   const citizen = await newPage(browser, { name: "citizen", viewport: { width: 820, height: 1180 }, hasTouch: true });
   await citizen.goto(citizenUrl);
   const join = citizen.getByRole("button", { name: "Deltag" });
   await join.waitFor();
-  await shot(citizen, "02-citizen-lobby");
+  // The check: all three rows pass with the fake devices, the preview shows the camera, and
+  // the microphone level meter moves (Chromium's fake microphone beeps).
+  for (const row of ["camera", "microphone", "connection"]) {
+    await citizen.locator(`#check-${row}[data-state=ok]`).waitFor({ timeout: 15_000 });
+  }
+  await citizen.getByText("Alt virker. Tryk på Deltag, når du er klar.").waitFor();
+  await eventually("the camera preview shows a picture", async () =>
+    (await citizen.locator("#preview").evaluate((v) => v.videoWidth > 0 && !v.paused)) || "no picture");
+  const levels = [];
+  await eventually("the microphone level meter moves", async () => {
+    levels.push(await citizen.locator("#level").evaluate((m) => m.value));
+    const distinct = new Set(levels.map((v) => v.toFixed(3)));
+    return (levels.length > 3 && Math.max(...levels) > 0.05 && distinct.size >= 3) || levels.slice(-5);
+  }, 10_000);
+  assert.equal(await citizen.getByRole("button", { name: "Deltag" }).count(), 1, "one Deltag button");
+  await shot(citizen, "02-citizen-check");
+  await expectAccessible(citizen, "citizen join/check");
   await join.click();
   await citizen.getByRole("button", { name: "Læg på" }).waitFor();
 
@@ -68,6 +90,11 @@ test("staff and citizen see and hear each other through the relay", async () => 
   });
   await shot(staff, "03-staff-in-call");
   await shot(citizen, "04-citizen-in-call");
+  // The quality indicator says it in words, with an icon, not by colour alone.
+  await citizen.locator(".quality[data-level]").getByText(/Forbindelse: (God|Svag|Dårlig)/).waitFor({ timeout: 10_000 });
+  assert.equal(await citizen.locator(".quality-icon[aria-hidden=true]").count(), 1);
+  await expectAccessible(staff, "staff call");
+  await expectAccessible(citizen, "citizen call");
 
   // The citizen mutes the microphone: the staff page says so.
   await citizen.getByRole("button", { name: "Slå mikrofon fra" }).click();
@@ -80,6 +107,8 @@ test("staff and citizen see and hear each other through the relay", async () => 
   await citizen.getByText("Besøget er slut. Tak for i dag.").waitFor({ timeout: 10_000 });
   await staff.getByText("Besøget er afsluttet.").waitFor({ timeout: 10_000 });
   await shot(citizen, "05-citizen-ended");
+  await expectAccessible(citizen, "citizen ended");
+  await expectAccessible(staff, "staff ended");
 
   // Back on the list, the visit shows as completed.
   await staff.goto(server.url);
@@ -95,4 +124,27 @@ test("the citizen page explains an unknown link in Danish and switches to Englis
   await page.getByRole("button", { name: "Join" }).waitFor();
   assert.equal(await page.evaluate(() => document.documentElement.lang), "en");
   await shot(page, "06-citizen-unknown-link");
+  await expectAccessible(page, "citizen unknown link");
+});
+
+test("without camera permission and without a connection, the check gives plain advice", async () => {
+  const page = await newPage(browser, { name: "denied", viewport: { width: 820, height: 1180 }, hasTouch: true });
+  await denyMedia(page);
+  await page.route("**/healthz", (route) => route.abort("internetdisconnected"));
+  await page.goto(`${server.url}/j/AAAAAAAAAAAAAAAAAAAAAAAAAAA`);
+  await page.locator("#check-camera[data-state=problem]").getByText("Ikke tilladt").waitFor();
+  await page.locator("#check-microphone[data-state=problem]").getByText("Ikke tilladt").waitFor();
+  await page.locator("#check-connection[data-state=problem]").getByText("Ingen forbindelse").waitFor();
+  await page.getByText("Skærm har ikke lov til at bruge kamera og mikrofon.", { exact: false }).waitFor();
+  await page.getByText("Vi kan ikke få forbindelse til Skærm.", { exact: false }).waitFor();
+  assert.equal(await page.getByText("Alt virker.", { exact: false }).count(), 0);
+  // Still one big button, and the advice is in English too.
+  assert.equal(await page.getByRole("button", { name: "Deltag" }).count(), 1);
+  await shot(page, "07-citizen-check-denied");
+  await expectAccessible(page, "citizen check with advice");
+  await page.getByRole("button", { name: "Switch to English" }).click();
+  await page.getByText("Skærm is not allowed to use the camera and microphone.", { exact: false }).waitFor();
+  // "Check again" runs the check again (and fails again the same way, with the same advice).
+  await page.getByRole("button", { name: "Check again" }).click();
+  await page.locator("#check-connection[data-state=problem]").getByText("No connection").waitFor();
 });

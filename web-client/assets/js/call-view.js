@@ -6,10 +6,13 @@ export class CallView {
   /**
    * @param {HTMLElement} root   an empty container; the view fills it
    * @param {Call} call
-   * @param {{onLeave: () => void, leaveKey: string}} options
+   * @param {{onLeave: () => void, leaveKey: string, remoteVideo?: HTMLVideoElement}} options
+   *   `remoteVideo`: an element from prepareRemoteVideo(), made in the person's click so iOS
+   *   lets it play sound
    */
-  constructor(root, call, { onLeave, leaveKey }) {
+  constructor(root, call, { onLeave, leaveKey, remoteVideo }) {
     root.replaceChildren(buildCallDom());
+    if (remoteVideo) root.querySelector("[data-role=remote-video]").replaceWith(remoteVideo);
     this.root = root;
     this.call = call;
     this.remoteVideo = root.querySelector("[data-role=remote-video]");
@@ -19,6 +22,9 @@ export class CallView {
     this.selfVideo = root.querySelector("[data-role=self-video]");
     this.status = root.querySelector("[data-role=status]");
     this.quality = root.querySelector("[data-role=quality]");
+    this.qualityText = root.querySelector("[data-role=quality-text]");
+    this.reconnectNotice = root.querySelector("[data-role=reconnecting]");
+    this.pausedNotice = root.querySelector("[data-role=video-paused]");
     this.micButton = root.querySelector("[data-role=mic]");
     this.camButton = root.querySelector("[data-role=cam]");
     this.leaveButton = root.querySelector("[data-role=leave]");
@@ -28,9 +34,11 @@ export class CallView {
     this.camOn = true;
     this.remoteId = null;
     this.qualityLevel = null;
+    this.reconnecting = false;
+    this.videoPaused = false;
 
+    this.selfVideo.muted = true; // before srcObject: iOS only autoplays muted video inline
     this.selfVideo.srcObject = call.localStream;
-    this.selfVideo.muted = true;
     this.micButton.disabled = call.localStream.getAudioTracks().length === 0;
     this.camButton.disabled = call.localStream.getVideoTracks().length === 0;
     this.micOn = !this.micButton.disabled;
@@ -66,6 +74,32 @@ export class CallView {
     });
     call.addEventListener("quality", (e) => {
       this.qualityLevel = e.detail.level;
+      this.render();
+    });
+    call.addEventListener("joined", () => {
+      if (this.remoteId && !call.participants.has(this.remoteId)) {
+        this.remoteId = null;
+        this.remoteVideo.srcObject = null;
+      }
+      this.render();
+    });
+    call.addEventListener("reconnecting", () => {
+      this.reconnecting = true;
+      this.qualityLevel = null;
+      this.render();
+    });
+    call.addEventListener("reconnected", () => {
+      this.reconnecting = false;
+      this.announce(t("call.reconnected"));
+      this.render();
+    });
+    call.addEventListener("video-paused", () => {
+      this.videoPaused = true;
+      this.render();
+    });
+    call.addEventListener("video-resumed", () => {
+      this.videoPaused = false;
+      this.announce(t("call.video_resumed"));
       this.render();
     });
     onLanguageChange(() => this.render());
@@ -107,11 +141,14 @@ export class CallView {
     this.camButton.textContent = t(this.camOn ? "call.cam_off" : "call.cam_on");
     this.camButton.setAttribute("aria-pressed", String(!this.camOn));
     this.leaveButton.textContent = t(this.leaveKey);
+    this.quality.hidden = !this.qualityLevel;
     if (this.qualityLevel) {
-      this.quality.hidden = false;
-      this.quality.textContent = `${t("call.quality")}: ${t(`quality.${this.qualityLevel}`)}`;
+      this.qualityText.textContent = `${t("call.quality")}: ${t(`quality.${this.qualityLevel}`)}`;
       this.quality.dataset.level = this.qualityLevel;
     }
+    // Notices are live regions that stay in the page; only their text changes.
+    this.reconnectNotice.textContent = this.reconnecting ? t("call.reconnecting") : "";
+    this.pausedNotice.textContent = this.videoPaused && !this.reconnecting ? t("call.video_paused") : "";
   }
 }
 
@@ -125,20 +162,39 @@ function element(tag, attributes = {}, children = []) {
   return el;
 }
 
+function remoteVideoElement() {
+  return element("video", { "data-role": "remote-video", class: "remote-video", autoplay: "", playsinline: "" });
+}
+
+/**
+ * The remote video element, to be made inside the person's click (before any await): calling
+ * play() there lets iOS Safari play the remote sound later without another tap.
+ */
+export function prepareRemoteVideo() {
+  const video = remoteVideoElement();
+  video.play().catch(() => { /* nothing to play yet; the gesture is what counts */ });
+  return video;
+}
+
 /** The call screen's elements; texts are filled by render(). */
 function buildCallDom() {
   return element("div", { class: "call-layout" }, [
     element("div", { class: "stage" }, [
-      element("video", { "data-role": "remote-video", class: "remote-video", autoplay: "", playsinline: "" }),
+      remoteVideoElement(),
       element("p", { "data-role": "waiting", class: "waiting", "data-i18n": "call.waiting_for_other" }, [t("call.waiting_for_other")]),
       element("div", { class: "remote-label" }, [
         element("span", { "data-role": "remote-name", class: "remote-name" }),
         element("span", { "data-role": "remote-muted", class: "remote-muted" }),
       ]),
-      element("video", { "data-role": "self-video", class: "self-video", autoplay: "", playsinline: "", "aria-label": t("call.you") }),
+      element("video", { "data-role": "self-video", class: "self-video", autoplay: "", playsinline: "", muted: "", "aria-label": t("call.you") }),
+      element("p", { "data-role": "reconnecting", class: "notice reconnecting", role: "status" }),
       element("button", { type: "button", "data-role": "sound", class: "button sound", hidden: true, "data-i18n": "call.tap_for_sound" }, [t("call.tap_for_sound")]),
     ]),
-    element("p", { "data-role": "quality", class: "quality", hidden: true }),
+    element("p", { "data-role": "video-paused", class: "notice paused", role: "status" }),
+    element("p", { "data-role": "quality", class: "quality", hidden: true }, [
+      element("span", { class: "quality-icon", "aria-hidden": "true" }),
+      element("span", { "data-role": "quality-text" }),
+    ]),
     element("p", { "data-role": "status", class: "status", role: "status", "aria-live": "polite" }),
     element("div", { class: "controls" }, [
       element("button", { type: "button", "data-role": "mic", class: "button control" }),

@@ -1,24 +1,102 @@
-// The citizen's page: one big "Deltag" button, then the call. No account, no install.
+// The citizen's page: a check of camera, microphone and connection with plain advice, one big
+// "Deltag" button, then the call — which reconnects by itself. No account, no install.
 import { api, ApiError } from "./api.js";
 import { Call, getLocalMedia } from "./call.js";
-import { CallView } from "./call-view.js";
-import { t, translate, languageSwitch, clock } from "./i18n.js";
+import { CallView, prepareRemoteVideo } from "./call-view.js";
+import { checkDevices, checkConnection, levelMeter } from "./precheck.js";
+import { t, translate, languageSwitch, onLanguageChange, clock } from "./i18n.js";
 
 const $ = (selector) => document.querySelector(selector);
 const secret = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() ?? "");
 
+/** The latest check: per row "pending" | "ok" | a problem; the stream it opened. */
+let check = { camera: "pending", microphone: "pending", connection: "pending", stream: null };
+let checking = Promise.resolve();
+let stopMeter = () => {};
+let joining = false;
+
 function main() {
   translate();
   languageSwitch($("#lang"));
+  onLanguageChange(() => renderCheck());
   $("#join").addEventListener("click", join);
+  $("#recheck").addEventListener("click", () => { checking = runCheck(); });
+  checking = runCheck();
 }
 
 function say(text) {
   $("#message").textContent = text;
 }
 
+/** Camera, microphone and connection, in parallel; the page shows each as it finishes. */
+async function runCheck() {
+  stopMeter();
+  for (const track of check.stream?.getTracks() ?? []) track.stop();
+  check = { camera: "pending", microphone: "pending", connection: "pending", stream: null };
+  $("#recheck").disabled = true;
+  renderCheck();
+  const devices = checkDevices().then((result) => {
+    if (joining) {
+      for (const track of result.stream.getTracks()) track.stop();
+      return;
+    }
+    check.stream = result.stream;
+    check.camera = result.camera;
+    check.microphone = result.microphone;
+    const preview = $("#preview");
+    preview.muted = true;
+    preview.srcObject = result.stream.getVideoTracks().length ? result.stream : null;
+    if (preview.srcObject) preview.play().catch(() => { /* autoplay attribute retries */ });
+    stopMeter = levelMeter(result.stream, $("#level"));
+    renderCheck();
+  });
+  const connection = checkConnection().then((ok) => {
+    check.connection = ok ? "ok" : "failed";
+    renderCheck();
+  });
+  await Promise.all([devices, connection]);
+  $("#recheck").disabled = false;
+}
+
+function renderCheck() {
+  const rows = { camera: check.camera, microphone: check.microphone, connection: check.connection };
+  for (const [name, state] of Object.entries(rows)) {
+    const row = $(`#check-${name}`);
+    row.dataset.state = state === "pending" ? "pending" : state === "ok" ? "ok" : "problem";
+    row.querySelector(".check-result").textContent = t(`check.${state}`);
+  }
+  $("#preview-off").hidden = check.camera === "ok" || check.camera === "pending";
+  $("#preview").hidden = !$("#preview-off").hidden;
+  $("#level").closest(".level").hidden = check.microphone !== "ok";
+  const advice = adviceKeys();
+  const box = $("#advice");
+  box.replaceChildren(...advice.map((key) => {
+    const p = document.createElement("p");
+    p.textContent = t(key);
+    return p;
+  }));
+  box.dataset.state = advice.length === 1 && advice[0] === "check.all_ok" ? "ok" : advice.length ? "problem" : "pending";
+}
+
+/** Plain-language advice for what failed; "all works" when nothing did. */
+function adviceKeys() {
+  const { camera, microphone, connection } = check;
+  const keys = [];
+  if (camera === "denied" || microphone === "denied") keys.push("advice.denied");
+  else if (camera === "unsupported") keys.push("advice.unsupported");
+  else {
+    if (microphone === "missing" || microphone === "busy") keys.push(`advice.microphone_${microphone}`);
+    if (camera === "missing" || camera === "busy") keys.push(`advice.camera_${camera}`);
+  }
+  if (connection === "failed") keys.push("advice.connection");
+  if (keys.length === 0 && [camera, microphone, connection].every((s) => s === "ok")) keys.push("check.all_ok");
+  return keys;
+}
+
 async function join() {
   const button = $("#join");
+  // Made inside the click, before any await, so iOS lets it play the other person's sound.
+  const remoteVideo = prepareRemoteVideo();
   button.disabled = true;
   button.textContent = t("citizen.joining");
   say("");
@@ -30,16 +108,27 @@ async function join() {
     button.textContent = t("citizen.join");
     return say(explain(e));
   }
-  // Ask for camera and microphone inside the click, so the browser shows its prompt.
-  const { stream, error } = await getLocalMedia();
-  if (stream.getTracks().length === 0) {
-    say(t("citizen.no_devices"));
-    console.info("no local media", error);
-  } else if (stream.getVideoTracks().length === 0) {
-    say(t("citizen.no_camera"));
+  await checking;
+  joining = true;
+  stopMeter();
+  let stream = check.stream;
+  if (!stream || stream.getTracks().length === 0) {
+    // The check got nothing; asking again from the click may bring up the browser's prompt.
+    const retry = await getLocalMedia();
+    stream = retry.stream;
   }
-  const call = new Call({ token: joined.media_token, room: joined.visit.id, localStream: stream });
-  new CallView($("#call"), call, { onLeave: () => call.hangUp(), leaveKey: "call.hang_up" });
+  if (stream.getTracks().length === 0) say(t("citizen.no_devices"));
+  else if (stream.getVideoTracks().length === 0) say(t("citizen.no_camera"));
+  $("#preview").srcObject = null;
+
+  const call = new Call({
+    token: joined.media_token,
+    room: joined.visit.id,
+    localStream: stream,
+    // After a lost connection: exchange the link again for a fresh media token.
+    renewToken: async () => (await api.joinWithLink(secret)).media_token,
+  });
+  new CallView($("#call"), call, { onLeave: () => call.hangUp(), leaveKey: "call.hang_up", remoteVideo });
   call.addEventListener("ended", (e) => finished(e.detail.reason));
   $("#lobby").hidden = true;
   $("#call").hidden = false;

@@ -1,4 +1,5 @@
-// The staff call page: start the visit, join its room, end it.
+// The staff call page: start the visit, join its room (rejoining by itself after a lost
+// connection), end it.
 import { api, ApiError } from "./api.js";
 import { Call, getLocalMedia } from "./call.js";
 import { CallView } from "./call-view.js";
@@ -18,7 +19,13 @@ async function main() {
   }
   $("#call-title").textContent = started.visit.citizen.display_name;
   const { stream } = await getLocalMedia();
-  const call = new Call({ token: started.media_token, room: visitId, localStream: stream });
+  const call = new Call({
+    token: started.media_token,
+    room: visitId,
+    localStream: stream,
+    // After a lost connection: a fresh media token for the visit in progress.
+    renewToken: async () => (await api.mediaToken(visitId)).media_token,
+  });
   new CallView($("#call"), call, { onLeave: () => endVisit(call), leaveKey: "call.end_visit" });
   call.addEventListener("ended", (e) => done(e.detail.reason));
   $("#call").hidden = false;
