@@ -86,6 +86,7 @@ export class CallView {
     call.addEventListener("reconnecting", () => {
       this.reconnecting = true;
       this.qualityLevel = null;
+      this.announce("");
       this.render();
     });
     call.addEventListener("reconnected", () => {
