@@ -11,7 +11,8 @@ let server;
 let browser;
 
 before(async () => {
-  server = await startServer();
+  // Links open an hour ahead, so the demo's later visits can be joined too.
+  server = await startServer({ env: { SKAERM_LINK_OPENS_BEFORE_MIN: "60" } });
   browser = await launchBrowser();
 });
 
@@ -147,4 +148,99 @@ test("without camera permission and without a connection, the check gives plain 
   // "Check again" runs the check again (and fails again the same way, with the same advice).
   await page.getByRole("button", { name: "Check again" }).click();
   await page.locator("#check-connection[data-state=problem]").getByText("No connection").waitFor();
+});
+
+// Display names are data: whatever a name holds, pages show it as text. The demo names are
+// harmless, so the API answers and signalling messages are rewritten on their way to the page.
+const HOSTILE = `<img src=x onerror="document.title='pwned'">`;
+
+function hostileNames(value) {
+  if (Array.isArray(value)) return value.map(hostileNames);
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([key, v]) =>
+      [key, (key === "display_name" || key === "staff_display_name") && typeof v === "string" ? `${HOSTILE} ${v}` : hostileNames(v)]));
+  }
+  return value;
+}
+
+/** Rewrites names in the page's API answers and WebSocket messages; returns the last socket. */
+async function withHostileNames(page) {
+  const sockets = [];
+  await page.route(/\/api\/(visits|join)/, async (route) => {
+    const response = await route.fetch();
+    const text = await response.text();
+    let json;
+    try { json = JSON.parse(text); } catch { return route.fulfill({ response, body: text }); }
+    await route.fulfill({ response, json: hostileNames(json) });
+  });
+  await page.routeWebSocket(/\/ws$/, (ws) => {
+    sockets.push(ws);
+    const upstream = ws.connectToServer();
+    upstream.onMessage((message) => {
+      let json;
+      try { json = JSON.parse(message); } catch { return ws.send(message); }
+      ws.send(JSON.stringify(hostileNames(json)));
+    });
+  });
+  return () => sockets[sockets.length - 1];
+}
+
+async function assertNoMarkup(page, where) {
+  const injected = await page.evaluate(() => document.querySelectorAll("img").length);
+  assert.equal(injected, 0, `${where}: a display name became an <img> element`);
+  assert.notEqual(await page.title(), "pwned", `${where}: a display name ran script`);
+}
+
+test("display names are shown as text; the weak-connection notice comes and goes; a cut socket rejoins", async () => {
+  const staff = await newPage(browser, { name: "staff-jonas", viewport: { width: 1280, height: 800 } });
+  await withHostileNames(staff);
+  await staff.goto(server.url);
+  await staff.getByLabel("Brugernavn").fill("jonas");
+  await staff.getByLabel("Adgangskode").fill("skaerm-demo");
+  await staff.getByRole("button", { name: "Log ind" }).click();
+  const visit = staff.locator("li.visit").first();
+  await visit.getByText(HOSTILE, { exact: false }).waitFor();
+  await assertNoMarkup(staff, "staff day list");
+  await visit.getByRole("button", { name: "Kopiér borgerlink" }).click();
+  const citizenUrl = await visit.locator("input.link-value").inputValue();
+  await visit.getByRole("link", { name: "Start" }).click();
+  await staff.getByRole("button", { name: "Afslut besøg" }).waitFor();
+  await staff.locator("#call-title").getByText(HOSTILE, { exact: false }).waitFor();
+
+  const citizen = await newPage(browser, { name: "citizen-birthe", viewport: { width: 820, height: 1180 }, hasTouch: true });
+  const citizenSocket = await withHostileNames(citizen);
+  await citizen.goto(citizenUrl);
+  await citizen.locator("#check-connection[data-state=ok]").waitFor({ timeout: 15_000 });
+  await citizen.getByRole("button", { name: "Deltag" }).click();
+  await citizen.locator("#call-title").getByText(HOSTILE, { exact: false }).waitFor();
+  // Names from signalling: the other participant's label, on both sides.
+  await citizen.locator(".remote-name").getByText(HOSTILE, { exact: false }).waitFor({ timeout: 20_000 });
+  await staff.locator(".remote-name").getByText(HOSTILE, { exact: false }).waitFor({ timeout: 20_000 });
+  await assertNoMarkup(citizen, "citizen call");
+  await assertNoMarkup(staff, "staff call");
+  await shot(citizen, "11-citizen-hostile-name");
+
+  // The relay pauses video for a weak connection, and later resumes it.
+  citizenSocket().send(JSON.stringify({ type: "video_paused", reason: "low_bandwidth" }));
+  await citizen.getByText("Din forbindelse er svag – vi viser kun lyd for at holde samtalen i gang.").waitFor();
+  await shot(citizen, "12-citizen-video-paused");
+  await expectAccessible(citizen, "citizen call with the weak-connection notice");
+  citizenSocket().send(JSON.stringify({ type: "video_resumed" }));
+  await citizen.getByText("Billedet er tilbage.").waitFor();
+  assert.equal(await citizen.getByText("Din forbindelse er svag", { exact: false }).count(), 0);
+
+  // The citizen's signalling connection is cut (the server stays up): the page rejoins with a
+  // fresh token from the link, the relay replaces the old session, and media flows again.
+  await eventually("citizen decodes video", async () => (await inboundMedia(citizen)).framesDecoded > 0);
+  const peersBefore = (await inboundMedia(citizen)).peers;
+  citizenSocket().close({ code: 4000, reason: "route cut by the test" });
+  await eventually("citizen rejoined and decodes video again", async () => {
+    const media = await inboundMedia(citizen);
+    return (media.peers > peersBefore && media.open === 1 && media.framesDecoded > 10 && media.audioPackets > 0) || media;
+  }, 30_000);
+  await citizen.getByRole("button", { name: "Læg på" }).waitFor();
+  assert.equal(await citizen.getByText("Forbinder igen", { exact: false }).count(), 0);
+
+  await staff.getByRole("button", { name: "Afslut besøg" }).click();
+  await citizen.getByText("Besøget er slut. Tak for i dag.").waitFor({ timeout: 10_000 });
 });

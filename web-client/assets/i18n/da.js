@@ -92,6 +92,7 @@ export default {
   "citizen.no_connection": "Der er ingen forbindelse til internettet. Tjek dit netværk og tryk igen.",
   "citizen.no_camera": "Kameraet kan ikke bruges. Din medarbejder kan høre dig, men ikke se dig.",
   "citizen.no_devices": "Mikrofon og kamera kan ikke bruges. Giv browseren lov til at bruge dem (tryk på låsen ved adressen), og tryk Deltag igen.",
+  "citizen.waiting": "Din medarbejder kommer ind om lidt. Bliv på siden.",
   "citizen.try_again": "Prøv igen",
 
   "error.generic": "Noget gik galt. Prøv igen om lidt.",

@@ -92,6 +92,7 @@ export default {
   "citizen.no_connection": "There is no internet connection. Check your network and press again.",
   "citizen.no_camera": "The camera cannot be used. Your care worker can hear you but not see you.",
   "citizen.no_devices": "The microphone and camera cannot be used. Allow the browser to use them (tap the lock by the address) and press Join again.",
+  "citizen.waiting": "Your care worker will join in a moment. Please stay on this page.",
   "citizen.try_again": "Try again",
 
   "error.generic": "Something went wrong. Try again in a moment.",

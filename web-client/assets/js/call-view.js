@@ -6,11 +6,12 @@ export class CallView {
   /**
    * @param {HTMLElement} root   an empty container; the view fills it
    * @param {Call} call
-   * @param {{onLeave: () => void, leaveKey: string, remoteVideo?: HTMLVideoElement}} options
+   * @param {{onLeave: () => void, leaveKey: string, remoteVideo?: HTMLVideoElement,
+   *   waitingKey?: string}} options  `waitingKey`: the text while nobody else is in the room
    *   `remoteVideo`: an element from prepareRemoteVideo(), made in the person's click so iOS
    *   lets it play sound
    */
-  constructor(root, call, { onLeave, leaveKey, remoteVideo }) {
+  constructor(root, call, { onLeave, leaveKey, remoteVideo, waitingKey = "call.waiting_for_other" }) {
     root.replaceChildren(buildCallDom());
     if (remoteVideo) root.querySelector("[data-role=remote-video]").replaceWith(remoteVideo);
     this.root = root;
@@ -19,6 +20,8 @@ export class CallView {
     this.remoteName = root.querySelector("[data-role=remote-name]");
     this.remoteMuted = root.querySelector("[data-role=remote-muted]");
     this.waiting = root.querySelector("[data-role=waiting]");
+    this.waiting.dataset.i18n = waitingKey;
+    this.waiting.textContent = t(waitingKey);
     this.selfVideo = root.querySelector("[data-role=self-video]");
     this.status = root.querySelector("[data-role=status]");
     this.quality = root.querySelector("[data-role=quality]");
@@ -161,6 +164,25 @@ function element(tag, attributes = {}, children = []) {
   }
   el.append(...children);
   return el;
+}
+
+/**
+ * Keeps a tablet's screen on while the call lasts (Screen Wake Lock API where the browser has
+ * it); the lock is dropped when the page is hidden, so it is asked for again on return.
+ */
+export function keepScreenOn(call) {
+  if (!navigator.wakeLock?.request) return;
+  let lock = null;
+  const request = () => {
+    if (call.ended || document.visibilityState !== "visible") return;
+    navigator.wakeLock.request("screen").then((l) => { lock = l; }, () => { /* not allowed: fine */ });
+  };
+  document.addEventListener("visibilitychange", request);
+  call.addEventListener("ended", () => {
+    document.removeEventListener("visibilitychange", request);
+    lock?.release().catch(() => {});
+  });
+  request();
 }
 
 function remoteVideoElement() {

@@ -51,6 +51,7 @@ export class Call extends EventTarget {
     this.disconnectedTimer = null;
     this.reconnectTimer = null;
     this.reconnecting = false;
+    this.rejoining = false;
     this.attempt = 0;
     this.lostAt = null;
   }
@@ -62,6 +63,14 @@ export class Call extends EventTarget {
   /** The first join; rejects when the server cannot be reached at all. */
   async start() {
     this.statsTimer = setInterval(() => this.measure(), STATS_INTERVAL_MS);
+    // Back on the network (a tablet's wifi returns): try at once rather than after the backoff.
+    this.onOnline = () => {
+      if (this.reconnecting && !this.ended) {
+        clearTimeout(this.reconnectTimer);
+        this.rejoin();
+      }
+    };
+    window.addEventListener("online", this.onOnline);
     await this.connect(this.token);
   }
 
@@ -205,11 +214,13 @@ export class Call extends EventTarget {
   }
 
   async rejoin() {
-    if (this.ended) return;
+    if (this.ended || this.rejoining) return;
+    this.rejoining = true;
     let token;
     try {
       token = await this.renewToken();
     } catch (error) {
+      this.rejoining = false;
       if (isPermanent(error)) {
         this.finish(VISIT_OVER_CODES.has(error.code) ? "visit_ended" : "disconnected");
       } else {
@@ -217,6 +228,7 @@ export class Call extends EventTarget {
       }
       return;
     }
+    this.rejoining = false;
     if (this.ended) return;
     await this.connect(token);
   }
@@ -268,6 +280,7 @@ export class Call extends EventTarget {
     this.ended = true;
     clearInterval(this.statsTimer);
     clearTimeout(this.reconnectTimer);
+    if (this.onOnline) window.removeEventListener("online", this.onOnline);
     this.teardown();
     for (const track of this.localStream?.getTracks() ?? []) track.stop();
     this.emit("ended", { reason });

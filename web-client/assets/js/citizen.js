@@ -2,7 +2,7 @@
 // "Deltag" button, then the call — which reconnects by itself. No account, no install.
 import { api, ApiError } from "./api.js";
 import { Call, getLocalMedia } from "./call.js";
-import { CallView, prepareRemoteVideo } from "./call-view.js";
+import { CallView, prepareRemoteVideo, keepScreenOn } from "./call-view.js";
 import { checkDevices, checkConnection, levelMeter } from "./precheck.js";
 import { t, translate, languageSwitch, onLanguageChange, clock } from "./i18n.js";
 
@@ -21,6 +21,7 @@ function main() {
   onLanguageChange(() => renderCheck());
   $("#join").addEventListener("click", join);
   $("#recheck").addEventListener("click", () => { checking = runCheck(); });
+  $("#again").addEventListener("click", () => location.reload());
   checking = runCheck();
 }
 
@@ -128,11 +129,13 @@ async function join() {
     // After a lost connection: exchange the link again for a fresh media token.
     renewToken: async () => (await api.joinWithLink(secret)).media_token,
   });
-  new CallView($("#call"), call, { onLeave: () => call.hangUp(), leaveKey: "call.hang_up", remoteVideo });
+  new CallView($("#call"), call, { onLeave: () => call.hangUp(), leaveKey: "call.hang_up", remoteVideo, waitingKey: "citizen.waiting" });
   call.addEventListener("ended", (e) => finished(e.detail.reason));
+  keepScreenOn(call);
   $("#lobby").hidden = true;
   $("#call").hidden = false;
   $("#call-title").textContent = t("citizen.with", { name: joined.visit.staff_display_name });
+  $("#call-title").hidden = false;
   try {
     await call.start();
   } catch {
@@ -159,6 +162,7 @@ function finished(reason) {
     : reason === "media_failed" || reason === "disconnected" ? "call.failed"
     : "call.ended";
   $("#done-text").textContent = t(key);
+  $("#again").hidden = key !== "call.failed";
   $("#done").hidden = false;
   $("#done").focus();
 }
