@@ -149,7 +149,7 @@ export async function newPage(browser, options = {}) {
 /** Inbound media totals of the page's open peer connections (closed ones are left out). */
 export async function inboundMedia(page) {
   return page.evaluate(async () => {
-    const totals = { framesDecoded: 0, audioPackets: 0, videoPackets: 0, peers: 0, open: 0 };
+    const totals = { framesDecoded: 0, audioPackets: 0, videoPackets: 0, peers: 0, open: 0, aspect: null };
     for (const pc of window.__skaermTestPeers ?? []) {
       totals.peers += 1;
       if (pc.connectionState === "closed" || pc.signalingState === "closed") continue;
@@ -159,6 +159,7 @@ export async function inboundMedia(page) {
         if (s.type !== "inbound-rtp") return;
         if (s.kind === "video") {
           totals.framesDecoded += s.framesDecoded ?? 0;
+          if (s.frameWidth) totals.aspect = Math.round((s.frameWidth / s.frameHeight) * 100) / 100;
           totals.videoPackets += s.packetsReceived ?? 0;
         }
         if (s.kind === "audio") totals.audioPackets += s.packetsReceived ?? 0;
@@ -215,5 +216,31 @@ export async function denyMedia(page) {
   await page.addInitScript(() => {
     const deny = () => Promise.reject(new DOMException("Permission denied", "NotAllowedError"));
     Object.defineProperty(navigator.mediaDevices, "getUserMedia", { value: deny, configurable: true });
+  });
+}
+
+/**
+ * getDisplayMedia answers with a 16:9 animated canvas (the fake camera is 4:3), so a test can
+ * tell a shared screen from the camera by the aspect ratio the other side decodes.
+ */
+export async function fakeScreen(page) {
+  await page.addInitScript(() => {
+    navigator.mediaDevices.getDisplayMedia = async () => {
+      const canvas = document.createElement("canvas");
+      canvas.width = 640;
+      canvas.height = 360;
+      const context = canvas.getContext("2d");
+      let n = 0;
+      setInterval(() => {
+        n += 1;
+        context.fillStyle = n % 2 ? "#0b5cab" : "#ffffff";
+        context.fillRect(0, 0, canvas.width, canvas.height);
+        context.fillStyle = "#000000";
+        context.fillRect((n * 7) % canvas.width, 100, 80, 80);
+      }, 66);
+      const stream = canvas.captureStream(15);
+      for (const track of stream.getVideoTracks()) track.contentHint = "detail";
+      return stream;
+    };
   });
 }

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   startServer, launchBrowser, newPage, inboundMedia, eventually, artifacts, expectAccessible, denyMedia,
+  fakeScreen,
 } from "./harness.mjs";
 
 let server;
@@ -191,9 +192,10 @@ async function assertNoMarkup(page, where) {
   assert.notEqual(await page.title(), "pwned", `${where}: a display name ran script`);
 }
 
-test("display names are shown as text; the weak-connection notice comes and goes; a cut socket rejoins", async () => {
+test("display names are shown as text; the weak-connection notice comes and goes; a cut socket rejoins; staff shares the screen", async () => {
   const staff = await newPage(browser, { name: "staff-jonas", viewport: { width: 1280, height: 800 } });
   await withHostileNames(staff);
+  await fakeScreen(staff);
   await staff.goto(server.url);
   await staff.getByLabel("Brugernavn").fill("jonas");
   await staff.getByLabel("Adgangskode").fill("skaerm-demo");
@@ -240,6 +242,25 @@ test("display names are shown as text; the weak-connection notice comes and goes
   }, 30_000);
   await citizen.getByRole("button", { name: "Læg på" }).waitFor();
   assert.equal(await citizen.getByText("Forbinder igen", { exact: false }).count(), 0);
+
+  // Staff shares the screen (16:9) in place of the camera (4:3), and stops again.
+  await eventually("citizen decodes the 4:3 camera", async () => {
+    const media = await inboundMedia(citizen);
+    return (media.aspect !== null && media.aspect < 1.45) || media;
+  });
+  await staff.getByRole("button", { name: "Del skærm" }).click();
+  await staff.getByRole("button", { name: "Stop deling" }).waitFor();
+  await eventually("citizen decodes the 16:9 shared screen", async () => {
+    const media = await inboundMedia(citizen);
+    return (media.aspect !== null && media.aspect > 1.6) || media;
+  });
+  await shot(staff, "13-staff-sharing-screen");
+  await shot(citizen, "14-citizen-sees-shared-screen");
+  await staff.getByRole("button", { name: "Stop deling" }).click();
+  await eventually("citizen decodes the camera again", async () => {
+    const media = await inboundMedia(citizen);
+    return (media.aspect !== null && media.aspect < 1.45) || media;
+  });
 
   await staff.getByRole("button", { name: "Afslut besøg" }).click();
   await citizen.getByText("Besøget er slut. Tak for i dag.").waitFor({ timeout: 10_000 });

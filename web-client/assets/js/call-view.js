@@ -7,11 +7,12 @@ export class CallView {
    * @param {HTMLElement} root   an empty container; the view fills it
    * @param {Call} call
    * @param {{onLeave: () => void, leaveKey: string, remoteVideo?: HTMLVideoElement,
-   *   waitingKey?: string}} options  `waitingKey`: the text while nobody else is in the room
+   *   waitingKey?: string, screenShare?: boolean}} options  `waitingKey`: the text while nobody
+   *   else is in the room; `screenShare`: offer a "share screen" button (staff)
    *   `remoteVideo`: an element from prepareRemoteVideo(), made in the person's click so iOS
    *   lets it play sound
    */
-  constructor(root, call, { onLeave, leaveKey, remoteVideo, waitingKey = "call.waiting_for_other" }) {
+  constructor(root, call, { onLeave, leaveKey, remoteVideo, waitingKey = "call.waiting_for_other", screenShare = false }) {
     root.replaceChildren(buildCallDom());
     if (remoteVideo) root.querySelector("[data-role=remote-video]").replaceWith(remoteVideo);
     this.root = root;
@@ -32,6 +33,8 @@ export class CallView {
     this.camButton = root.querySelector("[data-role=cam]");
     this.leaveButton = root.querySelector("[data-role=leave]");
     this.soundButton = root.querySelector("[data-role=sound]");
+    this.shareButton = root.querySelector("[data-role=share]");
+    this.sharing = false;
     this.leaveKey = leaveKey;
     this.micOn = true;
     this.camOn = true;
@@ -58,6 +61,9 @@ export class CallView {
       this.render();
     });
     this.leaveButton.addEventListener("click", () => onLeave());
+    this.shareButton.hidden = !(screenShare && navigator.mediaDevices?.getDisplayMedia
+      && call.localStream.getVideoTracks().length > 0);
+    this.shareButton.addEventListener("click", () => (this.sharing ? this.stopSharing() : this.startSharing()));
     this.soundButton.addEventListener("click", () => this.playRemote());
 
     call.addEventListener("remote-stream", (e) => this.showRemote(e.detail.participantId, e.detail.stream));
@@ -111,6 +117,36 @@ export class CallView {
     this.render();
   }
 
+  async startSharing() {
+    let track;
+    try {
+      const display = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+      track = display.getVideoTracks()[0];
+    } catch {
+      return this.announce(t("call.share_failed"));
+    }
+    if (!track) return;
+    track.addEventListener("ended", () => this.stopSharing()); // the browser's own "stop" bar
+    await this.call.shareScreen(track);
+    this.sharing = true;
+    this.selfVideo.srcObject = new MediaStream([track]);
+    this.selfVideo.classList.add("screen");
+    this.announce(t("call.sharing"));
+    this.render();
+  }
+
+  async stopSharing() {
+    if (!this.sharing) return;
+    const track = this.call.screenTrack;
+    this.sharing = false;
+    await this.call.shareScreen(null);
+    track?.stop();
+    this.selfVideo.srcObject = this.call.localStream;
+    this.selfVideo.classList.remove("screen");
+    this.announce(t("call.sharing_stopped"));
+    this.render();
+  }
+
   showRemote(participantId, stream) {
     this.remoteId = participantId;
     this.remoteVideo.srcObject = stream;
@@ -144,6 +180,9 @@ export class CallView {
     this.micButton.setAttribute("aria-pressed", String(!this.micOn));
     this.camButton.textContent = t(this.camOn ? "call.cam_off" : "call.cam_on");
     this.camButton.setAttribute("aria-pressed", String(!this.camOn));
+    this.camButton.disabled = this.sharing || this.call.localStream.getVideoTracks().length === 0;
+    this.shareButton.textContent = t(this.sharing ? "call.share_stop" : "call.share");
+    this.shareButton.setAttribute("aria-pressed", String(this.sharing));
     this.leaveButton.textContent = t(this.leaveKey);
     this.quality.hidden = !this.qualityLevel;
     if (this.qualityLevel) {
@@ -222,6 +261,7 @@ function buildCallDom() {
     element("div", { class: "controls" }, [
       element("button", { type: "button", "data-role": "mic", class: "button control" }),
       element("button", { type: "button", "data-role": "cam", class: "button control" }),
+      element("button", { type: "button", "data-role": "share", class: "button control", hidden: true }),
       element("button", { type: "button", "data-role": "leave", class: "button control danger" }),
     ]),
   ]);

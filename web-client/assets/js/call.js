@@ -52,6 +52,7 @@ export class Call extends EventTarget {
     this.reconnectTimer = null;
     this.reconnecting = false;
     this.rejoining = false;
+    this.screenTrack = null;
     this.attempt = 0;
     this.lostAt = null;
   }
@@ -85,9 +86,15 @@ export class Call extends EventTarget {
     this.signalling = s;
     this.negotiation = Promise.resolve();
     this.lastStats = null;
+    this.videoSender = null;
 
-    // Local tracks first: the relay's first offer carries recvonly m-lines for them.
-    for (const track of this.localStream?.getTracks() ?? []) pc.addTrack(track, this.localStream);
+    // Local tracks first: the relay's first offer carries recvonly m-lines for them. A shared
+    // screen takes the camera's place.
+    for (const track of this.localStream?.getTracks() ?? []) {
+      const sent = track.kind === "video" && this.screenTrack ? this.screenTrack : track;
+      const sender = pc.addTrack(sent, this.localStream);
+      if (track.kind === "video") this.videoSender = sender;
+    }
     pc.addEventListener("track", (event) => { if (current()) this.onTrack(event); });
     pc.addEventListener("icecandidate", (event) => {
       if (current() && event.candidate) s.send({ type: "candidate", candidate: event.candidate.toJSON() });
@@ -270,6 +277,17 @@ export class Call extends EventTarget {
     this.signalling?.send({ type: "mute", ...this.muted });
   }
 
+  /**
+   * Sends `track` (a shared screen) in place of the camera, or the camera again with null. The
+   * relay forwards whatever the video sender carries, so no renegotiation is needed; it needs
+   * a camera sender to replace (without a camera there is nothing to swap).
+   */
+  async shareScreen(track) {
+    this.screenTrack = track;
+    const camera = this.localStream?.getVideoTracks()[0] ?? null;
+    if (this.videoSender && this.pc?.signalingState !== "closed") await this.videoSender.replaceTrack(track ?? camera);
+  }
+
   hangUp() {
     this.signalling?.send({ type: "leave" });
     this.finish("left");
@@ -283,6 +301,7 @@ export class Call extends EventTarget {
     if (this.onOnline) window.removeEventListener("online", this.onOnline);
     this.teardown();
     for (const track of this.localStream?.getTracks() ?? []) track.stop();
+    this.screenTrack?.stop();
     this.emit("ended", { reason });
   }
 

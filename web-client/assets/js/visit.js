@@ -26,7 +26,7 @@ async function main() {
     // After a lost connection: a fresh media token for the visit in progress.
     renewToken: async () => (await api.mediaToken(visitId)).media_token,
   });
-  new CallView($("#call"), call, { onLeave: () => endVisit(call), leaveKey: "call.end_visit" });
+  new CallView($("#call"), call, { onLeave: () => endVisit(call), leaveKey: "call.end_visit", screenShare: true });
   call.addEventListener("ended", (e) => done(e.detail.reason));
   $("#call").hidden = false;
   try {
