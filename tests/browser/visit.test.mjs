@@ -47,6 +47,12 @@ test("staff and citizen see and hear each other through the relay", async () => 
   const citizenUrl = await linkField.inputValue();
   assert.match(citizenUrl, /\/j\/[A-Za-z0-9_-]{27}$/);
 
+  // A second tab keeps the day list open: it will show the visit's status change by itself.
+  const list = await staff.context().newPage();
+  await list.goto(server.url);
+  const listedVisit = list.locator("li.visit").first();
+  await listedVisit.locator(".visit-status").getByText("Planlagt").waitFor();
+
   // Staff starts the visit.
   await firstVisit.getByRole("link", { name: "Start" }).click();
   await staff.waitForURL(/\/visit\//);
@@ -76,6 +82,11 @@ test("staff and citizen see and hear each other through the relay", async () => 
   await expectAccessible(citizen, "citizen join/check");
   await join.click();
   await citizen.getByRole("button", { name: "Læg på" }).waitFor();
+
+  // The other tab's list turned "I gang" without a reload.
+  await listedVisit.locator(".visit-status").getByText("I gang").waitFor({ timeout: 20_000 });
+  assert.equal(await listedVisit.getAttribute("data-status"), "in_progress");
+  await list.close();
 
   // Both decode the other's video and receive the other's audio.
   for (const [name, page] of [["staff", staff], ["citizen", citizen]]) {
@@ -143,6 +154,19 @@ test("without camera permission and without a connection, the check gives plain 
   // Still one big button, and the advice is in English too.
   assert.equal(await page.getByRole("button", { name: "Deltag" }).count(), 1);
   await shot(page, "07-citizen-check-denied");
+  // Keyboard only: Tab reaches "Tjek igen" and "Deltag", and the focus is visible.
+  const reached = [];
+  for (let i = 0; i < 8 && !reached.includes("join"); i += 1) {
+    await page.keyboard.press("Tab");
+    const focus = await page.evaluate(() => {
+      const el = document.activeElement;
+      const style = getComputedStyle(el);
+      return { id: el.id, outline: style.outlineStyle, width: parseFloat(style.outlineWidth) };
+    });
+    if (focus.id) reached.push(focus.id);
+    if (focus.id === "join") assert.ok(focus.outline !== "none" && focus.width >= 2, `focus on Deltag is visible: ${JSON.stringify(focus)}`);
+  }
+  assert.ok(reached.includes("recheck") && reached.includes("join"), `Tab order reached ${reached.join(", ")}`);
   await expectAccessible(page, "citizen check with advice");
   await page.getByRole("button", { name: "Switch to English" }).click();
   await page.getByText("Skærm is not allowed to use the camera and microphone.", { exact: false }).waitFor();

@@ -1,9 +1,13 @@
-// The staff app's front page: log in, today's visits, start one, hand out the citizen link.
+// The staff app's front page: log in, today's visits (kept live), start one, hand out the
+// citizen link.
 import { api, ApiError } from "./api.js";
 import { t, translate, languageSwitch, onLanguageChange, clock } from "./i18n.js";
 
 const $ = (selector) => document.querySelector(selector);
+/** How often the list asks the server for fresh statuses while it is on screen. */
+const REFRESH_MS = 10_000;
 let visits = [];
+let refreshTimer = null;
 
 async function main() {
   translate();
@@ -39,6 +43,7 @@ async function login(event) {
 }
 
 async function logout() {
+  clearInterval(refreshTimer);
   try { await api.logout(); } catch { /* the cookie is gone either way */ }
   showLogin();
 }
@@ -57,6 +62,36 @@ async function showApp(staff) {
     visits = [];
   }
   renderVisits();
+  clearInterval(refreshTimer);
+  refreshTimer = setInterval(refreshVisits, REFRESH_MS);
+}
+
+/** Live status: fetches the list again and updates what changed, keeping shown links. */
+async function refreshVisits() {
+  if ($("#app").hidden || document.visibilityState !== "visible") return;
+  let fresh;
+  try {
+    fresh = (await api.visitsToday()).visits;
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) {
+      clearInterval(refreshTimer);
+      showLogin();
+    }
+    return;
+  }
+  const sameVisits = fresh.length === visits.length && fresh.every((v, i) => v.id === visits[i].id);
+  const changed = fresh.filter((v, i) => !sameVisits || v.status !== visits[i].status);
+  visits = fresh;
+  if (!sameVisits) return renderVisits();
+  for (const visit of changed) {
+    const item = $(`#visits li[data-visit-id="${CSS.escape(visit.id)}"]`);
+    if (!item) continue;
+    item.dataset.status = visit.status;
+    item.querySelector(".visit-status").textContent = t(`status.${visit.status}`);
+    const start = item.querySelector("[data-action=start]");
+    if (visit.status === "completed") item.querySelector(".visit-actions")?.replaceChildren();
+    else if (start) start.textContent = t(visit.status === "in_progress" ? "staff.resume" : "staff.start");
+  }
 }
 
 function renderVisits() {
