@@ -216,7 +216,7 @@ async function assertNoMarkup(page, where) {
   assert.notEqual(await page.title(), "pwned", `${where}: a display name ran script`);
 }
 
-test("display names are shown as text; the weak-connection notice comes and goes; a cut socket rejoins; staff shares the screen", async () => {
+test("display names are shown as text; a citizen without devices joins to watch; the weak-connection notice comes and goes; a cut socket rejoins; staff shares the screen", async () => {
   const staff = await newPage(browser, { name: "staff-jonas", viewport: { width: 1280, height: 800 } });
   await withHostileNames(staff);
   await fakeScreen(staff);
@@ -235,9 +235,13 @@ test("display names are shown as text; the weak-connection notice comes and goes
 
   const citizen = await newPage(browser, { name: "citizen-birthe", viewport: { width: 820, height: 1180 }, hasTouch: true });
   const citizenSocket = await withHostileNames(citizen);
+  // This citizen said no to camera and microphone: they can still join, see and hear.
+  await denyMedia(citizen);
   await citizen.goto(citizenUrl);
   await citizen.locator("#check-connection[data-state=ok]").waitFor({ timeout: 15_000 });
+  await citizen.locator("#check-camera[data-state=problem]").waitFor();
   await citizen.getByRole("button", { name: "Deltag" }).click();
+  await citizen.getByText("Mikrofon og kamera kan ikke bruges, så din medarbejder kan hverken se eller høre dig.", { exact: false }).waitFor();
   await citizen.locator("#call-title").getByText(HOSTILE, { exact: false }).waitFor();
   // Names from signalling: the other participant's label, on both sides.
   await citizen.locator(".remote-name").getByText(HOSTILE, { exact: false }).waitFor({ timeout: 20_000 });

@@ -96,7 +96,8 @@ export default {
   "citizen.rate_limited": "Der er prøvet mange gange. Vent et øjeblik og tryk igen.",
   "citizen.no_connection": "Der er ingen forbindelse til internettet. Tjek dit netværk og tryk igen.",
   "citizen.no_camera": "Kameraet kan ikke bruges. Din medarbejder kan høre dig, men ikke se dig.",
-  "citizen.no_devices": "Mikrofon og kamera kan ikke bruges. Giv browseren lov til at bruge dem (tryk på låsen ved adressen), og tryk Deltag igen.",
+  "citizen.no_microphone": "Mikrofonen kan ikke bruges. Din medarbejder kan se dig, men ikke høre dig.",
+  "citizen.no_devices": "Mikrofon og kamera kan ikke bruges, så din medarbejder kan hverken se eller høre dig. Du kan stadig se og høre din medarbejder.",
   "citizen.waiting": "Din medarbejder kommer ind om lidt. Bliv på siden.",
   "citizen.try_again": "Prøv igen",
 

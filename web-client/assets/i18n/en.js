@@ -96,7 +96,8 @@ export default {
   "citizen.rate_limited": "There have been many attempts. Wait a moment and press again.",
   "citizen.no_connection": "There is no internet connection. Check your network and press again.",
   "citizen.no_camera": "The camera cannot be used. Your care worker can hear you but not see you.",
-  "citizen.no_devices": "The microphone and camera cannot be used. Allow the browser to use them (tap the lock by the address) and press Join again.",
+  "citizen.no_microphone": "The microphone cannot be used. Your care worker can see you but not hear you.",
+  "citizen.no_devices": "The microphone and camera cannot be used, so your care worker can neither see nor hear you. You can still see and hear your care worker.",
   "citizen.waiting": "Your care worker will join in a moment. Please stay on this page.",
   "citizen.try_again": "Try again",
 

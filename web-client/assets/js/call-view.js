@@ -29,6 +29,8 @@ export class CallView {
     this.qualityText = root.querySelector("[data-role=quality-text]");
     this.reconnectNotice = root.querySelector("[data-role=reconnecting]");
     this.pausedNotice = root.querySelector("[data-role=video-paused]");
+    this.note = root.querySelector("[data-role=note]");
+    this.noteKey = null;
     this.micButton = root.querySelector("[data-role=mic]");
     this.camButton = root.querySelector("[data-role=cam]");
     this.leaveButton = root.querySelector("[data-role=leave]");
@@ -163,12 +165,20 @@ export class CallView {
     );
   }
 
+  /** A lasting note under the picture (e.g. "your camera cannot be used"), by text key. */
+  setNote(key) {
+    this.noteKey = key;
+    this.render();
+  }
+
   announce(text) {
     this.status.textContent = text;
   }
 
   render() {
-    const remote = this.remoteId ? this.call.participants.get(this.remoteId) : null;
+    // The person on screen; someone who sends no media yet is still named.
+    const remote = (this.remoteId && this.call.participants.get(this.remoteId))
+      || this.call.participants.values().next().value || null;
     const anyone = this.call.participants.size > 0;
     this.waiting.hidden = anyone;
     this.remoteName.textContent = remote?.display_name ?? "";
@@ -192,6 +202,7 @@ export class CallView {
     // Notices are live regions that stay in the page; only their text changes.
     this.reconnectNotice.textContent = this.reconnecting ? t("call.reconnecting") : "";
     this.pausedNotice.textContent = this.videoPaused && !this.reconnecting ? t("call.video_paused") : "";
+    this.note.textContent = this.noteKey ? t(this.noteKey) : "";
   }
 }
 
@@ -253,6 +264,7 @@ function buildCallDom() {
       element("button", { type: "button", "data-role": "sound", class: "button sound", hidden: true, "data-i18n": "call.tap_for_sound" }, [t("call.tap_for_sound")]),
     ]),
     element("p", { "data-role": "video-paused", class: "notice paused", role: "status" }),
+    element("p", { "data-role": "note", class: "notice note", role: "status" }),
     element("p", { "data-role": "quality", class: "quality", hidden: true }, [
       element("span", { class: "quality-icon", "aria-hidden": "true" }),
       element("span", { "data-role": "quality-text" }),

@@ -118,8 +118,6 @@ async function join() {
     const retry = await getLocalMedia();
     stream = retry.stream;
   }
-  if (stream.getTracks().length === 0) say(t("citizen.no_devices"));
-  else if (stream.getVideoTracks().length === 0) say(t("citizen.no_camera"));
   $("#preview").srcObject = null;
 
   const call = new Call({
@@ -129,7 +127,10 @@ async function join() {
     // After a lost connection: exchange the link again for a fresh media token.
     renewToken: async () => (await api.joinWithLink(secret)).media_token,
   });
-  new CallView($("#call"), call, { onLeave: () => call.hangUp(), leaveKey: "call.hang_up", remoteVideo, waitingKey: "citizen.waiting" });
+  const view = new CallView($("#call"), call, { onLeave: () => call.hangUp(), leaveKey: "call.hang_up", remoteVideo, waitingKey: "citizen.waiting" });
+  if (stream.getTracks().length === 0) view.setNote("citizen.no_devices");
+  else if (stream.getVideoTracks().length === 0) view.setNote("citizen.no_camera");
+  else if (stream.getAudioTracks().length === 0) view.setNote("citizen.no_microphone");
   call.addEventListener("ended", (e) => finished(e.detail.reason));
   keepScreenOn(call);
   $("#lobby").hidden = true;
