@@ -126,6 +126,30 @@ test("staff and citizen see and hear each other through the relay", async () => 
   // Back on the list, the visit shows as completed.
   await staff.goto(server.url);
   await staff.locator("li.visit[data-status=completed]").first().waitFor();
+
+  // Day and week: yesterday has no demo visits (they are planned from now on); the week shows
+  // today's visits in today's column.
+  await staff.getByRole("button", { name: "Forrige dag" }).click();
+  await staff.getByText("Ingen besøg denne dag.").waitFor();
+  assert.match(await staff.locator("#today-title").innerText(), /^Besøg /);
+  assert.equal(await staff.locator("li.visit").count(), 0);
+  await staff.getByRole("button", { name: "I dag" }).click();
+  await staff.locator("li.visit").first().waitFor();
+  const todayCount = await staff.locator("li.visit").count();
+  await staff.getByRole("button", { name: "Uge" }).click();
+  const todayColumn = staff.locator(".week-day[data-today=true]");
+  await todayColumn.waitFor();
+  assert.equal(await staff.locator(".week-day").count(), 7);
+  assert.equal(await todayColumn.locator("li.week-visit").count(), todayCount);
+  await todayColumn.locator("li.week-visit[data-status=completed]").first().waitFor();
+  await shot(staff, "15-staff-week");
+  await expectAccessible(staff, "staff week view");
+  // The choice survives a reload; a day's heading opens that day.
+  await staff.reload();
+  await todayColumn.waitFor();
+  await todayColumn.getByRole("button").click();
+  await staff.locator("li.visit").first().waitFor();
+  assert.equal(await staff.locator("#today-title").innerText(), "Dagens besøg");
 });
 
 test("the citizen page explains an unknown link in Danish and switches to English", async () => {

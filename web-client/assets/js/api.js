@@ -34,6 +34,7 @@ export const api = {
   logout: () => request("DELETE", "/api/session"),
   me: () => request("GET", "/api/me"),
   visitsToday: () => request("GET", "/api/visits"),
+  visitsOn: (day) => request("GET", `/api/visits?day=${encodeURIComponent(day)}`),
   visit: (id) => request("GET", `/api/visits/${encodeURIComponent(id)}`),
   startVisit: (id) => request("POST", `/api/visits/${encodeURIComponent(id)}/start`, {}),
   mediaToken: (id) => request("POST", `/api/visits/${encodeURIComponent(id)}/media-token`, {}),
