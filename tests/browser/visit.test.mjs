@@ -155,13 +155,34 @@ test("staff and citizen see and hear each other through the relay", async () => 
 test("the citizen page explains an unknown link in Danish and switches to English", async () => {
   const page = await newPage(browser, { name: "stranger", viewport: { width: 820, height: 1180 } });
   await page.goto(`${server.url}/j/AAAAAAAAAAAAAAAAAAAAAAAAAAA`);
+  // Said on arrival, before anyone presses the button; and again when they do.
+  await page.getByText("Linket virker ikke.", { exact: false }).waitFor();
   await page.getByRole("button", { name: "Deltag" }).click();
   await page.getByText("Linket virker ikke.", { exact: false }).waitFor();
   await page.getByRole("button", { name: "Switch to English" }).click();
   await page.getByRole("button", { name: "Join" }).waitFor();
+  await page.getByText("The link does not work.", { exact: false }).waitFor();
   assert.equal(await page.evaluate(() => document.documentElement.lang), "en");
   await shot(page, "06-citizen-unknown-link");
   await expectAccessible(page, "citizen unknown link");
+});
+
+test("a link that is not open yet says on arrival when to come", async () => {
+  const staff = await newPage(browser, { name: "staff-early", viewport: { width: 1280, height: 800 } });
+  await staff.goto(server.url);
+  await staff.getByLabel("Brugernavn").fill("jonas");
+  await staff.getByLabel("Adgangskode").fill("skaerm-demo");
+  await staff.getByRole("button", { name: "Log ind" }).click();
+  // Jonas's visit with Poul is 90 minutes ahead; links open 60 minutes ahead in this suite.
+  const later = staff.locator("li.visit", { hasText: "Poul A." });
+  await later.getByRole("button", { name: "Kopiér borgerlink" }).click();
+  const url = await later.locator("input.link-value").inputValue();
+  await staff.close();
+
+  const page = await newPage(browser, { name: "early", viewport: { width: 820, height: 1180 } });
+  await page.goto(url);
+  await page.getByText(/Besøget er ikke begyndt endnu\. Du kan komme ind fra kl\. \d\d\.\d\d\./).waitFor();
+  await shot(page, "16-citizen-too-early");
 });
 
 test("without camera permission and without a connection, the check gives plain advice", async () => {

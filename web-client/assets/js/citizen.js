@@ -14,19 +14,51 @@ let check = { camera: "pending", microphone: "pending", connection: "pending", s
 let checking = Promise.resolve();
 let stopMeter = () => {};
 let joining = false;
+/** The link exchanged on arrival, reused by Deltag while its media token is fresh. */
+let early = null;
+/** A media token is valid 10 minutes for joining; reuse one only while well inside that. */
+const EARLY_TOKEN_MAX_AGE_MS = 4 * 60 * 1000;
+/** Waiting for a link to open is only worth it when it opens within this. */
+const WAIT_FOR_OPEN_MAX_MS = 2 * 60 * 60 * 1000;
 
 function main() {
   translate();
   languageSwitch($("#lang"));
-  onLanguageChange(() => renderCheck());
+  onLanguageChange(() => {
+    renderCheck();
+    if (message) say(message.key, message.params);
+  });
   $("#join").addEventListener("click", join);
   $("#recheck").addEventListener("click", () => { checking = runCheck(); });
   $("#again").addEventListener("click", () => location.reload());
   checking = runCheck();
+  probeLink();
 }
 
-function say(text) {
-  $("#message").textContent = text;
+/**
+ * Exchanges the link once on arrival so a dead, expired or not-yet-open link is explained
+ * before anyone presses Deltag; an early citizen is told when to come, and the page says so
+ * by itself when the time comes.
+ */
+async function probeLink() {
+  try {
+    early = { joined: await api.joinWithLink(secret), at: Date.now() };
+    say();
+  } catch (e) {
+    early = null;
+    say(...explain(e));
+    if (e instanceof ApiError && e.code === "not_yet_open") {
+      const wait = new Date(e.body.opens_at).getTime() - Date.now() + 1000;
+      if (wait > 0 && wait < WAIT_FOR_OPEN_MAX_MS) setTimeout(() => { if (!joining) probeLink(); }, wait);
+    }
+  }
+}
+
+/** The lobby's message, kept as a text key so a language switch re-renders it. */
+let message = null;
+function say(key = null, params = {}) {
+  message = key ? { key, params } : null;
+  $("#message").textContent = message ? t(key, params) : "";
 }
 
 /** Camera, microphone and connection, in parallel; the page shows each as it finishes. */
@@ -100,14 +132,17 @@ async function join() {
   const remoteVideo = prepareRemoteVideo();
   button.disabled = true;
   button.textContent = t("citizen.joining");
-  say("");
+  say();
   let joined;
   try {
-    joined = await api.joinWithLink(secret);
+    joined = early && Date.now() - early.at < EARLY_TOKEN_MAX_AGE_MS
+      ? early.joined
+      : await api.joinWithLink(secret);
+    early = null;
   } catch (e) {
     button.disabled = false;
     button.textContent = t("citizen.join");
-    return say(explain(e));
+    return say(...explain(e));
   }
   await checking;
   joining = true;
@@ -144,15 +179,16 @@ async function join() {
   }
 }
 
+/** [text key, params] for why the link exchange failed. */
 function explain(error) {
-  if (!(error instanceof ApiError)) return t("error.generic");
+  if (!(error instanceof ApiError)) return ["error.generic"];
   switch (error.code) {
-    case "not_yet_open": return t("citizen.not_yet_open", { time: clock(error.body.opens_at) });
-    case "link_expired": return t("citizen.link_expired");
-    case "unknown_link": return t("citizen.unknown_link");
-    case "rate_limited": return t("citizen.rate_limited");
-    case "network": return t("citizen.no_connection");
-    default: return t("error.generic");
+    case "not_yet_open": return ["citizen.not_yet_open", { time: clock(error.body.opens_at) }];
+    case "link_expired": return ["citizen.link_expired"];
+    case "unknown_link": return ["citizen.unknown_link"];
+    case "rate_limited": return ["citizen.rate_limited"];
+    case "network": return ["citizen.no_connection"];
+    default: return ["error.generic"];
   }
 }
 
