@@ -78,4 +78,14 @@ test("after a server crash and restart, both sides rejoin without a click", asyn
   }
   await shot(citizen, "09-citizen-reconnected");
   await shot(staff, "10-staff-reconnected");
+
+  // The citizen hangs up by mistake, and comes back with one press (the staff never left).
+  await citizen.getByRole("button", { name: "Læg på" }).click();
+  await citizen.getByText("Du har lagt på.", { exact: false }).waitFor();
+  await shot(citizen, "17-citizen-hung-up");
+  await citizen.getByRole("button", { name: "Deltag igen" }).click();
+  await citizen.locator("#check-connection[data-state=ok]").waitFor({ timeout: 15_000 });
+  await citizen.getByRole("button", { name: "Deltag" }).click();
+  await decoding("citizen after joining again", citizen);
+  await decoding("staff after the citizen joined again", staff);
 });

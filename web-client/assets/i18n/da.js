@@ -113,6 +113,8 @@ export default {
   "citizen.no_microphone": "Mikrofonen kan ikke bruges. Din medarbejder kan se dig, men ikke høre dig.",
   "citizen.no_devices": "Mikrofon og kamera kan ikke bruges, så din medarbejder kan hverken se eller høre dig. Du kan stadig se og høre din medarbejder.",
   "citizen.waiting": "Din medarbejder kommer ind om lidt. Bliv på siden.",
+  "citizen.left": "Du har lagt på. Var det en fejl, så tryk på »Deltag igen«.",
+  "citizen.rejoin": "Deltag igen",
   "citizen.try_again": "Prøv igen",
 
   "error.generic": "Noget gik galt. Prøv igen om lidt.",

@@ -113,6 +113,8 @@ export default {
   "citizen.no_microphone": "The microphone cannot be used. Your care worker can see you but not hear you.",
   "citizen.no_devices": "The microphone and camera cannot be used, so your care worker can neither see nor hear you. You can still see and hear your care worker.",
   "citizen.waiting": "Your care worker will join in a moment. Please stay on this page.",
+  "citizen.left": "You have hung up. If that was a mistake, press “Join again”.",
+  "citizen.rejoin": "Join again",
   "citizen.try_again": "Try again",
 
   "error.generic": "Something went wrong. Try again in a moment.",

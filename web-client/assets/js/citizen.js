@@ -192,14 +192,22 @@ function explain(error) {
   }
 }
 
+/** The end screen. Hanging up oneself (perhaps by mistake) or a lost line can be undone. */
 function finished(reason) {
   $("#call").hidden = true;
   $("#lobby").hidden = true;
   const key = reason === "replaced" ? "call.replaced"
+    : reason === "left" ? "citizen.left"
     : reason === "media_failed" || reason === "disconnected" ? "call.failed"
     : "call.ended";
-  $("#done-text").textContent = t(key);
-  $("#again").hidden = key !== "call.failed";
+  const again = key === "citizen.left" ? "citizen.rejoin" : key === "call.failed" ? "citizen.try_again" : null;
+  const render = () => {
+    $("#done-text").textContent = t(key);
+    if (again) $("#again").textContent = t(again);
+  };
+  render();
+  onLanguageChange(render);
+  $("#again").hidden = !again;
   $("#done").hidden = false;
   $("#done").focus();
 }
