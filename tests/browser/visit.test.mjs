@@ -338,3 +338,38 @@ test("display names are shown as text; a citizen without devices joins to watch;
   await staff.getByRole("button", { name: "Afslut besøg" }).click();
   await citizen.getByText("Besøget er slut. Tak for i dag.").waitFor({ timeout: 10_000 });
 });
+
+test("on a lossy line the quality indicator says so in words, on both sides", async () => {
+  const staff = await newPage(browser, { name: "staff-lossy", viewport: { width: 1280, height: 800 } });
+  await staff.goto(server.url);
+  await staff.getByLabel("Brugernavn").fill("mette");
+  await staff.getByLabel("Adgangskode").fill("skaerm-demo");
+  await staff.getByRole("button", { name: "Log ind" }).click();
+  // Mette's visit with Poul is an hour ahead; links open 60 minutes ahead in this suite.
+  const visit = staff.locator("li.visit", { hasText: "Poul A." });
+  await visit.getByRole("button", { name: "Kopiér borgerlink" }).click();
+  const url = await visit.locator("input.link-value").inputValue();
+  await visit.getByRole("link", { name: "Start" }).click();
+  await staff.getByRole("button", { name: "Afslut besøg" }).waitFor();
+
+  const citizen = await newPage(browser, { name: "citizen-lossy", viewport: { width: 820, height: 1180 }, hasTouch: true });
+  await citizen.goto(url);
+  await citizen.locator("#check-connection[data-state=ok]").waitFor({ timeout: 15_000 });
+  // Chromium drops a quarter of the citizen's WebRTC packets (both ways) from here on (packet
+  // loss applies only while some throttling is on, hence the small latency).
+  const cdp = await citizen.context().newCDPSession(citizen);
+  await cdp.send("Network.enable");
+  await cdp.send("Network.emulateNetworkConditions", {
+    offline: false, latency: 20, downloadThroughput: -1, uploadThroughput: -1, packetLoss: 25,
+  });
+  await citizen.getByRole("button", { name: "Deltag" }).click();
+  for (const [name, page] of [["citizen", citizen], ["staff", staff]]) {
+    await eventually(`${name} shows a poor connection`, async () =>
+      (await page.locator(".quality[data-level=poor]").getByText("Forbindelse: Dårlig").count()) === 1
+      || await page.locator(".quality").evaluate((e) => `${e.dataset.level} ${e.textContent} ${e.hidden}`), 30_000);
+    assert.equal(await page.locator(".quality[data-level=poor] .quality-icon[aria-hidden=true]").count(), 1, name);
+  }
+  await shot(citizen, "18-citizen-poor-connection");
+  await staff.getByRole("button", { name: "Afslut besøg" }).click();
+  await citizen.getByText("Besøget er slut. Tak for i dag.").waitFor({ timeout: 10_000 });
+});
