@@ -42,7 +42,11 @@ test("every text key used by the pages and scripts exists", () => {
 });
 
 test("connection quality: good, weak and poor from loss, round-trip time and jitter", async () => {
-  const { qualityLevel } = await import(join(client, "assets/js/call.js"));
+  const { qualityLevel, worstLevel } = await import(join(client, "assets/js/call.js"));
+  assert.equal(worstLevel(["good", "good", "good"]), "good");
+  assert.equal(worstLevel(["good", "poor", "good"]), "poor");
+  assert.equal(worstLevel(["weak", "good", "good"]), "weak");
+  assert.equal(worstLevel([]), "good");
   assert.equal(qualityLevel({ lossRatio: 0, rtt: 0.02, jitter: 0.005 }), "good");
   assert.equal(qualityLevel({ lossRatio: 0, rtt: null, jitter: 0 }), "good");
   assert.equal(qualityLevel({ lossRatio: 0.04, rtt: 0.02, jitter: 0.005 }), "weak");

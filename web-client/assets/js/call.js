@@ -12,6 +12,8 @@
 import { Signalling } from "./signalling.js";
 
 const STATS_INTERVAL_MS = 2000;
+/** Measurements the quality level is smoothed over (the worst of them is shown). */
+const QUALITY_WINDOW = 3;
 /** How long the media may stay "disconnected" before we rejoin. */
 const DISCONNECTED_GRACE_MS = 4000;
 /** Waits between rejoin attempts (with ±20% jitter); the last repeats. */
@@ -86,6 +88,7 @@ export class Call extends EventTarget {
     this.signalling = s;
     this.negotiation = Promise.resolve();
     this.lastStats = null;
+    this.qualityHistory = [];
     this.videoSender = null;
 
     // Local tracks first: the relay's first offer carries recvonly m-lines for them. A shared
@@ -332,7 +335,8 @@ export class Call extends EventTarget {
     const dReceived = received - previous.received;
     const dLost = Math.max(0, lost - previous.lost);
     const lossRatio = dReceived + dLost > 0 ? dLost / (dReceived + dLost) : 0;
-    const level = qualityLevel({ lossRatio, rtt, jitter });
+    this.qualityHistory = [...(this.qualityHistory ?? []), qualityLevel({ lossRatio, rtt, jitter })].slice(-QUALITY_WINDOW);
+    const level = worstLevel(this.qualityHistory);
     this.emit("quality", { level, lossRatio, rtt, jitter });
   }
 }
@@ -342,6 +346,15 @@ export function qualityLevel({ lossRatio, rtt, jitter }) {
   if (lossRatio > 0.08 || (rtt !== null && rtt > 0.6) || jitter > 0.1) return "poor";
   if (lossRatio > 0.02 || (rtt !== null && rtt > 0.3) || jitter > 0.04) return "weak";
   return "good";
+}
+
+/**
+ * The worst of the recent levels: a drop shows at once, a recovery only after it has held for
+ * the whole window, so the indicator does not flicker.
+ */
+export function worstLevel(levels) {
+  const order = ["good", "weak", "poor"];
+  return levels.reduce((worst, level) => (order.indexOf(level) > order.indexOf(worst) ? level : worst), "good");
 }
 
 function isPermanent(error) {

@@ -172,6 +172,8 @@ async function join() {
   $("#call").hidden = false;
   $("#call-title").textContent = t("citizen.with", { name: joined.visit.staff_display_name });
   $("#call-title").hidden = false;
+  $("#call").setAttribute("aria-labelledby", "call-title");
+  $("#call").focus(); // the button that had focus is gone with the lobby
   try {
     await call.start();
   } catch {
