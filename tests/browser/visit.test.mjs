@@ -22,6 +22,12 @@ after(async () => {
   await server?.stop();
 });
 
+/** Ends the visit from the staff call page with the default outcome (completed). */
+async function endVisit(staff) {
+  await staff.getByRole("button", { name: "Afslut besøg" }).click();
+  await staff.getByRole("dialog").getByRole("button", { name: "Afslut nu" }).click();
+}
+
 const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
 
 test("staff and citizen see and hear each other through the relay", async () => {
@@ -115,8 +121,20 @@ test("staff and citizen see and hear each other through the relay", async () => 
   await eventually("staff sees the citizen muted", async () =>
     (await staff.locator(".remote-muted").innerText()).includes("Mikrofon slået fra"));
 
-  // Staff ends the visit: the citizen is told, kindly.
+  // Staff ends the visit choosing the outcome: the citizen is told, kindly.
   await staff.getByRole("button", { name: "Afslut besøg" }).click();
+  const dialog = staff.getByRole("dialog", { name: "Afslut besøget" });
+  await dialog.waitFor();
+  assert.equal(await dialog.getByRole("radio", { name: "Gennemført" }).isChecked(), true);
+  await shot(staff, "19-staff-end-dialog");
+  await expectAccessible(staff, "staff end-visit dialog");
+  // Changing one's mind keeps the call going.
+  await dialog.getByRole("button", { name: "Tilbage til besøget" }).click();
+  await dialog.waitFor({ state: "hidden" });
+  assert.ok((await inboundMedia(staff)).open === 1, "still in the call");
+  await staff.getByRole("button", { name: "Afslut besøg" }).click();
+  await dialog.getByLabel("Note (valgfri)").fill("Medicin gennemgået.");
+  await dialog.getByRole("button", { name: "Afslut nu" }).click();
   await citizen.getByText("Besøget er slut. Tak for i dag.").waitFor({ timeout: 10_000 });
   await staff.getByText("Besøget er afsluttet.").waitFor({ timeout: 10_000 });
   await shot(citizen, "05-citizen-ended");
@@ -335,7 +353,7 @@ test("display names are shown as text; a citizen without devices joins to watch;
     return (media.aspect !== null && media.aspect < 1.45) || media;
   });
 
-  await staff.getByRole("button", { name: "Afslut besøg" }).click();
+  await endVisit(staff);
   await citizen.getByText("Besøget er slut. Tak for i dag.").waitFor({ timeout: 10_000 });
 });
 
@@ -370,6 +388,6 @@ test("on a lossy line the quality indicator says so in words, on both sides", as
     assert.equal(await page.locator(".quality[data-level=poor] .quality-icon[aria-hidden=true]").count(), 1, name);
   }
   await shot(citizen, "18-citizen-poor-connection");
-  await staff.getByRole("button", { name: "Afslut besøg" }).click();
+  await endVisit(staff);
   await citizen.getByText("Besøget er slut. Tak for i dag.").waitFor({ timeout: 10_000 });
 });

@@ -38,7 +38,7 @@ export const api = {
   visit: (id) => request("GET", `/api/visits/${encodeURIComponent(id)}`),
   startVisit: (id) => request("POST", `/api/visits/${encodeURIComponent(id)}/start`, {}),
   mediaToken: (id) => request("POST", `/api/visits/${encodeURIComponent(id)}/media-token`, {}),
-  endVisit: (id) => request("POST", `/api/visits/${encodeURIComponent(id)}/end`, {}),
+  endVisit: (id, outcome = {}) => request("POST", `/api/visits/${encodeURIComponent(id)}/end`, outcome),
   citizenLink: (id) => request("POST", `/api/visits/${encodeURIComponent(id)}/citizen-link`, {}),
   joinWithLink: (secret) => request("POST", `/api/join/${encodeURIComponent(secret)}`, {}),
 };

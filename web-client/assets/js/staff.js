@@ -10,6 +10,8 @@ let visits = [];
 /** The week view's days: [{day, visits}], or null when showing a day. */
 let week = null;
 let refreshTimer = null;
+/** Statuses after which a visit cannot be started or joined. */
+const FINAL = new Set(["completed", "no_show", "cancelled", "technical_failure"]);
 /** What is shown: a day (YYYY-MM-DD, Copenhagen) and "day" or "week"; kept in the URL. */
 const view = initialView();
 
@@ -225,7 +227,7 @@ async function refreshVisits() {
     item.dataset.status = visit.status;
     item.querySelector(".visit-status").textContent = t(`status.${visit.status}`);
     const start = item.querySelector("[data-action=start]");
-    if (visit.status === "completed") item.querySelector(".visit-actions")?.replaceChildren();
+    if (FINAL.has(visit.status)) item.querySelector(".visit-actions")?.replaceChildren();
     else if (start) start.textContent = t(visit.status === "in_progress" ? "staff.resume" : "staff.start");
   }
 }
@@ -257,7 +259,7 @@ function renderVisits() {
 
     const actions = document.createElement("div");
     actions.className = "visit-actions";
-    if (visit.status !== "completed") {
+    if (!FINAL.has(visit.status)) {
       const start = document.createElement("a");
       start.className = "button primary";
       start.href = `/visit/${encodeURIComponent(visit.id)}`;

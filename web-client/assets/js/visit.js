@@ -36,13 +36,36 @@ async function main() {
   }
 }
 
-async function endVisit(call) {
-  $("#call").querySelector("[data-role=leave]").disabled = true;
-  try { await api.endVisit(visitId); } catch { /* the room closes below either way */ }
-  call.hangUp();
+/** "Afslut besøg" asks how it went (completed, no-show, technical failure) and for a note. */
+function endVisit(call) {
+  const dialog = $("#end-dialog");
+  const form = $("#end-form");
+  $("#end-error").textContent = "";
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    const outcome = form.elements.outcome.value;
+    const note = form.elements.note.value.trim();
+    const submit = form.querySelector("[type=submit]");
+    submit.disabled = true;
+    try {
+      await api.endVisit(visitId, note ? { outcome, note } : { outcome });
+    } catch (e) {
+      submit.disabled = false;
+      // Gone already (ended elsewhere) is fine; anything else may be retried.
+      if (!(e instanceof ApiError && e.status === 409)) {
+        $("#end-error").textContent = t("end.failed");
+        return;
+      }
+    }
+    dialog.close();
+    call.hangUp();
+  };
+  $("#end-cancel").onclick = () => dialog.close();
+  dialog.showModal();
 }
 
 function done(reason) {
+  if ($("#end-dialog").open) $("#end-dialog").close();
   $("#call").hidden = true;
   const key = reason === "replaced" ? "call.replaced"
     : reason === "media_failed" || reason === "disconnected" ? "call.failed"
