@@ -313,12 +313,18 @@ test("display names are shown as text; a citizen without devices joins to watch;
   await assertNoMarkup(staff, "staff call");
   await shot(citizen, "11-citizen-hostile-name");
 
-  // The relay pauses video for a weak connection, and later resumes it.
-  citizenSocket().send(JSON.stringify({ type: "video_paused", reason: "low_bandwidth" }));
+  // The relay pauses video for this weak connection, and later resumes it (messages as in
+  // PROTOCOL.md, injected into the real socket). Per participant: two paused, one resumed.
+  const paused = { type: "video_paused", reason: "low_bandwidth" };
+  citizenSocket().send(JSON.stringify({ ...paused, participant_id: "p-a" }));
+  citizenSocket().send(JSON.stringify({ ...paused, participant_id: "p-b" }));
   await citizen.getByText("Din forbindelse er svag – vi viser kun lyd for at holde samtalen i gang.").waitFor();
   await shot(citizen, "12-citizen-video-paused");
   await expectAccessible(citizen, "citizen call with the weak-connection notice");
-  citizenSocket().send(JSON.stringify({ type: "video_resumed" }));
+  citizenSocket().send(JSON.stringify({ type: "video_resumed", participant_id: "p-a" }));
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(await citizen.getByText("Din forbindelse er svag", { exact: false }).count(), 1, "still paused for p-b");
+  citizenSocket().send(JSON.stringify({ type: "video_resumed", participant_id: "p-b" }));
   await citizen.getByText("Billedet er tilbage.").waitFor();
   assert.equal(await citizen.getByText("Din forbindelse er svag", { exact: false }).count(), 0);
 

@@ -43,7 +43,8 @@ export class CallView {
     this.remoteId = null;
     this.qualityLevel = null;
     this.reconnecting = false;
-    this.videoPaused = false;
+    /** Participants whose video the relay paused for us (null: the relay did not say whose). */
+    this.paused = new Set();
 
     this.selfVideo.muted = true; // before srcObject: iOS only autoplays muted video inline
     this.selfVideo.srcObject = call.localStream;
@@ -72,6 +73,7 @@ export class CallView {
     call.addEventListener("participant-joined", (e) => this.announce(t("call.joined", { name: e.detail.participant.display_name })));
     call.addEventListener("participant-updated", () => this.render());
     call.addEventListener("participant-left", (e) => {
+      this.paused.delete(e.detail.participant_id);
       if (e.detail.participant_id === this.remoteId) {
         this.remoteId = null;
         this.remoteVideo.srcObject = null;
@@ -88,6 +90,7 @@ export class CallView {
       this.render();
     });
     call.addEventListener("joined", () => {
+      this.paused.clear(); // a new session starts with everything flowing
       if (this.remoteId && !call.participants.has(this.remoteId)) {
         this.remoteId = null;
         this.remoteVideo.srcObject = null;
@@ -105,13 +108,14 @@ export class CallView {
       this.announce(t("call.reconnected"));
       this.render();
     });
-    call.addEventListener("video-paused", () => {
-      this.videoPaused = true;
+    call.addEventListener("video-paused", (e) => {
+      this.paused.add(e.detail.participantId);
       this.render();
     });
-    call.addEventListener("video-resumed", () => {
-      this.videoPaused = false;
-      this.announce(t("call.video_resumed"));
+    call.addEventListener("video-resumed", (e) => {
+      if (e.detail.participantId === null) this.paused.clear();
+      else this.paused.delete(e.detail.participantId);
+      if (this.paused.size === 0) this.announce(t("call.video_resumed"));
       this.render();
     });
     onLanguageChange(() => this.render());
@@ -201,7 +205,7 @@ export class CallView {
     }
     // Notices are live regions that stay in the page; only their text changes.
     this.reconnectNotice.textContent = this.reconnecting ? t("call.reconnecting") : "";
-    this.pausedNotice.textContent = this.videoPaused && !this.reconnecting ? t("call.video_paused") : "";
+    this.pausedNotice.textContent = this.paused.size > 0 && !this.reconnecting ? t("call.video_paused") : "";
     this.note.textContent = this.noteKey ? t(this.noteKey) : "";
   }
 }

@@ -7,7 +7,8 @@
 // Events: "joined" {you, participants}, "participant-joined"/"participant-updated"
 // {participant}, "participant-left" {participant_id, reason}, "remote-stream"
 // {participantId, stream}, "state" {state}, "quality" {level, lossRatio, rtt, jitter},
-// "video-paused" {reason}, "video-resumed", "reconnecting" {cause}, "reconnected",
+// "video-paused" {participantId, reason}, "video-resumed" {participantId}, "reconnecting"
+// {cause}, "reconnected",
 // "ended" {reason}, "error" {code, fatal}.
 import { Signalling } from "./signalling.js";
 
@@ -150,10 +151,14 @@ export class Call extends EventTarget {
       this.remoteStreams.delete(id);
       this.emit("participant-left", { ...e.detail, participant });
     });
+    // The relay stops forwarding someone's video to us when our downlink is too weak (audio
+    // goes on), and resumes it when it recovers; per participant.
     s.addEventListener("video_paused", (e) => {
-      if (current()) this.emit("video-paused", { reason: e.detail.reason ?? null });
+      if (current()) this.emit("video-paused", { participantId: e.detail.participant_id ?? null, reason: e.detail.reason ?? null });
     });
-    s.addEventListener("video_resumed", () => { if (current()) this.emit("video-resumed"); });
+    s.addEventListener("video_resumed", (e) => {
+      if (current()) this.emit("video-resumed", { participantId: e.detail.participant_id ?? null });
+    });
     s.addEventListener("ended", (e) => {
       if (!current()) return;
       // A server restart is not the end of the visit: come back when it is up again.
