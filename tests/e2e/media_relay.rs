@@ -89,6 +89,28 @@ async fn staff_and_citizen_exchange_audio_and_video_through_the_relay() -> Resul
     let staff = joined(Participant::join(&server.ws_url(), &staff_token, BOTH, room).await?).await;
     let citizen =
         joined(Participant::join(&server.ws_url(), &citizen_token, BOTH, room).await?).await;
+    // The citizen waits in the waiting room until the staff member lets them in.
+    assert!(citizen.waited, "the citizen must land in the waiting room");
+    let citizen_id = citizen.id.clone();
+    staff
+        .wait_for(Duration::from_secs(5), |m| {
+            matches!(m, ServerMessage::ParticipantWaiting { participant } if participant.id.to_string() == citizen_id)
+        })
+        .await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !citizen
+            .messages()
+            .iter()
+            .any(|m| matches!(m, ServerMessage::Offer { .. })),
+        "no offer before admission"
+    );
+    staff.admit(&citizen.id).await?;
+    citizen
+        .wait_for(Duration::from_secs(5), |m| {
+            matches!(m, ServerMessage::Joined { .. })
+        })
+        .await?;
     staff.wait_connected(Duration::from_secs(10)).await?;
     citizen.wait_connected(Duration::from_secs(10)).await?;
     assert_eq!(staff.id, m.staff.id.to_string());
