@@ -244,3 +244,12 @@ export async function fakeScreen(page) {
     };
   });
 }
+
+/**
+ * The citizen lands in the waiting room ("Din medarbejder lukker dig ind om lidt") and the
+ * staff member lets them in with the panel's "Lad komme ind" button.
+ */
+export async function admitFromWaitingRoom(staff, citizen, ms = 20_000) {
+  await citizen.getByRole("heading", { name: "Din medarbejder lukker dig ind om lidt" }).waitFor({ timeout: ms });
+  await staff.getByRole("region", { name: "Venteværelse" }).getByRole("button", { name: "Lad komme ind" }).click({ timeout: ms });
+}

@@ -1,9 +1,13 @@
 // The server dies mid-call and comes back on the same ports and data: staff and citizen rejoin
-// by themselves, with a calm notice meanwhile, and nobody clicks anything.
+// by themselves, with a calm notice meanwhile, and nobody clicks anything. (The restarted relay
+// has forgotten that the citizen was let in; the staff page, which remembers, lets them in
+// again by itself.)
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { startServer, launchBrowser, newPage, inboundMedia, eventually, artifacts } from "./harness.mjs";
+import {
+  startServer, launchBrowser, newPage, inboundMedia, eventually, artifacts, admitFromWaitingRoom,
+} from "./harness.mjs";
 
 let server;
 let browser;
@@ -51,6 +55,7 @@ test("after a server crash and restart, both sides rejoin without a click", asyn
   await citizen.goto(citizenUrl);
   await citizen.locator("#check-connection[data-state=ok]").waitFor({ timeout: 15_000 });
   await citizen.getByRole("button", { name: "Deltag" }).click();
+  await admitFromWaitingRoom(staff, citizen);
   await citizen.getByRole("button", { name: "Læg på" }).waitFor();
   await decoding("staff", staff);
   await decoding("citizen", citizen);

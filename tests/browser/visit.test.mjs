@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   startServer, launchBrowser, newPage, inboundMedia, eventually, artifacts, expectAccessible, denyMedia,
-  fakeScreen,
+  fakeScreen, admitFromWaitingRoom,
 } from "./harness.mjs";
 
 let server;
@@ -87,7 +87,43 @@ test("staff and citizen see and hear each other through the relay", async () => 
   await shot(citizen, "02-citizen-check");
   await expectAccessible(citizen, "citizen join/check");
   await join.click();
-  await citizen.getByRole("button", { name: "Læg på" }).waitFor();
+
+  // The citizen waits in the waiting room, calmly, with no media yet.
+  await citizen.getByRole("heading", { name: "Din medarbejder lukker dig ind om lidt" }).waitFor({ timeout: 20_000 });
+  assert.equal(await citizen.getByRole("button", { name: "Læg på" }).count(), 0, "not in the call yet");
+  const waitingMedia = await inboundMedia(citizen);
+  assert.equal(waitingMedia.videoPackets + waitingMedia.audioPackets, 0, "no media before admission");
+  await shot(citizen, "20-citizen-waiting-room");
+  await expectAccessible(citizen, "citizen waiting room");
+  await citizen.getByRole("button", { name: "Switch to English" }).click();
+  await citizen.getByRole("heading", { name: "Your care worker will let you in shortly" }).waitFor();
+  await expectAccessible(citizen, "citizen waiting room (English)");
+  await citizen.getByRole("button", { name: "Skift til dansk" }).click();
+  await citizen.getByRole("heading", { name: "Din medarbejder lukker dig ind om lidt" }).waitFor();
+
+  // Staff see them waiting at once: a panel with the name, a spoken announcement, the tab title.
+  const lobby = staff.getByRole("region", { name: "Venteværelse" });
+  const waitingRow = lobby.locator("li.waiting-person");
+  await waitingRow.waitFor({ timeout: 10_000 });
+  assert.match(await waitingRow.locator(".waiting-name").innerText(), /^\S.* venter$/);
+  await eventually("the arrival is announced", async () =>
+    /venter i venteværelset\.$/.test(await staff.locator("#lobby-announce[aria-live]").innerText())
+    || await staff.locator("#lobby-announce").innerText());
+  assert.match(await staff.title(), /^\(1\) venter – /);
+  await shot(staff, "21-staff-waiting-room");
+  await expectAccessible(staff, "staff waiting-room panel");
+  // Keyboard only: Tab reaches "Lad komme ind", and Enter lets the citizen in.
+  await staff.locator("body").focus();
+  let onAdmit = false;
+  for (let i = 0; i < 12 && !onAdmit; i += 1) {
+    await staff.keyboard.press("Tab");
+    onAdmit = await staff.evaluate(() => document.activeElement?.dataset.role === "admit");
+  }
+  assert.ok(onAdmit, "Tab reaches the admit button");
+  await staff.keyboard.press("Enter");
+  await citizen.getByRole("button", { name: "Læg på" }).waitFor({ timeout: 20_000 });
+  await lobby.waitFor({ state: "hidden" });
+  assert.equal(await staff.title(), "Skærm – besøg");
 
   // The other tab's list turned "I gang" without a reload.
   await listedVisit.locator(".visit-status").getByText("I gang").waitFor({ timeout: 20_000 });
@@ -304,6 +340,9 @@ test("display names are shown as text; a citizen without devices joins to watch;
   await citizen.locator("#check-connection[data-state=ok]").waitFor({ timeout: 15_000 });
   await citizen.locator("#check-camera[data-state=problem]").waitFor();
   await citizen.getByRole("button", { name: "Deltag" }).click();
+  await staff.locator(".waiting-name").getByText(HOSTILE, { exact: false }).waitFor({ timeout: 20_000 });
+  await assertNoMarkup(staff, "staff waiting-room panel");
+  await admitFromWaitingRoom(staff, citizen);
   await citizen.getByText("Mikrofon og kamera kan ikke bruges, så din medarbejder kan hverken se eller høre dig.", { exact: false }).waitFor();
   await citizen.locator("#call-title").getByText(HOSTILE, { exact: false }).waitFor();
   // Names from signalling: the other participant's label, on both sides.
@@ -379,6 +418,21 @@ test("on a lossy line the quality indicator says so in words, on both sides", as
   const citizen = await newPage(browser, { name: "citizen-lossy", viewport: { width: 820, height: 1180 }, hasTouch: true });
   await citizen.goto(url);
   await citizen.locator("#check-connection[data-state=ok]").waitFor({ timeout: 15_000 });
+  // Turned away from the waiting room ("Afvis"): told kindly, and not rejoined by itself.
+  await citizen.getByRole("button", { name: "Deltag" }).click();
+  await citizen.getByRole("heading", { name: "Din medarbejder lukker dig ind om lidt" }).waitFor({ timeout: 20_000 });
+  await staff.getByRole("region", { name: "Venteværelse" }).getByRole("button", { name: "Afvis" }).click({ timeout: 20_000 });
+  await citizen.getByText("Din medarbejder har ikke lukket dig ind i besøget.", { exact: false }).waitFor({ timeout: 10_000 });
+  await staff.getByRole("region", { name: "Venteværelse" }).waitFor({ state: "hidden" });
+  await eventually("staff hear that the citizen was turned away", async () =>
+    /er afvist\.$/.test(await staff.locator("#lobby-announce").innerText()) || await staff.locator("#lobby-announce").innerText());
+  await shot(citizen, "22-citizen-denied");
+  await expectAccessible(citizen, "citizen denied");
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal((await inboundMedia(citizen)).open, 0, "a denied citizen does not rejoin by itself");
+  // Asked again by phone, the citizen opens the link once more and is let in this time.
+  await citizen.reload();
+  await citizen.locator("#check-connection[data-state=ok]").waitFor({ timeout: 15_000 });
   // Chromium drops a quarter of the citizen's WebRTC packets (both ways) from here on (packet
   // loss applies only while some throttling is on, hence the small latency).
   const cdp = await citizen.context().newCDPSession(citizen);
@@ -387,6 +441,7 @@ test("on a lossy line the quality indicator says so in words, on both sides", as
     offline: false, latency: 20, downloadThroughput: -1, uploadThroughput: -1, packetLoss: 25,
   });
   await citizen.getByRole("button", { name: "Deltag" }).click();
+  await admitFromWaitingRoom(staff, citizen);
   for (const [name, page] of [["citizen", citizen], ["staff", staff]]) {
     await eventually(`${name} shows a poor connection`, async () =>
       (await page.locator(".quality[data-level=poor]").getByText("Forbindelse: Dårlig").count()) === 1

@@ -10,6 +10,11 @@
 // "video-paused" {participantId, reason}, "video-resumed" {participantId}, "reconnecting"
 // {cause}, "reconnected",
 // "ended" {reason}, "error" {code, fatal}.
+// The waiting room: "waiting" {you} (we wait for a host; no media until "joined"); for hosts
+// "lobby" {waiting: [Participant]} whenever the list of people waiting changes, with
+// "participant-waiting" {participant} when someone arrives and "waiting-left" {participant,
+// reason} when someone leaves it without being let in (gone, or denied). A host lets someone in
+// with admit(id) or turns them away with deny(id).
 import { Signalling } from "./signalling.js";
 
 const STATS_INTERVAL_MS = 2000;
@@ -47,6 +52,12 @@ export class Call extends EventTarget {
     this.negotiation = Promise.resolve();
     this.remoteStreams = new Map();
     this.participants = new Map();
+    /** Hosts: who waits in the waiting room, by participant id. */
+    this.waitingList = new Map();
+    /** We ourselves wait to be admitted. */
+    this.inLobby = false;
+    /** Hosts: the participant of the last admit/deny sent (to clean up after a refusal). */
+    this.pendingDecision = null;
     this.muted = { audio: false, video: false };
     this.ended = false;
     this.statsTimer = null;
@@ -129,14 +140,32 @@ export class Call extends EventTarget {
       this.participants.clear();
       this.remoteStreams.clear();
       for (const p of e.detail.participants) this.participants.set(p.id, p);
+      this.inLobby = false;
+      this.waitingList.clear();
+      for (const p of e.detail.waiting ?? []) this.waitingList.set(p.id, p);
       if (this.muted.audio || this.muted.video) s.send({ type: "mute", ...this.muted });
       this.emit("joined", e.detail);
+      this.emitLobby();
+    });
+    s.addEventListener("waiting", (e) => {
+      if (!current()) return;
+      this.inLobby = true;
+      this.participants.clear();
+      if (this.muted.audio || this.muted.video) s.send({ type: "mute", ...this.muted });
+      this.emit("waiting", e.detail);
+    });
+    s.addEventListener("participant_waiting", (e) => {
+      if (!current()) return;
+      this.waitingList.set(e.detail.participant.id, e.detail.participant);
+      this.emit("participant-waiting", e.detail);
+      this.emitLobby();
     });
     s.addEventListener("offer", (e) => { if (current()) this.answer(e.detail); });
     s.addEventListener("participant_joined", (e) => {
       if (!current()) return;
       this.participants.set(e.detail.participant.id, e.detail.participant);
       this.emit("participant-joined", e.detail);
+      if (this.waitingList.delete(e.detail.participant.id)) this.emitLobby();
     });
     s.addEventListener("participant_updated", (e) => {
       if (!current()) return;
@@ -146,6 +175,13 @@ export class Call extends EventTarget {
     s.addEventListener("participant_left", (e) => {
       if (!current()) return;
       const id = e.detail.participant_id;
+      const waiting = this.waitingList.get(id);
+      if (waiting && !this.participants.has(id)) {
+        this.waitingList.delete(id);
+        this.emit("waiting-left", { ...e.detail, participant: waiting });
+        this.emitLobby();
+        return;
+      }
       const participant = this.participants.get(id);
       this.participants.delete(id);
       this.remoteStreams.delete(id);
@@ -168,6 +204,15 @@ export class Call extends EventTarget {
     s.addEventListener("error", (e) => {
       if (!current()) return;
       this.emit("error", e.detail);
+      // An admit/deny for someone no longer waiting (they left as we pressed): drop them.
+      if (e.detail.code === "unknown_participant" && this.pendingDecision) {
+        const participant = this.waitingList.get(this.pendingDecision);
+        if (participant) {
+          this.waitingList.delete(this.pendingDecision);
+          this.emit("waiting-left", { participant_id: participant.id, reason: "left", participant });
+          this.emitLobby();
+        }
+      }
       if (!e.detail.fatal) return;
       if (RECOVERABLE_ERRORS.has(e.detail.code)) this.reconnect(e.detail.code);
       else this.finish(e.detail.code);
@@ -194,6 +239,22 @@ export class Call extends EventTarget {
     s.join({ token, room: this.room, publish });
   }
 
+  emitLobby() {
+    this.emit("lobby", { waiting: [...this.waitingList.values()] });
+  }
+
+  /** (Host.) Lets a waiting participant in. */
+  admit(participantId) {
+    this.pendingDecision = participantId;
+    this.signalling?.send({ type: "admit", participant_id: participantId });
+  }
+
+  /** (Host.) Turns a waiting participant away. */
+  deny(participantId) {
+    this.pendingDecision = participantId;
+    this.signalling?.send({ type: "deny", participant_id: participantId });
+  }
+
   /** Closes the current session's socket and peer connection, keeping the local media. */
   teardown() {
     this.generation++;
@@ -202,6 +263,11 @@ export class Call extends EventTarget {
     this.pc = null;
     this.signalling?.close();
     this.signalling = null;
+    // A new session learns the waiting room afresh (from `joined`).
+    if (this.waitingList.size > 0) {
+      this.waitingList.clear();
+      this.emitLobby();
+    }
   }
 
   /** The connection was lost: rejoin with a fresh token, backing off, without anyone's click. */

@@ -167,6 +167,26 @@ async function join() {
   else if (stream.getVideoTracks().length === 0) view.setNote("citizen.no_camera");
   else if (stream.getAudioTracks().length === 0) view.setNote("citizen.no_microphone");
   call.addEventListener("ended", (e) => finished(e.detail.reason));
+  // The waiting room: a calm screen until staff let us in (again after a restart of the
+  // server, which forgets who was let in); then the call.
+  call.addEventListener("waiting", () => {
+    const self = $("#waiting-self");
+    self.muted = true;
+    self.srcObject = stream.getVideoTracks().length ? stream : null;
+    self.hidden = !self.srcObject;
+    const focused = $("#call").contains(document.activeElement) || document.activeElement === $("#call");
+    $("#call").hidden = true;
+    $("#waiting-room").hidden = false;
+    if (focused || document.activeElement === document.body) $("#waiting-room").focus();
+  });
+  call.addEventListener("joined", () => {
+    if ($("#waiting-room").hidden) return;
+    $("#waiting-room").hidden = true;
+    $("#waiting-self").srcObject = null;
+    $("#call").hidden = false;
+    $("#call").focus();
+  });
+  $("#waiting-leave").onclick = () => call.hangUp();
   keepScreenOn(call);
   $("#lobby").hidden = true;
   $("#call").hidden = false;
@@ -198,8 +218,11 @@ function explain(error) {
 function finished(reason) {
   $("#call").hidden = true;
   $("#lobby").hidden = true;
+  $("#waiting-room").hidden = true;
+  $("#waiting-self").srcObject = null;
   const key = reason === "replaced" ? "call.replaced"
     : reason === "left" ? "citizen.left"
+    : reason === "denied" ? "citizen.denied"
     : reason === "media_failed" || reason === "disconnected" ? "call.failed"
     : "call.ended";
   const again = key === "citizen.left" ? "citizen.rejoin" : key === "call.failed" ? "citizen.try_again" : null;

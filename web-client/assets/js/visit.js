@@ -3,6 +3,7 @@
 import { api, ApiError } from "./api.js";
 import { Call, getLocalMedia } from "./call.js";
 import { CallView } from "./call-view.js";
+import { LobbyPanel } from "./lobby-panel.js";
 import { t, translate, languageSwitch } from "./i18n.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -27,6 +28,7 @@ async function main() {
     renewToken: async () => (await api.mediaToken(visitId)).media_token,
   });
   new CallView($("#call"), call, { onLeave: () => endVisit(call), leaveKey: "call.end_visit", screenShare: true });
+  new LobbyPanel($("#lobby-panel"), call, $("#lobby-announce"), visitId);
   call.addEventListener("ended", (e) => done(e.detail.reason));
   $("#call").hidden = false;
   try {
@@ -67,6 +69,7 @@ function endVisit(call) {
 function done(reason) {
   if ($("#end-dialog").open) $("#end-dialog").close();
   $("#call").hidden = true;
+  $("#lobby-panel").hidden = true;
   const key = reason === "replaced" ? "call.replaced"
     : reason === "media_failed" || reason === "disconnected" ? "call.failed"
     : "call.ended_staff";
