@@ -105,6 +105,27 @@ async fn staff_and_citizen_exchange_audio_and_video_through_the_relay() -> Resul
             .any(|m| matches!(m, ServerMessage::Offer { .. })),
         "no offer before admission"
     );
+    // The relay counts who waits (published by the worker about once a second).
+    let mut waiting_gauge = None;
+    for _ in 0..50 {
+        let metrics = reqwest::get(format!("{}/metrics", server.url()))
+            .await?
+            .text()
+            .await?;
+        waiting_gauge = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("skaerm_participants_waiting "))
+            .map(|v| v.trim().to_owned());
+        if waiting_gauge.as_deref() == Some("1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        waiting_gauge.as_deref(),
+        Some("1"),
+        "one participant waiting"
+    );
     staff.admit(&citizen.id).await?;
     citizen
         .wait_for(Duration::from_secs(5), |m| {
@@ -165,6 +186,7 @@ async fn staff_and_citizen_exchange_audio_and_video_through_the_relay() -> Resul
     for gauge in [
         "skaerm_rooms_active",
         "skaerm_participants",
+        "skaerm_participants_waiting",
         "skaerm_udp_bytes_in_total",
     ] {
         assert!(metrics.contains(gauge), "{gauge} missing from /metrics");
