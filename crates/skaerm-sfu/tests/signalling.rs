@@ -433,3 +433,45 @@ async fn a_denied_guest_is_told_and_closed_normally() {
     assert_eq!(left["participant_id"], guest_id.to_string());
     assert_eq!(left["reason"], "denied");
 }
+
+#[tokio::test]
+async fn a_waiting_guest_that_stops_answering_is_dropped_and_hosts_are_told() {
+    let (addr, _sfu) = start(RelayConfig {
+        ping_interval: Duration::from_millis(200),
+        ..config()
+    })
+    .await;
+    let room = Uuid::new_v4();
+    let mut host = connect(addr).await;
+    send(
+        &mut host,
+        json!({"type": "join", "protocol": 1, "token": format!("host:{room}:{}", Uuid::new_v4()),
+               "publish": {"audio": true, "video": true}}),
+    )
+    .await;
+    expect_type(&mut host, "joined").await;
+    let mut guest = connect(addr).await;
+    let guest_id = Uuid::new_v4();
+    send(
+        &mut guest,
+        json!({"type": "join", "protocol": 1, "token": format!("waiting:{room}:{guest_id}")}),
+    )
+    .await;
+    expect_type(&mut guest, "waiting").await;
+    expect_type(&mut host, "participant_waiting").await;
+    // The guest's socket is no longer read, so its pings go unanswered: the waiting room keeps
+    // the signalling timeouts, and the host (who keeps reading) hears that it is gone.
+    let left = expect_type(&mut host, "participant_left").await;
+    assert_eq!(left["participant_id"], guest_id.to_string());
+    assert_eq!(left["reason"], "disconnected");
+    send(
+        &mut host,
+        json!({"type": "admit", "participant_id": guest_id.to_string()}),
+    )
+    .await;
+    assert_eq!(
+        expect_type(&mut host, "error").await["code"],
+        "unknown_participant"
+    );
+    drop(guest);
+}
