@@ -2,7 +2,10 @@
 // Chromium with fake camera and microphone, and reading WebRTC stats from a page without
 // test hooks in the product (peer connections are captured by an init script).
 import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import dgram from "node:dgram";
+import net from "node:net";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,35 +16,88 @@ export const repoRoot = resolve(here, "../..");
 export const artifacts = join(here, "artifacts");
 mkdirSync(artifacts, { recursive: true });
 
-/** Starts `skaerm` with a fresh data directory; resolves with its URL once it is ready. */
-export async function startServer() {
+/** A free TCP port and a free UDP port on loopback, so a restarted server can keep them. */
+async function freePorts() {
+  const tcp = await new Promise((resolvePort, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolvePort(port));
+    });
+  });
+  const udp = await new Promise((resolvePort, reject) => {
+    const socket = dgram.createSocket("udp4");
+    socket.once("error", reject);
+    socket.bind(0, "127.0.0.1", () => {
+      const { port } = socket.address();
+      socket.close(() => resolvePort(port));
+    });
+  });
+  return { tcp, udp };
+}
+
+/**
+ * Starts `skaerm` with a fresh data directory on fixed free ports; resolves once it is ready.
+ * `kill()` stops it abruptly (SIGKILL, as a crash would) and `restart()` starts it again on the
+ * same ports and data directory (without re-seeding the demo, which would re-issue the citizen
+ * link). `env` adds environment variables (e.g. SKAERM_LINK_OPENS_BEFORE_MIN).
+ */
+export async function startServer({ env = {} } = {}) {
   const bin = process.env.SKAERM_BIN || join(repoRoot, "target/debug/skaerm");
   const dataDir = mkdtempSync(join(tmpdir(), "skaerm-browser-"));
-  const child = spawn(bin, [
-    "--listen", "127.0.0.1:0",
-    "--data-dir", dataDir,
-    "--udp-port", "0",
-    "--udp-bind-ip", "127.0.0.1",
-    "--announce-ip", "127.0.0.1",
-  ], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || "info" } });
+  const ports = await freePorts();
+  let child = null;
   let log = "";
-  child.stderr.on("data", (chunk) => { log += chunk; });
-  const url = await new Promise((resolveUrl, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server not ready in 60 s\n${log}`)), 60_000);
-    let out = "";
-    child.stdout.on("data", (chunk) => {
-      out += chunk;
-      const match = out.match(/skaerm ready: (\S+)/);
-      if (match) { clearTimeout(timer); resolveUrl(match[1]); }
+
+  const spawnServer = async (extraArgs) => {
+    child = spawn(bin, [
+      "--listen", `127.0.0.1:${ports.tcp}`,
+      "--data-dir", dataDir,
+      "--udp-port", String(ports.udp),
+      "--udp-bind-ip", "127.0.0.1",
+      "--announce-ip", "127.0.0.1",
+      ...extraArgs,
+    ], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || "info", ...env } });
+    const running = child;
+    running.stderr.on("data", (chunk) => { log += chunk; });
+    return new Promise((resolveUrl, reject) => {
+      const timer = setTimeout(() => reject(new Error(`server not ready in 60 s\n${log}`)), 60_000);
+      let out = "";
+      running.stdout.on("data", (chunk) => {
+        out += chunk;
+        const match = out.match(/skaerm ready: (\S+)/);
+        if (match) { clearTimeout(timer); resolveUrl(match[1]); }
+      });
+      running.on("exit", (code) => { clearTimeout(timer); reject(new Error(`server exited (${code})\n${log}`)); });
     });
-    child.on("exit", (code) => { clearTimeout(timer); reject(new Error(`server exited (${code})\n${log}`)); });
-  });
+  };
+
+  const waitForExit = (signal) => {
+    const running = child;
+    child = null;
+    if (!running || running.exitCode !== null || running.signalCode !== null) return Promise.resolve();
+    return new Promise((r) => {
+      running.once("exit", r);
+      running.kill(signal);
+      setTimeout(r, 5000);
+    });
+  };
+
+  const url = await spawnServer([]);
   return {
     url,
+    ports,
     log: () => log,
+    /** Kills the server at once, like a crash or a pulled plug; the data stays. */
+    kill: () => waitForExit("SIGKILL"),
+    /** Starts the server again on the same ports and data directory. */
+    async restart() {
+      await waitForExit("SIGKILL");
+      return spawnServer(["--no-demo"]);
+    },
     async stop() {
-      child.kill("SIGINT");
-      await new Promise((r) => { child.on("exit", r); setTimeout(r, 5000); });
+      await waitForExit("SIGINT");
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
@@ -90,16 +146,20 @@ export async function newPage(browser, options = {}) {
   return page;
 }
 
-/** Inbound media totals of every peer connection on the page. */
+/** Inbound media totals of the page's open peer connections (closed ones are left out). */
 export async function inboundMedia(page) {
   return page.evaluate(async () => {
-    const totals = { framesDecoded: 0, audioPackets: 0, videoPackets: 0 };
+    const totals = { framesDecoded: 0, audioPackets: 0, videoPackets: 0, peers: 0, open: 0, aspect: null };
     for (const pc of window.__skaermTestPeers ?? []) {
+      totals.peers += 1;
+      if (pc.connectionState === "closed" || pc.signalingState === "closed") continue;
+      totals.open += 1;
       const report = await pc.getStats();
       report.forEach((s) => {
         if (s.type !== "inbound-rtp") return;
         if (s.kind === "video") {
           totals.framesDecoded += s.framesDecoded ?? 0;
+          if (s.frameWidth) totals.aspect = Math.round((s.frameWidth / s.frameHeight) * 100) / 100;
           totals.videoPackets += s.packetsReceived ?? 0;
         }
         if (s.kind === "audio") totals.audioPackets += s.packetsReceived ?? 0;
@@ -119,4 +179,77 @@ export async function eventually(what, check, ms = 20_000) {
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`${what} did not happen within ${ms} ms (last: ${JSON.stringify(last)})`);
+}
+
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+/**
+ * Runs axe-core on the page as it is now and fails on any serious or critical violation.
+ * axe is evaluated through the DevTools protocol, which the page's strict CSP does not block
+ * (an injected <script> tag would be, rightly).
+ */
+export async function expectAccessible(page, name) {
+  await page.evaluate(axeSource);
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, {
+      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] },
+      resultTypes: ["violations"],
+    });
+    return result.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      targets: v.nodes.slice(0, 5).map((n) => n.target.join(" ")),
+    }));
+  });
+  const serious = violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  const minor = violations.filter((v) => !serious.includes(v));
+  if (minor.length) console.log(`[axe ${name}] minor: ${minor.map((v) => `${v.id} (${v.impact})`).join(", ")}`);
+  if (serious.length) {
+    throw new Error(`axe found serious/critical violations on ${name}:\n${JSON.stringify(serious, null, 2)}`);
+  }
+  return violations;
+}
+
+/** Rejects getUserMedia as a browser does when the person (or policy) said no. */
+export async function denyMedia(page) {
+  await page.addInitScript(() => {
+    const deny = () => Promise.reject(new DOMException("Permission denied", "NotAllowedError"));
+    Object.defineProperty(navigator.mediaDevices, "getUserMedia", { value: deny, configurable: true });
+  });
+}
+
+/**
+ * getDisplayMedia answers with a 16:9 animated canvas (the fake camera is 4:3), so a test can
+ * tell a shared screen from the camera by the aspect ratio the other side decodes.
+ */
+export async function fakeScreen(page) {
+  await page.addInitScript(() => {
+    navigator.mediaDevices.getDisplayMedia = async () => {
+      const canvas = document.createElement("canvas");
+      canvas.width = 640;
+      canvas.height = 360;
+      const context = canvas.getContext("2d");
+      let n = 0;
+      setInterval(() => {
+        n += 1;
+        context.fillStyle = n % 2 ? "#0b5cab" : "#ffffff";
+        context.fillRect(0, 0, canvas.width, canvas.height);
+        context.fillStyle = "#000000";
+        context.fillRect((n * 7) % canvas.width, 100, 80, 80);
+      }, 66);
+      const stream = canvas.captureStream(15);
+      for (const track of stream.getVideoTracks()) track.contentHint = "detail";
+      return stream;
+    };
+  });
+}
+
+/**
+ * The citizen lands in the waiting room ("Din medarbejder lukker dig ind om lidt") and the
+ * staff member lets them in with the panel's "Lad komme ind" button.
+ */
+export async function admitFromWaitingRoom(staff, citizen, ms = 20_000) {
+  await citizen.getByRole("heading", { name: "Din medarbejder lukker dig ind om lidt" }).waitFor({ timeout: ms });
+  await staff.getByRole("region", { name: "Venteværelse" }).getByRole("button", { name: "Lad komme ind" }).click({ timeout: ms });
 }

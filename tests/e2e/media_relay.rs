@@ -89,6 +89,49 @@ async fn staff_and_citizen_exchange_audio_and_video_through_the_relay() -> Resul
     let staff = joined(Participant::join(&server.ws_url(), &staff_token, BOTH, room).await?).await;
     let citizen =
         joined(Participant::join(&server.ws_url(), &citizen_token, BOTH, room).await?).await;
+    // The citizen waits in the waiting room until the staff member lets them in.
+    assert!(citizen.waited, "the citizen must land in the waiting room");
+    let citizen_id = citizen.id.clone();
+    staff
+        .wait_for(Duration::from_secs(5), |m| {
+            matches!(m, ServerMessage::ParticipantWaiting { participant } if participant.id.to_string() == citizen_id)
+        })
+        .await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !citizen
+            .messages()
+            .iter()
+            .any(|m| matches!(m, ServerMessage::Offer { .. })),
+        "no offer before admission"
+    );
+    // The relay counts who waits (published by the worker about once a second).
+    let mut waiting_gauge = None;
+    for _ in 0..50 {
+        let metrics = reqwest::get(format!("{}/metrics", server.url()))
+            .await?
+            .text()
+            .await?;
+        waiting_gauge = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("skaerm_participants_waiting "))
+            .map(|v| v.trim().to_owned());
+        if waiting_gauge.as_deref() == Some("1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        waiting_gauge.as_deref(),
+        Some("1"),
+        "one participant waiting"
+    );
+    staff.admit(&citizen.id).await?;
+    citizen
+        .wait_for(Duration::from_secs(5), |m| {
+            matches!(m, ServerMessage::Joined { .. })
+        })
+        .await?;
     staff.wait_connected(Duration::from_secs(10)).await?;
     citizen.wait_connected(Duration::from_secs(10)).await?;
     assert_eq!(staff.id, m.staff.id.to_string());
@@ -143,6 +186,7 @@ async fn staff_and_citizen_exchange_audio_and_video_through_the_relay() -> Resul
     for gauge in [
         "skaerm_rooms_active",
         "skaerm_participants",
+        "skaerm_participants_waiting",
         "skaerm_udp_bytes_in_total",
     ] {
         assert!(metrics.contains(gauge), "{gauge} missing from /metrics");

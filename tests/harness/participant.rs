@@ -91,8 +91,11 @@ pub struct Participant {
     received: Arc<Mutex<Vec<Received>>>,
     tracks: HashMap<RtpCodecKind, (Arc<TrackLocalStaticRTP>, u32)>,
     sequence: Mutex<HashMap<RtpCodecKind, u16>>,
-    /// This participant's id, from `joined`.
+    /// This participant's id, from `joined` (or `waiting`).
     pub id: String,
+    /// The server put this participant in the waiting room (`waiting` came instead of
+    /// `joined`): media starts once a host admits it (see [`Participant::wait_for`]).
+    pub waited: bool,
 }
 
 /// How a join attempt ended.
@@ -208,8 +211,13 @@ impl Participant {
                 Ok(Some(Ok(_))) => continue,
             }
         };
+        let mut waited = false;
         let id = match first {
             ServerMessage::Joined { you, .. } => you.id.to_string(),
+            ServerMessage::Waiting { you, .. } => {
+                waited = true;
+                you.id.to_string()
+            }
             ServerMessage::Error { code, .. } => {
                 let code = serde_json::to_value(code)?
                     .as_str()
@@ -301,6 +309,7 @@ impl Participant {
             tracks,
             sequence: Mutex::new(HashMap::new()),
             id,
+            waited,
         })))
     }
 
@@ -380,6 +389,32 @@ impl Participant {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Waits until a signalling message matching `wanted` has arrived; returns it.
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        wanted: impl Fn(&ServerMessage) -> bool,
+    ) -> Result<ServerMessage> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(found) = self.messages().into_iter().find(|m| wanted(m)) {
+                return Ok(found);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!("no such message within {timeout:?}: {:?}", self.messages());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// (A host.) Lets a waiting participant in.
+    pub async fn admit(&self, participant_id: &str) -> Result<()> {
+        self.send(ClientMessage::Admit {
+            participant_id: skaerm_sfu::ids::ParticipantId(participant_id.parse()?),
+        })
+        .await
     }
 
     /// Sends a signalling message.

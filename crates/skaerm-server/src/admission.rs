@@ -67,6 +67,9 @@ impl Admission {
             participant: ParticipantId(claims.participant.0),
             role,
             display_name: claims.name,
+            // Policy: guests (the citizen, an invited relative) wait in the waiting room until
+            // the visit's staff member admits them; staff never wait.
+            needs_admission: role == Role::Guest,
         })
     }
 }

@@ -1,6 +1,7 @@
-//! What the server does when people join and leave visit rooms: a citizen joining moves the
-//! visit to `waiting` (the waiting room), leaving before staff start moves it back to `ready`.
-//! Everything is logged with ids and roles only — never media or names.
+//! What the server does when people join and leave visit rooms: a citizen entering the
+//! relay's waiting room (or the room itself) moves the visit to `waiting`, leaving before staff
+//! start moves it back to `ready`. Everything is logged with ids and roles only — never media or
+//! names.
 
 use crate::state::Services;
 use chrono::Utc;
@@ -41,6 +42,18 @@ pub async fn run(services: Services, mut events: mpsc::Receiver<RoomEvent>) {
                         .await;
                     log_refusal(result, "citizen left");
                 }
+            }
+            RoomEvent::ParticipantWaiting {
+                room,
+                participant,
+                role,
+            } => {
+                tracing::info!(visit = %room, %participant, ?role, "waiting to be admitted");
+                let result = services
+                    .store
+                    .citizen_arrived(VisitId(room.0), Utc::now())
+                    .await;
+                log_refusal(result, "citizen waiting");
             }
             RoomEvent::RoomClosed { room } => tracing::info!(visit = %room, "room closed"),
         }

@@ -19,6 +19,10 @@ pub struct JoinGrant {
     pub role: Role,
     /// Shown to the others as plain text.
     pub display_name: String,
+    /// Waits in the room's waiting room until a host admits them (the application's policy:
+    /// guests do, hosts never). The relay ignores it for hosts and for a participant it has
+    /// already admitted to this room (a rejoin after a network cut skips the lobby).
+    pub needs_admission: bool,
 }
 
 /// Why a join was refused.

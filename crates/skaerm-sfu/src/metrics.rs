@@ -14,6 +14,8 @@ pub struct RelayMetrics {
     pub rooms: IntGauge,
     /// Participants (media connections).
     pub participants: IntGauge,
+    /// Participants in a waiting room, waiting for a host to admit them.
+    pub waiting: IntGauge,
     /// Open signalling sessions.
     pub sessions: IntGauge,
     /// Datagrams received.
@@ -66,6 +68,10 @@ impl RelayMetrics {
             participants: gauge(
                 "skaerm_participants",
                 "Participants with a media connection",
+            )?,
+            waiting: gauge(
+                "skaerm_participants_waiting",
+                "Participants in a waiting room, not yet admitted by a host",
             )?,
             sessions: gauge("skaerm_signalling_sessions", "Open signalling WebSockets")?,
             packets_in: counter("skaerm_udp_packets_in_total", "Datagrams received")?,

@@ -99,6 +99,16 @@ pub enum ClientMessage {
     },
     /// Leave the room.
     Leave,
+    /// A host lets a waiting participant in.
+    Admit {
+        /// Who (from `participant_waiting` or `joined.waiting`).
+        participant_id: ParticipantId,
+    },
+    /// A host turns a waiting participant away.
+    Deny {
+        /// Who.
+        participant_id: ParticipantId,
+    },
 }
 
 /// A participant as others see it.
@@ -136,6 +146,8 @@ pub enum LeaveReason {
     Replaced,
     /// The room was closed.
     Removed,
+    /// A host turned them away from the waiting room.
+    Denied,
 }
 
 /// Why a session ended.
@@ -150,6 +162,8 @@ pub enum EndReason {
     ServerShutdown,
     /// The media connection failed and could not recover.
     MediaFailed,
+    /// A host turned this participant away from the waiting room.
+    Denied,
 }
 
 /// Server → client.
@@ -166,6 +180,21 @@ pub enum ServerMessage {
         room: RoomId,
         /// Everyone else present.
         participants: Vec<ParticipantInfo>,
+        /// Who is in the waiting room (hosts only; empty for guests).
+        #[serde(default)]
+        waiting: Vec<ParticipantInfo>,
+    },
+    /// This participant is in the waiting room until a host admits them: no offer yet.
+    Waiting {
+        /// The room.
+        room: RoomId,
+        /// The waiting participant.
+        you: ParticipantInfo,
+    },
+    /// (Hosts only.) Someone entered the waiting room.
+    ParticipantWaiting {
+        /// Who.
+        participant: ParticipantInfo,
     },
     /// An offer to answer.
     Offer {
@@ -263,6 +292,8 @@ pub enum ErrorCode {
     ServerBusy,
     /// A server fault.
     Internal,
+    /// `admit`/`deny` named nobody in this room's waiting room.
+    UnknownParticipant,
 }
 
 impl ErrorCode {
@@ -298,6 +329,7 @@ impl ErrorCode {
             ErrorCode::MediaFailed => "media_failed",
             ErrorCode::ServerBusy => "server_busy",
             ErrorCode::Internal => "internal",
+            ErrorCode::UnknownParticipant => "unknown_participant",
         }
     }
 }
@@ -312,7 +344,16 @@ pub enum ParseError {
 }
 
 /// The known client message types, to tell "unknown type" from "bad fields".
-const CLIENT_TYPES: &[&str] = &["join", "answer", "candidate", "publish", "mute", "leave"];
+const CLIENT_TYPES: &[&str] = &[
+    "join",
+    "answer",
+    "candidate",
+    "publish",
+    "mute",
+    "leave",
+    "admit",
+    "deny",
+];
 
 /// Parses one text frame.
 pub fn parse_client_message(text: &str) -> Result<ClientMessage, ParseError> {
@@ -389,6 +430,82 @@ mod tests {
             ParseError::UnknownType(t) => assert_eq!(t.len(), 40),
             other => panic!("expected UnknownType, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn admit_and_deny_parse_and_bad_ids_are_bad_messages() {
+        let id = uuid::Uuid::new_v4();
+        let m = parse_client_message(&format!(r#"{{"type":"admit","participant_id":"{id}"}}"#))
+            .unwrap();
+        assert_eq!(
+            m,
+            ClientMessage::Admit {
+                participant_id: ParticipantId(id)
+            }
+        );
+        let m =
+            parse_client_message(&format!(r#"{{"type":"deny","participant_id":"{id}"}}"#)).unwrap();
+        assert_eq!(
+            m,
+            ClientMessage::Deny {
+                participant_id: ParticipantId(id)
+            }
+        );
+        for bad in [
+            r#"{"type":"admit"}"#,
+            r#"{"type":"admit","participant_id":"not-a-uuid"}"#,
+            r#"{"type":"deny","participant_id":7}"#,
+        ] {
+            assert!(
+                matches!(parse_client_message(bad), Err(ParseError::Bad(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn waiting_room_messages_serialise_as_documented() {
+        let you = ParticipantInfo {
+            id: ParticipantId(uuid::Uuid::nil()),
+            role: Role::Guest,
+            display_name: "Ingrid".into(),
+            muted: Muted::default(),
+        };
+        let room = RoomId(uuid::Uuid::nil());
+        let json = serde_json::to_value(ServerMessage::Waiting {
+            room,
+            you: you.clone(),
+        })
+        .unwrap();
+        assert_eq!(json["type"], "waiting");
+        assert_eq!(json["you"]["display_name"], "Ingrid");
+        let json = serde_json::to_value(ServerMessage::ParticipantWaiting {
+            participant: you.clone(),
+        })
+        .unwrap();
+        assert_eq!(json["type"], "participant_waiting");
+        assert_eq!(json["participant"]["role"], "guest");
+        let json = serde_json::to_value(ServerMessage::Joined {
+            protocol: 1,
+            you: you.clone(),
+            room,
+            participants: vec![],
+            waiting: vec![you],
+        })
+        .unwrap();
+        assert_eq!(json["waiting"][0]["display_name"], "Ingrid");
+        let json = serde_json::to_value(ServerMessage::Ended {
+            reason: EndReason::Denied,
+        })
+        .unwrap();
+        assert_eq!(json["reason"], "denied");
+        let json = serde_json::to_value(ServerMessage::error(
+            ErrorCode::UnknownParticipant,
+            "nobody",
+        ))
+        .unwrap();
+        assert_eq!(json["code"], "unknown_participant");
+        assert_eq!(json["fatal"], false);
     }
 
     #[test]

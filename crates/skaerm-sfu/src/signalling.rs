@@ -360,6 +360,12 @@ async fn in_room(
                     Ok(ClientMessage::Mute { audio, video }) => {
                         Command::Mute { session, muted: Muted { audio, video } }
                     }
+                    Ok(ClientMessage::Admit { participant_id }) => {
+                        Command::Admit { session, participant: participant_id }
+                    }
+                    Ok(ClientMessage::Deny { participant_id }) => {
+                        Command::Deny { session, participant: participant_id }
+                    }
                     Err(err) => {
                         report_parse_error(sink, inner, err).await;
                         continue;

@@ -124,6 +124,7 @@ struct Worker {
     published: Counters,
     published_rooms: i64,
     published_participants: i64,
+    published_waiting: i64,
     events: mpsc::Sender<RoomEvent>,
     outboxes: HashMap<SessionId, mpsc::Sender<Outbound>>,
     recv_storage: Vec<u8>,
@@ -149,6 +150,7 @@ impl Worker {
             published: Counters::default(),
             published_rooms: 0,
             published_participants: 0,
+            published_waiting: 0,
             events,
             outboxes: HashMap::new(),
             recv_storage: vec![0u8; RECV_BATCH * RECV_SLOT],
@@ -347,6 +349,9 @@ impl Worker {
             .add(participants - self.published_participants);
         self.published_rooms = rooms;
         self.published_participants = participants;
+        let waiting = self.core.waiting_count() as i64;
+        self.metrics.waiting.add(waiting - self.published_waiting);
+        self.published_waiting = waiting;
     }
 }
 

@@ -362,6 +362,8 @@ struct Net {
     blackout: Vec<(SocketAddr, u8)>,
     /// Sequence numbers of the video (PT 96) the relay sent, by destination, in order.
     relay_video_seqs: HashMap<SocketAddr, Vec<u16>>,
+    /// Sessions the core closed.
+    closed: Vec<SessionId>,
 }
 
 /// One RTP datagram to lose on the virtual network: the SRTP header is in the clear, so the
@@ -412,6 +414,7 @@ impl Net {
             relay_rtp: HashMap::new(),
             blackout: Vec::new(),
             relay_video_seqs: HashMap::new(),
+            closed: Vec::new(),
         }
     }
 
@@ -424,6 +427,7 @@ impl Net {
                 participant: client.participant,
                 role: Role::Guest,
                 display_name: format!("client {addr}"),
+                needs_admission: false,
             },
             publish: Publish {
                 audio: true,
@@ -465,7 +469,7 @@ impl Net {
                             client.messages.push(message);
                         }
                     }
-                    CoreOutput::Close(..) => {}
+                    CoreOutput::Close(session, _) => self.closed.push(session),
                     CoreOutput::Room(event) => self.events.push(event),
                 }
             }
@@ -749,6 +753,7 @@ fn a_second_join_of_the_same_participant_replaces_the_first() {
             participant: again.participant,
             role: Role::Guest,
             display_name: "again".into(),
+            needs_admission: false,
         },
         publish: Publish::default(),
     };
@@ -1037,6 +1042,7 @@ fn a_simulcast_publisher_reaches_a_subscriber_as_one_stream_switching_on_keyfram
             participant: client.participant,
             role: Role::Guest,
             display_name: "simulcast".into(),
+            needs_admission: false,
         },
         publish: Publish {
             audio: true,
@@ -1124,4 +1130,323 @@ fn a_simulcast_publisher_reaches_a_subscriber_as_one_stream_switching_on_keyfram
             "sequence numbers to B must be continuous: {seqs:?}"
         );
     }
+}
+
+// ---- the waiting room ------------------------------------------------------------------------
+
+impl Net {
+    /// A client joining as `role`; `needs_admission` as the application's admission sets it.
+    fn join_as(&mut self, room: RoomId, addr: &str, role: Role, needs_admission: bool) -> usize {
+        let client = Client::new(self.now, addr);
+        let command = Command::Join {
+            session: client.session,
+            grant: JoinGrant {
+                room,
+                participant: client.participant,
+                role,
+                display_name: format!("{role:?} {addr}"),
+                needs_admission,
+            },
+            publish: Publish {
+                audio: true,
+                video: true,
+            },
+        };
+        self.clients.push(client);
+        self.core.handle_command(self.now, command);
+        self.clients.len() - 1
+    }
+
+    /// `by` sends `admit` (or `deny`) for `whom`.
+    fn decide(&mut self, by: usize, whom: usize, admit: bool) {
+        let (session, participant) = (self.clients[by].session, self.clients[whom].participant);
+        let command = if admit {
+            Command::Admit {
+                session,
+                participant,
+            }
+        } else {
+            Command::Deny {
+                session,
+                participant,
+            }
+        };
+        self.core.handle_command(self.now, command);
+        self.pump();
+    }
+
+    fn offers(&self, c: usize) -> usize {
+        self.clients[c]
+            .messages
+            .iter()
+            .filter(|m| matches!(m, ServerMessage::Offer { .. }))
+            .count()
+    }
+
+    fn has_error(&self, c: usize, code: skaerm_sfu::protocol::ErrorCode) -> bool {
+        self.clients[c].messages.iter().any(
+            |m| matches!(m, ServerMessage::Error { code: got, fatal: false, .. } if *got == code),
+        )
+    }
+
+    /// Both send a round of audio and video; true when each got all of the other's.
+    fn media_flows_between(&mut self, a: usize, b: usize) -> bool {
+        for i in 0..5 {
+            for c in [a, b] {
+                self.clients[c].send_rtp(self.now, RtpCodecKind::Audio, payload("warm-a", i));
+                self.clients[c].send_rtp(self.now, RtpCodecKind::Video, payload("warm-v", i));
+            }
+            self.advance(Duration::from_millis(20));
+        }
+        self.advance(Duration::from_secs(1));
+        for c in [a, b] {
+            self.clients[c].received.clear();
+        }
+        for i in 0..20 {
+            for c in [a, b] {
+                self.clients[c].send_rtp(self.now, RtpCodecKind::Audio, payload("audio", i));
+                self.clients[c].send_rtp(self.now, RtpCodecKind::Video, payload("video", i));
+            }
+            self.advance(Duration::from_millis(20));
+        }
+        [(a, b), (b, a)].into_iter().all(|(at, from)| {
+            (0..20).all(|i| {
+                self.payloads(at, from, 111).contains(&payload("audio", i))
+                    && self.payloads(at, from, 96).contains(&payload("video", i))
+            })
+        })
+    }
+}
+
+#[test]
+fn a_guest_waits_without_an_offer_until_the_host_admits_then_media_flows_both_ways() {
+    let mut net = Net::new();
+    let room = RoomId(Uuid::new_v4());
+    // The citizen arrives first: nobody to admit them yet.
+    let guest = net.join_as(room, "192.168.1.20:40000", Role::Guest, true);
+    net.advance(Duration::from_secs(2));
+    let guest_id = net.clients[guest].participant;
+    assert!(
+        matches!(net.clients[guest].messages.as_slice(), [ServerMessage::Waiting { you, .. }] if you.id == guest_id),
+        "the guest hears only `waiting`: {:?}",
+        net.clients[guest].messages
+    );
+    assert_eq!(
+        net.core.participant_count(),
+        0,
+        "no peer connection while waiting"
+    );
+    assert_eq!(net.core.waiting_count(), 1);
+    assert!(net.events.iter().any(|e| matches!(
+        e,
+        RoomEvent::ParticipantWaiting { participant, role: Role::Guest, .. } if *participant == guest_id
+    )));
+
+    // Staff join later and find them in `joined.waiting`.
+    let host = net.join_as(room, "192.168.1.10:40000", Role::Host, false);
+    net.advance(Duration::from_secs(2));
+    let joined_waiting = net.clients[host].messages.iter().find_map(|m| match m {
+        ServerMessage::Joined { waiting, .. } => Some(waiting.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        joined_waiting.map(|w| w.iter().map(|p| p.id).collect::<Vec<_>>()),
+        Some(vec![guest_id])
+    );
+    assert_eq!(net.offers(guest), 0, "still no offer for the waiting guest");
+    assert!(!net.clients[guest].connected);
+    // The host's media goes nowhere yet.
+    assert!(
+        !net.clients[host]
+            .messages
+            .iter()
+            .any(|m| matches!(m, ServerMessage::ParticipantJoined { .. })),
+        "a waiting guest is not in the room"
+    );
+
+    net.decide(host, guest, true);
+    assert!(
+        net.clients[guest]
+            .messages
+            .iter()
+            .any(|m| matches!(m, ServerMessage::Joined { participants, .. } if participants.iter().any(|p| p.role == Role::Host))),
+        "admitted: the guest joins as usual and sees the host"
+    );
+    assert!(net.offers(guest) >= 1, "admitted: an offer follows");
+    assert!(net.clients[host].messages.iter().any(
+        |m| matches!(m, ServerMessage::ParticipantJoined { participant } if participant.id == guest_id)
+    ));
+    net.advance(Duration::from_secs(2));
+    assert!(net.clients[guest].connected && net.clients[host].connected);
+    assert_eq!(net.core.waiting_count(), 0);
+    assert!(
+        net.media_flows_between(host, guest),
+        "media flows both ways"
+    );
+    assert!(net.events.iter().any(
+        |e| matches!(e, RoomEvent::ParticipantJoined { participant, .. } if *participant == guest_id)
+    ));
+}
+
+#[test]
+fn a_denied_guest_is_ended_and_closed() {
+    let mut net = Net::new();
+    let room = RoomId(Uuid::new_v4());
+    let host = net.join_as(room, "192.168.1.10:40000", Role::Host, false);
+    let guest = net.join_as(room, "192.168.1.20:40000", Role::Guest, true);
+    net.advance(Duration::from_millis(500));
+    let guest_id = net.clients[guest].participant;
+    assert!(net.clients[host].messages.iter().any(
+        |m| matches!(m, ServerMessage::ParticipantWaiting { participant } if participant.id == guest_id)
+    ));
+    net.decide(host, guest, false);
+    assert!(
+        net.clients[guest].messages.iter().any(|m| matches!(
+            m,
+            ServerMessage::Ended {
+                reason: skaerm_sfu::protocol::EndReason::Denied
+            }
+        )),
+        "the guest is told it was denied"
+    );
+    assert!(net.closed.contains(&net.clients[guest].session));
+    assert_eq!(net.offers(guest), 0);
+    assert!(net.clients[host].messages.iter().any(|m| matches!(
+        m,
+        ServerMessage::ParticipantLeft { participant_id, reason: LeaveReason::Denied } if *participant_id == guest_id
+    )));
+    assert_eq!(net.core.waiting_count(), 0);
+    assert_eq!(net.core.participant_count(), 1);
+    // Nobody is waiting any more: a second decision names nobody.
+    net.decide(host, guest, true);
+    assert!(net.has_error(host, skaerm_sfu::protocol::ErrorCode::UnknownParticipant));
+}
+
+#[test]
+fn only_a_host_can_admit() {
+    let mut net = Net::new();
+    let room = RoomId(Uuid::new_v4());
+    let host = net.join_as(room, "192.168.1.10:40000", Role::Host, false);
+    let relative = net.join_as(room, "192.168.1.30:40000", Role::Guest, true);
+    net.advance(Duration::from_millis(200));
+    net.decide(host, relative, true);
+    let citizen = net.join_as(room, "192.168.1.20:40000", Role::Guest, true);
+    net.advance(Duration::from_millis(200));
+    // An admitted guest in the call tries to let someone in.
+    net.decide(relative, citizen, true);
+    assert!(net.has_error(relative, skaerm_sfu::protocol::ErrorCode::Forbidden));
+    assert!(
+        !net.closed.contains(&net.clients[relative].session),
+        "not thrown out for it"
+    );
+    // A waiting guest tries to let itself in.
+    net.decide(citizen, citizen, true);
+    assert!(net.clients[citizen].messages.iter().any(|m| matches!(
+        m,
+        ServerMessage::Error {
+            code: skaerm_sfu::protocol::ErrorCode::NotJoined,
+            ..
+        }
+    )));
+    assert_eq!(net.offers(citizen), 0);
+    assert_eq!(net.core.waiting_count(), 1, "still waiting");
+    assert_eq!(net.core.participant_count(), 2);
+}
+
+#[test]
+fn an_admitted_guest_rejoining_after_a_cut_skips_the_waiting_room() {
+    let mut net = Net::new();
+    let room = RoomId(Uuid::new_v4());
+    let host = net.join_as(room, "192.168.1.10:40000", Role::Host, false);
+    let guest = net.join_as(room, "192.168.1.20:40000", Role::Guest, true);
+    net.advance(Duration::from_millis(200));
+    net.decide(host, guest, true);
+    net.advance(Duration::from_secs(2));
+    // The network is cut: the guest's session goes away.
+    let session = net.clients[guest].session;
+    net.core.handle_command(
+        net.now,
+        Command::Leave {
+            session,
+            reason: LeaveReason::Disconnected,
+        },
+    );
+    net.pump();
+    assert_eq!(net.core.participant_count(), 1);
+    // It rejoins by itself from a new address with a new session.
+    let waiting_before = net.clients[host]
+        .messages
+        .iter()
+        .filter(|m| matches!(m, ServerMessage::ParticipantWaiting { .. }))
+        .count();
+    let mut again = Client::new(net.now, "192.168.1.21:40000");
+    again.participant = net.clients[guest].participant;
+    let command = Command::Join {
+        session: again.session,
+        grant: JoinGrant {
+            room,
+            participant: again.participant,
+            role: Role::Guest,
+            display_name: "guest".into(),
+            needs_admission: true,
+        },
+        publish: Publish {
+            audio: true,
+            video: true,
+        },
+    };
+    net.clients.push(again);
+    let again = net.clients.len() - 1;
+    net.core.handle_command(net.now, command);
+    net.advance(Duration::from_secs(2));
+    assert!(
+        !net.clients[again]
+            .messages
+            .iter()
+            .any(|m| matches!(m, ServerMessage::Waiting { .. })),
+        "no waiting room the second time"
+    );
+    assert!(net.offers(again) >= 1);
+    assert_eq!(
+        net.clients[host]
+            .messages
+            .iter()
+            .filter(|m| matches!(m, ServerMessage::ParticipantWaiting { .. }))
+            .count(),
+        waiting_before
+    );
+    assert!(net.clients[again].connected);
+    assert!(net.media_flows_between(host, again));
+}
+
+#[test]
+fn a_waiting_guest_who_leaves_is_gone_from_the_hosts_list() {
+    let mut net = Net::new();
+    let room = RoomId(Uuid::new_v4());
+    let host = net.join_as(room, "192.168.1.10:40000", Role::Host, false);
+    let guest = net.join_as(room, "192.168.1.20:40000", Role::Guest, true);
+    net.advance(Duration::from_millis(200));
+    let guest_id = net.clients[guest].participant;
+    let session = net.clients[guest].session;
+    net.core.handle_command(
+        net.now,
+        Command::Leave {
+            session,
+            reason: LeaveReason::Disconnected,
+        },
+    );
+    net.pump();
+    assert!(net.clients[host].messages.iter().any(|m| matches!(
+        m,
+        ServerMessage::ParticipantLeft { participant_id, reason: LeaveReason::Disconnected } if *participant_id == guest_id
+    )));
+    assert!(net.events.iter().any(|e| matches!(
+        e,
+        RoomEvent::ParticipantLeft { participant, role: Role::Guest, .. } if *participant == guest_id
+    )));
+    assert_eq!(net.core.waiting_count(), 0);
+    // Too late to admit them now.
+    net.decide(host, guest, true);
+    assert!(net.has_error(host, skaerm_sfu::protocol::ErrorCode::UnknownParticipant));
+    assert_eq!(net.core.participant_count(), 1);
 }

@@ -20,7 +20,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 use uuid::Uuid;
 
-/// Tokens are `grant:<room>:<participant>`; `expired` and anything else are refused.
+/// Tokens are `grant:<room>:<participant>` (a guest who needs no admission), `host:…` (a host)
+/// or `waiting:…` (a guest who waits to be admitted); `expired` and anything else are refused.
 struct TestAuthorizer;
 
 impl JoinAuthorizer for TestAuthorizer {
@@ -31,14 +32,21 @@ impl JoinAuthorizer for TestAuthorizer {
             }
             let mut parts = token.split(':');
             match (parts.next(), parts.next(), parts.next()) {
-                (Some("grant"), Some(room), Some(participant)) => Ok(JoinGrant {
-                    room: RoomId(room.parse().map_err(|_| JoinRefusal::TokenInvalid)?),
-                    participant: ParticipantId(
-                        participant.parse().map_err(|_| JoinRefusal::TokenInvalid)?,
-                    ),
-                    role: Role::Guest,
-                    display_name: "<b>test</b>".into(),
-                }),
+                (Some(kind @ ("grant" | "host" | "waiting")), Some(room), Some(participant)) => {
+                    Ok(JoinGrant {
+                        room: RoomId(room.parse().map_err(|_| JoinRefusal::TokenInvalid)?),
+                        participant: ParticipantId(
+                            participant.parse().map_err(|_| JoinRefusal::TokenInvalid)?,
+                        ),
+                        role: if kind == "host" {
+                            Role::Host
+                        } else {
+                            Role::Guest
+                        },
+                        display_name: "<b>test</b>".into(),
+                        needs_admission: kind == "waiting",
+                    })
+                }
                 _ => Err(JoinRefusal::TokenInvalid),
             }
         })
@@ -319,4 +327,151 @@ async fn rooms_are_pinned_to_workers_each_with_its_own_port() {
         seen.push(port);
     }
     assert_ne!(seen[0], seen[1], "the two rooms are on different workers");
+}
+
+#[tokio::test]
+async fn malformed_admits_get_errors_and_a_real_one_lets_the_guest_in() {
+    let (addr, _sfu) = start(config()).await;
+    let room = Uuid::new_v4();
+    let mut host = connect(addr).await;
+    let host_id = Uuid::new_v4();
+    send(
+        &mut host,
+        json!({"type": "join", "protocol": 1, "token": format!("host:{room}:{host_id}"),
+               "publish": {"audio": true, "video": true}}),
+    )
+    .await;
+    let joined = expect_type(&mut host, "joined").await;
+    assert_eq!(joined["waiting"], json!([]));
+    let mut guest = connect(addr).await;
+    let guest_id = Uuid::new_v4();
+    send(
+        &mut guest,
+        json!({"type": "join", "protocol": 1, "token": format!("waiting:{room}:{guest_id}"),
+               "publish": {"audio": true, "video": true}}),
+    )
+    .await;
+    let waiting = next(&mut guest).await.unwrap();
+    assert_eq!(waiting["type"], "waiting");
+    assert_eq!(waiting["you"]["id"], guest_id.to_string());
+    let shown = expect_type(&mut host, "participant_waiting").await;
+    assert_eq!(shown["participant"]["id"], guest_id.to_string());
+    assert_eq!(shown["participant"]["display_name"], "<b>test</b>");
+
+    // Nobody by that id waits; a bad id; no id at all; a guest trying it.
+    send(
+        &mut host,
+        json!({"type": "admit", "participant_id": Uuid::new_v4().to_string()}),
+    )
+    .await;
+    let error = expect_type(&mut host, "error").await;
+    assert_eq!(error["code"], "unknown_participant");
+    assert_eq!(error["fatal"], false);
+    send(
+        &mut host,
+        json!({"type": "admit", "participant_id": "'; drop"}),
+    )
+    .await;
+    let error = expect_type(&mut host, "error").await;
+    assert_eq!(error["code"], "bad_message");
+    send(&mut host, json!({"type": "deny"})).await;
+    let error = expect_type(&mut host, "error").await;
+    assert_eq!(error["code"], "bad_message");
+    send(
+        &mut guest,
+        json!({"type": "admit", "participant_id": guest_id.to_string()}),
+    )
+    .await;
+    let error = next(&mut guest).await.unwrap();
+    assert_eq!(error["code"], "not_joined");
+
+    // The host is still in the call and its admit lets the guest in.
+    send(
+        &mut host,
+        json!({"type": "admit", "participant_id": guest_id.to_string()}),
+    )
+    .await;
+    let joined = expect_type(&mut guest, "joined").await;
+    assert_eq!(joined["participants"][0]["id"], host_id.to_string());
+    expect_type(&mut guest, "offer").await;
+    let entered = expect_type(&mut host, "participant_joined").await;
+    assert_eq!(entered["participant"]["id"], guest_id.to_string());
+}
+
+#[tokio::test]
+async fn a_denied_guest_is_told_and_closed_normally() {
+    let (addr, _sfu) = start(config()).await;
+    let room = Uuid::new_v4();
+    let mut host = connect(addr).await;
+    send(
+        &mut host,
+        json!({"type": "join", "protocol": 1, "token": format!("host:{room}:{}", Uuid::new_v4()),
+               "publish": {"audio": true, "video": true}}),
+    )
+    .await;
+    expect_type(&mut host, "joined").await;
+    let mut guest = connect(addr).await;
+    let guest_id = Uuid::new_v4();
+    send(
+        &mut guest,
+        json!({"type": "join", "protocol": 1, "token": format!("waiting:{room}:{guest_id}")}),
+    )
+    .await;
+    expect_type(&mut guest, "waiting").await;
+    expect_type(&mut host, "participant_waiting").await;
+    send(
+        &mut host,
+        json!({"type": "deny", "participant_id": guest_id.to_string()}),
+    )
+    .await;
+    let ended = next(&mut guest).await.unwrap();
+    assert_eq!(ended["type"], "ended");
+    assert_eq!(ended["reason"], "denied");
+    let closed = next(&mut guest).await.unwrap_err();
+    assert_eq!(closed.map(|(code, _)| code), Some(CloseCode::Normal));
+    let left = expect_type(&mut host, "participant_left").await;
+    assert_eq!(left["participant_id"], guest_id.to_string());
+    assert_eq!(left["reason"], "denied");
+}
+
+#[tokio::test]
+async fn a_waiting_guest_that_stops_answering_is_dropped_and_hosts_are_told() {
+    let (addr, _sfu) = start(RelayConfig {
+        ping_interval: Duration::from_millis(200),
+        ..config()
+    })
+    .await;
+    let room = Uuid::new_v4();
+    let mut host = connect(addr).await;
+    send(
+        &mut host,
+        json!({"type": "join", "protocol": 1, "token": format!("host:{room}:{}", Uuid::new_v4()),
+               "publish": {"audio": true, "video": true}}),
+    )
+    .await;
+    expect_type(&mut host, "joined").await;
+    let mut guest = connect(addr).await;
+    let guest_id = Uuid::new_v4();
+    send(
+        &mut guest,
+        json!({"type": "join", "protocol": 1, "token": format!("waiting:{room}:{guest_id}")}),
+    )
+    .await;
+    expect_type(&mut guest, "waiting").await;
+    expect_type(&mut host, "participant_waiting").await;
+    // The guest's socket is no longer read, so its pings go unanswered: the waiting room keeps
+    // the signalling timeouts, and the host (who keeps reading) hears that it is gone.
+    let left = expect_type(&mut host, "participant_left").await;
+    assert_eq!(left["participant_id"], guest_id.to_string());
+    assert_eq!(left["reason"], "disconnected");
+    send(
+        &mut host,
+        json!({"type": "admit", "participant_id": guest_id.to_string()}),
+    )
+    .await;
+    assert_eq!(
+        expect_type(&mut host, "error").await["code"],
+        "unknown_participant"
+    );
+    drop(guest);
 }

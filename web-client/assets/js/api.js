@@ -34,10 +34,11 @@ export const api = {
   logout: () => request("DELETE", "/api/session"),
   me: () => request("GET", "/api/me"),
   visitsToday: () => request("GET", "/api/visits"),
+  visitsOn: (day) => request("GET", `/api/visits?day=${encodeURIComponent(day)}`),
   visit: (id) => request("GET", `/api/visits/${encodeURIComponent(id)}`),
   startVisit: (id) => request("POST", `/api/visits/${encodeURIComponent(id)}/start`, {}),
   mediaToken: (id) => request("POST", `/api/visits/${encodeURIComponent(id)}/media-token`, {}),
-  endVisit: (id) => request("POST", `/api/visits/${encodeURIComponent(id)}/end`, {}),
+  endVisit: (id, outcome = {}) => request("POST", `/api/visits/${encodeURIComponent(id)}/end`, outcome),
   citizenLink: (id) => request("POST", `/api/visits/${encodeURIComponent(id)}/citizen-link`, {}),
   joinWithLink: (secret) => request("POST", `/api/join/${encodeURIComponent(secret)}`, {}),
 };

@@ -6,31 +6,48 @@ export class CallView {
   /**
    * @param {HTMLElement} root   an empty container; the view fills it
    * @param {Call} call
-   * @param {{onLeave: () => void, leaveKey: string}} options
+   * @param {{onLeave: () => void, leaveKey: string, remoteVideo?: HTMLVideoElement,
+   *   waitingKey?: string, screenShare?: boolean}} options  `waitingKey`: the text while nobody
+   *   else is in the room; `screenShare`: offer a "share screen" button (staff)
+   *   `remoteVideo`: an element from prepareRemoteVideo(), made in the person's click so iOS
+   *   lets it play sound
    */
-  constructor(root, call, { onLeave, leaveKey }) {
+  constructor(root, call, { onLeave, leaveKey, remoteVideo, waitingKey = "call.waiting_for_other", screenShare = false }) {
     root.replaceChildren(buildCallDom());
+    if (remoteVideo) root.querySelector("[data-role=remote-video]").replaceWith(remoteVideo);
     this.root = root;
     this.call = call;
     this.remoteVideo = root.querySelector("[data-role=remote-video]");
     this.remoteName = root.querySelector("[data-role=remote-name]");
     this.remoteMuted = root.querySelector("[data-role=remote-muted]");
     this.waiting = root.querySelector("[data-role=waiting]");
+    this.waiting.dataset.i18n = waitingKey;
+    this.waiting.textContent = t(waitingKey);
     this.selfVideo = root.querySelector("[data-role=self-video]");
     this.status = root.querySelector("[data-role=status]");
     this.quality = root.querySelector("[data-role=quality]");
+    this.qualityText = root.querySelector("[data-role=quality-text]");
+    this.reconnectNotice = root.querySelector("[data-role=reconnecting]");
+    this.pausedNotice = root.querySelector("[data-role=video-paused]");
+    this.note = root.querySelector("[data-role=note]");
+    this.noteKey = null;
     this.micButton = root.querySelector("[data-role=mic]");
     this.camButton = root.querySelector("[data-role=cam]");
     this.leaveButton = root.querySelector("[data-role=leave]");
     this.soundButton = root.querySelector("[data-role=sound]");
+    this.shareButton = root.querySelector("[data-role=share]");
+    this.sharing = false;
     this.leaveKey = leaveKey;
     this.micOn = true;
     this.camOn = true;
     this.remoteId = null;
     this.qualityLevel = null;
+    this.reconnecting = false;
+    /** Participants whose video the relay paused for us (null: the relay did not say whose). */
+    this.paused = new Set();
 
+    this.selfVideo.muted = true; // before srcObject: iOS only autoplays muted video inline
     this.selfVideo.srcObject = call.localStream;
-    this.selfVideo.muted = true;
     this.micButton.disabled = call.localStream.getAudioTracks().length === 0;
     this.camButton.disabled = call.localStream.getVideoTracks().length === 0;
     this.micOn = !this.micButton.disabled;
@@ -47,12 +64,16 @@ export class CallView {
       this.render();
     });
     this.leaveButton.addEventListener("click", () => onLeave());
+    this.shareButton.hidden = !(screenShare && navigator.mediaDevices?.getDisplayMedia
+      && call.localStream.getVideoTracks().length > 0);
+    this.shareButton.addEventListener("click", () => (this.sharing ? this.stopSharing() : this.startSharing()));
     this.soundButton.addEventListener("click", () => this.playRemote());
 
     call.addEventListener("remote-stream", (e) => this.showRemote(e.detail.participantId, e.detail.stream));
     call.addEventListener("participant-joined", (e) => this.announce(t("call.joined", { name: e.detail.participant.display_name })));
     call.addEventListener("participant-updated", () => this.render());
     call.addEventListener("participant-left", (e) => {
+      this.paused.delete(e.detail.participant_id);
       if (e.detail.participant_id === this.remoteId) {
         this.remoteId = null;
         this.remoteVideo.srcObject = null;
@@ -68,8 +89,67 @@ export class CallView {
       this.qualityLevel = e.detail.level;
       this.render();
     });
+    call.addEventListener("joined", () => {
+      this.paused.clear(); // a new session starts with everything flowing
+      if (this.remoteId && !call.participants.has(this.remoteId)) {
+        this.remoteId = null;
+        this.remoteVideo.srcObject = null;
+      }
+      this.render();
+    });
+    call.addEventListener("reconnecting", () => {
+      this.reconnecting = true;
+      this.qualityLevel = null;
+      this.announce("");
+      this.render();
+    });
+    call.addEventListener("reconnected", () => {
+      this.reconnecting = false;
+      this.announce(t("call.reconnected"));
+      this.render();
+    });
+    call.addEventListener("video-paused", (e) => {
+      this.paused.add(e.detail.participantId);
+      this.render();
+    });
+    call.addEventListener("video-resumed", (e) => {
+      if (e.detail.participantId === null) this.paused.clear();
+      else this.paused.delete(e.detail.participantId);
+      if (this.paused.size === 0) this.announce(t("call.video_resumed"));
+      this.render();
+    });
     onLanguageChange(() => this.render());
     this.announce(t("call.connecting"));
+    this.render();
+  }
+
+  async startSharing() {
+    let track;
+    try {
+      const display = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+      track = display.getVideoTracks()[0];
+    } catch {
+      return this.announce(t("call.share_failed"));
+    }
+    if (!track) return;
+    track.addEventListener("ended", () => this.stopSharing()); // the browser's own "stop" bar
+    await this.call.shareScreen(track);
+    this.sharing = true;
+    this.selfVideo.srcObject = new MediaStream([track]);
+    this.selfVideo.classList.add("screen");
+    this.announce(t("call.sharing"));
+    this.render();
+  }
+
+  async stopSharing() {
+    if (!this.sharing) return;
+    const track = this.call.screenTrack;
+    this.sharing = false;
+    await this.call.shareScreen(null);
+    track?.stop();
+    this.selfVideo.srcObject = this.call.localStream;
+    this.selfVideo.classList.remove("screen");
+    this.announce(t("call.sharing_stopped"));
     this.render();
   }
 
@@ -89,12 +169,20 @@ export class CallView {
     );
   }
 
+  /** A lasting note under the picture (e.g. "your camera cannot be used"), by text key. */
+  setNote(key) {
+    this.noteKey = key;
+    this.render();
+  }
+
   announce(text) {
     this.status.textContent = text;
   }
 
   render() {
-    const remote = this.remoteId ? this.call.participants.get(this.remoteId) : null;
+    // The person on screen; someone who sends no media yet is still named.
+    const remote = (this.remoteId && this.call.participants.get(this.remoteId))
+      || this.call.participants.values().next().value || null;
     const anyone = this.call.participants.size > 0;
     this.waiting.hidden = anyone;
     this.remoteName.textContent = remote?.display_name ?? "";
@@ -106,12 +194,19 @@ export class CallView {
     this.micButton.setAttribute("aria-pressed", String(!this.micOn));
     this.camButton.textContent = t(this.camOn ? "call.cam_off" : "call.cam_on");
     this.camButton.setAttribute("aria-pressed", String(!this.camOn));
+    this.camButton.disabled = this.sharing || this.call.localStream.getVideoTracks().length === 0;
+    this.shareButton.textContent = t(this.sharing ? "call.share_stop" : "call.share");
+    this.shareButton.setAttribute("aria-pressed", String(this.sharing));
     this.leaveButton.textContent = t(this.leaveKey);
+    this.quality.hidden = !this.qualityLevel;
     if (this.qualityLevel) {
-      this.quality.hidden = false;
-      this.quality.textContent = `${t("call.quality")}: ${t(`quality.${this.qualityLevel}`)}`;
+      this.qualityText.textContent = `${t("call.quality")}: ${t(`quality.${this.qualityLevel}`)}`;
       this.quality.dataset.level = this.qualityLevel;
     }
+    // Notices are live regions that stay in the page; only their text changes.
+    this.reconnectNotice.textContent = this.reconnecting ? t("call.reconnecting") : "";
+    this.pausedNotice.textContent = this.paused.size > 0 && !this.reconnecting ? t("call.video_paused") : "";
+    this.note.textContent = this.noteKey ? t(this.noteKey) : "";
   }
 }
 
@@ -125,24 +220,64 @@ function element(tag, attributes = {}, children = []) {
   return el;
 }
 
+/**
+ * Keeps a tablet's screen on while the call lasts (Screen Wake Lock API where the browser has
+ * it); the lock is dropped when the page is hidden, so it is asked for again on return.
+ */
+export function keepScreenOn(call) {
+  if (!navigator.wakeLock?.request) return;
+  let lock = null;
+  const request = () => {
+    if (call.ended || document.visibilityState !== "visible") return;
+    navigator.wakeLock.request("screen").then((l) => { lock = l; }, () => { /* not allowed: fine */ });
+  };
+  document.addEventListener("visibilitychange", request);
+  call.addEventListener("ended", () => {
+    document.removeEventListener("visibilitychange", request);
+    lock?.release().catch(() => {});
+  });
+  request();
+}
+
+function remoteVideoElement() {
+  return element("video", { "data-role": "remote-video", class: "remote-video", autoplay: "", playsinline: "" });
+}
+
+/**
+ * The remote video element, to be made inside the person's click (before any await): calling
+ * play() there lets iOS Safari play the remote sound later without another tap.
+ */
+export function prepareRemoteVideo() {
+  const video = remoteVideoElement();
+  video.play().catch(() => { /* nothing to play yet; the gesture is what counts */ });
+  return video;
+}
+
 /** The call screen's elements; texts are filled by render(). */
 function buildCallDom() {
   return element("div", { class: "call-layout" }, [
     element("div", { class: "stage" }, [
-      element("video", { "data-role": "remote-video", class: "remote-video", autoplay: "", playsinline: "" }),
+      remoteVideoElement(),
       element("p", { "data-role": "waiting", class: "waiting", "data-i18n": "call.waiting_for_other" }, [t("call.waiting_for_other")]),
       element("div", { class: "remote-label" }, [
         element("span", { "data-role": "remote-name", class: "remote-name" }),
         element("span", { "data-role": "remote-muted", class: "remote-muted" }),
       ]),
-      element("video", { "data-role": "self-video", class: "self-video", autoplay: "", playsinline: "", "aria-label": t("call.you") }),
+      element("video", { "data-role": "self-video", class: "self-video", autoplay: "", playsinline: "", muted: "", "aria-label": t("call.you") }),
+      element("p", { "data-role": "reconnecting", class: "notice reconnecting", role: "status" }),
       element("button", { type: "button", "data-role": "sound", class: "button sound", hidden: true, "data-i18n": "call.tap_for_sound" }, [t("call.tap_for_sound")]),
     ]),
-    element("p", { "data-role": "quality", class: "quality", hidden: true }),
+    element("p", { "data-role": "video-paused", class: "notice paused", role: "status" }),
+    element("p", { "data-role": "note", class: "notice note", role: "status" }),
+    element("p", { "data-role": "quality", class: "quality", hidden: true }, [
+      element("span", { class: "quality-icon", "aria-hidden": "true" }),
+      element("span", { "data-role": "quality-text" }),
+    ]),
     element("p", { "data-role": "status", class: "status", role: "status", "aria-live": "polite" }),
     element("div", { class: "controls" }, [
       element("button", { type: "button", "data-role": "mic", class: "button control" }),
       element("button", { type: "button", "data-role": "cam", class: "button control" }),
+      element("button", { type: "button", "data-role": "share", class: "button control", hidden: true }),
       element("button", { type: "button", "data-role": "leave", class: "button control danger" }),
     ]),
   ]);

@@ -1,93 +1,330 @@
 // One participant's call: the RTCPeerConnection to the relay and the signalling that drives
-// it. The relay always offers; this side answers, one offer at a time.
+// it. The relay always offers; this side answers, one offer at a time. When the connection is
+// lost (socket closed, media failed or disconnected for a while, server restarting) the call
+// rejoins by itself with a fresh media token, backing off; the relay treats the second join of
+// the same participant as a replacement of the first.
 //
 // Events: "joined" {you, participants}, "participant-joined"/"participant-updated"
 // {participant}, "participant-left" {participant_id, reason}, "remote-stream"
-// {participantId, stream}, "state" {state}, "quality" {level}, "ended" {reason},
-// "error" {code, fatal}.
+// {participantId, stream}, "state" {state}, "quality" {level, lossRatio, rtt, jitter},
+// "video-paused" {participantId, reason}, "video-resumed" {participantId}, "reconnecting"
+// {cause}, "reconnected",
+// "ended" {reason}, "error" {code, fatal}.
+// The waiting room: "waiting" {you} (we wait for a host; no media until "joined"); for hosts
+// "lobby" {waiting: [Participant]} whenever the list of people waiting changes, with
+// "participant-waiting" {participant} when someone arrives and "waiting-left" {participant,
+// reason} when someone leaves it without being let in (gone, or denied). A host lets someone in
+// with admit(id) or turns them away with deny(id).
 import { Signalling } from "./signalling.js";
 
 const STATS_INTERVAL_MS = 2000;
+/** Measurements the quality level is smoothed over (the worst of them is shown). */
+const QUALITY_WINDOW = 3;
+/** How long the media may stay "disconnected" before we rejoin. */
+const DISCONNECTED_GRACE_MS = 4000;
+/** Waits between rejoin attempts (with ±20% jitter); the last repeats. */
+const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000];
+/** After this long without a connection the call ends and the person is told. */
+const RECONNECT_GIVE_UP_MS = 5 * 60 * 1000;
+/** Fatal errors a rejoin with a fresh token can cure. */
+const RECOVERABLE_ERRORS = new Set(["media_failed", "server_busy", "internal", "token_expired"]);
+/** Token-renewal answers that mean the visit is over. */
+const VISIT_OVER_CODES = new Set(["link_expired", "visit_closed"]);
 
 export class Call extends EventTarget {
-  constructor({ token, room, localStream }) {
+  /**
+   * @param {object} options
+   * @param {string} options.token        media token for the first join
+   * @param {string} options.room         the visit id
+   * @param {MediaStream} options.localStream
+   * @param {() => Promise<string>} [options.renewToken]  a fresh media token for a rejoin;
+   *   without it the call ends when the connection is lost
+   */
+  constructor({ token, room, localStream, renewToken }) {
     super();
     this.token = token;
     this.room = room;
     this.localStream = localStream;
-    this.signalling = new Signalling();
+    this.renewToken = renewToken ?? null;
+    this.signalling = null;
     this.pc = null;
+    this.generation = 0;
     this.negotiation = Promise.resolve();
     this.remoteStreams = new Map();
     this.participants = new Map();
+    /** Hosts: who waits in the waiting room, by participant id. */
+    this.waitingList = new Map();
+    /** We ourselves wait to be admitted. */
+    this.inLobby = false;
+    /** Hosts: the participant of the last admit/deny sent (to clean up after a refusal). */
+    this.pendingDecision = null;
     this.muted = { audio: false, video: false };
     this.ended = false;
     this.statsTimer = null;
     this.lastStats = null;
+    this.disconnectedTimer = null;
+    this.reconnectTimer = null;
+    this.reconnecting = false;
+    this.rejoining = false;
+    this.screenTrack = null;
+    this.attempt = 0;
+    this.lostAt = null;
   }
 
   emit(type, detail = {}) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 
+  /** The first join; rejects when the server cannot be reached at all. */
   async start() {
-    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
-    this.pc = pc;
-    // Local tracks first: the relay's first offer carries recvonly m-lines for them.
-    for (const track of this.localStream?.getTracks() ?? []) pc.addTrack(track, this.localStream);
-    pc.addEventListener("track", (event) => this.onTrack(event));
-    pc.addEventListener("icecandidate", (event) => {
-      if (event.candidate) this.signalling.send({ type: "candidate", candidate: event.candidate.toJSON() });
-    });
-    pc.addEventListener("connectionstatechange", () => this.emit("state", { state: pc.connectionState }));
+    this.statsTimer = setInterval(() => this.measure(), STATS_INTERVAL_MS);
+    // Back on the network (a tablet's wifi returns): try at once rather than after the backoff.
+    this.onOnline = () => {
+      if (this.reconnecting && !this.ended) {
+        clearTimeout(this.reconnectTimer);
+        this.rejoin();
+      }
+    };
+    window.addEventListener("online", this.onOnline);
+    await this.connect(this.token);
+  }
 
-    const s = this.signalling;
-    s.addEventListener("joined", (e) => {
-      for (const p of e.detail.participants) this.participants.set(p.id, p);
-      this.emit("joined", e.detail);
+  /** One session: a fresh peer connection and signalling socket, joined with `token`. */
+  async connect(token) {
+    this.teardown();
+    const generation = ++this.generation;
+    const current = () => generation === this.generation && !this.ended;
+    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
+    const s = new Signalling();
+    this.pc = pc;
+    this.signalling = s;
+    this.negotiation = Promise.resolve();
+    this.lastStats = null;
+    this.qualityHistory = [];
+    this.videoSender = null;
+
+    // Local tracks first: the relay's first offer carries recvonly m-lines for them. A shared
+    // screen takes the camera's place.
+    for (const track of this.localStream?.getTracks() ?? []) {
+      const sent = track.kind === "video" && this.screenTrack ? this.screenTrack : track;
+      const sender = pc.addTrack(sent, this.localStream);
+      if (track.kind === "video") this.videoSender = sender;
+    }
+    pc.addEventListener("track", (event) => { if (current()) this.onTrack(event); });
+    pc.addEventListener("icecandidate", (event) => {
+      if (current() && event.candidate) s.send({ type: "candidate", candidate: event.candidate.toJSON() });
     });
-    s.addEventListener("offer", (e) => this.answer(e.detail));
+    pc.addEventListener("connectionstatechange", () => {
+      if (!current()) return;
+      const state = pc.connectionState;
+      this.emit("state", { state });
+      clearTimeout(this.disconnectedTimer);
+      if (state === "connected") {
+        this.attempt = 0;
+        this.lostAt = null;
+        if (this.reconnecting) {
+          this.reconnecting = false;
+          this.emit("reconnected");
+        }
+      } else if (state === "failed") {
+        this.reconnect("media_failed");
+      } else if (state === "disconnected") {
+        this.disconnectedTimer = setTimeout(() => {
+          if (current() && pc.connectionState === "disconnected") this.reconnect("media_disconnected");
+        }, DISCONNECTED_GRACE_MS);
+      }
+    });
+
+    s.addEventListener("joined", (e) => {
+      if (!current()) return;
+      this.participants.clear();
+      this.remoteStreams.clear();
+      for (const p of e.detail.participants) this.participants.set(p.id, p);
+      this.inLobby = false;
+      this.waitingList.clear();
+      for (const p of e.detail.waiting ?? []) this.waitingList.set(p.id, p);
+      if (this.muted.audio || this.muted.video) s.send({ type: "mute", ...this.muted });
+      this.emit("joined", e.detail);
+      this.emitLobby();
+    });
+    s.addEventListener("waiting", (e) => {
+      if (!current()) return;
+      this.inLobby = true;
+      this.participants.clear();
+      if (this.muted.audio || this.muted.video) s.send({ type: "mute", ...this.muted });
+      this.emit("waiting", e.detail);
+    });
+    s.addEventListener("participant_waiting", (e) => {
+      if (!current()) return;
+      this.waitingList.set(e.detail.participant.id, e.detail.participant);
+      this.emit("participant-waiting", e.detail);
+      this.emitLobby();
+    });
+    s.addEventListener("offer", (e) => { if (current()) this.answer(e.detail); });
     s.addEventListener("participant_joined", (e) => {
+      if (!current()) return;
       this.participants.set(e.detail.participant.id, e.detail.participant);
       this.emit("participant-joined", e.detail);
+      if (this.waitingList.delete(e.detail.participant.id)) this.emitLobby();
     });
     s.addEventListener("participant_updated", (e) => {
+      if (!current()) return;
       this.participants.set(e.detail.participant.id, e.detail.participant);
       this.emit("participant-updated", e.detail);
     });
     s.addEventListener("participant_left", (e) => {
+      if (!current()) return;
       const id = e.detail.participant_id;
+      const waiting = this.waitingList.get(id);
+      if (waiting && !this.participants.has(id)) {
+        this.waitingList.delete(id);
+        this.emit("waiting-left", { ...e.detail, participant: waiting });
+        this.emitLobby();
+        return;
+      }
       const participant = this.participants.get(id);
       this.participants.delete(id);
       this.remoteStreams.delete(id);
       this.emit("participant-left", { ...e.detail, participant });
     });
-    s.addEventListener("ended", (e) => this.finish(e.detail.reason));
-    s.addEventListener("error", (e) => {
-      this.emit("error", e.detail);
-      if (e.detail.fatal) this.finish(e.detail.code);
+    // The relay stops forwarding someone's video to us when our downlink is too weak (audio
+    // goes on), and resumes it when it recovers; per participant.
+    s.addEventListener("video_paused", (e) => {
+      if (current()) this.emit("video-paused", { participantId: e.detail.participant_id ?? null, reason: e.detail.reason ?? null });
     });
-    s.addEventListener("closed", (e) => {
-      if (!this.ended) this.finish(e.detail.code === 1000 ? "closed" : "disconnected");
+    s.addEventListener("video_resumed", (e) => {
+      if (current()) this.emit("video-resumed", { participantId: e.detail.participant_id ?? null });
+    });
+    s.addEventListener("ended", (e) => {
+      if (!current()) return;
+      // A server restart is not the end of the visit: come back when it is up again.
+      if (e.detail.reason === "server_shutdown") this.reconnect("server_shutdown");
+      else this.finish(e.detail.reason);
+    });
+    s.addEventListener("error", (e) => {
+      if (!current()) return;
+      this.emit("error", e.detail);
+      // An admit/deny for someone no longer waiting (they left as we pressed): drop them.
+      if (e.detail.code === "unknown_participant" && this.pendingDecision) {
+        const participant = this.waitingList.get(this.pendingDecision);
+        if (participant) {
+          this.waitingList.delete(this.pendingDecision);
+          this.emit("waiting-left", { participant_id: participant.id, reason: "left", participant });
+          this.emitLobby();
+        }
+      }
+      if (!e.detail.fatal) return;
+      if (RECOVERABLE_ERRORS.has(e.detail.code)) this.reconnect(e.detail.code);
+      else this.finish(e.detail.code);
+    });
+    s.addEventListener("closed", () => {
+      // Every deliberate end (leave, ended, fatal error) is handled before the socket closes;
+      // a close we did not expect means the connection was lost.
+      if (current()) this.reconnect("socket_closed");
     });
 
-    await s.open();
+    try {
+      await s.open();
+    } catch (error) {
+      if (!this.renewToken) throw error;
+      // The socket's close event may already have started a rejoin; only one may run.
+      if (current()) this.reconnect("socket_open");
+      return;
+    }
+    if (!current()) return;
     const publish = {
       audio: (this.localStream?.getAudioTracks().length ?? 0) > 0,
       video: (this.localStream?.getVideoTracks().length ?? 0) > 0,
     };
-    s.join({ token: this.token, room: this.room, publish });
-    this.statsTimer = setInterval(() => this.measure(), STATS_INTERVAL_MS);
+    s.join({ token, room: this.room, publish });
+  }
+
+  emitLobby() {
+    this.emit("lobby", { waiting: [...this.waitingList.values()] });
+  }
+
+  /** (Host.) Lets a waiting participant in. */
+  admit(participantId) {
+    this.pendingDecision = participantId;
+    this.signalling?.send({ type: "admit", participant_id: participantId });
+  }
+
+  /** (Host.) Turns a waiting participant away. */
+  deny(participantId) {
+    this.pendingDecision = participantId;
+    this.signalling?.send({ type: "deny", participant_id: participantId });
+  }
+
+  /** Closes the current session's socket and peer connection, keeping the local media. */
+  teardown() {
+    this.generation++;
+    clearTimeout(this.disconnectedTimer);
+    this.pc?.close();
+    this.pc = null;
+    this.signalling?.close();
+    this.signalling = null;
+    // A new session learns the waiting room afresh (from `joined`).
+    if (this.waitingList.size > 0) {
+      this.waitingList.clear();
+      this.emitLobby();
+    }
+  }
+
+  /** The connection was lost: rejoin with a fresh token, backing off, without anyone's click. */
+  reconnect(cause) {
+    if (this.ended) return;
+    this.teardown();
+    if (!this.renewToken) {
+      this.finish("disconnected");
+      return;
+    }
+    this.lostAt ??= Date.now();
+    if (Date.now() - this.lostAt > RECONNECT_GIVE_UP_MS) {
+      this.finish("disconnected");
+      return;
+    }
+    if (!this.reconnecting) {
+      this.reconnecting = true;
+      this.emit("reconnecting", { cause });
+    }
+    const base = RECONNECT_DELAYS_MS[Math.min(this.attempt, RECONNECT_DELAYS_MS.length - 1)];
+    const delay = base * (0.8 + Math.random() * 0.4);
+    this.attempt++;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => this.rejoin(), delay);
+  }
+
+  async rejoin() {
+    if (this.ended || this.rejoining) return;
+    this.rejoining = true;
+    let token;
+    try {
+      token = await this.renewToken();
+    } catch (error) {
+      this.rejoining = false;
+      if (isPermanent(error)) {
+        this.finish(VISIT_OVER_CODES.has(error.code) ? "visit_ended" : "disconnected");
+      } else {
+        this.reconnect("token");
+      }
+      return;
+    }
+    this.rejoining = false;
+    if (this.ended) return;
+    await this.connect(token);
   }
 
   answer({ sdp, revision }) {
     // Offers are applied strictly in order.
+    const pc = this.pc;
+    const s = this.signalling;
     this.negotiation = this.negotiation.then(async () => {
-      if (!this.pc || this.pc.signalingState === "closed") return;
-      await this.pc.setRemoteDescription({ type: "offer", sdp });
-      await this.pc.setLocalDescription(await this.pc.createAnswer());
-      this.signalling.send({ type: "answer", sdp: this.pc.localDescription.sdp, revision });
+      if (!pc || pc.signalingState === "closed" || pc !== this.pc) return;
+      await pc.setRemoteDescription({ type: "offer", sdp });
+      await pc.setLocalDescription(await pc.createAnswer());
+      s.send({ type: "answer", sdp: pc.localDescription.sdp, revision });
     }).catch((error) => {
+      if (pc !== this.pc) return;
       console.warn("could not answer the offer", error);
       this.emit("error", { code: "negotiation", fatal: false });
     });
@@ -105,17 +342,28 @@ export class Call extends EventTarget {
   setMicrophone(on) {
     for (const track of this.localStream?.getAudioTracks() ?? []) track.enabled = on;
     this.muted.audio = !on;
-    this.signalling.send({ type: "mute", ...this.muted });
+    this.signalling?.send({ type: "mute", ...this.muted });
   }
 
   setCamera(on) {
     for (const track of this.localStream?.getVideoTracks() ?? []) track.enabled = on;
     this.muted.video = !on;
-    this.signalling.send({ type: "mute", ...this.muted });
+    this.signalling?.send({ type: "mute", ...this.muted });
+  }
+
+  /**
+   * Sends `track` (a shared screen) in place of the camera, or the camera again with null. The
+   * relay forwards whatever the video sender carries, so no renegotiation is needed; it needs
+   * a camera sender to replace (without a camera there is nothing to swap).
+   */
+  async shareScreen(track) {
+    this.screenTrack = track;
+    const camera = this.localStream?.getVideoTracks()[0] ?? null;
+    if (this.videoSender && this.pc?.signalingState !== "closed") await this.videoSender.replaceTrack(track ?? camera);
   }
 
   hangUp() {
-    this.signalling.send({ type: "leave" });
+    this.signalling?.send({ type: "leave" });
     this.finish("left");
   }
 
@@ -123,38 +371,67 @@ export class Call extends EventTarget {
     if (this.ended) return;
     this.ended = true;
     clearInterval(this.statsTimer);
-    this.pc?.close();
-    this.signalling.close();
+    clearTimeout(this.reconnectTimer);
+    if (this.onOnline) window.removeEventListener("online", this.onOnline);
+    this.teardown();
     for (const track of this.localStream?.getTracks() ?? []) track.stop();
+    this.screenTrack?.stop();
     this.emit("ended", { reason });
   }
 
-  /** Connection quality from getStats: loss on what we receive and the round-trip time. */
+  /** Connection quality from getStats: loss and jitter on what we receive, and round-trip time. */
   async measure() {
-    if (!this.pc || this.pc.connectionState === "closed") return;
+    const pc = this.pc;
+    if (!pc || pc.connectionState !== "connected") return;
     let received = 0;
     let lost = 0;
     let rtt = null;
-    const report = await this.pc.getStats();
+    let jitter = 0;
+    const report = await pc.getStats();
     report.forEach((s) => {
       if (s.type === "inbound-rtp") {
         received += s.packetsReceived ?? 0;
         lost += s.packetsLost ?? 0;
-      } else if (s.type === "candidate-pair" && s.nominated && s.currentRoundTripTime !== undefined) {
+        if (s.kind === "audio" && typeof s.jitter === "number") jitter = Math.max(jitter, s.jitter);
+      } else if (s.type === "candidate-pair" && s.nominated && typeof s.currentRoundTripTime === "number") {
         rtt = s.currentRoundTripTime;
+      } else if (s.type === "remote-inbound-rtp" && rtt === null && typeof s.roundTripTime === "number") {
+        rtt = s.roundTripTime;
       }
     });
+    if (pc !== this.pc) return;
     const previous = this.lastStats;
     this.lastStats = { received, lost };
     if (!previous) return;
     const dReceived = received - previous.received;
     const dLost = Math.max(0, lost - previous.lost);
     const lossRatio = dReceived + dLost > 0 ? dLost / (dReceived + dLost) : 0;
-    let level = "good";
-    if (lossRatio > 0.08 || (rtt !== null && rtt > 0.6)) level = "poor";
-    else if (lossRatio > 0.02 || (rtt !== null && rtt > 0.3)) level = "weak";
-    this.emit("quality", { level, lossRatio, rtt });
+    this.qualityHistory = [...(this.qualityHistory ?? []), qualityLevel({ lossRatio, rtt, jitter })].slice(-QUALITY_WINDOW);
+    const level = worstLevel(this.qualityHistory);
+    this.emit("quality", { level, lossRatio, rtt, jitter });
   }
+}
+
+/** good / weak / poor from loss (ratio), round-trip time and jitter (seconds). */
+export function qualityLevel({ lossRatio, rtt, jitter }) {
+  if (lossRatio > 0.08 || (rtt !== null && rtt > 0.6) || jitter > 0.1) return "poor";
+  if (lossRatio > 0.02 || (rtt !== null && rtt > 0.3) || jitter > 0.04) return "weak";
+  return "good";
+}
+
+/**
+ * The worst of the recent levels: a drop shows at once, a recovery only after it has held for
+ * the whole window, so the indicator does not flicker.
+ */
+export function worstLevel(levels) {
+  const order = ["good", "weak", "poor"];
+  return levels.reduce((worst, level) => (order.indexOf(level) > order.indexOf(worst) ? level : worst), "good");
+}
+
+function isPermanent(error) {
+  // The server answered and said no (the link is gone, the visit closed, the session ended);
+  // asking again will not help. Network errors (status 0), 429 and 5xx are worth retrying.
+  return typeof error?.status === "number" && error.status >= 400 && error.status < 500 && error.status !== 429;
 }
 
 /** Camera and microphone, degrading gracefully: both, then audio only, then video only. */

@@ -1,6 +1,9 @@
 // The WebSocket side of crates/skaerm-sfu/PROTOCOL.md: sends typed messages, dispatches the
 // server's by `type`, and reports how the socket closed.
 
+/** How long opening the socket may take before we give up on this attempt. */
+const OPEN_TIMEOUT_MS = 10_000;
+
 export class Signalling extends EventTarget {
   constructor() {
     super();
@@ -22,9 +25,13 @@ export class Signalling extends EventTarget {
     this.socket.addEventListener("close", (event) => {
       this.dispatchEvent(new CustomEvent("closed", { detail: { code: event.code, reason: event.reason } }));
     });
+    const socket = this.socket;
     return new Promise((resolve, reject) => {
-      this.socket.addEventListener("open", () => resolve(), { once: true });
-      this.socket.addEventListener("error", () => reject(new Error("websocket")), { once: true });
+      // A network that swallows packets would leave the socket connecting for minutes.
+      const timer = setTimeout(() => socket.close(), OPEN_TIMEOUT_MS);
+      socket.addEventListener("open", () => { clearTimeout(timer); resolve(); }, { once: true });
+      socket.addEventListener("error", () => { clearTimeout(timer); reject(new Error("websocket")); }, { once: true });
+      socket.addEventListener("close", () => { clearTimeout(timer); reject(new Error("websocket closed")); }, { once: true });
     });
   }
 

@@ -1,16 +1,63 @@
-// The staff app's front page: log in, today's visits, start one, hand out the citizen link.
+// The staff app's front page: log in, the visits of a day (kept live) or a week, start one,
+// hand out the citizen link.
 import { api, ApiError } from "./api.js";
-import { t, translate, languageSwitch, onLanguageChange, clock } from "./i18n.js";
+import { t, translate, languageSwitch, onLanguageChange, clock, lang } from "./i18n.js";
 
 const $ = (selector) => document.querySelector(selector);
+/** How often the day list asks the server for fresh statuses while it is on screen. */
+const REFRESH_MS = 10_000;
 let visits = [];
+/** The week view's days: [{day, visits}], or null when showing a day. */
+let week = null;
+let refreshTimer = null;
+/** Statuses after which a visit cannot be started or joined. */
+const FINAL = new Set(["completed", "no_show", "cancelled", "technical_failure"]);
+/** What is shown: a day (YYYY-MM-DD, Copenhagen) and "day" or "week"; kept in the URL. */
+const view = initialView();
+
+function initialView() {
+  const params = new URLSearchParams(location.search);
+  const day = params.get("day");
+  return {
+    day: day && /^\d{4}-\d{2}-\d{2}$/.test(day) ? day : todayInCopenhagen(),
+    mode: params.get("view") === "week" ? "week" : "day",
+  };
+}
+
+function todayInCopenhagen() {
+  // en-CA formats dates as YYYY-MM-DD.
+  return new Intl.DateTimeFormat("en-CA", { timeZone: "Europe/Copenhagen" }).format(new Date());
+}
+
+/** The calendar day `n` days after `day` (both YYYY-MM-DD). */
+function addDays(day, n) {
+  const date = new Date(`${day}T12:00:00Z`);
+  date.setUTCDate(date.getUTCDate() + n);
+  return date.toISOString().slice(0, 10);
+}
+
+function mondayOf(day) {
+  const weekday = (new Date(`${day}T12:00:00Z`).getUTCDay() + 6) % 7; // Monday = 0
+  return addDays(day, -weekday);
+}
+
+function dayLabel(day, options = { weekday: "long", day: "numeric", month: "long" }) {
+  return new Intl.DateTimeFormat(lang() === "da" ? "da-DK" : "en-GB", { ...options, timeZone: "UTC" })
+    .format(new Date(`${day}T12:00:00Z`));
+}
 
 async function main() {
   translate();
   languageSwitch($("#lang"));
-  onLanguageChange(() => renderVisits());
+  onLanguageChange(() => render());
   $("#login-form").addEventListener("submit", login);
   $("#logout").addEventListener("click", logout);
+  const step = (n) => () => go(addDays(view.day, view.mode === "week" ? 7 * n : n), view.mode);
+  $("#prev").addEventListener("click", step(-1));
+  $("#next").addEventListener("click", step(1));
+  $("#today").addEventListener("click", () => go(todayInCopenhagen(), view.mode));
+  $("#view-day").addEventListener("click", () => go(view.day, "day"));
+  $("#view-week").addEventListener("click", () => go(view.day, "week"));
   try {
     const me = await api.me();
     showApp(me.staff);
@@ -20,6 +67,7 @@ async function main() {
 }
 
 function showLogin() {
+  clearInterval(refreshTimer);
   $("#login").hidden = false;
   $("#app").hidden = true;
   $("#username").focus();
@@ -39,30 +87,157 @@ async function login(event) {
 }
 
 async function logout() {
+  clearInterval(refreshTimer);
   try { await api.logout(); } catch { /* the cookie is gone either way */ }
   showLogin();
 }
 
-async function showApp(staff) {
+function showApp(staff) {
   $("#login").hidden = true;
   $("#app").hidden = false;
   $("#staff-name").textContent = staff.display_name;
+  load();
+  clearInterval(refreshTimer);
+  refreshTimer = setInterval(refreshVisits, REFRESH_MS);
+}
+
+/** Shows another day or mode, remembering it in the address (a reload keeps it). */
+function go(day, mode) {
+  view.day = day;
+  view.mode = mode;
+  const params = new URLSearchParams(location.search);
+  params.set("day", day);
+  params.set("view", mode);
+  history.replaceState(null, "", `${location.pathname}?${params}`);
+  load();
+}
+
+let loading = 0;
+async function load() {
+  const ticket = ++loading;
   $("#visits-status").textContent = t("staff.loading");
   try {
-    visits = (await api.visitsToday()).visits;
+    if (view.mode === "day") {
+      const fresh = (await api.visitsOn(view.day)).visits;
+      if (ticket !== loading) return;
+      visits = fresh;
+      week = null;
+    } else {
+      const monday = mondayOf(view.day);
+      const days = Array.from({ length: 7 }, (_, i) => addDays(monday, i));
+      const lists = await Promise.all(days.map((day) => api.visitsOn(day)));
+      if (ticket !== loading) return;
+      week = days.map((day, i) => ({ day, visits: lists[i].visits }));
+    }
     $("#visits-status").textContent = "";
   } catch (e) {
+    if (ticket !== loading) return;
     if (e instanceof ApiError && e.status === 401) return showLogin();
     $("#visits-status").textContent = t("error.generic");
     visits = [];
+    week = null;
   }
-  renderVisits();
+  render();
+}
+
+function render() {
+  const isWeek = view.mode === "week";
+  const today = todayInCopenhagen();
+  $("#today-title").textContent = isWeek
+    ? t("staff.week_title", {
+      from: dayLabel(mondayOf(view.day), { day: "numeric", month: "long" }),
+      to: dayLabel(addDays(mondayOf(view.day), 6), { day: "numeric", month: "long" }),
+    })
+    : view.day === today ? t("staff.today") : t("staff.day_title", { date: dayLabel(view.day) });
+  $("#prev").textContent = t(isWeek ? "staff.prev_week" : "staff.prev_day");
+  $("#next").textContent = t(isWeek ? "staff.next_week" : "staff.next_day");
+  $("#today").textContent = t("staff.go_today");
+  $("#view-day").setAttribute("aria-pressed", String(!isWeek));
+  $("#view-week").setAttribute("aria-pressed", String(isWeek));
+  $("#visits").hidden = isWeek;
+  $("#week").hidden = !isWeek;
+  if (isWeek) renderWeek();
+  else renderVisits();
+}
+
+function renderWeek() {
+  const root = $("#week");
+  root.replaceChildren();
+  const today = todayInCopenhagen();
+  for (const { day, visits: dayVisits } of week ?? []) {
+    const column = document.createElement("section");
+    column.className = "week-day";
+    column.dataset.day = day;
+    if (day === today) column.dataset.today = "true";
+    const heading = document.createElement("h2");
+    const open = document.createElement("button");
+    open.type = "button";
+    open.className = "button link";
+    const label = dayLabel(day, { weekday: "long", day: "numeric", month: "short" });
+    open.textContent = label.charAt(0).toUpperCase() + label.slice(1);
+    open.addEventListener("click", () => go(day, "day"));
+    heading.append(open);
+    const list = document.createElement("ul");
+    for (const visit of dayVisits) {
+      const item = document.createElement("li");
+      item.className = "week-visit";
+      item.dataset.status = visit.status;
+      item.dataset.visitId = visit.id;
+      const time = document.createElement("span");
+      time.className = "visit-time";
+      time.textContent = clock(visit.planned_start);
+      const who = document.createElement("span");
+      who.textContent = visit.citizen.display_name;
+      const status = document.createElement("span");
+      status.className = "visit-status";
+      status.textContent = t(`status.${visit.status}`);
+      item.append(time, " ", who, " · ", status);
+      list.append(item);
+    }
+    if (dayVisits.length === 0) {
+      const none = document.createElement("li");
+      none.className = "muted";
+      none.textContent = t("staff.week_none");
+      list.append(none);
+    }
+    column.append(heading, list);
+    root.append(column);
+  }
+}
+
+/** Live status: fetches the day again and updates what changed, keeping shown links. */
+async function refreshVisits() {
+  if ($("#app").hidden || view.mode !== "day" || document.visibilityState !== "visible") return;
+  const day = view.day;
+  let fresh;
+  try {
+    fresh = (await api.visitsOn(day)).visits;
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) showLogin();
+    return;
+  }
+  if (view.mode !== "day" || view.day !== day) return;
+  const sameVisits = fresh.length === visits.length && fresh.every((v, i) => v.id === visits[i].id);
+  const changed = fresh.filter((v, i) => !sameVisits || v.status !== visits[i].status);
+  visits = fresh;
+  if (!sameVisits) return renderVisits();
+  for (const visit of changed) {
+    const item = $(`#visits li[data-visit-id="${CSS.escape(visit.id)}"]`);
+    if (!item) continue;
+    item.dataset.status = visit.status;
+    item.querySelector(".visit-status").textContent = t(`status.${visit.status}`);
+    const start = item.querySelector("[data-action=start]");
+    if (FINAL.has(visit.status)) item.querySelector(".visit-actions")?.replaceChildren();
+    else if (start) start.textContent = t(visit.status === "in_progress" ? "staff.resume" : "staff.start");
+  }
 }
 
 function renderVisits() {
   const list = $("#visits");
   list.replaceChildren();
-  if (!$("#app").hidden && visits.length === 0) $("#visits-status").textContent = t("staff.none");
+  if (!$("#app").hidden && visits.length === 0) {
+    $("#visits-status").textContent = t(view.day === todayInCopenhagen() ? "staff.none" : "staff.none_day");
+  }
   for (const visit of visits) {
     const item = document.createElement("li");
     item.className = "visit";
@@ -84,7 +259,7 @@ function renderVisits() {
 
     const actions = document.createElement("div");
     actions.className = "visit-actions";
-    if (!["completed", "no_show", "cancelled", "technical_failure"].includes(visit.status)) {
+    if (!FINAL.has(visit.status)) {
       const start = document.createElement("a");
       start.className = "button primary";
       start.href = `/visit/${encodeURIComponent(visit.id)}`;

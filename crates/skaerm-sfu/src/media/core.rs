@@ -16,6 +16,7 @@ use crate::media::demux::{DatagramKind, binding_request_ufrag, classify};
 use crate::media::engine::{
     EngineError, FORWARDED_EXTENSIONS, IceCredentials, PeerFactory, codec_for,
 };
+use crate::media::lobby::{Lobby, LobbyFull, Waiting};
 use crate::media::negotiation::AnswerVerdict;
 use crate::media::peer::{Inbound, MAX_ADDRS_PER_PEER, Peer, Publication, Subscription};
 use crate::media::rewrite::RewritePlan;
@@ -101,6 +102,20 @@ pub enum Command {
         /// Why.
         reason: LeaveReason,
     },
+    /// A host lets a waiting participant in.
+    Admit {
+        /// The host's session.
+        session: SessionId,
+        /// Who.
+        participant: crate::ids::ParticipantId,
+    },
+    /// A host turns a waiting participant away.
+    Deny {
+        /// The host's session.
+        session: SessionId,
+        /// Who.
+        participant: crate::ids::ParticipantId,
+    },
     /// End a room for everyone in it.
     CloseRoom {
         /// The room.
@@ -132,6 +147,17 @@ pub enum RoomEvent {
         role: Role,
         /// Why.
         reason: LeaveReason,
+    },
+    /// A participant entered the waiting room and waits for a host to admit them. (They
+    /// leave it with `ParticipantJoined` when admitted, or `ParticipantLeft` when they go or
+    /// are denied.)
+    ParticipantWaiting {
+        /// Where.
+        room: RoomId,
+        /// Who.
+        participant: crate::ids::ParticipantId,
+        /// In which role.
+        role: Role,
     },
     /// The last participant left.
     RoomClosed {
@@ -244,12 +270,15 @@ pub struct MediaCore {
     next_bandwidth_check: Option<Instant>,
     /// Subscribers' first simulcast layers, whose keyframes are to be requested.
     layer_keyframes_wanted: Vec<(PeerKey, String, usize)>,
+    /// Waiting rooms and who was admitted.
+    lobby: Lobby,
 }
 
 impl MediaCore {
     /// A core with no peers.
     pub fn new(config: CoreConfig) -> Result<Self, EngineError> {
         Ok(MediaCore {
+            lobby: Lobby::new(config.max_peers),
             config,
             factory: PeerFactory::new()?,
             peers: HashMap::new(),
@@ -295,6 +324,11 @@ impl MediaCore {
     /// Participants (peer connections) in this worker.
     pub fn participant_count(&self) -> usize {
         self.peers.len()
+    }
+
+    /// Participants waiting for a host's admission in this worker.
+    pub fn waiting_count(&self) -> usize {
+        self.lobby.len()
     }
 
     /// Next datagram to send.
@@ -390,12 +424,28 @@ impl MediaCore {
             Command::Leave { session, reason } => {
                 if let Some(key) = self.sessions.get(&session).copied() {
                     self.remove_peer(now, key, reason, None);
+                } else if let Some(waiting) = self.lobby.remove_session(session) {
+                    self.left_lobby(&waiting, reason);
                 }
             }
+            Command::Admit {
+                session,
+                participant,
+            } => self.admit(now, session, participant),
+            Command::Deny {
+                session,
+                participant,
+            } => self.deny(session, participant),
             Command::CloseRoom { room, reason } => {
                 let members = self.rooms.get(&room).cloned().unwrap_or_default();
                 for key in members {
                     self.remove_peer(now, key, LeaveReason::Removed, Some(reason));
+                }
+                for waiting in self.lobby.close_room(room) {
+                    self.signal(waiting.session, ServerMessage::Ended { reason });
+                    self.outputs
+                        .push_back(CoreOutput::Close(waiting.session, SessionClose::NORMAL));
+                    self.room_left_event(&waiting, LeaveReason::Removed);
                 }
             }
         }
@@ -573,13 +623,211 @@ impl MediaCore {
     // ---- joining and leaving -------------------------------------------------------------
 
     fn join(&mut self, now: Instant, session: SessionId, grant: JoinGrant, publish: Publish) {
-        if self.sessions.contains_key(&session) {
+        if self.sessions.contains_key(&session) || self.lobby.by_session_mut(session).is_some() {
             self.signal(
                 session,
                 ServerMessage::error(ErrorCode::AlreadyJoined, "already joined"),
             );
             return;
         }
+        // The same participant waiting from another session (a reconnect while waiting): the
+        // new session takes its place.
+        if let Some(old) = self.lobby.remove_participant(grant.room, grant.participant) {
+            self.signal(
+                old.session,
+                ServerMessage::Ended {
+                    reason: EndReason::Replaced,
+                },
+            );
+            self.outputs
+                .push_back(CoreOutput::Close(old.session, SessionClose::NORMAL));
+            self.left_lobby(&old, LeaveReason::Replaced);
+        }
+        if self.needs_to_wait(&grant) {
+            self.wait(now, session, grant, publish);
+            return;
+        }
+        self.enter_room(now, session, grant, publish);
+    }
+
+    /// Whether this join goes to the waiting room: the application asked for admission, the
+    /// participant is no host, and no host admitted them to this room before (a rejoin after a
+    /// network cut, or a second device while they are in the call, goes straight in).
+    fn needs_to_wait(&self, grant: &JoinGrant) -> bool {
+        grant.needs_admission
+            && grant.role != Role::Host
+            && !self.lobby.was_admitted(grant.room, grant.participant)
+            && !self.rooms.get(&grant.room).is_some_and(|members| {
+                members.iter().any(|k| {
+                    self.peers
+                        .get(k)
+                        .is_some_and(|p| p.info.id == grant.participant)
+                })
+            })
+    }
+
+    /// Puts a session in its room's waiting room: `waiting` to it, `participant_waiting` to the
+    /// hosts present, an event for the application. No peer connection yet.
+    fn wait(&mut self, now: Instant, session: SessionId, grant: JoinGrant, publish: Publish) {
+        let waiting = Waiting {
+            session,
+            grant,
+            publish,
+            muted: Muted::default(),
+            since: now,
+        };
+        let info = waiting.info();
+        let room = waiting.grant.room;
+        match self.lobby.enter(waiting) {
+            Ok(()) => {}
+            Err(LobbyFull::Room) => {
+                self.refuse(session, ErrorCode::RoomFull, "the waiting room is full");
+                return;
+            }
+            Err(LobbyFull::Worker) => {
+                self.refuse(session, ErrorCode::ServerBusy, "media worker is full");
+                return;
+            }
+        }
+        self.signal(
+            session,
+            ServerMessage::Waiting {
+                room,
+                you: info.clone(),
+            },
+        );
+        self.signal_hosts(
+            room,
+            &ServerMessage::ParticipantWaiting {
+                participant: info.clone(),
+            },
+        );
+        self.outputs
+            .push_back(CoreOutput::Room(RoomEvent::ParticipantWaiting {
+                room,
+                participant: info.id,
+                role: info.role,
+            }));
+    }
+
+    /// Sends a message to every host in the room.
+    fn signal_hosts(&mut self, room: RoomId, message: &ServerMessage) {
+        let hosts: Vec<SessionId> = self
+            .rooms
+            .get(&room)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.peers.get(k))
+            .filter(|p| p.info.role == Role::Host)
+            .map(|p| p.session)
+            .collect();
+        for session in hosts {
+            self.signal(session, message.clone());
+        }
+    }
+
+    /// A waiting participant is gone from the lobby: hosts and the application hear it.
+    fn left_lobby(&mut self, waiting: &Waiting, reason: LeaveReason) {
+        self.signal_hosts(
+            waiting.grant.room,
+            &ServerMessage::ParticipantLeft {
+                participant_id: waiting.grant.participant,
+                reason,
+            },
+        );
+        self.room_left_event(waiting, reason);
+    }
+
+    fn room_left_event(&mut self, waiting: &Waiting, reason: LeaveReason) {
+        self.outputs
+            .push_back(CoreOutput::Room(RoomEvent::ParticipantLeft {
+                room: waiting.grant.room,
+                participant: waiting.grant.participant,
+                role: waiting.grant.role,
+                reason,
+            }));
+    }
+
+    /// The host in `session`, if it is one; otherwise tells the session why not.
+    fn host_room(&mut self, session: SessionId) -> Option<RoomId> {
+        let Some(peer) = self.sessions.get(&session).and_then(|k| self.peers.get(k)) else {
+            self.signal(
+                session,
+                ServerMessage::error(ErrorCode::NotJoined, "not joined"),
+            );
+            return None;
+        };
+        if peer.info.role != Role::Host {
+            // Refused, but not fatal: a citizen is not thrown out of the call for this.
+            self.signal(
+                session,
+                ServerMessage::Error {
+                    code: ErrorCode::Forbidden,
+                    message: "only a host can admit or deny".into(),
+                    fatal: false,
+                },
+            );
+            return None;
+        }
+        Some(peer.room)
+    }
+
+    fn unknown_waiting(&mut self, session: SessionId) {
+        self.signal(
+            session,
+            ServerMessage::error(
+                ErrorCode::UnknownParticipant,
+                "nobody with that id waits in this room",
+            ),
+        );
+    }
+
+    fn admit(&mut self, now: Instant, session: SessionId, participant: crate::ids::ParticipantId) {
+        let Some(room) = self.host_room(session) else {
+            return;
+        };
+        let Some(waiting) = self.lobby.remove_participant(room, participant) else {
+            self.unknown_waiting(session);
+            return;
+        };
+        tracing::info!(%room, %participant, waited = ?now.saturating_duration_since(waiting.since), "admitted from the waiting room");
+        self.lobby.remember_admitted(room, participant);
+        let guest = waiting.session;
+        self.enter_room(now, guest, waiting.grant.clone(), waiting.publish);
+        if let Some(key) = self.sessions.get(&guest).copied() {
+            if waiting.muted != Muted::default() {
+                self.mute(guest, waiting.muted);
+            }
+            self.mark_dirty(key);
+        } else {
+            // Refused on the way in (room or worker full): the hosts' list must not keep them.
+            self.left_lobby(&waiting, LeaveReason::Removed);
+        }
+    }
+
+    fn deny(&mut self, session: SessionId, participant: crate::ids::ParticipantId) {
+        let Some(room) = self.host_room(session) else {
+            return;
+        };
+        let Some(waiting) = self.lobby.remove_participant(room, participant) else {
+            self.unknown_waiting(session);
+            return;
+        };
+        tracing::info!(%room, %participant, "denied from the waiting room");
+        self.signal(
+            waiting.session,
+            ServerMessage::Ended {
+                reason: EndReason::Denied,
+            },
+        );
+        self.outputs
+            .push_back(CoreOutput::Close(waiting.session, SessionClose::NORMAL));
+        self.left_lobby(&waiting, LeaveReason::Denied);
+    }
+
+    /// Builds the peer connection and enters the room (a join that needs no admission, or an
+    /// admitted one).
+    fn enter_room(&mut self, now: Instant, session: SessionId, grant: JoinGrant, publish: Publish) {
         // The same participant joining again replaces their old session (a reconnect, or a
         // second device): one participant, one connection.
         let existing = self.rooms.get(&grant.room).and_then(|members| {
@@ -646,6 +894,15 @@ impl MediaCore {
             .iter()
             .filter_map(|k| self.peers.get(k).map(|p| p.info.clone()))
             .collect();
+        let waiting = if grant.role == Role::Host {
+            self.lobby
+                .waiting_in(grant.room)
+                .iter()
+                .map(Waiting::info)
+                .collect()
+        } else {
+            Vec::new()
+        };
 
         self.by_ufrag.insert(credentials.ufrag.clone(), key);
         self.sessions.insert(session, key);
@@ -698,6 +955,7 @@ impl MediaCore {
                 you: info.clone(),
                 room: grant.room,
                 participants,
+                waiting,
             },
         );
         self.signal_room(
@@ -945,6 +1203,10 @@ impl MediaCore {
     }
 
     fn publish(&mut self, now: Instant, session: SessionId, publish: Publish) {
+        if let Some(waiting) = self.lobby.by_session_mut(session) {
+            waiting.publish = publish; // used when admitted
+            return;
+        }
         let Some(key) = self.sessions.get(&session).copied() else {
             self.signal(
                 session,
@@ -992,6 +1254,10 @@ impl MediaCore {
     }
 
     fn mute(&mut self, session: SessionId, muted: Muted) {
+        if let Some(waiting) = self.lobby.by_session_mut(session) {
+            waiting.muted = muted; // shown when admitted
+            return;
+        }
         let Some(key) = self.sessions.get(&session).copied() else {
             self.signal(
                 session,

@@ -3,7 +3,7 @@
 //! [`core::MediaCore`] owns the peer connections and rooms of one worker; the other modules are
 //! its parts: datagram routing ([`demux`]), building `rtc` connections ([`engine`]), which
 //! inbound RTCP the core sees ([`feedback`]), subscribers' bandwidth and the audio-only
-//! fallback ([`bandwidth`]), offer/answer bookkeeping ([`negotiation`]), per-participant state
+//! fallback ([`bandwidth`]), the waiting room ([`lobby`]), offer/answer bookkeeping ([`negotiation`]), per-participant state
 //! ([`peer`]), packet rewriting for forwarding ([`rewrite`]), switching a stream's source on
 //! keyframes with continuous numbering ([`simulcast`]) and drop/traffic counters
 //! ([`counters`]).
@@ -14,6 +14,7 @@ pub mod counters;
 pub(crate) mod demux;
 pub(crate) mod engine;
 pub(crate) mod feedback;
+pub mod lobby;
 pub(crate) mod negotiation;
 pub(crate) mod peer;
 pub(crate) mod rewrite;
