@@ -3,9 +3,12 @@
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Duration, Utc};
+use clap::Parser;
 use serde_json::{Value, json};
 use skaerm_auth::refs::{StaffRef, TenantRef};
+use skaerm_auth::roles::{Role, Roles};
 use skaerm_scheduling::{Citizen, LegalBasis, NewVisit, Staff, Tenant, Visit};
+use skaerm_server::http::csrf::CSRF_HEADER;
 use skaerm_server::{Server, ServerConfig};
 use std::path::PathBuf;
 
@@ -22,8 +25,14 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server without demo data.
     pub async fn start() -> Result<TestServer> {
+        TestServer::start_with(&[]).await
+    }
+
+    /// Starts a server without demo data, with extra command-line flags (e.g.
+    /// `["--join-limit-per-ip", "3"]`).
+    pub async fn start_with(flags: &[&str]) -> Result<TestServer> {
         let data = tempfile::tempdir()?;
-        let config = config(data.path().to_path_buf());
+        let config = config(data.path().to_path_buf(), flags)?;
         let server = Server::start(config).await?;
         Ok(TestServer {
             server,
@@ -39,6 +48,25 @@ impl TestServer {
     /// `ws://127.0.0.1:<port>/ws`.
     pub fn ws_url(&self) -> String {
         format!("ws://{}/ws", self.server.http_addr())
+    }
+
+    /// Another person in `m`'s municipality with a local account holding `roles`; returns
+    /// the username (password: [`PASSWORD`]).
+    pub async fn account(&self, m: &Municipality, name: &str, roles: &[Role]) -> Result<String> {
+        let services = &self.server.state().services;
+        let staff = services.store.create_staff(m.tenant.id, name, None).await?;
+        let username = format!("{}-{}", name.to_lowercase().replace(' ', "-"), staff.id);
+        services
+            .accounts
+            .create_with_roles(
+                &username,
+                PASSWORD,
+                StaffRef(staff.id.0),
+                TenantRef(m.tenant.id.0),
+                Roles::of(roles),
+            )
+            .await?;
+        Ok(username)
     }
 
     /// A municipality with one staff member (with a local account) and one citizen.
@@ -100,20 +128,32 @@ impl TestServer {
     }
 }
 
-fn config(data_dir: PathBuf) -> ServerConfig {
-    ServerConfig {
-        listen: "127.0.0.1:0".parse().expect("literal address"),
-        data_dir,
-        database_url: None,
-        udp_port: 0,
-        udp_bind_ip: "127.0.0.1".parse().expect("literal address"),
-        announce_ips: vec!["127.0.0.1".parse().expect("literal address")],
-        public_url: None,
-        link_opens_before_minutes: 15,
-        link_closes_after_minutes: 0,
-        no_demo: true,
-        max_participants: 6,
-    }
+/// The flags a test server runs with, parsed like the binary's (so new settings get their
+/// defaults without touching the harness).
+fn config(data_dir: PathBuf, extra: &[&str]) -> Result<ServerConfig> {
+    let data_dir = data_dir.display().to_string();
+    let mut args = vec![
+        "skaerm",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data_dir,
+        "--udp-port",
+        "0",
+        "--udp-bind-ip",
+        "127.0.0.1",
+        "--announce-ip",
+        "127.0.0.1",
+        "--link-opens-before-minutes",
+        "15",
+        "--link-closes-after-minutes",
+        "0",
+        "--no-demo",
+        "--max-participants",
+        "6",
+    ];
+    args.extend_from_slice(extra);
+    Ok(ServerConfig::try_parse_from(args)?)
 }
 
 /// One municipality's people.
@@ -137,21 +177,47 @@ pub struct Browser {
 impl Browser {
     /// A fresh "browser" for the server at `base`.
     pub fn new(base: &str) -> Result<Browser> {
+        skaerm_server::install_crypto_provider();
         Ok(Browser {
             client: reqwest::Client::builder().cookie_store(true).build()?,
             base: base.to_owned(),
         })
     }
 
-    /// POSTs JSON; returns status and body.
+    /// The underlying client (cookies included), for requests the web client would not make.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// POSTs JSON like the web client (with the CSRF header); returns status and body.
     pub async fn post(&self, path: &str, body: Value) -> Result<(u16, Value)> {
         let response = self
             .client
             .post(format!("{}{path}", self.base))
+            .header(CSRF_HEADER, "1")
             .json(&body)
             .send()
             .await
             .with_context(|| format!("POST {path}"))?;
+        let status = response.status().as_u16();
+        let body = response.json::<Value>().await.unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+
+    /// DELETEs like the web client; returns status and body.
+    pub async fn delete(&self, path: &str) -> Result<(u16, Value)> {
+        let response = self
+            .client
+            .delete(format!("{}{path}", self.base))
+            .header(CSRF_HEADER, "1")
+            .send()
+            .await
+            .with_context(|| format!("DELETE {path}"))?;
         let status = response.status().as_u16();
         let body = response.json::<Value>().await.unwrap_or(Value::Null);
         Ok((status, body))

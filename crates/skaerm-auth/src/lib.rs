@@ -5,6 +5,8 @@
 //! - [`accounts`]: local staff accounts with argon2id passwords;
 //! - [`citizen_link`]: the secret in a citizen's link, and its stored hash;
 //! - [`rate_limit`]: brute-force throttling;
+//! - [`sessions`]: staff logins: refresh secrets, revocation;
+//! - [`roles`]: staff roles (staff, team lead, ops, admin);
 //! - [`refs`]: typed ids of what tokens refer to.
 
 pub mod accounts;
@@ -12,6 +14,8 @@ pub mod citizen_link;
 pub mod keys;
 pub mod rate_limit;
 pub mod refs;
+pub mod roles;
+pub mod sessions;
 pub mod tokens;
 
 use sqlx::AnyPool;

@@ -6,8 +6,10 @@
 use chrono::Utc;
 use skaerm_auth::accounts::{AccountError, AccountStore};
 use skaerm_auth::keys::KeyStore;
-use skaerm_auth::refs::{StaffRef, TenantRef};
-use skaerm_auth::tokens::{SessionRequest, TokenService};
+use skaerm_auth::refs::{SessionRef, StaffRef, TenantRef};
+use skaerm_auth::roles::{Role, Roles};
+use skaerm_auth::sessions::{NewSession, SessionStore};
+use skaerm_auth::tokens::{SessionRequest, TokenError, TokenService};
 use sqlx::{AnyPool, Executor};
 use uuid::Uuid;
 
@@ -121,8 +123,10 @@ async fn signing_keys_are_created_once_and_reused() {
         let session = first
             .issue_session(
                 &SessionRequest {
+                    session: SessionRef(Uuid::new_v4()),
                     staff: StaffRef(Uuid::new_v4()),
                     tenant: TenantRef(Uuid::new_v4()),
+                    roles: Roles::of(&[Role::Staff]),
                     name: "Mette".into(),
                 },
                 Utc::now(),
@@ -134,6 +138,123 @@ async fn signing_keys_are_created_once_and_reused() {
             "skaerm",
         );
         assert!(second.verify_session(&session, Utc::now()).is_ok());
+        cleanup(pool, schema).await;
+    }
+}
+
+#[tokio::test]
+async fn accounts_carry_their_roles() {
+    for (pool, schema, _dir) in pools().await {
+        let accounts = AccountStore::new(pool.clone());
+        let tenant = TenantRef(Uuid::new_v4());
+        let plain = accounts
+            .create("mette", "correct horse", StaffRef(Uuid::new_v4()), tenant)
+            .await
+            .unwrap();
+        assert_eq!(plain.roles, Roles::of(&[Role::Staff]));
+        let ops = Roles::of(&[Role::Ops]);
+        accounts
+            .create_with_roles(
+                "olga",
+                "correct horse",
+                StaffRef(Uuid::new_v4()),
+                tenant,
+                ops,
+            )
+            .await
+            .unwrap();
+        let olga = accounts
+            .verify_login("olga", "correct horse")
+            .await
+            .unwrap();
+        assert_eq!(olga.map(|a| a.roles), Some(ops));
+        let lead = Roles::of(&[Role::Staff, Role::TeamLead]);
+        assert!(accounts.set_roles("mette", lead).await.unwrap());
+        let mette = accounts
+            .verify_login("mette", "correct horse")
+            .await
+            .unwrap();
+        assert_eq!(mette.map(|a| a.roles), Some(lead));
+        assert!(matches!(
+            accounts.set_roles("mette", Roles::NONE).await,
+            Err(AccountError::Invalid(_))
+        ));
+        cleanup(pool, schema).await;
+    }
+}
+
+#[tokio::test]
+async fn sessions_refresh_rotate_and_revoke() {
+    for (pool, schema, _dir) in pools().await {
+        let store = SessionStore::new(pool.clone());
+        let now = Utc::now();
+        let new = NewSession {
+            staff: StaffRef(Uuid::new_v4()),
+            tenant: TenantRef(Uuid::new_v4()),
+            roles: Roles::of(&[Role::Staff]),
+            name: "Mette".into(),
+        };
+        let (session, first) = store.create(&new, now).await.unwrap();
+        assert!(store.is_live(session.id, now).await.unwrap());
+
+        let (refreshed, second) = store.refresh(&first, now).await.unwrap().unwrap();
+        assert_eq!(refreshed.id, session.id);
+        assert_eq!(refreshed.roles, new.roles);
+        assert_ne!(first, second);
+        // The old secret is spent.
+        assert!(store.refresh(&first, now).await.unwrap().is_none());
+        // Past its end, neither live nor refreshable.
+        let late = now + chrono::Duration::hours(13);
+        assert!(!store.is_live(session.id, late).await.unwrap());
+        assert!(store.refresh(&second, late).await.unwrap().is_none());
+
+        store.revoke(session.id, now).await.unwrap();
+        assert!(!store.is_live(session.id, now).await.unwrap());
+        assert!(store.refresh(&second, now).await.unwrap().is_none());
+
+        let (other, _) = store.create(&new, now).await.unwrap();
+        let (third, _) = store.create(&new, now).await.unwrap();
+        assert_eq!(store.revoke_all_for(new.staff, now).await.unwrap(), 2);
+        assert!(!store.is_live(other.id, now).await.unwrap());
+        assert!(!store.is_live(third.id, now).await.unwrap());
+        cleanup(pool, schema).await;
+    }
+}
+
+#[tokio::test]
+async fn rotated_keys_sign_anew_and_old_tokens_still_verify_until_pruned() {
+    for (pool, schema, _dir) in pools().await {
+        let keys = KeyStore::new(pool.clone());
+        let service = TokenService::new(keys.load_or_create().await.unwrap(), "skaerm");
+        let request = SessionRequest {
+            session: SessionRef(Uuid::new_v4()),
+            staff: StaffRef(Uuid::new_v4()),
+            tenant: TenantRef(Uuid::new_v4()),
+            roles: Roles::of(&[Role::Admin]),
+            name: "Anne".into(),
+        };
+        let old_kid = service.active_kid();
+        let old_token = service.issue_session(&request, Utc::now()).unwrap();
+        service.replace_keys(keys.rotate().await.unwrap());
+        assert_ne!(service.active_kid(), old_kid);
+        let new_token = service.issue_session(&request, Utc::now()).unwrap();
+        assert!(service.verify_session(&old_token, Utc::now()).is_ok());
+        assert!(service.verify_session(&new_token, Utc::now()).is_ok());
+        // Another node loading the keys agrees on the active one.
+        let other = TokenService::new(keys.load_or_create().await.unwrap(), "skaerm");
+        assert_eq!(other.active_kid(), service.active_kid());
+
+        let pruned = keys
+            .prune_retired(Utc::now() + chrono::Duration::seconds(1))
+            .await
+            .unwrap();
+        assert_eq!(pruned, 1);
+        service.replace_keys(keys.load_or_create().await.unwrap());
+        assert_eq!(
+            service.verify_session(&old_token, Utc::now()),
+            Err(TokenError::UnknownKid)
+        );
+        assert!(service.verify_session(&new_token, Utc::now()).is_ok());
         cleanup(pool, schema).await;
     }
 }

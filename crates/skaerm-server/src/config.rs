@@ -58,6 +58,18 @@ pub struct ServerConfig {
     /// Most participants in one visit.
     #[arg(long, env = "SKAERM_MAX_PARTICIPANTS", default_value_t = 6)]
     pub max_participants: usize,
+
+    /// Login attempts per client IP per minute (then 429 with Retry-After).
+    #[arg(long, env = "SKAERM_LOGIN_LIMIT_PER_IP", default_value_t = 10)]
+    pub login_limit_per_ip: u32,
+
+    /// Citizen link exchanges per client IP per minute.
+    #[arg(long, env = "SKAERM_JOIN_LIMIT_PER_IP", default_value_t = 30)]
+    pub join_limit_per_ip: u32,
+
+    /// Citizen link exchanges per link per minute (from any address).
+    #[arg(long, env = "SKAERM_JOIN_LIMIT_PER_LINK", default_value_t = 20)]
+    pub join_limit_per_link: u32,
 }
 
 impl ServerConfig {

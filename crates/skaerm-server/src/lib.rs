@@ -24,6 +24,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
+/// Makes `ring` the process's rustls crypto provider (once; later calls and a provider
+/// installed by the embedding program are kept).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A running server.
 pub struct Server {
     http_addr: SocketAddr,
@@ -37,6 +43,7 @@ pub struct Server {
 impl Server {
     /// Opens storage, seeds demo data if asked, starts the relay and the HTTP listener.
     pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
+        install_crypto_provider();
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -60,7 +67,8 @@ impl Server {
         if let Some(events) = sfu.take_events() {
             tokio::spawn(room_events::run(services.clone(), events));
         }
-        let state = state::AppState::new(services, Arc::new(sfu), registry, public_url.clone());
+        let state =
+            state::AppState::new(services, Arc::new(sfu), registry, public_url.clone(), false);
 
         if !config.no_demo {
             demo::seed(&state).await.context("seeding demo data")?;

@@ -5,6 +5,7 @@ use anyhow::Context;
 use skaerm_auth::accounts::AccountStore;
 use skaerm_auth::keys::KeyStore;
 use skaerm_auth::rate_limit::RateLimiter;
+use skaerm_auth::sessions::SessionStore;
 use skaerm_auth::tokens::TokenService;
 use skaerm_scheduling::{LinkWindow, Store};
 use skaerm_sfu::Sfu;
@@ -18,6 +19,10 @@ pub struct Services {
     pub store: Store,
     /// Local staff accounts.
     pub accounts: AccountStore,
+    /// Staff logins (refresh, revocation).
+    pub sessions: SessionStore,
+    /// Signing keys (rotation).
+    pub keys: KeyStore,
     /// Issues and verifies tokens.
     pub tokens: Arc<TokenService>,
     /// When citizen links work.
@@ -46,7 +51,8 @@ impl Services {
         skaerm_auth::migrate(store.pool())
             .await
             .context("migrating auth tables")?;
-        let keys = KeyStore::new(store.pool().clone())
+        let key_store = KeyStore::new(store.pool().clone());
+        let keys = key_store
             .load_or_create()
             .await
             .context("loading signing keys")?;
@@ -58,11 +64,17 @@ impl Services {
         };
         let minute = Duration::from_secs(60);
         let limits = Arc::new(Limits {
-            login_per_ip: Mutex::new(RateLimiter::new(10, minute, 100_000)),
-            join_per_ip: Mutex::new(RateLimiter::new(30, minute, 100_000)),
-            join_per_link: Mutex::new(RateLimiter::new(20, minute, 100_000)),
+            login_per_ip: Mutex::new(RateLimiter::new(config.login_limit_per_ip, minute, 100_000)),
+            join_per_ip: Mutex::new(RateLimiter::new(config.join_limit_per_ip, minute, 100_000)),
+            join_per_link: Mutex::new(RateLimiter::new(
+                config.join_limit_per_link,
+                minute,
+                100_000,
+            )),
         });
         Ok(Services {
+            sessions: SessionStore::new(store.pool().clone()),
+            keys: key_store,
             store,
             accounts,
             tokens,
@@ -83,6 +95,8 @@ pub struct AppState {
     pub registry: prometheus::Registry,
     /// Base URL for links.
     pub public_url: Arc<str>,
+    /// Whether this server terminates TLS itself (HSTS is sent then).
+    pub tls: bool,
 }
 
 impl AppState {
@@ -92,12 +106,14 @@ impl AppState {
         sfu: Arc<Sfu>,
         registry: prometheus::Registry,
         public_url: String,
+        tls: bool,
     ) -> Self {
         AppState {
             services,
             sfu,
             registry,
             public_url: public_url.into(),
+            tls,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP surface (see `HTTP_API.md`): staff session, visits, the citizen link exchange,
 //! signalling, metrics and the web client's pages, behind security headers.
 
+pub mod csrf;
 pub mod join;
 pub mod metrics;
 pub mod pages;
@@ -21,6 +22,7 @@ const MAX_BODY: usize = 16 * 1024;
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/session", post(session::login).delete(session::logout))
+        .route("/api/session/refresh", post(session::refresh))
         .route("/api/me", get(session::me))
         .route("/api/visits", get(visits::list))
         .route("/api/visits/{id}", get(visits::get_one))
@@ -33,9 +35,15 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state.clone());
+    let public_origin: std::sync::Arc<str> = csrf::origin_of(&state.public_url)
+        .unwrap_or_default()
+        .into();
     let app = Router::new()
         .merge(api)
         .merge(state.sfu.router())
-        .merge(pages::router());
-    security::apply(app)
+        .merge(pages::router())
+        .layer(axum::middleware::from_fn(move |request, next| {
+            csrf::guard(public_origin.clone(), request, next)
+        }));
+    security::apply(app, state.tls)
 }
