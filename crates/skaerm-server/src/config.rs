@@ -59,6 +59,24 @@ pub struct ServerConfig {
     #[arg(long, env = "SKAERM_MAX_PARTICIPANTS", default_value_t = 6)]
     pub max_participants: usize,
 
+    /// PEM certificate chain: serve HTTPS with it (with `--tls-key`).
+    #[arg(
+        long,
+        env = "SKAERM_TLS_CERT",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "SKAERM_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve HTTPS with a self-signed certificate generated for development (kept in the data
+    /// directory under tls/).
+    #[arg(long, env = "SKAERM_TLS_SELF_SIGNED")]
+    pub tls_self_signed: bool,
+
     /// Login attempts per client IP per minute (then 429 with Retry-After).
     #[arg(long, env = "SKAERM_LOGIN_LIMIT_PER_IP", default_value_t = 10)]
     pub login_limit_per_ip: u32,
@@ -81,6 +99,11 @@ impl ServerConfig {
         }
     }
 
+    /// Whether this server terminates TLS itself.
+    pub fn tls(&self) -> bool {
+        self.tls_self_signed || self.tls_cert.is_some()
+    }
+
     /// The public base URL, given the address actually bound.
     pub fn public_url(&self, bound: SocketAddr) -> String {
         if let Some(url) = &self.public_url {
@@ -93,6 +116,7 @@ impl ServerConfig {
         } else {
             bound.ip().to_string()
         };
-        format!("http://{host}:{}", bound.port())
+        let scheme = if self.tls() { "https" } else { "http" };
+        format!("{scheme}://{host}:{}", bound.port())
     }
 }

@@ -6,7 +6,8 @@
 //! - [`admission`]: who may join which visit's room (the relay's `JoinAuthorizer`);
 //! - [`http`]: the HTTP API and the web client's pages;
 //! - [`demo`]: the demo municipality seeded on first start;
-//! - [`room_events`]: what the server does when people join and leave rooms.
+//! - [`room_events`]: what the server does when people join and leave rooms;
+//! - [`tls`]: HTTPS with rustls (certificate files or a self-signed development one).
 
 pub mod admission;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod demo;
 pub mod http;
 pub mod room_events;
 pub mod state;
+pub mod tls;
 
 pub use config::ServerConfig;
 
@@ -35,6 +37,7 @@ pub struct Server {
     http_addr: SocketAddr,
     udp_addr: SocketAddr,
     public_url: String,
+    certificate_pem: Option<String>,
     state: state::AppState,
     shutdown: Option<oneshot::Sender<()>>,
     serving: tokio::task::JoinHandle<()>,
@@ -67,33 +70,61 @@ impl Server {
         if let Some(events) = sfu.take_events() {
             tokio::spawn(room_events::run(services.clone(), events));
         }
-        let state =
-            state::AppState::new(services, Arc::new(sfu), registry, public_url.clone(), false);
+        let state = state::AppState::new(
+            services,
+            Arc::new(sfu),
+            registry,
+            public_url.clone(),
+            config.tls(),
+        );
 
         if !config.no_demo {
             demo::seed(&state).await.context("seeding demo data")?;
         }
 
+        let tls = tls::load(&config).await?;
+        let certificate_pem = tls.as_ref().map(|t| t.certificate_pem.clone());
         let app = http::router(state.clone());
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();
-        let serving = tokio::spawn(async move {
-            let result = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async {
-                let _ = shutdown_rx.await;
-            })
-            .await;
-            if let Err(err) = result {
-                tracing::error!(%err, "HTTP server failed");
+        let serving = match tls {
+            None => tokio::spawn(async move {
+                let result = axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(async {
+                    let _ = shutdown_rx.await;
+                })
+                .await;
+                if let Err(err) = result {
+                    tracing::error!(%err, "HTTP server failed");
+                }
+            }),
+            Some(tls) => {
+                let handle = axum_server::Handle::<SocketAddr>::new();
+                let listener = listener.into_std()?;
+                let server =
+                    axum_server::from_tcp_rustls(listener, tls.config)?.handle(handle.clone());
+                tokio::spawn(async move {
+                    tokio::spawn(async move {
+                        let _ = shutdown_rx.await;
+                        handle.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+                    });
+                    let result = server
+                        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+                        .await;
+                    if let Err(err) = result {
+                        tracing::error!(%err, "HTTPS server failed");
+                    }
+                })
             }
-        });
+        };
         tracing::info!(%http_addr, %udp_addr, %public_url, "skaerm is serving");
         Ok(Server {
             http_addr,
             udp_addr,
             public_url,
+            certificate_pem,
             state,
             shutdown: Some(shutdown),
             serving,
@@ -113,6 +144,11 @@ impl Server {
     /// The base URL in citizen links.
     pub fn public_url(&self) -> &str {
         &self.public_url
+    }
+
+    /// The served TLS certificate (PEM) when serving HTTPS.
+    pub fn certificate_pem(&self) -> Option<&str> {
+        self.certificate_pem.as_deref()
     }
 
     /// Shared state (tests use it to create data as an administrator would).
