@@ -2,6 +2,7 @@
 //!
 //! - [`keys`]: Ed25519 signing keys with ids and rotation, stored in the database;
 //! - [`tokens`]: media tokens (one visit, one participant) and staff session tokens;
+//! - [`audit`]: the append-only audit log;
 //! - [`accounts`]: local staff accounts with argon2id passwords;
 //! - [`citizen_link`]: the secret in a citizen's link, and its stored hash;
 //! - [`rate_limit`]: brute-force throttling;
@@ -10,6 +11,7 @@
 //! - [`refs`]: typed ids of what tokens refer to.
 
 pub mod accounts;
+pub mod audit;
 pub mod citizen_link;
 pub mod keys;
 pub mod rate_limit;

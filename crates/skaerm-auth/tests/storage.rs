@@ -5,6 +5,7 @@
 
 use chrono::Utc;
 use skaerm_auth::accounts::{AccountError, AccountStore};
+use skaerm_auth::audit::{ActorKind, AuditAction, AuditEvent, AuditLog, SubjectKind};
 use skaerm_auth::keys::KeyStore;
 use skaerm_auth::refs::{SessionRef, StaffRef, TenantRef};
 use skaerm_auth::roles::{Role, Roles};
@@ -255,6 +256,72 @@ async fn rotated_keys_sign_anew_and_old_tokens_still_verify_until_pruned() {
             Err(TokenError::UnknownKid)
         );
         assert!(service.verify_session(&new_token, Utc::now()).is_ok());
+        cleanup(pool, schema).await;
+    }
+}
+
+#[tokio::test]
+async fn the_audit_log_is_append_only_and_scoped_by_tenant() {
+    for (pool, schema, _dir) in pools().await {
+        let log = AuditLog::new(pool.clone());
+        let a = TenantRef(Uuid::new_v4());
+        let b = TenantRef(Uuid::new_v4());
+        let staff = Uuid::new_v4();
+        let visit = Uuid::new_v4();
+        let t0 = Utc::now();
+        log.record(
+            AuditEvent::staff(a, staff, AuditAction::Login)
+                .from_ip(Some("192.0.2.7".parse().unwrap())),
+            t0,
+        )
+        .await
+        .unwrap();
+        log.record(
+            AuditEvent::citizen(a, Uuid::new_v4(), AuditAction::LinkExchanged)
+                .visit(visit)
+                .detail(&"x".repeat(500)),
+            t0 + chrono::Duration::seconds(1),
+        )
+        .await
+        .unwrap();
+        log.record(AuditEvent::staff(b, staff, AuditAction::Logout), t0)
+            .await
+            .unwrap();
+
+        let window = |from, to| log.list(a, from, to, 100);
+        let events = window(t0, t0 + chrono::Duration::minutes(1)).await.unwrap();
+        assert_eq!(events.len(), 2, "only municipality A's events");
+        assert_eq!(events[0].action, AuditAction::Login);
+        assert_eq!(events[0].actor_kind, ActorKind::Staff);
+        assert_eq!(events[0].actor_id, Some(staff));
+        assert_eq!(events[0].source_ip.as_deref(), Some("192.0.2.7"));
+        assert_eq!(events[1].action, AuditAction::LinkExchanged);
+        assert_eq!(events[1].subject_kind, Some(SubjectKind::Visit));
+        assert_eq!(events[1].subject_id, Some(visit));
+        assert_eq!(events[1].detail.as_ref().map(String::len), Some(200));
+        let later = window(
+            t0 + chrono::Duration::seconds(1),
+            t0 + chrono::Duration::minutes(1),
+        );
+        assert_eq!(later.await.unwrap().len(), 1);
+        assert_eq!(
+            log.list(a, t0, t0 + chrono::Duration::minutes(1), 1)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+
+        // History cannot be rewritten or erased.
+        let update = sqlx::query("UPDATE audit_events SET action = 'logout'")
+            .execute(&pool)
+            .await;
+        assert!(update.is_err(), "UPDATE must be refused");
+        let delete = sqlx::query("DELETE FROM audit_events").execute(&pool).await;
+        assert!(delete.is_err(), "DELETE must be refused");
+        let events = window(t0, t0 + chrono::Duration::minutes(1)).await.unwrap();
+        assert_eq!(events[0].action, AuditAction::Login);
+        assert_eq!(events.len(), 2);
         cleanup(pool, schema).await;
     }
 }

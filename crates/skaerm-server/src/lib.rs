@@ -3,6 +3,7 @@
 //!
 //! - [`config`]: flags and environment;
 //! - [`state`]: what request handlers share;
+//! - [`audit`]: what the server records in the audit log;
 //! - [`admission`]: who may join which visit's room (the relay's `JoinAuthorizer`);
 //! - [`http`]: the HTTP API and the web client's pages;
 //! - [`demo`]: the demo municipality seeded on first start;
@@ -10,6 +11,7 @@
 //! - [`tls`]: HTTPS with rustls (certificate files or a self-signed development one).
 
 pub mod admission;
+pub mod audit;
 pub mod config;
 pub mod demo;
 pub mod http;

@@ -1,5 +1,5 @@
-//! What the server does when people join and leave visit rooms. For now it records them in
-//! the log (who, which visit, which role — never media or names); the scheduling issue turns
+//! What the server does when people join and leave visit rooms. It records them in the audit
+//! log ([`crate::audit`]) and the log (who, which visit, which role — never media or names); the scheduling issue turns
 //! them into visit states (waiting room, technical failure).
 
 use crate::state::Services;
@@ -7,8 +7,9 @@ use skaerm_sfu::media::core::RoomEvent;
 use tokio::sync::mpsc;
 
 /// Drains the relay's room events until the relay stops.
-pub async fn run(_services: Services, mut events: mpsc::Receiver<RoomEvent>) {
+pub async fn run(services: Services, mut events: mpsc::Receiver<RoomEvent>) {
     while let Some(event) = events.recv().await {
+        crate::audit::record_room_event(&services, &event).await;
         match event {
             RoomEvent::ParticipantJoined {
                 room,

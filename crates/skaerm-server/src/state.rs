@@ -3,6 +3,7 @@
 use crate::config::ServerConfig;
 use anyhow::Context;
 use skaerm_auth::accounts::AccountStore;
+use skaerm_auth::audit::AuditLog;
 use skaerm_auth::keys::KeyStore;
 use skaerm_auth::rate_limit::RateLimiter;
 use skaerm_auth::sessions::SessionStore;
@@ -23,6 +24,8 @@ pub struct Services {
     pub sessions: SessionStore,
     /// Signing keys (rotation).
     pub keys: KeyStore,
+    /// The append-only audit log.
+    pub audit: AuditLog,
     /// Issues and verifies tokens.
     pub tokens: Arc<TokenService>,
     /// When citizen links work.
@@ -75,6 +78,7 @@ impl Services {
         Ok(Services {
             sessions: SessionStore::new(store.pool().clone()),
             keys: key_store,
+            audit: AuditLog::new(store.pool().clone()),
             store,
             accounts,
             tokens,

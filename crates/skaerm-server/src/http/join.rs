@@ -103,6 +103,17 @@ pub async fn exchange(
             now,
         )
         .map_err(Problem::internal)?;
+    crate::audit::record_event(
+        &state.services,
+        skaerm_auth::audit::AuditEvent::citizen(
+            TenantRef(visit.tenant_id.0),
+            citizen.id.0,
+            skaerm_auth::audit::AuditAction::LinkExchanged,
+        )
+        .visit(visit.id.0)
+        .from_ip(Some(peer.ip())),
+    )
+    .await?;
     tracing::info!(visit = %visit.id, "citizen link exchanged");
     // Only what the citizen's page needs: the staff member's first name and the times.
     let staff_first_name = staff

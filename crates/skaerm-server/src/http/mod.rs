@@ -1,6 +1,7 @@
 //! The HTTP surface (see `HTTP_API.md`): staff session, visits, the citizen link exchange,
 //! signalling, metrics and the web client's pages, behind security headers.
 
+pub mod audit;
 pub mod csrf;
 pub mod join;
 pub mod metrics;
@@ -24,6 +25,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/session", post(session::login).delete(session::logout))
         .route("/api/session/refresh", post(session::refresh))
         .route("/api/me", get(session::me))
+        .route("/api/admin/audit", get(audit::export))
         .route("/api/visits", get(visits::list))
         .route("/api/visits/{id}", get(visits::get_one))
         .route("/api/visits/{id}/start", post(visits::start))

@@ -28,13 +28,14 @@ use axum_extra::extract::cookie::{Cookie, SameSite};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
+use skaerm_auth::audit::{AuditAction, AuditEvent, SubjectKind};
 use skaerm_auth::refs::{SessionRef, StaffRef, TenantRef};
 use skaerm_auth::roles::{Role, Roles};
 use skaerm_auth::sessions::{NewSession, RefreshSecret, Session};
 use skaerm_auth::tokens::{ACCESS_LIFETIME_MINUTES, SessionRequest};
 use skaerm_scheduling::{StaffId, TenantId};
 use std::marker::PhantomData;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Deref;
 
 /// Name of the access-token cookie.
@@ -57,6 +58,8 @@ pub struct Authenticated {
     pub roles: Roles,
     /// Their display name.
     pub name: String,
+    /// The client's address (for the audit log).
+    pub client_ip: Option<IpAddr>,
 }
 
 impl<S> FromRequestParts<S> for Authenticated
@@ -94,6 +97,10 @@ where
             tenant: TenantId(claims.tenant.0),
             roles: claims.roles,
             name: claims.name,
+            client_ip: parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
         })
     }
 }
@@ -336,6 +343,14 @@ pub async fn login(
         &staff.display_name,
     )
     .await?;
+    crate::audit::record_event(
+        &state.services,
+        AuditEvent::staff(account.tenant_id, account.staff_id.0, AuditAction::Login)
+            .about(SubjectKind::Session, session.id.0)
+            .from_ip(Some(peer.ip()))
+            .detail("local account"),
+    )
+    .await?;
     tracing::info!(staff = %staff.id, "staff logged in");
     Ok((
         jar,
@@ -401,12 +416,20 @@ pub async fn refresh(State(state): State<AppState>, jar: CookieJar) -> Result<Re
 
 /// `DELETE /api/session`: revokes the session (found through the access token or the refresh
 /// secret) and clears the cookies.
-pub async fn logout(State(state): State<AppState>, jar: CookieJar) -> Result<Response, Problem> {
+pub async fn logout(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    jar: CookieJar,
+) -> Result<Response, Problem> {
     let now = Utc::now();
     let from_access = jar
         .get(SESSION_COOKIE)
-        .and_then(|c| state.services.tokens.verify_session(c.value(), now).ok())
-        .map(|claims| claims.session);
+        .and_then(|c| state.services.tokens.verify_session(c.value(), now).ok());
+    let mut audited = None;
+    if let Some(claims) = &from_access {
+        audited = Some((claims.tenant, claims.staff));
+    }
+    let from_access = from_access.map(|claims| claims.session);
     let from_refresh = match jar
         .get(REFRESH_COOKIE)
         .and_then(|c| RefreshSecret::parse(c.value()))
@@ -418,9 +441,13 @@ pub async fn logout(State(state): State<AppState>, jar: CookieJar) -> Result<Res
             .refresh(&secret, now)
             .await
             .map_err(Problem::internal)?
-            .map(|(session, _)| session.id),
+            .map(|(session, _)| {
+                audited.get_or_insert((session.tenant, session.staff));
+                session.id
+            }),
         None => None,
     };
+    let mut revoked = None;
     for session in from_access.into_iter().chain(from_refresh) {
         state
             .services
@@ -429,6 +456,16 @@ pub async fn logout(State(state): State<AppState>, jar: CookieJar) -> Result<Res
             .await
             .map_err(Problem::internal)?;
         tracing::info!(session = %session.0, "staff logged out");
+        revoked = Some(session);
+    }
+    if let (Some((tenant, staff)), Some(session)) = (audited, revoked) {
+        crate::audit::record_event(
+            &state.services,
+            AuditEvent::staff(tenant, staff.0, AuditAction::Logout)
+                .about(SubjectKind::Session, session.0)
+                .from_ip(Some(peer.ip())),
+        )
+        .await?;
     }
     Ok((cleared(jar), StatusCode::NO_CONTENT).into_response())
 }
