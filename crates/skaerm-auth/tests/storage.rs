@@ -6,6 +6,7 @@
 use chrono::Utc;
 use skaerm_auth::accounts::{AccountError, AccountStore};
 use skaerm_auth::audit::{ActorKind, AuditAction, AuditEvent, AuditLog, SubjectKind};
+use skaerm_auth::identities::{Identity, IdentityStore};
 use skaerm_auth::keys::KeyStore;
 use skaerm_auth::refs::{SessionRef, StaffRef, TenantRef};
 use skaerm_auth::roles::{Role, Roles};
@@ -322,6 +323,39 @@ async fn the_audit_log_is_append_only_and_scoped_by_tenant() {
         let events = window(t0, t0 + chrono::Duration::minutes(1)).await.unwrap();
         assert_eq!(events[0].action, AuditAction::Login);
         assert_eq!(events.len(), 2);
+        cleanup(pool, schema).await;
+    }
+}
+
+#[tokio::test]
+async fn sso_identities_link_once() {
+    for (pool, schema, _dir) in pools().await {
+        let store = IdentityStore::new(pool.clone());
+        let first = Identity {
+            staff: StaffRef(Uuid::new_v4()),
+            tenant: TenantRef(Uuid::new_v4()),
+        };
+        assert_eq!(store.find("https://idp", "sub-1").await.unwrap(), None);
+        let linked = store
+            .link("https://idp", "sub-1", &first, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(linked, first);
+        // A second link of the same subject keeps the first.
+        let other = Identity {
+            staff: StaffRef(Uuid::new_v4()),
+            tenant: first.tenant,
+        };
+        let kept = store
+            .link("https://idp", "sub-1", &other, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(kept, first);
+        // Same subject at another issuer is another person.
+        assert_eq!(
+            store.find("https://other-idp", "sub-1").await.unwrap(),
+            None
+        );
         cleanup(pool, schema).await;
     }
 }

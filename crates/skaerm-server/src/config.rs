@@ -77,6 +77,11 @@ pub struct ServerConfig {
     #[arg(long, env = "SKAERM_TLS_SELF_SIGNED")]
     pub tls_self_signed: bool,
 
+    /// JSON file listing OpenID Connect providers for staff single sign-on (see
+    /// deploy/README.md).
+    #[arg(long, env = "SKAERM_OIDC_CONFIG")]
+    pub oidc_config: Option<PathBuf>,
+
     /// Login attempts per client IP per minute (then 429 with Retry-After).
     #[arg(long, env = "SKAERM_LOGIN_LIMIT_PER_IP", default_value_t = 10)]
     pub login_limit_per_ip: u32,

@@ -5,6 +5,7 @@
 //! - [`state`]: what request handlers share;
 //! - [`audit`]: what the server records in the audit log;
 //! - [`admission`]: who may join which visit's room (the relay's `JoinAuthorizer`);
+//! - [`oidc`]: staff single sign-on (OpenID Connect, PKCE);
 //! - [`http`]: the HTTP API and the web client's pages;
 //! - [`demo`]: the demo municipality seeded on first start;
 //! - [`room_events`]: what the server does when people join and leave rooms;
@@ -15,6 +16,7 @@ pub mod audit;
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod oidc;
 pub mod room_events;
 pub mod state;
 pub mod tls;
@@ -72,13 +74,17 @@ impl Server {
         if let Some(events) = sfu.take_events() {
             tokio::spawn(room_events::run(services.clone(), events));
         }
-        let state = state::AppState::new(
+        let mut state = state::AppState::new(
             services,
             Arc::new(sfu),
             registry,
             public_url.clone(),
             config.tls(),
         );
+        if let Some(path) = &config.oidc_config {
+            let providers = oidc::load_config(path)?;
+            state.sso = Some(Arc::new(oidc::Sso::new(providers, &public_url)?));
+        }
 
         if !config.no_demo {
             demo::seed(&state).await.context("seeding demo data")?;

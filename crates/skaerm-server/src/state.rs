@@ -4,6 +4,7 @@ use crate::config::ServerConfig;
 use anyhow::Context;
 use skaerm_auth::accounts::AccountStore;
 use skaerm_auth::audit::AuditLog;
+use skaerm_auth::identities::IdentityStore;
 use skaerm_auth::keys::KeyStore;
 use skaerm_auth::rate_limit::RateLimiter;
 use skaerm_auth::sessions::SessionStore;
@@ -26,6 +27,8 @@ pub struct Services {
     pub keys: KeyStore,
     /// The append-only audit log.
     pub audit: AuditLog,
+    /// Single sign-on identities.
+    pub identities: IdentityStore,
     /// Issues and verifies tokens.
     pub tokens: Arc<TokenService>,
     /// When citizen links work.
@@ -79,6 +82,7 @@ impl Services {
             sessions: SessionStore::new(store.pool().clone()),
             keys: key_store,
             audit: AuditLog::new(store.pool().clone()),
+            identities: IdentityStore::new(store.pool().clone()),
             store,
             accounts,
             tokens,
@@ -101,6 +105,8 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// Whether this server terminates TLS itself (HSTS is sent then).
     pub tls: bool,
+    /// Single sign-on, when providers are configured.
+    pub sso: Option<Arc<crate::oidc::Sso>>,
 }
 
 impl AppState {
@@ -118,6 +124,7 @@ impl AppState {
             registry,
             public_url: public_url.into(),
             tls,
+            sso: None,
         }
     }
 }

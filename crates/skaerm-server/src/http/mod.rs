@@ -9,6 +9,7 @@ pub mod pages;
 pub mod problem;
 pub mod security;
 pub mod session;
+pub mod sso;
 pub mod visits;
 
 use crate::state::AppState;
@@ -26,6 +27,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/session/refresh", post(session::refresh))
         .route("/api/me", get(session::me))
         .route("/api/admin/audit", get(audit::export))
+        .route("/api/sso/providers", get(sso::providers))
+        .route("/auth/oidc/{provider}/login", get(sso::login))
+        .route("/auth/oidc/{provider}/callback", get(sso::callback))
         .route("/api/visits", get(visits::list))
         .route("/api/visits/{id}", get(visits::get_one))
         .route("/api/visits/{id}/start", post(visits::start))
