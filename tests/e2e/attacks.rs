@@ -557,3 +557,36 @@ async fn a_forged_session_cookie_is_refused() -> Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotated_on_another_node_is_picked_up_and_old_tokens_still_verify() -> Result<()> {
+    // Two nodes on one database.
+    let a = TestServer::start().await?;
+    let url = format!("sqlite://{}/skaerm.db", a.data_dir().display());
+    let b = TestServer::start_with(&["--database-url", &url]).await?;
+    let m = a.municipality("Testkommune").await?;
+    let (old_access, _) = raw_login(&a, &m.username).await?;
+
+    // Node A rotates; node B still holds only the old key.
+    let services = &a.server.state().services;
+    services.tokens.replace_keys(services.keys.rotate().await?);
+    let (new_access, _) = raw_login(&a, &m.username).await?;
+    let kid = |cookie: &str| header_of(cookie.trim_start_matches("skaerm_session="))["kid"].clone();
+    assert_ne!(kid(&old_access), kid(&new_access));
+
+    let client = reqwest::Client::new();
+    for (node, cookie) in [(&b, &new_access), (&b, &old_access), (&a, &old_access)] {
+        let response = client
+            .get(format!("{}/api/me", node.url()))
+            .header("cookie", cookie.clone())
+            .send()
+            .await?;
+        assert_eq!(response.status().as_u16(), 200);
+    }
+    assert_eq!(
+        b.server.state().services.tokens.active_kid(),
+        a.server.state().services.tokens.active_kid(),
+        "node B now signs with the new key too"
+    );
+    Ok(())
+}

@@ -40,6 +40,11 @@ impl TestServer {
         })
     }
 
+    /// Its data directory (the SQLite database is `skaerm.db` in it).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data.path()
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.server.http_addr())

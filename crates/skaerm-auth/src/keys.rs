@@ -170,6 +170,28 @@ impl KeyStore {
             .ok_or_else(|| KeyError::Corrupt("no key after rotating".into()))
     }
 
+    /// Rotates when the active key was created before `before`; returns the new set then.
+    pub async fn rotate_if_created_before(
+        &self,
+        before: chrono::DateTime<Utc>,
+    ) -> Result<Option<KeySet>, KeyError> {
+        let row = sqlx::query(
+            "SELECT MAX(created_at_ms) AS newest FROM auth_signing_keys WHERE retired_at_ms IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let newest: Option<i64> = row.try_get("newest")?;
+        match newest {
+            Some(created) if created >= before.timestamp_millis() => Ok(None),
+            _ => self.rotate().await.map(Some),
+        }
+    }
+
+    /// The current set, as stored (another node may have rotated).
+    pub async fn reload(&self) -> Result<KeySet, KeyError> {
+        self.load_or_create().await
+    }
+
     /// Deletes keys retired before `before` (their tokens have all expired).
     pub async fn prune_retired(&self, before: chrono::DateTime<Utc>) -> Result<u64, KeyError> {
         let done = sqlx::query(

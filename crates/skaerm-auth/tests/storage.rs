@@ -246,11 +246,28 @@ async fn rotated_keys_sign_anew_and_old_tokens_still_verify_until_pruned() {
         let other = TokenService::new(keys.load_or_create().await.unwrap(), "skaerm");
         assert_eq!(other.active_kid(), service.active_kid());
 
+        // Not old enough: no rotation; old enough: rotation.
+        let before = service.active_kid();
+        assert!(
+            keys.rotate_if_created_before(Utc::now() - chrono::Duration::days(1))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let rotated = keys
+            .rotate_if_created_before(Utc::now() + chrono::Duration::seconds(1))
+            .await
+            .unwrap()
+            .unwrap();
+        service.replace_keys(rotated);
+        assert_ne!(service.active_kid(), before);
+        let new_token = service.issue_session(&request, Utc::now()).unwrap();
+
         let pruned = keys
             .prune_retired(Utc::now() + chrono::Duration::seconds(1))
             .await
             .unwrap();
-        assert_eq!(pruned, 1);
+        assert_eq!(pruned, 2);
         service.replace_keys(keys.load_or_create().await.unwrap());
         assert_eq!(
             service.verify_session(&old_token, Utc::now()),

@@ -82,6 +82,10 @@ pub struct ServerConfig {
     #[arg(long, env = "SKAERM_OIDC_CONFIG")]
     pub oidc_config: Option<PathBuf>,
 
+    /// Days after which the token signing key is rotated (checked at start and hourly).
+    #[arg(long, env = "SKAERM_SIGNING_KEY_ROTATION_DAYS", default_value_t = 30)]
+    pub signing_key_rotation_days: i64,
+
     /// Login attempts per client IP per minute (then 429 with Retry-After).
     #[arg(long, env = "SKAERM_LOGIN_LIMIT_PER_IP", default_value_t = 10)]
     pub login_limit_per_ip: u32,

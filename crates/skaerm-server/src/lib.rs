@@ -71,6 +71,18 @@ impl Server {
         let mut sfu =
             Sfu::start(relay_config, admission, &registry).context("starting the relay")?;
         let udp_addr = sfu.udp_addr();
+        let maintained = services.clone();
+        let rotation_days = config.signing_key_rotation_days;
+        tokio::spawn(async move {
+            let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
+            hourly.tick().await;
+            loop {
+                hourly.tick().await;
+                if let Err(err) = maintained.maintain_keys(rotation_days).await {
+                    tracing::error!(%err, "signing key maintenance failed");
+                }
+            }
+        });
         if let Some(events) = sfu.take_events() {
             tokio::spawn(room_events::run(services.clone(), events));
         }

@@ -35,6 +35,8 @@ pub struct Services {
     pub link_window: LinkWindow,
     /// Throttles: login attempts per IP, link exchanges per IP and per link.
     pub limits: Arc<Limits>,
+    /// When signing keys were last reloaded for an unknown `kid`.
+    key_reload: Arc<Mutex<Option<std::time::Instant>>>,
 }
 
 /// Brute-force throttles.
@@ -62,6 +64,19 @@ impl Services {
             .load_or_create()
             .await
             .context("loading signing keys")?;
+        let keys = match key_store
+            .rotate_if_created_before(
+                chrono::Utc::now() - chrono::Duration::days(config.signing_key_rotation_days),
+            )
+            .await
+            .context("rotating the signing key")?
+        {
+            Some(rotated) => {
+                tracing::info!("signing key rotated");
+                rotated
+            }
+            None => keys,
+        };
         let tokens = Arc::new(TokenService::new(keys, "skaerm"));
         let accounts = AccountStore::new(store.pool().clone());
         let link_window = LinkWindow {
@@ -83,12 +98,56 @@ impl Services {
             keys: key_store,
             audit: AuditLog::new(store.pool().clone()),
             identities: IdentityStore::new(store.pool().clone()),
+            key_reload: Arc::new(Mutex::new(None)),
             store,
             accounts,
             tokens,
             link_window,
             limits,
         })
+    }
+}
+
+impl Services {
+    /// Reloads the signing keys from the database when a token names a `kid` this node lacks
+    /// (another node rotated), at most every 10 seconds. Whether it reloaded.
+    pub async fn reload_keys_for_unknown_kid(&self) -> bool {
+        {
+            let mut last = self.key_reload.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| t.elapsed() < Duration::from_secs(10)) {
+                return false;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        match self.keys.reload().await {
+            Ok(set) => {
+                self.tokens.replace_keys(set);
+                true
+            }
+            Err(err) => {
+                tracing::error!(%err, "reloading signing keys failed");
+                false
+            }
+        }
+    }
+
+    /// Rotates the signing key when older than `max_age_days`, prunes keys retired over a day
+    /// ago (every token they signed has expired), and loads the set in effect.
+    pub async fn maintain_keys(&self, max_age_days: i64) -> anyhow::Result<()> {
+        let now = chrono::Utc::now();
+        if self
+            .keys
+            .rotate_if_created_before(now - chrono::Duration::days(max_age_days))
+            .await?
+            .is_some()
+        {
+            tracing::info!("signing key rotated");
+        }
+        self.keys
+            .prune_retired(now - chrono::Duration::days(1))
+            .await?;
+        self.tokens.replace_keys(self.keys.reload().await?);
+        Ok(())
     }
 }
 

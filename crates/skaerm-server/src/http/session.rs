@@ -32,7 +32,7 @@ use skaerm_auth::audit::{AuditAction, AuditEvent, SubjectKind};
 use skaerm_auth::refs::{SessionRef, StaffRef, TenantRef};
 use skaerm_auth::roles::{Role, Roles};
 use skaerm_auth::sessions::{NewSession, RefreshSecret, Session};
-use skaerm_auth::tokens::{ACCESS_LIFETIME_MINUTES, SessionRequest};
+use skaerm_auth::tokens::{ACCESS_LIFETIME_MINUTES, SessionRequest, TokenError};
 use skaerm_scheduling::{StaffId, TenantId};
 use std::marker::PhantomData;
 use std::net::{IpAddr, SocketAddr};
@@ -77,11 +77,14 @@ where
             .map(|c| c.value().to_owned())
             .ok_or_else(Problem::unauthenticated)?;
         let now = Utc::now();
-        let claims = state
-            .services
-            .tokens
-            .verify_session(&token, now)
-            .map_err(|_| Problem::unauthenticated())?;
+        let tokens = &state.services.tokens;
+        let claims = match tokens.verify_session(&token, now) {
+            Err(TokenError::UnknownKid) if state.services.reload_keys_for_unknown_kid().await => {
+                tokens.verify_session(&token, now)
+            }
+            verified => verified,
+        }
+        .map_err(|_| Problem::unauthenticated())?;
         let live = state
             .services
             .sessions
