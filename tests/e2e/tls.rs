@@ -176,3 +176,30 @@ fn web_client_pages_have_no_inline_script_or_style() -> Result<()> {
     assert!(pages >= 3, "found only {pages} pages in {}", dir.display());
     Ok(())
 }
+
+/// Display names (staff, citizens, providers) can hold HTML or script: the web client only ever
+/// sets text, so no script in it may write HTML.
+#[test]
+fn web_client_scripts_never_write_html() -> Result<()> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web-client/assets/js");
+    let mut scripts = 0;
+    for entry in std::fs::read_dir(&dir)? {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("js") {
+            continue;
+        }
+        scripts += 1;
+        let code = std::fs::read_to_string(&path)?;
+        for sink in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+        ] {
+            assert!(!code.contains(sink), "{}: uses {sink}", path.display());
+        }
+    }
+    assert!(scripts >= 5, "found only {scripts} scripts");
+    Ok(())
+}

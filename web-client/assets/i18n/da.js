@@ -10,6 +10,7 @@ export default {
   "login.submit": "Log ind",
   "login.failed": "Forkert brugernavn eller adgangskode.",
   "login.rate_limited": "For mange forsøg. Vent lidt og prøv igen.",
+  "login.sso": "Log ind med {name}",
   "logout": "Log ud",
 
   "staff.today": "Dagens besøg",

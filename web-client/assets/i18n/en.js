@@ -10,6 +10,7 @@ export default {
   "login.submit": "Log in",
   "login.failed": "Wrong username or password.",
   "login.rate_limited": "Too many attempts. Wait a moment and try again.",
+  "login.sso": "Log in with {name}",
   "logout": "Log out",
 
   "staff.today": "Today's visits",
