@@ -92,6 +92,8 @@ codes!(
         AccountChanged = "account_changed",
         /// A tablet was paired or unpaired.
         DeviceChanged = "device_changed",
+        /// Staff called a paired tablet.
+        DeviceCalled = "device_called",
     }
 );
 

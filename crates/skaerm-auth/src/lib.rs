@@ -1,5 +1,6 @@
 //! Identity and access for Skærm.
 //!
+//! - [`devices`]: registered citizen tablets (pairing codes, device secrets);
 //! - [`identities`]: which staff member a single sign-on subject is;
 //! - [`keys`]: Ed25519 signing keys with ids and rotation, stored in the database;
 //! - [`tokens`]: media tokens (one visit, one participant) and staff session tokens;
@@ -14,6 +15,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod citizen_link;
+pub mod devices;
 pub mod identities;
 pub mod keys;
 pub mod rate_limit;

@@ -6,6 +6,7 @@
 use chrono::Utc;
 use skaerm_auth::accounts::{AccountError, AccountStore};
 use skaerm_auth::audit::{ActorKind, AuditAction, AuditEvent, AuditLog, SubjectKind};
+use skaerm_auth::devices::{DeviceState, DeviceStore};
 use skaerm_auth::identities::{Identity, IdentityStore};
 use skaerm_auth::keys::KeyStore;
 use skaerm_auth::refs::{SessionRef, StaffRef, TenantRef};
@@ -373,6 +374,75 @@ async fn sso_identities_link_once() {
             store.find("https://other-idp", "sub-1").await.unwrap(),
             None
         );
+        cleanup(pool, schema).await;
+    }
+}
+
+#[tokio::test]
+async fn tablets_pair_once_within_the_code_window_and_unpair() {
+    for (pool, schema, _dir) in pools().await {
+        let store = DeviceStore::new(pool.clone());
+        let now = Utc::now();
+        let tenant = TenantRef(Uuid::new_v4());
+        let staff = StaffRef(Uuid::new_v4());
+        let citizen = Uuid::new_v4();
+        let (secret, code, expires) = store.request_pairing(now).await.unwrap();
+        assert_eq!(
+            store.authenticate(&secret, now).await.unwrap(),
+            Some(DeviceState::Pending)
+        );
+        // Too late: the code has expired.
+        let late = expires + chrono::Duration::seconds(1);
+        assert!(
+            store
+                .pair(&code, tenant, citizen, staff, "x", late)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(store.authenticate(&secret, late).await.unwrap(), None);
+
+        let device = store
+            .pair(&code, tenant, citizen, staff, "Karens tablet", now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            store
+                .pair(&code, tenant, citizen, staff, "again", now)
+                .await
+                .unwrap()
+                .is_none(),
+            "a code pairs once"
+        );
+        // Paired devices stay signed in long after the code window.
+        let much_later = now + chrono::Duration::days(400);
+        match store.authenticate(&secret, much_later).await.unwrap() {
+            Some(DeviceState::Paired(paired)) => {
+                assert_eq!(paired.id, device.id);
+                assert_eq!(paired.citizen, citizen);
+                assert_eq!(paired.label, "Karens tablet");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(store.list(tenant).await.unwrap().len(), 1);
+        assert!(
+            store
+                .list(TenantRef(Uuid::new_v4()))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            !store
+                .unpair(TenantRef(Uuid::new_v4()), device.id, now)
+                .await
+                .unwrap(),
+            "another tenant cannot unpair it"
+        );
+        assert!(store.unpair(tenant, device.id, now).await.unwrap());
+        assert_eq!(store.authenticate(&secret, now).await.unwrap(), None);
+        assert!(store.list(tenant).await.unwrap().is_empty());
         cleanup(pool, schema).await;
     }
 }

@@ -94,6 +94,10 @@ pub struct ServerConfig {
     #[arg(long, env = "SKAERM_JOIN_LIMIT_PER_IP", default_value_t = 30)]
     pub join_limit_per_ip: u32,
 
+    /// Tablet pairing requests and pairing-code entries per client IP per minute.
+    #[arg(long, env = "SKAERM_PAIRING_LIMIT_PER_IP", default_value_t = 10)]
+    pub pairing_limit_per_ip: u32,
+
     /// Citizen link exchanges per link per minute (from any address).
     #[arg(long, env = "SKAERM_JOIN_LIMIT_PER_LINK", default_value_t = 20)]
     pub join_limit_per_link: u32,

@@ -4,6 +4,7 @@ use crate::config::ServerConfig;
 use anyhow::Context;
 use skaerm_auth::accounts::AccountStore;
 use skaerm_auth::audit::AuditLog;
+use skaerm_auth::devices::{DeviceRef, DeviceStore};
 use skaerm_auth::identities::IdentityStore;
 use skaerm_auth::keys::KeyStore;
 use skaerm_auth::rate_limit::RateLimiter;
@@ -29,6 +30,8 @@ pub struct Services {
     pub audit: AuditLog,
     /// Single sign-on identities.
     pub identities: IdentityStore,
+    /// Registered citizen tablets.
+    pub devices: DeviceStore,
     /// Issues and verifies tokens.
     pub tokens: Arc<TokenService>,
     /// When citizen links work.
@@ -47,6 +50,8 @@ pub struct Limits {
     pub join_per_ip: Mutex<RateLimiter>,
     /// Link exchanges per link.
     pub join_per_link: Mutex<RateLimiter>,
+    /// Tablet pairing requests and code entries per client IP.
+    pub pairing_per_ip: Mutex<RateLimiter>,
 }
 
 impl Services {
@@ -92,12 +97,18 @@ impl Services {
                 minute,
                 100_000,
             )),
+            pairing_per_ip: Mutex::new(RateLimiter::new(
+                config.pairing_limit_per_ip,
+                minute,
+                100_000,
+            )),
         });
         Ok(Services {
             sessions: SessionStore::new(store.pool().clone()),
             keys: key_store,
             audit: AuditLog::new(store.pool().clone()),
             identities: IdentityStore::new(store.pool().clone()),
+            devices: DeviceStore::new(store.pool().clone()),
             key_reload: Arc::new(Mutex::new(None)),
             store,
             accounts,
@@ -166,6 +177,12 @@ pub struct AppState {
     pub tls: bool,
     /// Single sign-on, when providers are configured.
     pub sso: Option<Arc<crate::oidc::Sso>>,
+    /// Tablets being called: device → (visit, since). Bounded, per node.
+    pub calls: Arc<
+        Mutex<
+            std::collections::HashMap<DeviceRef, (skaerm_scheduling::VisitId, std::time::Instant)>,
+        >,
+    >,
 }
 
 impl AppState {
@@ -184,6 +201,7 @@ impl AppState {
             public_url: public_url.into(),
             tls,
             sso: None,
+            calls: Arc::default(),
         }
     }
 }

@@ -12,6 +12,7 @@
 //! The citizen link exchange carries no cookie, so it needs no header (the web client sends it
 //! anyway).
 
+use crate::http::devices::DEVICE_COOKIE;
 use crate::http::problem::Problem;
 use crate::http::session::{REFRESH_COOKIE, SESSION_COOKIE};
 use axum::extract::Request;
@@ -70,8 +71,9 @@ pub async fn guard(public_origin: Arc<str>, request: Request, next: Next) -> Res
         }
     }
     let jar = CookieJar::from_headers(headers);
-    let cookie_authenticated =
-        jar.get(SESSION_COOKIE).is_some() || jar.get(REFRESH_COOKIE).is_some();
+    let cookie_authenticated = [SESSION_COOKIE, REFRESH_COOKIE, DEVICE_COOKIE]
+        .iter()
+        .any(|name| jar.get(name).is_some());
     let login = request.uri().path().starts_with("/api/session");
     if (cookie_authenticated || login)
         && headers.get(CSRF_HEADER).map(|v| v.as_bytes()) != Some(b"1")

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod csrf;
+pub mod devices;
 pub mod join;
 pub mod metrics;
 pub mod pages;
@@ -28,6 +29,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/me", get(session::me))
         .route("/api/admin/audit", get(audit::export))
         .route("/api/sso/providers", get(sso::providers))
+        .route("/api/device/pairing", post(devices::request_pairing))
+        .route("/api/device/me", get(devices::device_me))
+        .route("/api/device/call", get(devices::device_call))
+        .route("/api/devices", get(devices::list))
+        .route("/api/devices/pair", post(devices::pair))
+        .route("/api/devices/{id}", axum::routing::delete(devices::unpair))
+        .route("/api/devices/{id}/call", post(devices::call))
         .route("/auth/oidc/{provider}/login", get(sso::login))
         .route("/auth/oidc/{provider}/callback", get(sso::callback))
         .route("/api/visits", get(visits::list))
