@@ -34,6 +34,10 @@ async fn tablet_requests_pairing(server: &TestServer) -> Result<(Browser, String
 async fn a_paired_tablet_is_called_joins_and_is_revoked_by_unpairing() -> Result<()> {
     let server = TestServer::start().await?;
     let m = server.municipality("Testkommune").await?;
+    // The tablet page is served.
+    let page = reqwest::get(format!("{}/tablet", server.url())).await?;
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.text().await?.contains("/assets/js/tablet.js"));
     let (tablet, code) = tablet_requests_pairing(&server).await?;
 
     let staff = Browser::new(&server.url())?;
