@@ -6,6 +6,7 @@
 //! - [`audit`]: what the server records in the audit log;
 //! - [`admission`]: who may join which visit's room (the relay's `JoinAuthorizer`);
 //! - [`oidc`]: staff single sign-on (OpenID Connect, PKCE);
+//! - [`live_calls`]: the live call list for operations;
 //! - [`http`]: the HTTP API and the web client's pages;
 //! - [`demo`]: the demo municipality seeded on first start;
 //! - [`room_events`]: what the server does when people join and leave rooms;
@@ -16,6 +17,7 @@ pub mod audit;
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod live_calls;
 pub mod oidc;
 pub mod room_events;
 pub mod state;

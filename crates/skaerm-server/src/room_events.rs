@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 pub async fn run(services: Services, mut events: mpsc::Receiver<RoomEvent>) {
     while let Some(event) = events.recv().await {
         crate::audit::record_room_event(&services, &event).await;
+        crate::live_calls::observe(&services, &event).await;
         match event {
             RoomEvent::ParticipantJoined {
                 room,

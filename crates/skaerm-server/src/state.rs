@@ -40,6 +40,8 @@ pub struct Services {
     pub limits: Arc<Limits>,
     /// When signing keys were last reloaded for an unknown `kid`.
     key_reload: Arc<Mutex<Option<std::time::Instant>>>,
+    /// Calls in progress on this node (for operations).
+    live_calls: Arc<Mutex<crate::live_calls::LiveCalls>>,
 }
 
 /// Brute-force throttles.
@@ -55,6 +57,11 @@ pub struct Limits {
 }
 
 impl Services {
+    /// The live call list.
+    pub fn live_calls(&self) -> std::sync::MutexGuard<'_, crate::live_calls::LiveCalls> {
+        self.live_calls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Opens the database (creating and migrating it) and loads or creates the signing keys.
     pub async fn open(config: &ServerConfig) -> anyhow::Result<Services> {
         let url = config.database_url();
@@ -110,6 +117,7 @@ impl Services {
             identities: IdentityStore::new(store.pool().clone()),
             devices: DeviceStore::new(store.pool().clone()),
             key_reload: Arc::new(Mutex::new(None)),
+            live_calls: Arc::default(),
             store,
             accounts,
             tokens,

@@ -21,6 +21,16 @@ use axum::routing::{get, post};
 /// Largest JSON body accepted by the API.
 const MAX_BODY: usize = 16 * 1024;
 
+/// `GET /api/ops/calls` (ops or admin): the municipality's calls in progress on this node —
+/// visit ids, start times and head counts, no names or citizen data.
+async fn ops_calls(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    session: session::OpsSession,
+) -> axum::Json<serde_json::Value> {
+    let calls = state.services.live_calls().of_tenant(session.tenant.0);
+    axum::Json(serde_json::json!({ "calls": calls }))
+}
+
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -28,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/session/refresh", post(session::refresh))
         .route("/api/me", get(session::me))
         .route("/api/admin/audit", get(audit::export))
+        .route("/api/ops/calls", get(ops_calls))
         .route("/api/sso/providers", get(sso::providers))
         .route("/api/device/pairing", post(devices::request_pairing))
         .route("/api/device/me", get(devices::device_me))
