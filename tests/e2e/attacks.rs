@@ -590,3 +590,35 @@ async fn a_key_rotated_on_another_node_is_picked_up_and_old_tokens_still_verify(
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_guessing_gets_429_per_account_and_per_ip() -> Result<()> {
+    let server =
+        TestServer::start_with(&["--login-limit-per-user", "3", "--login-limit-per-ip", "6"])
+            .await?;
+    let m = server.municipality("Testkommune").await?;
+    let other = server.account(&m, "Jonas Holm", &[Role::Staff]).await?;
+    let tab = Browser::new(&server.url())?;
+    let attempt = |username: String, password: &'static str| {
+        let tab = &tab;
+        async move {
+            tab.post(
+                "/api/session",
+                json!({"username": username, "password": password}),
+            )
+            .await
+            .map(|(status, _)| status)
+        }
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(attempt(m.username.clone(), "wrong password").await?);
+    }
+    assert_eq!(statuses, [401, 401, 401, 429], "per account");
+    // Even the right password waits now.
+    assert_eq!(attempt(m.username.clone(), PASSWORD).await?, 429);
+    // Another account from the same address still works, until the address's limit.
+    assert_eq!(attempt(other.clone(), PASSWORD).await?, 200);
+    assert_eq!(attempt(other.clone(), PASSWORD).await?, 429, "per address");
+    Ok(())
+}

@@ -90,6 +90,10 @@ pub struct ServerConfig {
     #[arg(long, env = "SKAERM_LOGIN_LIMIT_PER_IP", default_value_t = 10)]
     pub login_limit_per_ip: u32,
 
+    /// Local login attempts per username per minute, from any address (then 429).
+    #[arg(long, env = "SKAERM_LOGIN_LIMIT_PER_USER", default_value_t = 10)]
+    pub login_limit_per_user: u32,
+
     /// Citizen link exchanges per client IP per minute.
     #[arg(long, env = "SKAERM_JOIN_LIMIT_PER_IP", default_value_t = 30)]
     pub join_limit_per_ip: u32,

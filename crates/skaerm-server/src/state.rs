@@ -46,8 +46,10 @@ pub struct Services {
 
 /// Brute-force throttles.
 pub struct Limits {
-    /// Login attempts per client IP.
+    /// Login attempts per client IP (local and single sign-on starts).
     pub login_per_ip: Mutex<RateLimiter>,
+    /// Local login attempts per username (from any address).
+    pub login_per_user: Mutex<RateLimiter>,
     /// Link exchanges per client IP.
     pub join_per_ip: Mutex<RateLimiter>,
     /// Link exchanges per link.
@@ -98,6 +100,11 @@ impl Services {
         let minute = Duration::from_secs(60);
         let limits = Arc::new(Limits {
             login_per_ip: Mutex::new(RateLimiter::new(config.login_limit_per_ip, minute, 100_000)),
+            login_per_user: Mutex::new(RateLimiter::new(
+                config.login_limit_per_user,
+                minute,
+                100_000,
+            )),
             join_per_ip: Mutex::new(RateLimiter::new(config.join_limit_per_ip, minute, 100_000)),
             join_per_link: Mutex::new(RateLimiter::new(
                 config.join_limit_per_link,

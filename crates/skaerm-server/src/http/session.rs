@@ -319,6 +319,20 @@ pub async fn login(
     if login.username.len() > 200 || login.password.len() > 1024 {
         return Err(bad_credentials());
     }
+    // Per account too, so guessing one password from many addresses is throttled.
+    if let Err(retry) = state
+        .services
+        .limits
+        .login_per_user
+        .lock()
+        .map_err(|_| Problem::internal("limiter poisoned"))?
+        .check(
+            &login.username.trim().to_lowercase(),
+            std::time::Instant::now(),
+        )
+    {
+        return Err(Problem::rate_limited(retry.as_secs()));
+    }
     let accounts = state.services.accounts.clone();
     let account = accounts
         .verify_login(&login.username, &login.password)

@@ -87,10 +87,21 @@ fn redirect(to: &str) -> Result<Response, Problem> {
 /// `GET /auth/oidc/{provider}/login`: 303 to the provider.
 pub async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(provider): Path<String>,
     jar: CookieJar,
 ) -> Result<Response, Problem> {
     let sso = state.sso.as_ref().ok_or_else(Problem::not_found)?;
+    if let Err(retry) = state
+        .services
+        .limits
+        .login_per_ip
+        .lock()
+        .map_err(|_| Problem::internal("limiter poisoned"))?
+        .check(&peer.ip().to_string(), std::time::Instant::now())
+    {
+        return Err(Problem::rate_limited(retry.as_secs()));
+    }
     let (url, login_state) = sso.begin(&provider).await.map_err(problem)?;
     let cookie = Cookie::build((STATE_COOKIE, login_state))
         .http_only(true)
