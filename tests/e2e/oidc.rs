@@ -235,6 +235,13 @@ async fn a_callback_this_browser_did_not_start_is_refused() -> Result<()> {
     assert_eq!(response.status().as_u16(), 400);
     assert_eq!(response.json::<Value>().await?["code"], "sso_state");
     assert_eq!(me(&s, &victim).await?.0, 401);
+    // A made-up flow cookie is no better.
+    let forged = reqwest::Client::new()
+        .get(&callback)
+        .header("cookie", "skaerm_oidc=eyJhbGciOiJub25lIn0.e30.")
+        .send()
+        .await?;
+    assert_eq!(forged.status().as_u16(), 400);
     // Replaying the used state later is refused too, even with the cookie.
     let replay = attacker.get(&callback).send().await?;
     assert_eq!(

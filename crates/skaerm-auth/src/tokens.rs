@@ -21,6 +21,8 @@ use uuid::Uuid;
 pub const MEDIA_AUDIENCE: &str = "skaerm-media";
 /// Audience of staff session tokens.
 pub const SESSION_AUDIENCE: &str = "skaerm-staff";
+/// Audience of login-flow tokens (single sign-on state kept in the browser, signed).
+pub const LOGIN_FLOW_AUDIENCE: &str = "skaerm-login-flow";
 /// Longest token accepted (bytes).
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// Clock tolerance for `exp` and `nbf`.
@@ -158,6 +160,13 @@ struct MediaJwt {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
+struct FlowJwt {
+    #[serde(flatten)]
+    registered: Registered,
+    flow: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
 struct SessionJwt {
     #[serde(flatten)]
     registered: Registered,
@@ -284,6 +293,31 @@ impl TokenService {
             roles: request.roles,
             name: request.name.clone(),
         })
+    }
+
+    /// A signed, short-lived token carrying a login flow's state (e.g. the single sign-on
+    /// `state`, PKCE verifier and nonce), so any node can finish a flow another started.
+    pub fn issue_login_flow(
+        &self,
+        flow: &serde_json::Value,
+        now: DateTime<Utc>,
+        life: Duration,
+    ) -> Result<String, TokenError> {
+        self.sign(&FlowJwt {
+            registered: self.registered(LOGIN_FLOW_AUDIENCE, Uuid::new_v4(), now, life),
+            flow: flow.clone(),
+        })
+    }
+
+    /// Verifies a login-flow token at `now`; returns what it carries.
+    pub fn verify_login_flow(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<serde_json::Value, TokenError> {
+        let jwt: FlowJwt =
+            self.verify(token, LOGIN_FLOW_AUDIENCE, now, |c: &FlowJwt| &c.registered)?;
+        Ok(jwt.flow)
     }
 
     /// Verifies a session token at `now` (signature and time only: whether its session was
@@ -524,6 +558,29 @@ mod tests {
         let media = s.issue_media(&request(), now()).unwrap();
         assert_eq!(
             s.verify_session(&media, now()),
+            Err(TokenError::WrongAudience)
+        );
+    }
+
+    #[test]
+    fn login_flow_tokens_round_trip_and_are_not_sessions() {
+        let s = service();
+        let flow = serde_json::json!({"state": "abc", "provider": "p"});
+        let token = s
+            .issue_login_flow(&flow, now(), Duration::minutes(10))
+            .unwrap();
+        assert_eq!(s.verify_login_flow(&token, now()), Ok(flow));
+        assert_eq!(
+            s.verify_login_flow(&token, now() + Duration::minutes(11)),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            s.verify_session(&token, now()),
+            Err(TokenError::WrongAudience)
+        );
+        let media = s.issue_media(&request(), now()).unwrap();
+        assert_eq!(
+            s.verify_login_flow(&media, now()),
             Err(TokenError::WrongAudience)
         );
     }

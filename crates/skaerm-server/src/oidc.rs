@@ -5,7 +5,8 @@
 //! - discovery and the provider's JWKS are fetched on first use and cached for an hour; an ID
 //!   token naming a `kid` the cache lacks triggers one fresh fetch (key rotation);
 //! - `iss`, `aud`, `exp`, signature (RS256/PS256/ES256/EdDSA only) and `nonce` are checked by
-//!   the `openidconnect` crate; the `state` is bound to the browser by a cookie;
+//!   the `openidconnect` crate; `state`, PKCE verifier and nonce travel in a signed, HttpOnly,
+//!   ten-minute cookie, binding the login to the browser that started it on any node;
 //! - roles come from a configurable claim, mapped through the provider's `role_map`.
 //!
 //! The HTTP side is [`crate::http::sso`].
@@ -22,18 +23,16 @@ use openidconnect::{
 };
 use serde::Deserialize;
 use skaerm_auth::roles::{Role, Roles};
+use skaerm_auth::tokens::TokenService;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// How long discovery and JWKS are cached.
 const METADATA_TTL: Duration = Duration::from_secs(3600);
-/// How long a started login may take.
-const PENDING_TTL: Duration = Duration::from_secs(600);
-/// Most logins in flight at once.
-const MAX_PENDING: usize = 10_000;
+/// How long a started login may take (minutes).
+pub const FLOW_MINUTES: i64 = 10;
 /// Timeout of every request to a provider.
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -117,9 +116,6 @@ pub enum SsoError {
     /// The callback's state is unknown, expired, or not this browser's.
     #[error("unknown or expired login")]
     BadState,
-    /// Too many logins in flight.
-    #[error("too many logins in progress")]
-    Busy,
     /// The ID token was refused: `reason` is `audience`, `issuer`, `expired`, `nonce`,
     /// `signature`, `token_request` or `other`.
     #[error("ID token refused ({reason}): {cause}")]
@@ -165,11 +161,14 @@ struct Cached {
     fetched: Instant,
 }
 
-struct Pending {
+/// What a login in flight must remember, kept in the browser as a signed token (so any node
+/// can finish what another started).
+#[derive(Debug, serde::Serialize, Deserialize)]
+struct Flow {
     provider: String,
-    verifier: PkceCodeVerifier,
-    nonce: Nonce,
-    started: Instant,
+    state: String,
+    verifier: String,
+    nonce: String,
 }
 
 /// The configured providers, their cached metadata and the logins in flight.
@@ -178,7 +177,6 @@ pub struct Sso {
     redirect_base: String,
     http: ProviderHttp,
     cache: tokio::sync::Mutex<HashMap<String, Cached>>,
-    pending: Mutex<HashMap<String, Pending>>,
     fetches: std::sync::atomic::AtomicU64,
 }
 
@@ -196,7 +194,6 @@ impl Sso {
             redirect_base: public_url.trim_end_matches('/').to_owned(),
             http: ProviderHttp(http),
             cache: tokio::sync::Mutex::new(HashMap::new()),
-            pending: Mutex::new(HashMap::new()),
             fetches: std::sync::atomic::AtomicU64::new(0),
         })
     }
@@ -266,9 +263,13 @@ impl Sso {
         Ok(client)
     }
 
-    /// Starts a login: returns the provider URL to send the browser to and the `state` to bind
-    /// to the browser.
-    pub async fn begin(&self, provider: &str) -> Result<(String, String), SsoError> {
+    /// Starts a login: returns the provider URL to send the browser to and the signed flow
+    /// token to keep in the browser's cookie.
+    pub async fn begin(
+        &self,
+        provider: &str,
+        tokens: &TokenService,
+    ) -> Result<(String, String), SsoError> {
         let p = self.provider(provider)?;
         let client = self.client(p, false).await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -281,50 +282,48 @@ impl Sso {
             request = request.add_scope(Scope::new(scope.clone()));
         }
         let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if pending.len() >= MAX_PENDING {
-            pending.retain(|_, p| p.started.elapsed() < PENDING_TTL);
-            if pending.len() >= MAX_PENDING {
-                return Err(SsoError::Busy);
-            }
-        }
-        pending.insert(
-            state.secret().clone(),
-            Pending {
-                provider: p.id.clone(),
-                verifier,
-                nonce,
-                started: Instant::now(),
-            },
-        );
-        Ok((url.to_string(), state.secret().clone()))
+        let flow = Flow {
+            provider: p.id.clone(),
+            state: state.secret().clone(),
+            verifier: verifier.secret().clone(),
+            nonce: nonce.secret().clone(),
+        };
+        let flow = serde_json::to_value(&flow).map_err(|e| SsoError::Unavailable(e.to_string()))?;
+        let token = tokens
+            .issue_login_flow(
+                &flow,
+                chrono::Utc::now(),
+                chrono::Duration::minutes(FLOW_MINUTES),
+            )
+            .map_err(|e| SsoError::Unavailable(e.to_string()))?;
+        Ok((url.to_string(), token))
     }
 
-    /// Finishes a login from the callback's `code` and `state`; `bound_state` is the state the
-    /// browser's cookie holds.
+    /// Finishes a login from the callback's `code` and `state`; `flow_token` is what the
+    /// browser's cookie holds (a login it did not start, or one past ten minutes, is refused).
     pub async fn finish(
         &self,
         provider: &str,
         code: &str,
         state: &str,
-        bound_state: Option<&str>,
+        flow_token: Option<&str>,
+        tokens: &TokenService,
     ) -> Result<SsoLogin, SsoError> {
         let p = self.provider(provider)?;
-        if bound_state != Some(state) {
+        let flow: Flow = flow_token
+            .and_then(|token| tokens.verify_login_flow(token, chrono::Utc::now()).ok())
+            .and_then(|value| serde_json::from_value(value).ok())
+            .ok_or(SsoError::BadState)?;
+        if flow.state != state || flow.provider != p.id {
             return Err(SsoError::BadState);
         }
-        let pending = self
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(state)
-            .filter(|pending| pending.provider == p.id && pending.started.elapsed() < PENDING_TTL)
-            .ok_or(SsoError::BadState)?;
+        let pending_verifier = PkceCodeVerifier::new(flow.verifier);
+        let pending_nonce = Nonce::new(flow.nonce);
         let client = self.client(p, false).await?;
         let response = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|e| SsoError::Unavailable(e.to_string()))?
-            .set_pkce_verifier(pending.verifier)
+            .set_pkce_verifier(pending_verifier)
             .request_async(&self.http)
             .await
             .map_err(|e| SsoError::TokenRefused {
@@ -343,7 +342,7 @@ impl Sso {
                 CoreJwsSigningAlgorithm::EcdsaP256Sha256,
                 CoreJwsSigningAlgorithm::EdDsa,
             ]);
-            id_token.claims(&verifier, &pending.nonce).map(|claims| {
+            id_token.claims(&verifier, &pending_nonce).map(|claims| {
                 (
                     claims.issuer().to_string(),
                     claims.subject().to_string(),

@@ -20,7 +20,7 @@ use skaerm_auth::refs::{StaffRef, TenantRef};
 use skaerm_scheduling::{StaffId, StoreError, TenantId};
 use std::net::SocketAddr;
 
-/// Cookie binding a login in flight to the browser that started it.
+/// Cookie binding a login in flight to the browser that started it (a signed flow token).
 const STATE_COOKIE: &str = "skaerm_oidc";
 const STATE_PATH: &str = "/auth/oidc";
 
@@ -40,7 +40,6 @@ fn problem(err: SsoError) -> Problem {
             "sso_state",
             "this login was not started here or has expired; start again",
         ),
-        SsoError::Busy => Problem::rate_limited(10),
         SsoError::TokenRefused { reason, cause } => {
             tracing::warn!(%reason, %cause, "ID token refused");
             Problem::new(
@@ -102,8 +101,11 @@ pub async fn login(
     {
         return Err(Problem::rate_limited(retry.as_secs()));
     }
-    let (url, login_state) = sso.begin(&provider).await.map_err(problem)?;
-    let cookie = Cookie::build((STATE_COOKIE, login_state))
+    let (url, flow) = sso
+        .begin(&provider, &state.services.tokens)
+        .await
+        .map_err(problem)?;
+    let cookie = Cookie::build((STATE_COOKIE, flow))
         .http_only(true)
         // Lax: the provider's redirect back is a cross-site top-level navigation.
         .same_site(SameSite::Lax)
@@ -148,7 +150,13 @@ pub async fn callback(
         return Err(problem(SsoError::BadState));
     }
     let login = sso
-        .finish(&provider, &code, &login_state, bound.as_deref())
+        .finish(
+            &provider,
+            &code,
+            &login_state,
+            bound.as_deref(),
+            &state.services.tokens,
+        )
         .await
         .map_err(problem)?;
     let identity = identity_for(&state, &login).await?;
