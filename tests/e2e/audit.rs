@@ -214,3 +214,83 @@ async fn ops_see_live_calls_without_citizen_data() -> Result<()> {
     }
     anyhow::bail!("the call did not leave the list")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_create_accounts_and_change_roles_only_in_their_municipality() -> Result<()> {
+    let server = TestServer::start().await?;
+    let m = server.municipality("Testkommune").await?;
+    let other = server.municipality("Anden Kommune").await?;
+    let admin_user = server.account(&m, "Anne Admin", &[Role::Admin]).await?;
+    let admin = Browser::new(&server.url())?;
+    admin.login(&admin_user, PASSWORD).await?;
+
+    let (status, body) = admin
+        .post(
+            "/api/admin/accounts",
+            json!({"username": "ny-medarbejder", "password": PASSWORD,
+                   "display_name": "Ny <b>Medarbejder</b>", "team": "Nord", "roles": ["ops"]}),
+        )
+        .await?;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["account"]["roles"], json!(["ops"]));
+    let (status, body) = admin
+        .post(
+            "/api/admin/accounts",
+            json!({"username": "NY-medarbejder", "password": PASSWORD,
+                   "display_name": "x", "roles": ["staff"]}),
+        )
+        .await?;
+    assert_eq!((status, body["code"].as_str()), (409, Some("duplicate")));
+    let (status, _) = admin
+        .post(
+            "/api/admin/accounts",
+            json!({"username": "x", "password": PASSWORD, "display_name": "x", "roles": []}),
+        )
+        .await?;
+    assert_eq!(status, 400);
+
+    // The new person logs in as ops: no visits.
+    let person = Browser::new(&server.url())?;
+    person.login("ny-medarbejder", PASSWORD).await?;
+    assert_eq!(person.get("/api/visits").await?.0, 403);
+    // Promoted to staff: the old session ends, a new login has the new role.
+    let (status, body) = admin
+        .put(
+            "/api/admin/accounts/ny-medarbejder/roles",
+            json!({"roles": ["staff", "team_lead"]}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        person.get("/api/me").await?.0,
+        401,
+        "sessions end on a role change"
+    );
+    person.login("ny-medarbejder", PASSWORD).await?;
+    let (_, me) = person.get("/api/me").await?;
+    assert_eq!(me["staff"]["roles"], json!(["staff", "team_lead"]));
+    assert_eq!(
+        me["staff"]["display_name"], "Ny <b>Medarbejder</b>",
+        "stored as text"
+    );
+    assert_eq!(person.get("/api/visits").await?.0, 200);
+
+    // Another municipality's account is out of reach; staff cannot administer.
+    let (status, _) = admin
+        .put(
+            &format!("/api/admin/accounts/{}/roles", other.username),
+            json!({"roles": ["admin"]}),
+        )
+        .await?;
+    assert_eq!(status, 404);
+    let (_, list) = admin.get("/api/admin/accounts").await?;
+    let names: Vec<&str> = list["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["username"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"ny-medarbejder") && !names.contains(&other.username.as_str()));
+    assert_eq!(person.get("/api/admin/accounts").await?.0, 403);
+    Ok(())
+}

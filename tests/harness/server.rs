@@ -214,6 +214,21 @@ impl Browser {
         Ok((status, body))
     }
 
+    /// PUTs JSON like the web client; returns status and body.
+    pub async fn put(&self, path: &str, body: Value) -> Result<(u16, Value)> {
+        let response = self
+            .client
+            .put(format!("{}{path}", self.base))
+            .header(CSRF_HEADER, "1")
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("PUT {path}"))?;
+        let status = response.status().as_u16();
+        let body = response.json::<Value>().await.unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+
     /// DELETEs like the web client; returns status and body.
     pub async fn delete(&self, path: &str) -> Result<(u16, Value)> {
         let response = self

@@ -162,6 +162,60 @@ impl AccountStore {
         })
     }
 
+    /// Whether `username` is taken (in any municipality).
+    pub async fn exists(&self, username: &str) -> Result<bool, AccountError> {
+        let username = normalise(username)?;
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM auth_local_accounts WHERE username = $1")
+            .bind(username)
+            .fetch_one(&self.pool)
+            .await?;
+        let n: i64 = row.try_get("n")?;
+        Ok(n > 0)
+    }
+
+    /// A municipality's accounts, by username.
+    pub async fn list(&self, tenant: TenantRef) -> Result<Vec<LocalAccount>, AccountError> {
+        let rows = sqlx::query(
+            "SELECT username, staff_id, roles FROM auth_local_accounts WHERE tenant_id = $1 \
+             ORDER BY username",
+        )
+        .bind(tenant.0.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let staff: String = row.try_get("staff_id")?;
+                let roles: String = row.try_get("roles")?;
+                Ok(LocalAccount {
+                    username: row.try_get("username")?,
+                    staff_id: StaffRef(Uuid::from_str(&staff).map_err(|_| AccountError::Corrupt)?),
+                    tenant_id: tenant,
+                    roles: Roles::parse_list(&roles).map_err(|_| AccountError::Corrupt)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces the roles of `username` if it belongs to `tenant`; returns the account.
+    pub async fn set_roles_in(
+        &self,
+        tenant: TenantRef,
+        username: &str,
+        roles: Roles,
+    ) -> Result<Option<LocalAccount>, AccountError> {
+        let username = normalise(username)?;
+        let Some(account) = self
+            .list(tenant)
+            .await?
+            .into_iter()
+            .find(|a| a.username == username)
+        else {
+            return Ok(None);
+        };
+        self.set_roles(&username, roles).await?;
+        Ok(Some(LocalAccount { roles, ..account }))
+    }
+
     /// Replaces an account's roles (takes effect at its next login or refresh).
     pub async fn set_roles(&self, username: &str, roles: Roles) -> Result<bool, AccountError> {
         if roles.is_empty() {

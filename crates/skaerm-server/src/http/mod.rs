@@ -1,6 +1,7 @@
 //! The HTTP surface (see `HTTP_API.md`): staff session, visits, the citizen link exchange,
 //! signalling, metrics and the web client's pages, behind security headers.
 
+pub mod accounts;
 pub mod audit;
 pub mod csrf;
 pub mod devices;
@@ -38,6 +39,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/session/refresh", post(session::refresh))
         .route("/api/me", get(session::me))
         .route("/api/admin/audit", get(audit::export))
+        .route(
+            "/api/admin/accounts",
+            get(accounts::list).post(accounts::create),
+        )
+        .route(
+            "/api/admin/accounts/{username}/roles",
+            axum::routing::put(accounts::set_roles),
+        )
         .route("/api/ops/calls", get(ops_calls))
         .route("/api/sso/providers", get(sso::providers))
         .route("/api/device/pairing", post(devices::request_pairing))
