@@ -622,3 +622,69 @@ async fn password_guessing_gets_429_per_account_and_per_ip() -> Result<()> {
     assert_eq!(attempt(other.clone(), PASSWORD).await?, 429, "per address");
     Ok(())
 }
+
+async fn guess_statuses(server: &TestServer, forwarded_for: &str, n: usize) -> Result<Vec<u16>> {
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for i in 0..n {
+        let response = client
+            .post(format!("{}/api/join/{:0>27}", server.url(), i))
+            .header("x-forwarded-for", forwarded_for)
+            .send()
+            .await?;
+        statuses.push(response.status().as_u16());
+    }
+    Ok(statuses)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_forwarded_for_is_believed_only_from_a_trusted_proxy() -> Result<()> {
+    // Without a trusted proxy, a client rotating X-Forwarded-For still hits its own limit.
+    let direct = TestServer::start_with(&["--join-limit-per-ip", "2"]).await?;
+    assert_eq!(guess_statuses(&direct, "192.0.2.1", 2).await?, [404, 404]);
+    assert_eq!(
+        guess_statuses(&direct, "192.0.2.2", 1).await?,
+        [429],
+        "spoofing does not help"
+    );
+
+    // Behind a trusted proxy (here: the test itself on loopback), each citizen has their own.
+    let proxied =
+        TestServer::start_with(&["--join-limit-per-ip", "2", "--trusted-proxy", "127.0.0.1"])
+            .await?;
+    assert_eq!(
+        guess_statuses(&proxied, "192.0.2.1", 3).await?,
+        [404, 404, 429]
+    );
+    assert_eq!(guess_statuses(&proxied, "192.0.2.2", 1).await?, [404]);
+    // The audit log records the forwarded address.
+    let m = proxied.municipality("Testkommune").await?;
+    let visit = proxied.visit_soon(&m).await?;
+    let staff = Browser::new(&proxied.url())?;
+    staff.login(&m.username, PASSWORD).await?;
+    let secret = staff.citizen_link(&visit).await?;
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/join/{secret}", proxied.url()))
+        .header("x-forwarded-for", "198.51.100.23")
+        .send()
+        .await?;
+    assert_eq!(response.status().as_u16(), 200);
+    let events = proxied
+        .server
+        .state()
+        .services
+        .audit
+        .list(
+            TenantRef(m.tenant.id.0),
+            Utc::now() - ChronoDuration::minutes(1),
+            Utc::now() + ChronoDuration::minutes(1),
+            100,
+        )
+        .await?;
+    let exchange = events
+        .iter()
+        .find(|e| e.action == skaerm_auth::audit::AuditAction::LinkExchanged)
+        .unwrap();
+    assert_eq!(exchange.source_ip.as_deref(), Some("198.51.100.23"));
+    Ok(())
+}

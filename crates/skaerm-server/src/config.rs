@@ -86,6 +86,15 @@ pub struct ServerConfig {
     #[arg(long, env = "SKAERM_SIGNING_KEY_ROTATION_DAYS", default_value_t = 30)]
     pub signing_key_rotation_days: i64,
 
+    /// Address(es) of reverse proxies in front of Skærm whose `X-Forwarded-For` is believed for
+    /// rate limits and the audit log. Repeat or comma-separate.
+    #[arg(
+        long = "trusted-proxy",
+        env = "SKAERM_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<IpAddr>,
+
     /// Login attempts per client IP per minute (then 429 with Retry-After).
     #[arg(long, env = "SKAERM_LOGIN_LIMIT_PER_IP", default_value_t = 10)]
     pub login_limit_per_ip: u32,

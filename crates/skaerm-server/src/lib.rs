@@ -95,6 +95,7 @@ impl Server {
             public_url.clone(),
             config.tls(),
         );
+        state.trusted_proxies = config.trusted_proxies.clone().into();
         if let Some(path) = &config.oidc_config {
             let providers = oidc::load_config(path)?;
             state.sso = Some(Arc::new(oidc::Sso::new(providers, &public_url)?));

@@ -192,6 +192,8 @@ pub struct AppState {
     pub tls: bool,
     /// Single sign-on, when providers are configured.
     pub sso: Option<Arc<crate::oidc::Sso>>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Arc<[std::net::IpAddr]>,
     /// Tablets being called: device → (visit, since). Bounded, per node.
     pub calls: Arc<
         Mutex<
@@ -217,6 +219,7 @@ impl AppState {
             tls,
             sso: None,
             calls: Arc::default(),
+            trusted_proxies: Arc::from(Vec::new()),
         }
     }
 }

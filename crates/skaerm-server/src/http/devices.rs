@@ -5,11 +5,12 @@
 //! within the staff member's municipality. Staff *call* a paired tablet for a visit in
 //! progress; the tablet polls `GET /api/device/call` and joins with the media token it gets.
 
+use crate::http::client_ip::ClientIp;
 use crate::http::problem::Problem;
 use crate::http::session::StaffSession;
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{ConnectInfo, FromRef, FromRequestParts, Path, State};
+use axum::extract::{FromRef, FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -23,7 +24,6 @@ use skaerm_auth::devices::{DeviceRef, DeviceSecret, DeviceState, PairedDevice, P
 use skaerm_auth::refs::{ParticipantRef, StaffRef, TenantRef, VisitRef};
 use skaerm_auth::tokens::{MediaGrantRequest, MediaRole};
 use skaerm_scheduling::{CitizenId, StoreError, VisitId, VisitStatus};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -77,13 +77,10 @@ fn limited(
 /// `POST /api/device/pairing`: a tablet asks to be paired.
 pub async fn request_pairing(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(peer_ip): ClientIp,
     jar: CookieJar,
 ) -> Result<Response, Problem> {
-    limited(
-        &state.services.limits.pairing_per_ip,
-        &peer.ip().to_string(),
-    )?;
+    limited(&state.services.limits.pairing_per_ip, &peer_ip.to_string())?;
     let (secret, code, expires_at) = state
         .services
         .devices

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod client_ip;
 pub mod csrf;
 pub mod devices;
 pub mod join;

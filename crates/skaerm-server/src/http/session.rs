@@ -16,10 +16,11 @@
 //!
 //! All carry the tenant; handlers must scope every query by it.
 
+use crate::http::client_ip::ClientIp;
 use crate::http::problem::Problem;
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{ConnectInfo, FromRef, FromRequestParts, State};
+use axum::extract::{FromRef, FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -35,7 +36,7 @@ use skaerm_auth::sessions::{NewSession, RefreshSecret, Session};
 use skaerm_auth::tokens::{ACCESS_LIFETIME_MINUTES, SessionRequest, TokenError};
 use skaerm_scheduling::{StaffId, TenantId};
 use std::marker::PhantomData;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::ops::Deref;
 
 /// Name of the access-token cookie.
@@ -100,10 +101,7 @@ where
             tenant: TenantId(claims.tenant.0),
             roles: claims.roles,
             name: claims.name,
-            client_ip: parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
+            client_ip: crate::http::client_ip::from_parts(parts, &state),
         })
     }
 }
@@ -302,7 +300,7 @@ fn me_body(staff: StaffId, tenant: TenantId, name: &str, roles: Roles) -> Json<s
 /// `POST /api/session`.
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(peer_ip): ClientIp,
     jar: CookieJar,
     Json(login): Json<Login>,
 ) -> Result<Response, Problem> {
@@ -312,7 +310,7 @@ pub async fn login(
         .login_per_ip
         .lock()
         .map_err(|_| Problem::internal("limiter poisoned"))?
-        .check(&peer.ip().to_string(), std::time::Instant::now())
+        .check(&peer_ip.to_string(), std::time::Instant::now())
     {
         return Err(Problem::rate_limited(retry.as_secs()));
     }
@@ -364,7 +362,7 @@ pub async fn login(
         &state.services,
         AuditEvent::staff(account.tenant_id, account.staff_id.0, AuditAction::Login)
             .about(SubjectKind::Session, session.id.0)
-            .from_ip(Some(peer.ip()))
+            .from_ip(Some(peer_ip))
             .detail("local account"),
     )
     .await?;
@@ -435,7 +433,7 @@ pub async fn refresh(State(state): State<AppState>, jar: CookieJar) -> Result<Re
 /// secret) and clears the cookies.
 pub async fn logout(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(peer_ip): ClientIp,
     jar: CookieJar,
 ) -> Result<Response, Problem> {
     let now = Utc::now();
@@ -480,7 +478,7 @@ pub async fn logout(
             &state.services,
             AuditEvent::staff(tenant, staff.0, AuditAction::Logout)
                 .about(SubjectKind::Session, session.0)
-                .from_ip(Some(peer.ip())),
+                .from_ip(Some(peer_ip)),
         )
         .await?;
     }

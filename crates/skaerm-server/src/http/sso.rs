@@ -1,12 +1,13 @@
 //! Staff single sign-on over HTTP (see [`crate::oidc`]): the provider list for the login page,
 //! the redirect to the provider, and the callback that opens a session.
 
+use crate::http::client_ip::ClientIp;
 use crate::http::problem::Problem;
 use crate::http::session::open_session;
 use crate::oidc::{SsoError, SsoLogin};
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
@@ -18,7 +19,6 @@ use skaerm_auth::audit::{AuditAction, AuditEvent, SubjectKind};
 use skaerm_auth::identities::Identity;
 use skaerm_auth::refs::{StaffRef, TenantRef};
 use skaerm_scheduling::{StaffId, StoreError, TenantId};
-use std::net::SocketAddr;
 
 /// Cookie binding a login in flight to the browser that started it (a signed flow token).
 const STATE_COOKIE: &str = "skaerm_oidc";
@@ -86,7 +86,7 @@ fn redirect(to: &str) -> Result<Response, Problem> {
 /// `GET /auth/oidc/{provider}/login`: 303 to the provider.
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(peer_ip): ClientIp,
     Path(provider): Path<String>,
     jar: CookieJar,
 ) -> Result<Response, Problem> {
@@ -97,7 +97,7 @@ pub async fn login(
         .login_per_ip
         .lock()
         .map_err(|_| Problem::internal("limiter poisoned"))?
-        .check(&peer.ip().to_string(), std::time::Instant::now())
+        .check(&peer_ip.to_string(), std::time::Instant::now())
     {
         return Err(Problem::rate_limited(retry.as_secs()));
     }
@@ -127,7 +127,7 @@ pub struct Callback {
 /// `GET /auth/oidc/{provider}/callback`: verifies, opens a session, 303 to the staff app.
 pub async fn callback(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(peer_ip): ClientIp,
     Path(provider): Path<String>,
     Query(query): Query<Callback>,
     jar: CookieJar,
@@ -173,7 +173,7 @@ pub async fn callback(
         &state.services,
         AuditEvent::staff(identity.tenant, identity.staff.0, AuditAction::Login)
             .about(SubjectKind::Session, session.id.0)
-            .from_ip(Some(peer.ip()))
+            .from_ip(Some(peer_ip))
             .detail(&format!("oidc:{}", login.provider)),
     )
     .await?;
