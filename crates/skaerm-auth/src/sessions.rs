@@ -17,6 +17,8 @@ use uuid::Uuid;
 
 /// Longest a login lasts without logging in again.
 pub const SESSION_LIFETIME_HOURS: i64 = 12;
+/// How long a just-spent refresh secret is tolerated (two tabs refreshing at once).
+pub const REUSE_GRACE_SECONDS: i64 = 60;
 /// Characters of an encoded refresh secret (32 random bytes).
 const REFRESH_LEN: usize = 43;
 
@@ -142,7 +144,8 @@ impl SessionStore {
     }
 
     /// Exchanges a refresh secret for a new one, if its session is live; the old secret
-    /// stops working (a replayed old secret finds nothing).
+    /// stops working. A secret spent more than [`REUSE_GRACE_SECONDS`] ago that comes back
+    /// was copied: the session is revoked (the thief and the owner both lose it).
     pub async fn refresh(
         &self,
         secret: &RefreshSecret,
@@ -159,21 +162,39 @@ impl SessionStore {
         .fetch_optional(&self.pool)
         .await?
         else {
+            self.revoke_on_reuse(&old, now).await?;
             return Ok(None);
         };
         let session = session_of(&row)?;
         let next = RefreshSecret::generate();
         // Compare-and-swap: of two concurrent refreshes with one secret, one wins.
         let swapped = sqlx::query(
-            "UPDATE auth_sessions SET refresh_hash = $1 WHERE id = $2 AND refresh_hash = $3 \
-             AND revoked_at_ms IS NULL",
+            "UPDATE auth_sessions SET refresh_hash = $1, previous_refresh_hash = $3, \
+             rotated_at_ms = $4 WHERE id = $2 AND refresh_hash = $3 AND revoked_at_ms IS NULL",
         )
         .bind(next.hash())
         .bind(session.id.0.to_string())
         .bind(old)
+        .bind(now.timestamp_millis())
         .execute(&self.pool)
         .await?;
         Ok((swapped.rows_affected() == 1).then_some((session, next)))
+    }
+
+    async fn revoke_on_reuse(&self, old: &[u8], now: DateTime<Utc>) -> Result<(), SessionError> {
+        let revoked = sqlx::query(
+            "UPDATE auth_sessions SET revoked_at_ms = $1 WHERE previous_refresh_hash = $2 \
+             AND revoked_at_ms IS NULL AND rotated_at_ms < $3",
+        )
+        .bind(now.timestamp_millis())
+        .bind(old.to_vec())
+        .bind((now - Duration::seconds(REUSE_GRACE_SECONDS)).timestamp_millis())
+        .execute(&self.pool)
+        .await?;
+        if revoked.rows_affected() > 0 {
+            tracing::warn!("a spent refresh secret came back: session revoked");
+        }
+        Ok(())
     }
 
     /// Whether the session is live (not revoked, not past its end) at `now`.

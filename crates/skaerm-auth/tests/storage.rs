@@ -204,8 +204,9 @@ async fn sessions_refresh_rotate_and_revoke() {
         assert_eq!(refreshed.id, session.id);
         assert_eq!(refreshed.roles, new.roles);
         assert_ne!(first, second);
-        // The old secret is spent.
+        // The old secret is spent; within the grace (two tabs) that is all.
         assert!(store.refresh(&first, now).await.unwrap().is_none());
+        assert!(store.is_live(session.id, now).await.unwrap());
         // Past its end, neither live nor refreshable.
         let late = now + chrono::Duration::hours(13);
         assert!(!store.is_live(session.id, late).await.unwrap());
@@ -214,6 +215,17 @@ async fn sessions_refresh_rotate_and_revoke() {
         store.revoke(session.id, now).await.unwrap();
         assert!(!store.is_live(session.id, now).await.unwrap());
         assert!(store.refresh(&second, now).await.unwrap().is_none());
+
+        // A spent secret coming back after the grace: stolen, the session is revoked.
+        let (stolen, s1) = store.create(&new, now).await.unwrap();
+        let (_, s2) = store.refresh(&s1, now).await.unwrap().unwrap();
+        let later = now + chrono::Duration::seconds(120);
+        assert!(store.refresh(&s1, later).await.unwrap().is_none());
+        assert!(!store.is_live(stolen.id, later).await.unwrap());
+        assert!(
+            store.refresh(&s2, later).await.unwrap().is_none(),
+            "the owner is out too"
+        );
 
         let (other, _) = store.create(&new, now).await.unwrap();
         let (third, _) = store.create(&new, now).await.unwrap();

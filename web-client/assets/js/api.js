@@ -24,7 +24,8 @@ function send(method, path, body) {
 }
 
 // The access cookie lives 15 minutes; on a 401 the session is refreshed once (through the
-// HttpOnly refresh cookie) and the request retried.
+// HttpOnly refresh cookie) and the request retried — also when this tab's refresh lost a race
+// with another tab's, whose new cookies the browser already holds.
 let refreshing = null;
 function refreshSession() {
   if (!refreshing) {
@@ -41,7 +42,8 @@ async function request(method, path, body) {
   try {
     response = await send(method, path, body);
     const mayRefresh = !path.startsWith("/api/session") && !path.startsWith("/api/join/");
-    if (response.status === 401 && mayRefresh && (await refreshSession())) {
+    if (response.status === 401 && mayRefresh) {
+      await refreshSession();
       response = await send(method, path, body);
     }
   } catch {
