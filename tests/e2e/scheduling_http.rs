@@ -59,7 +59,7 @@ async fn receiver() -> Result<(String, Seen)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn series_move_conflict_completion_report_and_export() -> Result<()> {
     let (webhook, seen) = receiver().await?;
-    let server = TestServer::start_with(|c| {
+    let server = TestServer::start_adjusted(&[], |c| {
         c.scheduling.export_webhook_url = Some(webhook.clone());
         c.scheduling.jobs_interval_secs = 1;
         c.scheduling.saved_drive_minutes = 40;
@@ -449,7 +449,7 @@ async fn the_calendar_feed_parses_with_an_independent_parser() -> Result<()> {
         (FeedNames::Full, None),
         (FeedNames::Initials, Some("C. o. T.")),
     ] {
-        let server = TestServer::start_with(|c| c.scheduling.feed_names = names).await?;
+        let server = TestServer::start_adjusted(&[], |c| c.scheduling.feed_names = names).await?;
         let m = server.municipality("Testkommune").await?;
         let soon = server.visit_soon(&m).await?;
         let tab = Browser::new(&server.url())?;
@@ -502,7 +502,7 @@ async fn the_calendar_feed_parses_with_an_independent_parser() -> Result<()> {
             .to_owned();
         assert_eq!(anonymous.get_text(&path).await?.0, 404);
         assert_eq!(anonymous.get_text(&new_path).await?.0, 200);
-        let response = tab.delete("/api/calendar-feed").await?;
+        let (response, _) = tab.delete("/api/calendar-feed").await?;
         assert_eq!(response, 204);
         assert_eq!(anonymous.get_text(&new_path).await?.0, 404);
         assert_eq!(anonymous.get_text("/calendar/garbage.ics").await?.0, 404);
@@ -534,7 +534,8 @@ impl Sender for Recording {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reminders_go_out_once_retry_and_skip_moved_visits() -> Result<()> {
-    let server = TestServer::start_with(|c| c.scheduling.jobs_interval_secs = 3600).await?;
+    let server =
+        TestServer::start_adjusted(&[], |c| c.scheduling.jobs_interval_secs = 3600).await?;
     let m = server.municipality("Testkommune").await?;
     let services = &server.server.state().services;
     let store = &services.store;

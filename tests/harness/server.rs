@@ -3,9 +3,12 @@
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Duration, Utc};
+use clap::Parser;
 use serde_json::{Value, json};
 use skaerm_auth::refs::{StaffRef, TenantRef};
+use skaerm_auth::roles::{Role, Roles};
 use skaerm_scheduling::{Citizen, NewVisit, Staff, Tenant, Visit};
+use skaerm_server::http::csrf::CSRF_HEADER;
 use skaerm_server::{Server, ServerConfig};
 use std::path::PathBuf;
 
@@ -22,13 +25,23 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server without demo data.
     pub async fn start() -> Result<TestServer> {
-        Self::start_with(|_| {}).await
+        TestServer::start_with(&[]).await
     }
 
-    /// Starts a server without demo data, after `adjust` has changed its configuration.
-    pub async fn start_with(adjust: impl FnOnce(&mut ServerConfig)) -> Result<TestServer> {
+    /// Starts a server without demo data, with extra command-line flags (e.g.
+    /// `["--join-limit-per-ip", "3"]`).
+    pub async fn start_with(flags: &[&str]) -> Result<TestServer> {
+        Self::start_adjusted(flags, |_| {}).await
+    }
+
+    /// Starts a server without demo data, with extra flags, after `adjust` has changed its
+    /// configuration.
+    pub async fn start_adjusted(
+        flags: &[&str],
+        adjust: impl FnOnce(&mut ServerConfig),
+    ) -> Result<TestServer> {
         let data = tempfile::tempdir()?;
-        let mut config = config(data.path().to_path_buf());
+        let mut config = config(data.path().to_path_buf(), flags)?;
         adjust(&mut config);
         let server = Server::start(config).await?;
         Ok(TestServer {
@@ -44,7 +57,7 @@ impl TestServer {
 
     /// Like [`TestServer::restart`], after `adjust` has changed the configuration.
     pub async fn restart_with(self, adjust: impl FnOnce(&mut ServerConfig)) -> Result<TestServer> {
-        let mut config = config(self._data.path().to_path_buf());
+        let mut config = config(self._data.path().to_path_buf(), &[])?;
         adjust(&mut config);
         self.server.shutdown().await;
         let server = Server::start(config).await?;
@@ -52,6 +65,11 @@ impl TestServer {
             server,
             _data: self._data,
         })
+    }
+
+    /// Its data directory (the SQLite database is `skaerm.db` in it).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data.path()
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -62,6 +80,25 @@ impl TestServer {
     /// `ws://127.0.0.1:<port>/ws`.
     pub fn ws_url(&self) -> String {
         format!("ws://{}/ws", self.server.http_addr())
+    }
+
+    /// Another person in `m`'s municipality with a local account holding `roles`; returns
+    /// the username (password: [`PASSWORD`]).
+    pub async fn account(&self, m: &Municipality, name: &str, roles: &[Role]) -> Result<String> {
+        let services = &self.server.state().services;
+        let staff = services.store.create_staff(m.tenant.id, name, None).await?;
+        let username = format!("{}-{}", name.to_lowercase().replace(' ', "-"), staff.id);
+        services
+            .accounts
+            .create_with_roles(
+                &username,
+                PASSWORD,
+                StaffRef(staff.id.0),
+                TenantRef(m.tenant.id.0),
+                Roles::of(roles),
+            )
+            .await?;
+        Ok(username)
     }
 
     /// A municipality with one staff member (with a local account) and one citizen.
@@ -123,27 +160,36 @@ impl TestServer {
     }
 }
 
-fn config(data_dir: PathBuf) -> ServerConfig {
-    ServerConfig {
-        listen: "127.0.0.1:0".parse().expect("literal address"),
-        data_dir,
-        database_url: None,
-        udp_port: 0,
+/// The flags a test server runs with, parsed like the binary's (so new settings get their
+/// defaults without touching the harness).
+fn config(data_dir: PathBuf, extra: &[&str]) -> Result<ServerConfig> {
+    let data_dir = data_dir.display().to_string();
+    let mut args = vec![
+        "skaerm",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data_dir,
+        "--udp-port",
+        "0",
+        "--udp-bind-ip",
+        "127.0.0.1",
+        "--announce-ip",
+        "127.0.0.1",
+        "--link-opens-before-minutes",
+        "15",
+        "--link-closes-after-minutes",
+        "0",
+        "--no-demo",
         // Two workers, so the tests run the multi-worker relay the production default uses on a
         // two-core host (rooms pinned to workers, one port each).
-        media_workers: 2,
-        keyframe_interval_ms: 500,
-        video_floor_kbps: 150,
-        simulcast: false,
-        udp_bind_ip: "127.0.0.1".parse().expect("literal address"),
-        announce_ips: vec!["127.0.0.1".parse().expect("literal address")],
-        public_url: None,
-        link_opens_before_minutes: 15,
-        link_closes_after_minutes: 0,
-        no_demo: true,
-        max_participants: 6,
-        scheduling: Default::default(),
-    }
+        "--media-workers",
+        "2",
+        "--max-participants",
+        "6",
+    ];
+    args.extend_from_slice(extra);
+    Ok(ServerConfig::try_parse_from(args)?)
 }
 
 /// One municipality's people.
@@ -167,23 +213,62 @@ pub struct Browser {
 impl Browser {
     /// A fresh "browser" for the server at `base`.
     pub fn new(base: &str) -> Result<Browser> {
-        // reqwest is built with rustls for the server's webhooks; its clients need a provider.
-        skaerm_server::jobs::install_crypto_provider();
+        skaerm_server::install_crypto_provider();
         Ok(Browser {
             client: reqwest::Client::builder().cookie_store(true).build()?,
             base: base.to_owned(),
         })
     }
 
-    /// POSTs JSON; returns status and body.
+    /// The underlying client (cookies included), for requests the web client would not make.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// POSTs JSON like the web client (with the CSRF header); returns status and body.
     pub async fn post(&self, path: &str, body: Value) -> Result<(u16, Value)> {
         let response = self
             .client
             .post(format!("{}{path}", self.base))
+            .header(CSRF_HEADER, "1")
             .json(&body)
             .send()
             .await
             .with_context(|| format!("POST {path}"))?;
+        let status = response.status().as_u16();
+        let body = response.json::<Value>().await.unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+
+    /// PUTs JSON like the web client; returns status and body.
+    pub async fn put(&self, path: &str, body: Value) -> Result<(u16, Value)> {
+        let response = self
+            .client
+            .put(format!("{}{path}", self.base))
+            .header(CSRF_HEADER, "1")
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("PUT {path}"))?;
+        let status = response.status().as_u16();
+        let body = response.json::<Value>().await.unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+
+    /// DELETEs like the web client; returns status and body.
+    pub async fn delete(&self, path: &str) -> Result<(u16, Value)> {
+        let response = self
+            .client
+            .delete(format!("{}{path}", self.base))
+            .header(CSRF_HEADER, "1")
+            .send()
+            .await
+            .with_context(|| format!("DELETE {path}"))?;
         let status = response.status().as_u16();
         let body = response.json::<Value>().await.unwrap_or(Value::Null);
         Ok((status, body))
@@ -200,17 +285,6 @@ impl Browser {
         let status = response.status().as_u16();
         let body = response.json::<Value>().await.unwrap_or(Value::Null);
         Ok((status, body))
-    }
-
-    /// DELETEs; returns the status.
-    pub async fn delete(&self, path: &str) -> Result<u16> {
-        let response = self
-            .client
-            .delete(format!("{}{path}", self.base))
-            .send()
-            .await
-            .with_context(|| format!("DELETE {path}"))?;
-        Ok(response.status().as_u16())
     }
 
     /// GETs anything; returns status, content type and the body as text.

@@ -6,6 +6,7 @@
 //! response time does not reveal which usernames exist.
 
 use crate::refs::{StaffRef, TenantRef};
+use crate::roles::Roles;
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -49,6 +50,8 @@ pub struct LocalAccount {
     pub staff_id: StaffRef,
     /// Their municipality.
     pub tenant_id: TenantRef,
+    /// What they may do.
+    pub roles: Roles,
 }
 
 /// Hashes a password (argon2id, OWASP parameters, random salt).
@@ -92,7 +95,7 @@ impl AccountStore {
         AccountStore { pool }
     }
 
-    /// Creates an account.
+    /// Creates an account with the `staff` role.
     pub async fn create(
         &self,
         username: &str,
@@ -100,6 +103,28 @@ impl AccountStore {
         staff_id: StaffRef,
         tenant_id: TenantRef,
     ) -> Result<LocalAccount, AccountError> {
+        self.create_with_roles(
+            username,
+            password,
+            staff_id,
+            tenant_id,
+            Roles::of(&[crate::roles::Role::Staff]),
+        )
+        .await
+    }
+
+    /// Creates an account with these roles (at least one).
+    pub async fn create_with_roles(
+        &self,
+        username: &str,
+        password: &str,
+        staff_id: StaffRef,
+        tenant_id: TenantRef,
+        roles: Roles,
+    ) -> Result<LocalAccount, AccountError> {
+        if roles.is_empty() {
+            return Err(AccountError::Invalid("an account needs at least one role"));
+        }
         let username = normalise(username)?;
         if password.chars().count() < MIN_PASSWORD_LEN {
             return Err(AccountError::Invalid(
@@ -115,13 +140,15 @@ impl AccountStore {
             .map_err(|e| AccountError::Hashing(e.to_string()))??;
         let inserted = sqlx::query(
             "INSERT INTO auth_local_accounts (username, staff_id, tenant_id, password_hash, \
-             created_at_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (username) DO NOTHING",
+             created_at_ms, roles) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (username) DO NOTHING",
         )
         .bind(username.clone())
         .bind(staff_id.0.to_string())
         .bind(tenant_id.0.to_string())
         .bind(hash)
         .bind(Utc::now().timestamp_millis())
+        .bind(roles.to_list())
         .execute(&self.pool)
         .await?;
         if inserted.rows_affected() == 0 {
@@ -131,7 +158,76 @@ impl AccountStore {
             username,
             staff_id,
             tenant_id,
+            roles,
         })
+    }
+
+    /// Whether `username` is taken (in any municipality).
+    pub async fn exists(&self, username: &str) -> Result<bool, AccountError> {
+        let username = normalise(username)?;
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM auth_local_accounts WHERE username = $1")
+            .bind(username)
+            .fetch_one(&self.pool)
+            .await?;
+        let n: i64 = row.try_get("n")?;
+        Ok(n > 0)
+    }
+
+    /// A municipality's accounts, by username.
+    pub async fn list(&self, tenant: TenantRef) -> Result<Vec<LocalAccount>, AccountError> {
+        let rows = sqlx::query(
+            "SELECT username, staff_id, roles FROM auth_local_accounts WHERE tenant_id = $1 \
+             ORDER BY username",
+        )
+        .bind(tenant.0.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let staff: String = row.try_get("staff_id")?;
+                let roles: String = row.try_get("roles")?;
+                Ok(LocalAccount {
+                    username: row.try_get("username")?,
+                    staff_id: StaffRef(Uuid::from_str(&staff).map_err(|_| AccountError::Corrupt)?),
+                    tenant_id: tenant,
+                    roles: Roles::parse_list(&roles).map_err(|_| AccountError::Corrupt)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces the roles of `username` if it belongs to `tenant`; returns the account.
+    pub async fn set_roles_in(
+        &self,
+        tenant: TenantRef,
+        username: &str,
+        roles: Roles,
+    ) -> Result<Option<LocalAccount>, AccountError> {
+        let username = normalise(username)?;
+        let Some(account) = self
+            .list(tenant)
+            .await?
+            .into_iter()
+            .find(|a| a.username == username)
+        else {
+            return Ok(None);
+        };
+        self.set_roles(&username, roles).await?;
+        Ok(Some(LocalAccount { roles, ..account }))
+    }
+
+    /// Replaces an account's roles (takes effect at its next login or refresh).
+    pub async fn set_roles(&self, username: &str, roles: Roles) -> Result<bool, AccountError> {
+        if roles.is_empty() {
+            return Err(AccountError::Invalid("an account needs at least one role"));
+        }
+        let username = normalise(username)?;
+        let updated = sqlx::query("UPDATE auth_local_accounts SET roles = $1 WHERE username = $2")
+            .bind(roles.to_list())
+            .bind(username)
+            .execute(&self.pool)
+            .await?;
+        Ok(updated.rows_affected() == 1)
     }
 
     /// The account when `password` is right; `None` otherwise (unknown user or wrong password,
@@ -148,7 +244,8 @@ impl AccountStore {
             return Ok(None);
         }
         let row = sqlx::query(
-            "SELECT staff_id, tenant_id, password_hash FROM auth_local_accounts WHERE username = $1",
+            "SELECT staff_id, tenant_id, password_hash, roles FROM auth_local_accounts \
+             WHERE username = $1",
         )
         .bind(username.clone())
         .fetch_optional(&self.pool)
@@ -158,7 +255,9 @@ impl AccountStore {
                 let staff: String = row.try_get("staff_id")?;
                 let tenant: String = row.try_get("tenant_id")?;
                 let hash: String = row.try_get("password_hash")?;
+                let roles: String = row.try_get("roles")?;
                 let account = LocalAccount {
+                    roles: Roles::parse_list(&roles).map_err(|_| AccountError::Corrupt)?,
                     username,
                     staff_id: StaffRef(Uuid::from_str(&staff).map_err(|_| AccountError::Corrupt)?),
                     tenant_id: TenantRef(

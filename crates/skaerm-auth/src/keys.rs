@@ -148,6 +148,61 @@ impl KeyStore {
             .ok_or_else(|| KeyError::Corrupt("no key after creating one".into()))
     }
 
+    /// Rotates: retires the active key and makes a fresh one active, atomically. Tokens of the
+    /// retired key still verify (load the new set and hand it to the token service).
+    pub async fn rotate(&self) -> Result<KeySet, KeyError> {
+        let (key, seed) = SigningKeyPair::generate()?;
+        let now = Utc::now().timestamp_millis();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE auth_signing_keys SET retired_at_ms = $1 WHERE retired_at_ms IS NULL")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO auth_signing_keys (kid, seed, created_at_ms) VALUES ($1, $2, $3)")
+            .bind(key.kid.clone())
+            .bind(seed.to_vec())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.load()
+            .await?
+            .ok_or_else(|| KeyError::Corrupt("no key after rotating".into()))
+    }
+
+    /// Rotates when the active key was created before `before`; returns the new set then.
+    pub async fn rotate_if_created_before(
+        &self,
+        before: chrono::DateTime<Utc>,
+    ) -> Result<Option<KeySet>, KeyError> {
+        let row = sqlx::query(
+            "SELECT MAX(created_at_ms) AS newest FROM auth_signing_keys WHERE retired_at_ms IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let newest: Option<i64> = row.try_get("newest")?;
+        match newest {
+            Some(created) if created >= before.timestamp_millis() => Ok(None),
+            _ => self.rotate().await.map(Some),
+        }
+    }
+
+    /// The current set, as stored (another node may have rotated).
+    pub async fn reload(&self) -> Result<KeySet, KeyError> {
+        self.load_or_create().await
+    }
+
+    /// Deletes keys retired before `before` (their tokens have all expired).
+    pub async fn prune_retired(&self, before: chrono::DateTime<Utc>) -> Result<u64, KeyError> {
+        let done = sqlx::query(
+            "DELETE FROM auth_signing_keys WHERE retired_at_ms IS NOT NULL AND retired_at_ms < $1",
+        )
+        .bind(before.timestamp_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn load(&self) -> Result<Option<KeySet>, KeyError> {
         let rows = sqlx::query(
             "SELECT kid, seed, retired_at_ms FROM auth_signing_keys ORDER BY created_at_ms DESC",

@@ -1,17 +1,27 @@
 //! Identity and access for Skærm.
 //!
+//! - [`devices`]: registered citizen tablets (pairing codes, device secrets);
+//! - [`identities`]: which staff member a single sign-on subject is;
 //! - [`keys`]: Ed25519 signing keys with ids and rotation, stored in the database;
 //! - [`tokens`]: media tokens (one visit, one participant) and staff session tokens;
+//! - [`audit`]: the append-only audit log;
 //! - [`accounts`]: local staff accounts with argon2id passwords;
 //! - [`citizen_link`]: the secret in a citizen's link, and its stored hash;
 //! - [`rate_limit`]: brute-force throttling;
+//! - [`sessions`]: staff logins: refresh secrets, revocation;
+//! - [`roles`]: staff roles (staff, team lead, ops, admin);
 //! - [`refs`]: typed ids of what tokens refer to.
 
 pub mod accounts;
+pub mod audit;
 pub mod citizen_link;
+pub mod devices;
+pub mod identities;
 pub mod keys;
 pub mod rate_limit;
 pub mod refs;
+pub mod roles;
+pub mod sessions;
 pub mod tokens;
 
 use sqlx::AnyPool;

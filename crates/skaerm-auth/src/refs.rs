@@ -22,4 +22,6 @@ ref_type!(
     TenantRef,
     /// A staff member.
     StaffRef,
+    /// A staff session (one login; revoked on logout).
+    SessionRef,
 );

@@ -6,7 +6,8 @@
 //! testable to the millisecond.
 
 use crate::keys::KeySet;
-use crate::refs::{ParticipantRef, StaffRef, TenantRef, VisitRef};
+use crate::refs::{ParticipantRef, SessionRef, StaffRef, TenantRef, VisitRef};
+use crate::roles::Roles;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
@@ -20,6 +21,8 @@ use uuid::Uuid;
 pub const MEDIA_AUDIENCE: &str = "skaerm-media";
 /// Audience of staff session tokens.
 pub const SESSION_AUDIENCE: &str = "skaerm-staff";
+/// Audience of login-flow tokens (single sign-on state kept in the browser, signed).
+pub const LOGIN_FLOW_AUDIENCE: &str = "skaerm-login-flow";
 /// Longest token accepted (bytes).
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// Clock tolerance for `exp` and `nbf`.
@@ -102,24 +105,32 @@ pub struct MediaClaims {
     pub expires_at: DateTime<Utc>,
 }
 
-/// What a session token is issued for.
+/// What a session (access) token is issued for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRequest {
+    /// The login it belongs to (revoked on logout).
+    pub session: SessionRef,
     /// The staff member.
     pub staff: StaffRef,
     /// Their municipality.
     pub tenant: TenantRef,
+    /// What they may do.
+    pub roles: Roles,
     /// Their display name.
     pub name: String,
 }
 
-/// A verified session token.
+/// A verified session (access) token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionClaims {
+    /// The login it belongs to.
+    pub session: SessionRef,
     /// The staff member.
     pub staff: StaffRef,
     /// Their municipality.
     pub tenant: TenantRef,
+    /// What they may do.
+    pub roles: Roles,
     /// Their display name.
     pub name: String,
     /// When it expires.
@@ -149,30 +160,59 @@ struct MediaJwt {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
+struct FlowJwt {
+    #[serde(flatten)]
+    registered: Registered,
+    flow: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
 struct SessionJwt {
     #[serde(flatten)]
     registered: Registered,
+    sid: Uuid,
     tenant: Uuid,
+    roles: Roles,
     name: String,
 }
 
-/// Issues and verifies tokens with one key set.
+/// Lifetime of a staff access token (renewed through the session's refresh secret).
+pub const ACCESS_LIFETIME_MINUTES: i64 = 15;
+
+/// Issues and verifies tokens with one key set (replaceable at run time: key rotation).
 pub struct TokenService {
-    keys: KeySet,
+    keys: std::sync::RwLock<KeySet>,
     issuer: String,
     media_lifetime: Duration,
     session_lifetime: Duration,
 }
 
 impl TokenService {
-    /// A service signing with `keys` as `issuer`; media tokens live 10 minutes, sessions 12 h.
+    /// A service signing with `keys` as `issuer`; media tokens live 10 minutes, staff access
+    /// tokens [`ACCESS_LIFETIME_MINUTES`].
     pub fn new(keys: KeySet, issuer: &str) -> Self {
         TokenService {
-            keys,
+            keys: std::sync::RwLock::new(keys),
             issuer: issuer.to_owned(),
             media_lifetime: Duration::minutes(10),
-            session_lifetime: Duration::hours(12),
+            session_lifetime: Duration::minutes(ACCESS_LIFETIME_MINUTES),
         }
+    }
+
+    /// Replaces the key set (after [`crate::keys::KeyStore::rotate`]): new tokens are signed
+    /// with its active key, tokens of its retired keys still verify.
+    pub fn replace_keys(&self, keys: KeySet) {
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
+    }
+
+    /// The `kid` new tokens are signed with.
+    pub fn active_kid(&self) -> String {
+        self.keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .signing()
+            .0
+            .to_owned()
     }
 
     fn registered(
@@ -194,7 +234,8 @@ impl TokenService {
     }
 
     fn sign<T: Serialize>(&self, claims: &T) -> Result<String, TokenError> {
-        let (kid, key) = self.keys.signing();
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        let (kid, key) = keys.signing();
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(kid.to_owned());
         jsonwebtoken::encode(&header, claims, key).map_err(|e| TokenError::Signing(e.to_string()))
@@ -247,12 +288,40 @@ impl TokenService {
                 now,
                 self.session_lifetime,
             ),
+            sid: request.session.0,
             tenant: request.tenant.0,
+            roles: request.roles,
             name: request.name.clone(),
         })
     }
 
-    /// Verifies a session token at `now`.
+    /// A signed, short-lived token carrying a login flow's state (e.g. the single sign-on
+    /// `state`, PKCE verifier and nonce), so any node can finish a flow another started.
+    pub fn issue_login_flow(
+        &self,
+        flow: &serde_json::Value,
+        now: DateTime<Utc>,
+        life: Duration,
+    ) -> Result<String, TokenError> {
+        self.sign(&FlowJwt {
+            registered: self.registered(LOGIN_FLOW_AUDIENCE, Uuid::new_v4(), now, life),
+            flow: flow.clone(),
+        })
+    }
+
+    /// Verifies a login-flow token at `now`; returns what it carries.
+    pub fn verify_login_flow(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<serde_json::Value, TokenError> {
+        let jwt: FlowJwt =
+            self.verify(token, LOGIN_FLOW_AUDIENCE, now, |c: &FlowJwt| &c.registered)?;
+        Ok(jwt.flow)
+    }
+
+    /// Verifies a session token at `now` (signature and time only: whether its session was
+    /// revoked is the session store's question).
     pub fn verify_session(
         &self,
         token: &str,
@@ -261,8 +330,10 @@ impl TokenService {
         let jwt: SessionJwt =
             self.verify(token, SESSION_AUDIENCE, now, |c: &SessionJwt| &c.registered)?;
         Ok(SessionClaims {
+            session: SessionRef(jwt.sid),
             staff: StaffRef(jwt.registered.sub),
             tenant: TenantRef(jwt.tenant),
+            roles: jwt.roles,
             name: jwt.name,
             expires_at: DateTime::from_timestamp(jwt.registered.exp, 0).unwrap_or(now),
         })
@@ -291,7 +362,13 @@ impl TokenService {
             return Err(TokenError::AlgorithmNotAllowed);
         }
         let kid = header.kid.ok_or(TokenError::MissingKid)?;
-        let key = self.keys.verifying(&kid).ok_or(TokenError::UnknownKid)?;
+        let key = self
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .verifying(&kid)
+            .cloned()
+            .ok_or(TokenError::UnknownKid)?;
 
         let mut validation = Validation::new(Algorithm::EdDSA);
         // Time is checked below against `now`, not the system clock.
@@ -302,7 +379,7 @@ impl TokenService {
         validation.set_issuer(&[self.issuer.as_str()]);
         // Signature, audience and issuer first (claims as plain JSON), so a token for another
         // audience is reported as such even when its claims have another shape.
-        let data = jsonwebtoken::decode::<serde_json::Value>(token, key, &validation).map_err(
+        let data = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation).map_err(
             |e| match e.kind() {
                 ErrorKind::InvalidSignature => TokenError::BadSignature,
                 ErrorKind::InvalidAudience => TokenError::WrongAudience,
@@ -386,7 +463,7 @@ mod tests {
         let s = service();
         let other = service();
         let token = other.issue_media(&request(), now()).unwrap();
-        let our_kid = s.keys.signing().0.to_owned();
+        let our_kid = s.active_kid();
         let mut parts: Vec<&str> = token.split('.').collect();
         let header = b64(serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": our_kid}));
         parts[0] = &header;
@@ -409,7 +486,7 @@ mod tests {
     #[test]
     fn hs256_with_the_public_key_as_secret_is_refused() {
         let s = service();
-        let kid = s.keys.signing().0.to_owned();
+        let kid = s.active_kid();
         let claims = serde_json::json!({"iss": "skaerm", "aud": MEDIA_AUDIENCE,
             "sub": Uuid::new_v4(), "iat": now().timestamp(), "nbf": now().timestamp(),
             "exp": now().timestamp() + 600, "jti": Uuid::new_v4(), "visit": Uuid::new_v4(),
@@ -464,8 +541,10 @@ mod tests {
         let session = s
             .issue_session(
                 &SessionRequest {
+                    session: SessionRef(Uuid::new_v4()),
                     staff: StaffRef(Uuid::new_v4()),
                     tenant: TenantRef(Uuid::new_v4()),
+                    roles: Roles::of(&[crate::roles::Role::Staff]),
                     name: "Mette".into(),
                 },
                 now(),
@@ -484,6 +563,29 @@ mod tests {
     }
 
     #[test]
+    fn login_flow_tokens_round_trip_and_are_not_sessions() {
+        let s = service();
+        let flow = serde_json::json!({"state": "abc", "provider": "p"});
+        let token = s
+            .issue_login_flow(&flow, now(), Duration::minutes(10))
+            .unwrap();
+        assert_eq!(s.verify_login_flow(&token, now()), Ok(flow));
+        assert_eq!(
+            s.verify_login_flow(&token, now() + Duration::minutes(11)),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            s.verify_session(&token, now()),
+            Err(TokenError::WrongAudience)
+        );
+        let media = s.issue_media(&request(), now()).unwrap();
+        assert_eq!(
+            s.verify_login_flow(&media, now()),
+            Err(TokenError::WrongAudience)
+        );
+    }
+
+    #[test]
     fn another_issuer_is_refused() {
         let keys = SigningKeyPair::generate().unwrap().0;
         let seedless_kid = keys.kid().to_owned();
@@ -492,7 +594,7 @@ mod tests {
         // Same key, another expected issuer.
         let mut other = s;
         other.issuer = "someone-else".into();
-        assert_eq!(other.keys.signing().0, seedless_kid);
+        assert_eq!(other.active_kid(), seedless_kid);
         assert_eq!(
             other.verify_media(&token, now()),
             Err(TokenError::WrongIssuer)

@@ -26,14 +26,18 @@ impl Admission {
 
     async fn check(&self, token: &str) -> Result<JoinGrant, JoinRefusal> {
         let now = Utc::now();
-        let claims = self
-            .services
-            .tokens
-            .verify_media(token, now)
-            .map_err(|err| match err {
-                TokenError::Expired | TokenError::NotYetValid => JoinRefusal::TokenExpired,
-                _ => JoinRefusal::TokenInvalid,
-            })?;
+        let tokens = &self.services.tokens;
+        let claims = match tokens.verify_media(token, now) {
+            // Another node may have rotated the key.
+            Err(TokenError::UnknownKid) if self.services.reload_keys_for_unknown_kid().await => {
+                tokens.verify_media(token, now)
+            }
+            verified => verified,
+        }
+        .map_err(|err| match err {
+            TokenError::Expired | TokenError::NotYetValid => JoinRefusal::TokenExpired,
+            _ => JoinRefusal::TokenInvalid,
+        })?;
         let visit = match self.services.store.get_visit(VisitId(claims.visit.0)).await {
             Ok(visit) => visit,
             Err(StoreError::NotFound) => return Err(JoinRefusal::Forbidden),

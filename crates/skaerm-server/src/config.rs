@@ -80,6 +80,62 @@ pub struct ServerConfig {
     #[arg(long, env = "SKAERM_MAX_PARTICIPANTS", default_value_t = 6)]
     pub max_participants: usize,
 
+    /// PEM certificate chain: serve HTTPS with it (with `--tls-key`).
+    #[arg(
+        long,
+        env = "SKAERM_TLS_CERT",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "SKAERM_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve HTTPS with a self-signed certificate generated for development (kept in the data
+    /// directory under tls/).
+    #[arg(long, env = "SKAERM_TLS_SELF_SIGNED")]
+    pub tls_self_signed: bool,
+
+    /// JSON file listing OpenID Connect providers for staff single sign-on (see
+    /// deploy/README.md).
+    #[arg(long, env = "SKAERM_OIDC_CONFIG")]
+    pub oidc_config: Option<PathBuf>,
+
+    /// Days after which the token signing key is rotated (checked at start and hourly).
+    #[arg(long, env = "SKAERM_SIGNING_KEY_ROTATION_DAYS", default_value_t = 30)]
+    pub signing_key_rotation_days: i64,
+
+    /// Address(es) of reverse proxies in front of Skærm whose `X-Forwarded-For` is believed for
+    /// rate limits and the audit log. Repeat or comma-separate.
+    #[arg(
+        long = "trusted-proxy",
+        env = "SKAERM_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<IpAddr>,
+
+    /// Login attempts per client IP per minute (then 429 with Retry-After).
+    #[arg(long, env = "SKAERM_LOGIN_LIMIT_PER_IP", default_value_t = 10)]
+    pub login_limit_per_ip: u32,
+
+    /// Local login attempts per username per minute, from any address (then 429).
+    #[arg(long, env = "SKAERM_LOGIN_LIMIT_PER_USER", default_value_t = 10)]
+    pub login_limit_per_user: u32,
+
+    /// Citizen link exchanges per client IP per minute.
+    #[arg(long, env = "SKAERM_JOIN_LIMIT_PER_IP", default_value_t = 30)]
+    pub join_limit_per_ip: u32,
+
+    /// Tablet pairing requests and pairing-code entries per client IP per minute.
+    #[arg(long, env = "SKAERM_PAIRING_LIMIT_PER_IP", default_value_t = 10)]
+    pub pairing_limit_per_ip: u32,
+
+    /// Citizen link exchanges per link per minute (from any address).
+    #[arg(long, env = "SKAERM_JOIN_LIMIT_PER_LINK", default_value_t = 20)]
+    pub join_limit_per_link: u32,
+
     /// Scheduling: conflicts, series, exports, reminders, reports, calendar feeds, retention.
     #[command(flatten)]
     pub scheduling: SchedulingConfig,
@@ -170,6 +226,11 @@ impl ServerConfig {
         }
     }
 
+    /// Whether this server terminates TLS itself.
+    pub fn tls(&self) -> bool {
+        self.tls_self_signed || self.tls_cert.is_some()
+    }
+
     /// The public base URL, given the address actually bound.
     pub fn public_url(&self, bound: SocketAddr) -> String {
         if let Some(url) = &self.public_url {
@@ -182,6 +243,7 @@ impl ServerConfig {
         } else {
             bound.ip().to_string()
         };
-        format!("http://{host}:{}", bound.port())
+        let scheme = if self.tls() { "https" } else { "http" };
+        format!("{scheme}://{host}:{}", bound.port())
     }
 }

@@ -52,7 +52,7 @@ pub struct WebhookSender {
 impl WebhookSender {
     /// A sender to `url`.
     pub fn new(url: &str) -> anyhow::Result<WebhookSender> {
-        install_crypto_provider();
+        crate::install_crypto_provider();
         Ok(WebhookSender {
             client: reqwest::Client::builder()
                 .timeout(SEND_TIMEOUT)
@@ -94,12 +94,6 @@ impl Sender for WebhookSender {
             }
         })
     }
-}
-
-/// Installs the process-wide TLS crypto provider (ring) that HTTPS clients built with
-/// `reqwest` need; an earlier install (by another part of the process) is kept.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// The senders in use.

@@ -3,19 +3,27 @@
 //!
 //! - [`config`]: flags and environment;
 //! - [`state`]: what request handlers share;
+//! - [`audit`]: what the server records in the audit log;
 //! - [`admission`]: who may join which visit's room (the relay's `JoinAuthorizer`);
+//! - [`oidc`]: staff single sign-on (OpenID Connect, PKCE);
+//! - [`live_calls`]: the live call list for operations;
 //! - [`http`]: the HTTP API and the web client's pages;
 //! - [`demo`]: the demo municipality seeded on first start;
 //! - [`jobs`]: outbox delivery (exports, reminders), series horizon, retention;
-//! - [`room_events`]: what the server does when people join and leave rooms.
+//! - [`room_events`]: what the server does when people join and leave rooms;
+//! - [`tls`]: HTTPS with rustls (certificate files or a self-signed development one).
 
 pub mod admission;
+pub mod audit;
 pub mod config;
 pub mod demo;
 pub mod http;
 pub mod jobs;
+pub mod live_calls;
+pub mod oidc;
 pub mod room_events;
 pub mod state;
+pub mod tls;
 
 pub use config::ServerConfig;
 
@@ -26,11 +34,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
+/// Makes `ring` the process's rustls crypto provider (once; later calls and a provider
+/// installed by the embedding program are kept).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A running server.
 pub struct Server {
     http_addr: SocketAddr,
     udp_addr: SocketAddr,
     public_url: String,
+    certificate_pem: Option<String>,
     state: state::AppState,
     shutdown: Option<oneshot::Sender<()>>,
     serving: tokio::task::JoinHandle<()>,
@@ -40,7 +55,7 @@ pub struct Server {
 impl Server {
     /// Opens storage, seeds demo data if asked, starts the relay and the HTTP listener.
     pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
-        jobs::install_crypto_provider();
+        install_crypto_provider();
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -82,10 +97,33 @@ impl Server {
         let mut sfu =
             Sfu::start(relay_config, admission, &registry).context("starting the relay")?;
         let udp_addr = sfu.udp_addr();
+        let maintained = services.clone();
+        let rotation_days = config.signing_key_rotation_days;
+        tokio::spawn(async move {
+            let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
+            hourly.tick().await;
+            loop {
+                hourly.tick().await;
+                if let Err(err) = maintained.maintain_keys(rotation_days).await {
+                    tracing::error!(%err, "signing key maintenance failed");
+                }
+            }
+        });
         if let Some(events) = sfu.take_events() {
             tokio::spawn(room_events::run(services.clone(), events));
         }
-        let state = state::AppState::new(services, Arc::new(sfu), registry, public_url.clone());
+        let mut state = state::AppState::new(
+            services,
+            Arc::new(sfu),
+            registry,
+            public_url.clone(),
+            config.tls(),
+        );
+        state.trusted_proxies = config.trusted_proxies.clone().into();
+        if let Some(path) = &config.oidc_config {
+            let providers = oidc::load_config(path)?;
+            state.sso = Some(Arc::new(oidc::Sso::new(providers, &public_url)?));
+        }
 
         if !config.no_demo {
             demo::seed(&state).await.context("seeding demo data")?;
@@ -94,26 +132,49 @@ impl Server {
         let senders = jobs::Senders::from_config(&state.services).context("webhook senders")?;
         let jobs = tokio::spawn(jobs::run(state.services.clone(), senders));
 
+        let tls = tls::load(&config).await?;
+        let certificate_pem = tls.as_ref().map(|t| t.certificate_pem.clone());
         let app = http::router(state.clone());
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();
-        let serving = tokio::spawn(async move {
-            let result = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async {
-                let _ = shutdown_rx.await;
-            })
-            .await;
-            if let Err(err) = result {
-                tracing::error!(%err, "HTTP server failed");
+        let serving = match tls {
+            None => tokio::spawn(async move {
+                let result = axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(async {
+                    let _ = shutdown_rx.await;
+                })
+                .await;
+                if let Err(err) = result {
+                    tracing::error!(%err, "HTTP server failed");
+                }
+            }),
+            Some(tls) => {
+                let handle = axum_server::Handle::<SocketAddr>::new();
+                let listener = listener.into_std()?;
+                let server =
+                    axum_server::from_tcp_rustls(listener, tls.config)?.handle(handle.clone());
+                tokio::spawn(async move {
+                    tokio::spawn(async move {
+                        let _ = shutdown_rx.await;
+                        handle.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+                    });
+                    let result = server
+                        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+                        .await;
+                    if let Err(err) = result {
+                        tracing::error!(%err, "HTTPS server failed");
+                    }
+                })
             }
-        });
+        };
         tracing::info!(%http_addr, %udp_addr, %public_url, "skaerm is serving");
         Ok(Server {
             http_addr,
             udp_addr,
             public_url,
+            certificate_pem,
             state,
             shutdown: Some(shutdown),
             serving,
@@ -134,6 +195,11 @@ impl Server {
     /// The base URL in citizen links.
     pub fn public_url(&self) -> &str {
         &self.public_url
+    }
+
+    /// The served TLS certificate (PEM) when serving HTTPS.
+    pub fn certificate_pem(&self) -> Option<&str> {
+        self.certificate_pem.as_deref()
     }
 
     /// Shared state (tests use it to create data as an administrator would).

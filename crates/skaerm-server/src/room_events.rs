@@ -1,7 +1,7 @@
-//! What the server does when people join and leave visit rooms: a citizen entering the
-//! relay's waiting room (or the room itself) moves the visit to `waiting`, leaving before staff
-//! start moves it back to `ready`. Everything is logged with ids and roles only — never media or
-//! names.
+//! What the server does when people join and leave visit rooms: it records them in the audit log
+//! ([`crate::audit`]); a citizen entering the relay's waiting room (or the room itself) moves the
+//! visit to `waiting`, leaving before staff start moves it back to `ready`. Everything is logged
+//! with ids and roles only — never media or names.
 
 use crate::state::Services;
 use chrono::Utc;
@@ -13,6 +13,8 @@ use tokio::sync::mpsc;
 /// Drains the relay's room events until the relay stops.
 pub async fn run(services: Services, mut events: mpsc::Receiver<RoomEvent>) {
     while let Some(event) = events.recv().await {
+        crate::audit::record_room_event(&services, &event).await;
+        crate::live_calls::observe(&services, &event).await;
         match event {
             RoomEvent::ParticipantJoined {
                 room,

@@ -10,15 +10,42 @@ export class ApiError extends Error {
   }
 }
 
+// Every request carries the CSRF header the server requires on cookie-authenticated writes
+// (a cross-site page cannot add it without a CORS preflight, which the server never grants).
+function send(method, path, body) {
+  const headers = { "x-skaerm-csrf": "1" };
+  if (body !== undefined) headers["content-type"] = "application/json";
+  return fetch(path, {
+    method,
+    credentials: "same-origin",
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
+
+// The access cookie lives 15 minutes; on a 401 the session is refreshed once (through the
+// HttpOnly refresh cookie) and the request retried — also when this tab's refresh lost a race
+// with another tab's, whose new cookies the browser already holds.
+let refreshing = null;
+function refreshSession() {
+  if (!refreshing) {
+    refreshing = send("POST", "/api/session/refresh")
+      .then((r) => r.ok)
+      .catch(() => false)
+      .finally(() => { refreshing = null; });
+  }
+  return refreshing;
+}
+
 async function request(method, path, body) {
   let response;
   try {
-    response = await fetch(path, {
-      method,
-      credentials: "same-origin",
-      headers: body === undefined ? {} : { "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    response = await send(method, path, body);
+    const mayRefresh = !path.startsWith("/api/session") && !path.startsWith("/api/join/");
+    if (response.status === 401 && mayRefresh) {
+      await refreshSession();
+      response = await send(method, path, body);
+    }
   } catch {
     throw new ApiError(0, null);
   }

@@ -3,10 +3,11 @@
 //! The secret is checked for shape before any lookup, looked up only by its hash, and
 //! throttled per client address and per link. Unknown and revoked links get the same answer.
 
+use crate::http::client_ip::ClientIp;
 use crate::http::problem::Problem;
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -14,7 +15,6 @@ use skaerm_auth::citizen_link::CitizenLinkSecret;
 use skaerm_auth::refs::{ParticipantRef, TenantRef, VisitRef};
 use skaerm_auth::tokens::{MediaGrantRequest, MediaRole};
 use skaerm_scheduling::LinkWindowError;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 fn unknown_link() -> Problem {
@@ -40,11 +40,11 @@ fn limited(
 /// `POST /api/join/{link}`.
 pub async fn exchange(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(peer_ip): ClientIp,
     Path(link): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     let limits = &state.services.limits;
-    limited(&limits.join_per_ip, &peer.ip().to_string())?;
+    limited(&limits.join_per_ip, &peer_ip.to_string())?;
     let secret = CitizenLinkSecret::parse(&link).map_err(|_| unknown_link())?;
     let hash = secret.hash();
     limited(&limits.join_per_link, &hex(&hash.0))?;
@@ -103,6 +103,17 @@ pub async fn exchange(
             now,
         )
         .map_err(Problem::internal)?;
+    crate::audit::record_event(
+        &state.services,
+        skaerm_auth::audit::AuditEvent::citizen(
+            TenantRef(visit.tenant_id.0),
+            citizen.id.0,
+            skaerm_auth::audit::AuditAction::LinkExchanged,
+        )
+        .visit(visit.id.0)
+        .from_ip(Some(peer_ip)),
+    )
+    .await?;
     tracing::info!(visit = %visit.id, "citizen link exchanged");
     // Only what the citizen's page needs: the staff member's first name and the times.
     let staff_first_name = staff

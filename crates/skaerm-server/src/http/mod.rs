@@ -1,8 +1,13 @@
 //! The HTTP surface (see `HTTP_API.md`): staff session, visits, the citizen link exchange,
 //! signalling, metrics and the web client's pages, behind security headers.
 
+pub mod accounts;
+pub mod audit;
 pub mod body;
 pub mod calendar_feed;
+pub mod client_ip;
+pub mod csrf;
+pub mod devices;
 pub mod join;
 pub mod metrics;
 pub mod openapi;
@@ -12,6 +17,7 @@ pub mod reports;
 pub mod security;
 pub mod series;
 pub mod session;
+pub mod sso;
 pub mod visits;
 
 use crate::state::AppState;
@@ -22,11 +28,42 @@ use axum::routing::{get, post};
 /// Largest JSON body accepted by the API.
 const MAX_BODY: usize = 16 * 1024;
 
+/// `GET /api/ops/calls` (ops or admin): the municipality's calls in progress on this node —
+/// visit ids, start times and head counts, no names or citizen data.
+async fn ops_calls(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    session: session::OpsSession,
+) -> axum::Json<serde_json::Value> {
+    let calls = state.services.live_calls().of_tenant(session.tenant.0);
+    axum::Json(serde_json::json!({ "calls": calls }))
+}
+
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/session", post(session::login).delete(session::logout))
+        .route("/api/session/refresh", post(session::refresh))
         .route("/api/me", get(session::me))
+        .route("/api/admin/audit", get(audit::export))
+        .route(
+            "/api/admin/accounts",
+            get(accounts::list).post(accounts::create),
+        )
+        .route(
+            "/api/admin/accounts/{username}/roles",
+            axum::routing::put(accounts::set_roles),
+        )
+        .route("/api/ops/calls", get(ops_calls))
+        .route("/api/sso/providers", get(sso::providers))
+        .route("/api/device/pairing", post(devices::request_pairing))
+        .route("/api/device/me", get(devices::device_me))
+        .route("/api/device/call", get(devices::device_call))
+        .route("/api/devices", get(devices::list))
+        .route("/api/devices/pair", post(devices::pair))
+        .route("/api/devices/{id}", axum::routing::delete(devices::unpair))
+        .route("/api/devices/{id}/call", post(devices::call))
+        .route("/auth/oidc/{provider}/login", get(sso::login))
+        .route("/auth/oidc/{provider}/callback", get(sso::callback))
         .route("/api/visits", get(visits::list).post(visits::create))
         .route("/api/visits/{id}", get(visits::get_one))
         .route("/api/visits/{id}/move", post(visits::move_visit))
@@ -57,9 +94,15 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state.clone());
+    let public_origin: std::sync::Arc<str> = csrf::origin_of(&state.public_url)
+        .unwrap_or_default()
+        .into();
     let app = Router::new()
         .merge(api)
         .merge(state.sfu.router())
-        .merge(pages::router());
-    security::apply(app)
+        .merge(pages::router())
+        .layer(axum::middleware::from_fn(move |request, next| {
+            csrf::guard(public_origin.clone(), request, next)
+        }));
+    security::apply(app, state.tls)
 }

@@ -1,6 +1,6 @@
 //! Security headers on every response: a strict Content-Security-Policy (the web client has no
 //! inline script or style), no sniffing, no framing, no referrer (citizen links carry a secret
-//! in the path), and camera/microphone only for our own origin.
+//! in the path), camera/microphone only for our own origin, and HSTS when served over TLS.
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
@@ -9,10 +9,22 @@ use tower_http::set_header::SetResponseHeaderLayer;
 /// The policy for pages; API responses get it too (harmless, and one place to keep true).
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
      style-src 'self'; img-src 'self' data:; media-src 'self' blob:; \
-     connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+     connect-src 'self' ws: wss:; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; \
+     form-action 'self'";
 
-/// Adds the security headers to every response of `router`.
-pub fn apply<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+/// HSTS on TLS responses: one year, subdomains included.
+pub const STRICT_TRANSPORT_SECURITY: &str = "max-age=31536000; includeSubDomains";
+
+/// Adds the security headers to every response of `router`; HSTS too when `tls`.
+pub fn apply<S: Clone + Send + Sync + 'static>(router: Router<S>, tls: bool) -> Router<S> {
+    let router = if tls {
+        router.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(STRICT_TRANSPORT_SECURITY),
+        ))
+    } else {
+        router
+    };
     let headers: [(HeaderName, &'static str); 6] = [
         (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),

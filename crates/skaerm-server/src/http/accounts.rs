@@ -1,0 +1,185 @@
+//! Administrators manage their municipality's local accounts: list, create (a staff member and
+//! their login, so nobody shares one), and change roles (which ends the person's sessions, so
+//! the new roles apply at once).
+
+use crate::http::problem::Problem;
+use crate::http::session::AdminSession;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+use skaerm_auth::accounts::{AccountError, LocalAccount};
+use skaerm_auth::audit::{AuditAction, AuditEvent, SubjectKind};
+use skaerm_auth::refs::{StaffRef, TenantRef};
+use skaerm_auth::roles::{Role, Roles};
+
+fn view(account: &LocalAccount) -> serde_json::Value {
+    json!({
+        "username": account.username,
+        "staff_id": account.staff_id,
+        "roles": account.roles,
+    })
+}
+
+fn roles_of(list: &[Role]) -> Result<Roles, Problem> {
+    let roles = Roles::of(list);
+    if roles.is_empty() {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "an account needs at least one role",
+        ));
+    }
+    Ok(roles)
+}
+
+fn account_problem(err: AccountError) -> Problem {
+    match err {
+        AccountError::Invalid(why) => Problem::new(StatusCode::BAD_REQUEST, "invalid", why),
+        AccountError::Duplicate => {
+            Problem::new(StatusCode::CONFLICT, "duplicate", "this username is taken")
+        }
+        other => Problem::internal(other),
+    }
+}
+
+async fn audit(
+    state: &AppState,
+    admin: &AdminSession,
+    staff: StaffRef,
+    what: &str,
+) -> Result<(), Problem> {
+    crate::audit::record_event(
+        &state.services,
+        AuditEvent::staff(
+            TenantRef(admin.tenant.0),
+            admin.staff.0,
+            AuditAction::AccountChanged,
+        )
+        .about(SubjectKind::Account, staff.0)
+        .from_ip(admin.client_ip)
+        .detail(what),
+    )
+    .await
+}
+
+/// `GET /api/admin/accounts`.
+pub async fn list(
+    State(state): State<AppState>,
+    admin: AdminSession,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let accounts = state
+        .services
+        .accounts
+        .list(TenantRef(admin.tenant.0))
+        .await
+        .map_err(Problem::internal)?;
+    Ok(Json(
+        json!({"accounts": accounts.iter().map(view).collect::<Vec<_>>()}),
+    ))
+}
+
+/// A new account.
+#[derive(Debug, Deserialize)]
+pub struct NewAccount {
+    username: String,
+    password: String,
+    display_name: String,
+    #[serde(default)]
+    team: Option<String>,
+    roles: Vec<Role>,
+}
+
+/// `POST /api/admin/accounts`: a staff member in the admin's municipality and their login.
+pub async fn create(
+    State(state): State<AppState>,
+    admin: AdminSession,
+    Json(new): Json<NewAccount>,
+) -> Result<Response, Problem> {
+    let roles = roles_of(&new.roles)?;
+    let name = new.display_name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "display name must be 1–200 characters",
+        ));
+    }
+    if new.password.chars().count() < skaerm_auth::accounts::MIN_PASSWORD_LEN
+        || new.password.len() > skaerm_auth::accounts::MAX_PASSWORD_LEN
+    {
+        return Err(account_problem(AccountError::Invalid(
+            "password must be 8–1024 characters",
+        )));
+    }
+    // Checked before the staff record is created (the insert below still guards the race).
+    if state
+        .services
+        .accounts
+        .exists(&new.username)
+        .await
+        .map_err(account_problem)?
+    {
+        return Err(account_problem(AccountError::Duplicate));
+    }
+    let staff = state
+        .services
+        .store
+        .create_staff(admin.tenant, name, new.team.as_deref())
+        .await
+        .map_err(Problem::internal)?;
+    let account = state
+        .services
+        .accounts
+        .create_with_roles(
+            &new.username,
+            &new.password,
+            StaffRef(staff.id.0),
+            TenantRef(admin.tenant.0),
+            roles,
+        )
+        .await
+        .map_err(account_problem)?;
+    audit(&state, &admin, account.staff_id, "created").await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"account": view(&account)})),
+    )
+        .into_response())
+}
+
+/// New roles.
+#[derive(Debug, Deserialize)]
+pub struct SetRoles {
+    roles: Vec<Role>,
+}
+
+/// `PUT /api/admin/accounts/{username}/roles`: replaces the roles and ends the person's
+/// sessions.
+pub async fn set_roles(
+    State(state): State<AppState>,
+    admin: AdminSession,
+    Path(username): Path<String>,
+    Json(body): Json<SetRoles>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let roles = roles_of(&body.roles)?;
+    let account = state
+        .services
+        .accounts
+        .set_roles_in(TenantRef(admin.tenant.0), &username, roles)
+        .await
+        .map_err(account_problem)?
+        .ok_or_else(Problem::not_found)?;
+    state
+        .services
+        .sessions
+        .revoke_all_for(account.staff_id, Utc::now())
+        .await
+        .map_err(Problem::internal)?;
+    audit(&state, &admin, account.staff_id, "roles changed").await?;
+    Ok(Json(json!({"account": view(&account)})))
+}

@@ -1,0 +1,405 @@
+//! Registered citizen tablets over HTTP (see [`skaerm_auth::devices`]).
+//!
+//! The tablet side (`/api/device/*`) is authenticated by the HttpOnly cookie `skaerm_device`
+//! holding the device secret; the staff side (`/api/devices*`) by [`StaffSession`], always
+//! within the staff member's municipality. Staff *call* a paired tablet for a visit in
+//! progress; the tablet polls `GET /api/device/call` and joins with the media token it gets.
+
+use crate::http::client_ip::ClientIp;
+use crate::http::problem::Problem;
+use crate::http::session::StaffSession;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{FromRef, FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+use skaerm_auth::audit::{AuditAction, AuditEvent, SubjectKind};
+use skaerm_auth::devices::{DeviceRef, DeviceSecret, DeviceState, PairedDevice, PairingCode};
+use skaerm_auth::refs::{ParticipantRef, StaffRef, TenantRef, VisitRef};
+use skaerm_auth::tokens::{MediaGrantRequest, MediaRole};
+use skaerm_scheduling::{CitizenId, StoreError, VisitId, VisitStatus};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Name of the device cookie.
+pub const DEVICE_COOKIE: &str = "skaerm_device";
+/// How long a call rings.
+pub const RING: Duration = Duration::from_secs(60);
+/// Most calls ringing at once (per node).
+pub const MAX_CALLS: usize = 10_000;
+
+/// A tablet, pending or paired, from its cookie.
+#[derive(Debug, Clone)]
+pub struct DeviceSession(pub DeviceState);
+
+impl<S> FromRequestParts<S> for DeviceSession
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let jar = CookieJar::from_headers(&parts.headers);
+        let secret = jar
+            .get(DEVICE_COOKIE)
+            .and_then(|c| DeviceSecret::parse(c.value()))
+            .ok_or_else(Problem::unauthenticated)?;
+        state
+            .services
+            .devices
+            .authenticate(&secret, Utc::now())
+            .await
+            .map_err(Problem::internal)?
+            .map(DeviceSession)
+            .ok_or_else(Problem::unauthenticated)
+    }
+}
+
+fn limited(
+    limiter: &std::sync::Mutex<skaerm_auth::rate_limit::RateLimiter>,
+    key: &str,
+) -> Result<(), Problem> {
+    limiter
+        .lock()
+        .map_err(|_| Problem::internal("limiter poisoned"))?
+        .check(key, Instant::now())
+        .map_err(|retry| Problem::rate_limited(retry.as_secs()))
+}
+
+/// `POST /api/device/pairing`: a tablet asks to be paired.
+pub async fn request_pairing(
+    State(state): State<AppState>,
+    ClientIp(peer_ip): ClientIp,
+    jar: CookieJar,
+) -> Result<Response, Problem> {
+    limited(&state.services.limits.pairing_per_ip, &peer_ip.to_string())?;
+    let (secret, code, expires_at) = state
+        .services
+        .devices
+        .request_pairing(Utc::now())
+        .await
+        .map_err(Problem::internal)?;
+    let cookie = Cookie::build((DEVICE_COOKIE, secret.expose().to_owned()))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(state.public_url.starts_with("https://"))
+        .path("/api/device")
+        .max_age(time::Duration::days(3650))
+        .build();
+    Ok((
+        StatusCode::CREATED,
+        jar.add(cookie),
+        Json(json!({"code": code.display(), "expires_at": expires_at})),
+    )
+        .into_response())
+}
+
+/// `GET /api/device/me`.
+pub async fn device_me(
+    State(state): State<AppState>,
+    DeviceSession(device): DeviceSession,
+) -> Result<Json<serde_json::Value>, Problem> {
+    match device {
+        DeviceState::Pending => Ok(Json(json!({"state": "pending"}))),
+        DeviceState::Paired(device) => {
+            let citizen = state
+                .services
+                .store
+                .get_citizen(CitizenId(device.citizen))
+                .await
+                .map_err(Problem::internal)?;
+            Ok(Json(json!({
+                "state": "paired",
+                "device": {"id": device.id, "label": device.label},
+                "citizen": {"display_name": citizen.display_name},
+            })))
+        }
+    }
+}
+
+fn paired(device: DeviceState) -> Result<PairedDevice, Problem> {
+    match device {
+        DeviceState::Paired(device) => Ok(device),
+        DeviceState::Pending => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "not_paired",
+            "this device has not been paired yet",
+        )),
+    }
+}
+
+/// `GET /api/device/call`: `200` with a media token while staff call this tablet, else `204`.
+pub async fn device_call(
+    State(state): State<AppState>,
+    DeviceSession(device): DeviceSession,
+) -> Result<Response, Problem> {
+    let device = paired(device)?;
+    let ringing = {
+        let mut calls = state.calls.lock().unwrap_or_else(|e| e.into_inner());
+        calls.retain(|_, (_, since)| since.elapsed() < RING);
+        calls.get(&device.id).map(|(visit, _)| *visit)
+    };
+    let Some(visit_id) = ringing else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    let visit = match state.services.store.get_visit(visit_id).await {
+        Ok(visit) => visit,
+        Err(StoreError::NotFound) => return Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(err) => return Err(Problem::internal(err)),
+    };
+    if visit.status != VisitStatus::InProgress
+        || visit.citizen_id.0 != device.citizen
+        || visit.tenant_id.0 != device.tenant.0
+    {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let citizen = state
+        .services
+        .store
+        .get_citizen(visit.citizen_id)
+        .await
+        .map_err(Problem::internal)?;
+    let staff = state
+        .services
+        .store
+        .get_staff(visit.staff_id)
+        .await
+        .map_err(Problem::internal)?;
+    let token = state
+        .services
+        .tokens
+        .issue_media(
+            &MediaGrantRequest {
+                participant: ParticipantRef(citizen.id.0),
+                visit: VisitRef(visit.id.0),
+                tenant: TenantRef(visit.tenant_id.0),
+                role: MediaRole::Guest,
+                name: citizen.display_name,
+            },
+            Utc::now(),
+        )
+        .map_err(Problem::internal)?;
+    let staff_first_name = staff
+        .display_name
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    Ok(Json(json!({
+        "media_token": token,
+        "visit": {"id": visit.id, "staff_display_name": staff_first_name},
+    }))
+    .into_response())
+}
+
+/// Pairing by staff.
+#[derive(Debug, Deserialize)]
+pub struct Pair {
+    code: String,
+    citizen_id: Uuid,
+    #[serde(default)]
+    label: String,
+}
+
+fn device_view(device: &PairedDevice) -> serde_json::Value {
+    json!({
+        "id": device.id,
+        "citizen_id": device.citizen,
+        "label": device.label,
+        "paired_at": device.paired_at,
+    })
+}
+
+/// `POST /api/devices/pair`.
+pub async fn pair(
+    State(state): State<AppState>,
+    session: StaffSession,
+    Json(pair): Json<Pair>,
+) -> Result<Response, Problem> {
+    let ip = session
+        .client_ip
+        .map(|ip| ip.to_string())
+        .unwrap_or_default();
+    limited(
+        &state.services.limits.pairing_per_ip,
+        &format!("staff:{ip}"),
+    )?;
+    let unknown = || {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "unknown_code",
+            "no tablet is waiting with this code",
+        )
+    };
+    let code = PairingCode::parse(&pair.code).ok_or_else(unknown)?;
+    match state
+        .services
+        .store
+        .get_citizen(CitizenId(pair.citizen_id))
+        .await
+    {
+        Ok(citizen) if citizen.tenant_id == session.tenant => {}
+        Ok(_) | Err(StoreError::NotFound) => return Err(Problem::not_found()),
+        Err(err) => return Err(Problem::internal(err)),
+    }
+    let device = state
+        .services
+        .devices
+        .pair(
+            &code,
+            TenantRef(session.tenant.0),
+            pair.citizen_id,
+            StaffRef(session.staff.0),
+            &pair.label,
+            Utc::now(),
+        )
+        .await
+        .map_err(Problem::internal)?
+        .ok_or_else(unknown)?;
+    crate::audit::record_event(
+        &state.services,
+        AuditEvent::staff(
+            TenantRef(session.tenant.0),
+            session.staff.0,
+            AuditAction::DeviceChanged,
+        )
+        .about(SubjectKind::Device, device.id.0)
+        .from_ip(session.client_ip)
+        .detail("paired"),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"device": device_view(&device)})),
+    )
+        .into_response())
+}
+
+/// `GET /api/devices`.
+pub async fn list(
+    State(state): State<AppState>,
+    session: StaffSession,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let devices = state
+        .services
+        .devices
+        .list(TenantRef(session.tenant.0))
+        .await
+        .map_err(Problem::internal)?;
+    Ok(Json(
+        json!({"devices": devices.iter().map(device_view).collect::<Vec<_>>()}),
+    ))
+}
+
+fn device_id(id: &str) -> Result<DeviceRef, Problem> {
+    Uuid::parse_str(id)
+        .map(DeviceRef)
+        .map_err(|_| Problem::not_found())
+}
+
+/// `DELETE /api/devices/{id}`: unpairs; the tablet's secret stops working at once.
+pub async fn unpair(
+    State(state): State<AppState>,
+    session: StaffSession,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let id = device_id(&id)?;
+    let done = state
+        .services
+        .devices
+        .unpair(TenantRef(session.tenant.0), id, Utc::now())
+        .await
+        .map_err(Problem::internal)?;
+    if !done {
+        return Err(Problem::not_found());
+    }
+    state
+        .calls
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&id);
+    crate::audit::record_event(
+        &state.services,
+        AuditEvent::staff(
+            TenantRef(session.tenant.0),
+            session.staff.0,
+            AuditAction::DeviceChanged,
+        )
+        .about(SubjectKind::Device, id.0)
+        .from_ip(session.client_ip)
+        .detail("unpaired"),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A call.
+#[derive(Debug, Deserialize)]
+pub struct Call {
+    visit_id: Uuid,
+}
+
+/// `POST /api/devices/{id}/call`: rings the citizen's tablet for a visit in progress that the
+/// caller runs.
+pub async fn call(
+    State(state): State<AppState>,
+    session: StaffSession,
+    Path(id): Path<String>,
+    Json(call): Json<Call>,
+) -> Result<Response, Problem> {
+    let id = device_id(&id)?;
+    let tenant = TenantRef(session.tenant.0);
+    let device = state
+        .services
+        .devices
+        .get(tenant, id)
+        .await
+        .map_err(Problem::internal)?
+        .ok_or_else(Problem::not_found)?;
+    let visit = match state.services.store.get_visit(VisitId(call.visit_id)).await {
+        Ok(visit) => visit,
+        Err(StoreError::NotFound) => return Err(Problem::not_found()),
+        Err(err) => return Err(Problem::internal(err)),
+    };
+    if visit.staff_id != session.staff
+        || visit.tenant_id != session.tenant
+        || visit.citizen_id.0 != device.citizen
+    {
+        return Err(Problem::not_found());
+    }
+    if visit.status != VisitStatus::InProgress {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "visit_not_started",
+            "start the visit first",
+        ));
+    }
+    {
+        let mut calls = state.calls.lock().unwrap_or_else(|e| e.into_inner());
+        calls.retain(|_, (_, since)| since.elapsed() < RING);
+        if calls.len() >= MAX_CALLS && !calls.contains_key(&id) {
+            return Err(Problem::rate_limited(RING.as_secs()));
+        }
+        calls.insert(id, (visit.id, Instant::now()));
+    }
+    crate::audit::record_event(
+        &state.services,
+        AuditEvent::staff(tenant, session.staff.0, AuditAction::DeviceCalled)
+            .visit(visit.id.0)
+            .from_ip(session.client_ip),
+    )
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"ringing_seconds": RING.as_secs()})),
+    )
+        .into_response())
+}
