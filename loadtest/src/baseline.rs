@@ -25,6 +25,8 @@ const SSRC_BASE: u32 = 0x5000_0000;
 /// Payload types on the wire (informational; the forwarder does not look).
 const PT_AUDIO: u8 = 111;
 const PT_VIDEO: u8 = 96;
+/// How often the forwarder prints its counters.
+const REPORT_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Which way a key protects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,7 +200,7 @@ impl Forwarder {
 }
 
 /// Runs the forwarder process on `listen` until killed. Prints `forwarder ready: <addr>` and
-/// then `forwarded <n> dropped <m>` every 500 ms on stdout.
+/// then `forwarded <n> dropped <m>` every 100 ms on stdout.
 pub async fn run_forwarder(listen: SocketAddr, participants: u32, seed: u64) -> Result<()> {
     let mut io = UdpIo::bind(listen, 8 << 20).context("binding the forwarder")?;
     let mut forwarder = Forwarder::new(seed, participants)?;
@@ -206,7 +208,7 @@ pub async fn run_forwarder(listen: SocketAddr, participants: u32, seed: u64) -> 
     writeln!(stdout, "forwarder ready: {}", io.local_addr()?)?;
     stdout.flush()?;
     let mut out = Vec::with_capacity(256);
-    let mut report_at = Instant::now() + Duration::from_millis(500);
+    let mut report_at = Instant::now() + REPORT_INTERVAL;
     loop {
         tokio::select! {
             ready = io.readable() => ready?,
@@ -220,7 +222,7 @@ pub async fn run_forwarder(listen: SocketAddr, participants: u32, seed: u64) -> 
             }
         }
         if Instant::now() >= report_at {
-            report_at = Instant::now() + Duration::from_millis(500);
+            report_at = Instant::now() + REPORT_INTERVAL;
             writeln!(
                 stdout,
                 "forwarded {} dropped {}",

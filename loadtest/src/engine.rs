@@ -213,7 +213,8 @@ impl Engine {
             let now = Instant::now();
             let next_media = self.schedule.peek().map(|Reverse((t, _))| *t);
             let deadline = next_media.map_or(self.next_sweep, |t| t.min(self.next_sweep));
-            let sleep = deadline.max(now + Duration::from_micros(200));
+            // A deadline already passed fires at once (the next timer tick).
+            let sleep = deadline.max(now);
             tokio::select! {
                 biased;
                 command = receiver.recv() => match command {
@@ -224,7 +225,7 @@ impl Engine {
                     if ready.is_err() { return; }
                     self.receive();
                 },
-                () = tokio::time::sleep_until(sleep.into()), if deadline > now => {}
+                () = tokio::time::sleep_until(sleep.into()) => {}
             }
             let now = Instant::now();
             self.emit_due(now);
