@@ -13,8 +13,8 @@ use crate::synth::{MediaProfile, Source, SynthPacket};
 use anyhow::{Result, anyhow};
 use serde::Serialize;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-use std::net::SocketAddr;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
@@ -137,6 +137,11 @@ pub struct Engine {
     window: Option<(Instant, Instant)>,
     received_in_window: u64,
     next_sweep: Instant,
+    /// When set, every connection uses this address (Janus mode) and datagrams are told apart
+    /// by their source instead of their destination.
+    shared_ip: Option<IpAddr>,
+    by_remote: HashMap<SocketAddr, usize>,
+    touched: Vec<usize>,
 }
 
 /// A handle to a running engine.
@@ -169,7 +174,12 @@ fn ns_since(epoch: Instant, now: Instant) -> u64 {
 
 impl Engine {
     /// Starts the engine task on the current (single-threaded) runtime for `participants`.
-    pub fn spawn(participants: u32, profile: MediaProfile) -> Result<EngineHandle> {
+    /// With `shared_ip`, all connections use that one local address (see [`Engine`]).
+    pub fn spawn(
+        participants: u32,
+        profile: MediaProfile,
+        shared_ip: Option<IpAddr>,
+    ) -> Result<EngineHandle> {
         let io = UdpIo::bind("0.0.0.0:0".parse()?, 16 << 20)?;
         let epoch = Instant::now();
         let (sender, receiver) = mpsc::channel(1024);
@@ -187,13 +197,19 @@ impl Engine {
             window: None,
             received_in_window: 0,
             next_sweep: epoch,
+            shared_ip,
+            by_remote: HashMap::new(),
+            touched: Vec::with_capacity(64),
         };
         tokio::task::spawn_local(engine.run(receiver));
         Ok(EngineHandle { sender })
     }
 
     fn local(&self, conn: usize) -> SocketAddr {
-        SocketAddr::new(crate::net::conn_ip(conn).into(), self.io_port())
+        let ip = self
+            .shared_ip
+            .unwrap_or_else(|| crate::net::conn_ip(conn).into());
+        SocketAddr::new(ip, self.io_port())
     }
 
     fn io_port(&self) -> u16 {
@@ -382,7 +398,13 @@ impl Engine {
         }
         let mut start = None;
         if let Peer::Rtc(peer) = &mut c.peer {
+            let first = self.out.len();
             peer.drain(&mut self.out);
+            if self.shared_ip.is_some() {
+                for o in &self.out[first..] {
+                    self.by_remote.insert(o.to, conn);
+                }
+            }
             if c.publishes && peer.can_send() {
                 start = Some(c.participant);
             }
@@ -401,15 +423,22 @@ impl Engine {
         for _ in 0..16 {
             let now = Instant::now();
             let now_ns = ns_since(self.epoch, now);
-            let (conns, acc, received) =
-                (&mut self.conns, &mut self.acc, &mut self.received_in_window);
+            let (conns, acc, received, by_remote, touched) = (
+                &mut self.conns,
+                &mut self.acc,
+                &mut self.received_in_window,
+                &self.by_remote,
+                &mut self.touched,
+            );
+            touched.clear();
             let in_window = self
                 .window
                 .is_some_and(|(start, end)| now >= start && now < end);
-            let mut touched: [usize; crate::net::RECV_BATCH] = [usize::MAX; crate::net::RECV_BATCH];
-            let mut n_touched = 0;
             let result = self.io.recv_batch(|from, dst, data| {
-                let Some(index) = dst.and_then(conn_of) else {
+                let Some(index) = dst
+                    .and_then(conn_of)
+                    .or_else(|| by_remote.get(&from).copied())
+                else {
                     return;
                 };
                 let Some(Some(conn)) = conns.get_mut(index) else {
@@ -425,9 +454,8 @@ impl Engine {
                 match &mut conn.peer {
                     Peer::Rtc(peer) => {
                         peer.handle_datagram(now, from, data, |p| on_media(p));
-                        if n_touched < touched.len() && !touched[..n_touched].contains(&index) {
-                            touched[n_touched] = index;
-                            n_touched += 1;
+                        if !touched.contains(&index) {
+                            touched.push(index);
                         }
                     }
                     Peer::Srtp(peer) => {
@@ -437,7 +465,8 @@ impl Engine {
                     }
                 }
             });
-            for &index in &touched[..n_touched] {
+            for i in 0..self.touched.len() {
+                let index = self.touched[i];
                 self.drain(index);
             }
             match result {

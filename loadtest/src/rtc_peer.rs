@@ -266,6 +266,7 @@ impl RtcPeer {
     fn poll_events(&mut self) {
         while let Some(event) = self.pc.poll_event() {
             if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) = event {
+                tracing::debug!(local = %self.local, ?state, "peer connection state");
                 self.state = match state {
                     RTCPeerConnectionState::Connected => PeerState::Connected,
                     RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {

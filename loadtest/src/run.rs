@@ -150,7 +150,10 @@ struct Participants {
 /// Runs one step of `mode` with `visits` visits.
 pub async fn run_step(mode: Mode, visits: u32, options: &RunOptions) -> Result<RunReport> {
     let participants = visits * 2;
-    let data = tempfile::tempdir().context("temporary data directory")?;
+    let data = tempfile::Builder::new()
+        .prefix("skaerm-loadtest-")
+        .tempdir()
+        .context("temporary data directory")?;
     let http = reqwest::Client::new();
     let mut seeded = None;
     let target = match mode {
@@ -169,10 +172,11 @@ pub async fn run_step(mode: Mode, visits: u32, options: &RunOptions) -> Result<R
     let result = drive(mode, visits, options, &target, seeded, &http).await;
     let log = target.log.clone();
     target.stop().await;
-    if result.is_err() {
-        let _ = std::fs::create_dir_all(&options.log_dir);
-        let keep = options.log_dir.join(format!("{mode}-{visits}.log"));
-        let _ = std::fs::copy(&log, &keep);
+    // The server's log of every step is kept for inspection.
+    let _ = std::fs::create_dir_all(&options.log_dir);
+    let _ = std::fs::copy(&log, options.log_dir.join(format!("{mode}-{visits}.log")));
+    if std::env::var_os("SKAERM_LOADTEST_KEEP").is_some() {
+        eprintln!("keeping {}", data.keep().display());
     }
     result
 }
@@ -188,7 +192,11 @@ async fn drive(
     let participants = visits * 2;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_idle = rss_bytes(target.pid)?;
-    let engine = Engine::spawn(participants, options.profile)?;
+    let shared_ip = match mode {
+        Mode::Janus => Some(janus::host_ip()?),
+        _ => None,
+    };
+    let engine = Engine::spawn(participants, options.profile, shared_ip)?;
     let (stop, stop_rx) = watch::channel(false);
     let mut group = Participants {
         stop,
@@ -252,6 +260,7 @@ async fn drive(
                             base.clone(),
                             i,
                             p,
+                            participants,
                             engine.clone(),
                             stop_rx.clone(),
                         )));

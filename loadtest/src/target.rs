@@ -44,7 +44,8 @@ pub fn free_port(udp: bool) -> Result<u16> {
     Ok(port)
 }
 
-fn command(program: &Path, cpu: Option<usize>) -> Command {
+/// `program`, pinned to `cpu` through `taskset` when given.
+pub fn command(program: &Path, cpu: Option<usize>) -> Command {
     match cpu {
         Some(cpu) => {
             let mut c = Command::new("taskset");
@@ -75,10 +76,12 @@ pub fn pin_self(cpu: usize) -> Result<()> {
 }
 
 impl Target {
-    async fn spawn(
+    /// Starts `cmd`, its stderr into `log`; with `ready_prefix`, waits for a stdout line
+    /// starting with it and returns the rest of that line.
+    pub async fn spawn(
         mut cmd: Command,
         log: PathBuf,
-        ready_prefix: &'static str,
+        ready_prefix: Option<&'static str>,
     ) -> Result<(Target, String)> {
         let log_file =
             std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
@@ -91,6 +94,9 @@ impl Target {
         let stdout = child.stdout.take().context("no stdout")?;
         let mut lines = BufReader::new(stdout).lines();
         let ready = tokio::time::timeout(READY_TIMEOUT, async {
+            let Some(ready_prefix) = ready_prefix else {
+                return Ok(String::new());
+            };
             while let Some(line) = lines.next_line().await? {
                 if let Some(rest) = line.strip_prefix(ready_prefix) {
                     return Ok(rest.trim().to_owned());
@@ -102,7 +108,7 @@ impl Target {
             )
         })
         .await
-        .with_context(|| format!("waiting for `{ready_prefix}` (log: {})", log.display()))??;
+        .with_context(|| format!("waiting for the server to start (log: {})", log.display()))??;
         let forwarded = Arc::new(AtomicU64::new(0));
         let counter = forwarded.clone();
         tokio::task::spawn_local(async move {
@@ -144,7 +150,7 @@ impl Target {
             .args(["--max-participants", "2"])
             .env("RUST_LOG", "warn");
         let (mut target, url) =
-            Target::spawn(cmd, data_dir.join("skaerm.log"), "skaerm ready:").await?;
+            Target::spawn(cmd, data_dir.join("skaerm.log"), Some("skaerm ready:")).await?;
         target.http = Some(url);
         Ok(target)
     }
@@ -164,7 +170,7 @@ impl Target {
             .args(["--participants", &participants.to_string()])
             .args(["--seed", &seed.to_string()]);
         let (mut target, addr) =
-            Target::spawn(cmd, log_dir.join("forwarder.log"), "forwarder ready:").await?;
+            Target::spawn(cmd, log_dir.join("forwarder.log"), Some("forwarder ready:")).await?;
         target.udp = Some(addr.parse().context("forwarder address")?);
         Ok(target)
     }
