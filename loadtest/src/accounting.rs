@@ -26,7 +26,7 @@ pub struct Accounting {
 }
 
 /// Percentiles in milliseconds.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct Percentiles {
     /// Median.
     pub p50_ms: f64,

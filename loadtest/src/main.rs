@@ -76,6 +76,11 @@ enum Cmd {
         #[arg(long, default_value = "loadtest/results")]
         out: PathBuf,
     },
+    /// Re-renders a bench JSON file as Markdown (targets re-checked) on stdout.
+    Report {
+        /// The `bench-….json` file.
+        json: PathBuf,
+    },
     /// The baseline forwarder (started by `run`/`bench` in baseline mode).
     Forwarder {
         /// UDP address to bind.
@@ -160,6 +165,14 @@ async fn run_command(command: Cmd) -> Result<()> {
             participants,
             seed,
         } => baseline::run_forwarder(listen, participants, seed).await,
+        Cmd::Report { json } => {
+            let text = std::fs::read_to_string(&json)
+                .with_context(|| format!("reading {}", json.display()))?;
+            let mut bench: report::BenchReport = serde_json::from_str(&text)?;
+            bench.targets = report::check_targets(&bench.modes);
+            println!("{}", report::markdown(&bench));
+            Ok(())
+        }
         Cmd::Smoke { common, visits } => {
             pin(&common)?;
             let report = run::run_step(Mode::Skaerm, visits, &common.options()).await?;

@@ -2,11 +2,11 @@
 //! per-mode results with the issue's targets checked against them.
 
 use crate::run::{Mode, ModeResult, RunReport};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 
 /// One whole benchmark.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BenchReport {
     /// When it ran (UTC, RFC 3339).
     pub started_at: String,
@@ -29,7 +29,7 @@ pub struct BenchReport {
 }
 
 /// One target of the issue.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TargetCheck {
     /// What.
     pub target: String,
@@ -63,10 +63,12 @@ fn mode_result(modes: &[ModeResult], mode: Mode) -> Option<&ModeResult> {
 
 /// Checks the issue's targets against the results.
 pub fn check_targets(modes: &[ModeResult]) -> Vec<TargetCheck> {
+    // Per core: forwarded packets/s divided by the server's CPU share at the largest passing
+    // load (the generator's one core may saturate before the server's does).
     let max_pps = |mode| {
         mode_result(modes, mode)
             .and_then(|m| m.at_max())
-            .map(forwarded_pps)
+            .map(|r| r.pps_per_core.unwrap_or_else(|| forwarded_pps(r)))
     };
     let skaerm = mode_result(modes, Mode::Skaerm);
     let ours = max_pps(Mode::Skaerm);
@@ -74,7 +76,7 @@ pub fn check_targets(modes: &[ModeResult]) -> Vec<TargetCheck> {
     let ratio = |other: Option<f64>, factor: f64, what: &str| {
         let (measured, met) = match (ours, other) {
             (Some(a), Some(b)) if b > 0.0 => (
-                format!("{a:.0} vs {b:.0} pkt/s = {:.2}×", a / b),
+                format!("{a:.0} vs {b:.0} pkt/s per core = {:.2}×", a / b),
                 Some(a >= factor * b),
             ),
             _ => ("not measured".to_owned(), None),
@@ -215,4 +217,86 @@ pub fn markdown(report: &BenchReport) -> String {
         }
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounting::Percentiles;
+
+    fn step(mode: Mode, visits: u32, pps: f64, cpu: f64) -> RunReport {
+        RunReport {
+            mode,
+            visits,
+            participants: visits * 2,
+            window_s: 10.0,
+            server_forwarded_pps: Some(pps),
+            received_pps: pps,
+            sent: 1000,
+            received: 1000,
+            loss_pct: 0.0,
+            latency: Percentiles {
+                p99_ms: 0.8,
+                ..Percentiles::default()
+            },
+            join: Percentiles {
+                p50_ms: 250.0,
+                ..Percentiles::default()
+            },
+            server_cpu_pct: cpu,
+            generator_cpu_pct: 90.0,
+            pps_per_core: Some(pps * 100.0 / cpu),
+            rss_idle_mib: 10.0,
+            rss_loaded_mib: 20.0,
+            rss_per_participant_kib: 2048.0,
+            server_drops: None,
+            generator_send_failures: 0,
+            generator_lag_events: 0,
+            not_joined: 0,
+            silent_streams: 0,
+            errors: Vec::new(),
+            passed: true,
+        }
+    }
+
+    fn mode(mode: Mode, visits: u32, pps: f64, cpu: f64) -> ModeResult {
+        ModeResult {
+            mode,
+            max_visits: Some(visits),
+            steps: vec![step(mode, visits, pps, cpu)],
+            half_load: Some(step(mode, visits / 2, pps / 2.0, cpu / 2.0)),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn targets_compare_packets_per_core_and_flag_misses() {
+        let modes = vec![
+            mode(Mode::Baseline, 200, 80_000.0, 20.0), // 400k per core
+            mode(Mode::Skaerm, 100, 40_000.0, 50.0),   // 80k per core
+            mode(Mode::Janus, 50, 20_000.0, 80.0),     // 25k per core
+        ];
+        let checks = check_targets(&modes);
+        assert_eq!(checks.len(), 5);
+        assert_eq!(checks[0].met, Some(true), "{:?}", checks[0]); // 80k ≥ 2 × 25k
+        assert_eq!(checks[1].met, Some(false), "{:?}", checks[1]); // 80k < 50% of 400k
+        assert_eq!(checks[2].met, Some(true)); // p99 0.8 ms
+        assert_eq!(checks[3].met, Some(false)); // 2 MiB per participant
+        assert_eq!(checks[4].met, Some(true)); // join 250 ms
+        let without_janus = check_targets(&modes[..2]);
+        assert_eq!(without_janus[0].met, None);
+        let md = markdown(&BenchReport {
+            started_at: "t".to_owned(),
+            command: "c".to_owned(),
+            machine: "m".to_owned(),
+            server_cpu: Some(0),
+            generator_cpu: Some(1),
+            video_kbps: 1200,
+            window_s: 10.0,
+            modes,
+            targets: checks,
+        });
+        assert!(md.contains("| skaerm | 100 | 40000 |"), "{md}");
+        assert!(md.contains("**no**"));
+    }
 }

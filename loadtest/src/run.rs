@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// What is under test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// The real `skaerm` binary (HTTP API, WebSocket signalling, ICE, DTLS-SRTP).
@@ -62,7 +62,7 @@ pub struct RunOptions {
 }
 
 /// The numbers of one step.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct RunReport {
     /// Mode.
     pub mode: Mode,
@@ -115,7 +115,7 @@ pub struct RunReport {
 }
 
 /// A mode's search result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ModeResult {
     /// Mode.
     pub mode: Mode,
