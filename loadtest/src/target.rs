@@ -192,8 +192,20 @@ impl Target {
         metric_sum(&text, "skaerm_packets_dropped_total")
     }
 
-    /// Stops it.
+    /// Stops it: SIGINT first (skaerm shuts down cleanly, profilers write their output), SIGKILL
+    /// after 10 s.
     pub async fn stop(mut self) {
+        let interrupted = std::process::Command::new("kill")
+            .args(["-INT", &self.pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        if interrupted
+            && tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+                .await
+                .is_ok()
+        {
+            return;
+        }
         let _ = self.child.start_kill();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
     }
