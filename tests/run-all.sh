@@ -26,6 +26,9 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
+step "load-test smoke run (3 visits through the real skaerm binary, zero loss, media both ways)"
+target/debug/skaerm-loadtest smoke --skaerm-bin target/debug/skaerm --visits 3 --seconds 3
+
 step "browser test (two headless Chromium pages through the relay)"
 SKAERM_BIN="$PWD/target/debug/skaerm" tests/browser/run.sh
 
