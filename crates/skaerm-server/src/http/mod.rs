@@ -1,8 +1,9 @@
 //! The HTTP surface (see `HTTP_API.md`): staff session, visits, the citizen link exchange,
-//! signalling, metrics and the web client's pages, behind security headers.
+//! signalling, metrics, the ops view and the web client's pages, behind security headers.
 
 pub mod join;
 pub mod metrics;
+pub mod ops;
 pub mod pages;
 pub mod problem;
 pub mod security;
@@ -29,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/visits/{id}/end", post(visits::end))
         .route("/api/visits/{id}/citizen-link", post(visits::citizen_link))
         .route("/api/join/{link}", post(join::exchange))
+        .route("/api/ops/calls", get(ops::calls))
         .route("/metrics", get(metrics::metrics))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_BODY))

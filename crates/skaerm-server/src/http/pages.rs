@@ -24,6 +24,7 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
             "/j/{link}",
             get(|_: Path<String>| async { file("join.html") }),
         )
+        .route("/ops", get(|| async { file("ops.html") }))
         .route("/assets/{*path}", get(asset))
         .route("/favicon.ico", get(|| async { file("assets/icon.svg") }))
 }
