@@ -40,4 +40,5 @@ export const api = {
   endVisit: (id) => request("POST", `/api/visits/${encodeURIComponent(id)}/end`, {}),
   citizenLink: (id) => request("POST", `/api/visits/${encodeURIComponent(id)}/citizen-link`, {}),
   joinWithLink: (secret) => request("POST", `/api/join/${encodeURIComponent(secret)}`, {}),
+  opsCalls: () => request("GET", "/api/ops/calls"),
 };

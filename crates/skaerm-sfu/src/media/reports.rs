@@ -11,8 +11,10 @@
 //!   small ring), and the participant's receiver-report blocks on the way in: the round-trip
 //!   time per RFC 3550 §6.4.1 (arrival − LSR send instant − DLSR), plus fraction lost and
 //!   jitter of what the relay sends it (downlink);
-//! - the relay's own receiver reports on the way out: fraction lost and jitter of what the
-//!   participant sends (uplink);
+//! - the relay's own receiver reports on the way out: fraction lost of what the participant
+//!   sends (uplink); the uplink jitter is computed here from the participant's RTP (RFC 3550
+//!   §A.8, with wrapping timestamp arithmetic: `rtc`'s report interceptor subtracts timestamps
+//!   without wrapping, so a stream whose timestamps wrap shows a jitter of minutes);
 //! - NACK, PLI and FIR arriving from the participant.
 //!
 //! Results go to [`ReportCells`], a handful of relaxed atomics belonging to this one connection
@@ -118,6 +120,8 @@ pub(crate) struct ReportProbe {
     sent: VecDeque<(u32, Instant)>,
     /// SSRC → clock rate of every stream bound to this connection.
     clock_rates: Vec<(u32, u32)>,
+    /// Interarrival jitter of each inbound stream (bounded by [`MAX_STREAMS`]).
+    inbound: Vec<InboundJitter>,
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
 }
@@ -131,6 +135,7 @@ impl ReportProbe {
                 cells: cells.clone(),
                 sent: VecDeque::with_capacity(SR_MEMORY),
                 clock_rates: Vec::new(),
+                inbound: Vec::new(),
                 read: VecDeque::new(),
                 write: VecDeque::new(),
             },
@@ -144,6 +149,22 @@ impl ReportProbe {
             .find(|(s, _)| *s == ssrc)
             .map(|(_, r)| *r)
             .filter(|r| *r > 0)
+    }
+
+    /// One of the participant's RTP packets arrived at `now`.
+    fn on_rtp(&mut self, now: Instant, ssrc: u32, seq: u16, timestamp: u32) {
+        if let Some(stream) = self.inbound.iter_mut().find(|s| s.ssrc == ssrc) {
+            stream.arrived(now, seq, timestamp);
+        }
+    }
+
+    /// The worst inbound jitter, in µs.
+    fn inbound_jitter_us(&self) -> Option<u32> {
+        self.inbound
+            .iter()
+            .filter(|s| s.last.is_some())
+            .map(|s| (s.jitter / f64::from(s.clock_rate) * 1e6).min(f64::from(NONE - 1)) as u32)
+            .max()
     }
 
     fn bind(&mut self, info: &StreamInfo) {
@@ -213,14 +234,51 @@ impl ReportProbe {
                 }
                 self.sent.push_back(((sr.ntp_time >> 16) as u32, now));
             } else if let Some(rr) = any.downcast_ref::<ReceiverReport>()
-                && let Some((loss, jitter)) = self.worst(&rr.reports)
+                && let Some((loss, _)) = self.worst(&rr.reports)
             {
                 self.cells.up_loss.store(loss, Ordering::Relaxed);
-                if let Some(j) = jitter {
+                if let Some(j) = self.inbound_jitter_us() {
                     self.cells.up_jitter_us.store(j, Ordering::Relaxed);
                 }
             }
         }
+    }
+}
+
+/// RFC 3550 §A.8 interarrival jitter of one inbound stream, in timestamp units.
+#[derive(Debug)]
+struct InboundJitter {
+    ssrc: u32,
+    clock_rate: u32,
+    /// Arrival, sequence number and RTP timestamp of the newest packet so far.
+    last: Option<(Instant, u16, u32)>,
+    jitter: f64,
+}
+
+/// A transit difference this large is a new timestamp base (the sender replaced its track,
+/// restarted its encoder…), not jitter; like libwebrtc, it is not counted.
+const JITTER_JUMP: Duration = Duration::from_secs(5);
+
+impl InboundJitter {
+    /// Only packets newer than the newest so far count (reordered and repeated ones do not).
+    fn arrived(&mut self, now: Instant, seq: u16, timestamp: u32) {
+        if let Some((at, last_seq, ts)) = self.last {
+            if (seq.wrapping_sub(last_seq) as i16) <= 0 {
+                return;
+            }
+            let arrival = if now >= at {
+                now.duration_since(at).as_secs_f64()
+            } else {
+                -at.duration_since(now).as_secs_f64()
+            };
+            // The timestamp difference wraps: a 32-bit difference read as signed.
+            let sent = f64::from(timestamp.wrapping_sub(ts) as i32);
+            let d = arrival * f64::from(self.clock_rate) - sent;
+            if d.abs() < JITTER_JUMP.as_secs_f64() * f64::from(self.clock_rate) {
+                self.jitter += (d.abs() - self.jitter) / 16.0;
+            }
+        }
+        self.last = Some((now, seq, timestamp));
     }
 }
 
@@ -251,8 +309,15 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for ReportProbe {
     type Time = Instant;
 
     fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtcp(packets) = &msg.message.packet {
-            self.on_inbound(msg.now, packets);
+        match &msg.message.packet {
+            Packet::Rtcp(packets) => self.on_inbound(msg.now, packets),
+            Packet::Rtp(packet) => self.on_rtp(
+                msg.now,
+                packet.header.ssrc,
+                packet.header.sequence_number,
+                packet.header.timestamp,
+            ),
+            _ => {}
         }
         self.read.push_back(msg);
         Ok(())
@@ -282,6 +347,15 @@ impl Interceptor for ReportProbe {
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
     fn bind_remote_stream(&mut self, info: &StreamInfo) {
         self.bind(info);
+        self.inbound.retain(|s| s.ssrc != info.ssrc);
+        if info.clock_rate > 0 && self.inbound.len() < MAX_STREAMS {
+            self.inbound.push(InboundJitter {
+                ssrc: info.ssrc,
+                clock_rate: info.clock_rate,
+                last: None,
+                jitter: 0.0,
+            });
+        }
     }
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
@@ -345,7 +419,26 @@ mod tests {
                 })],
             ))
             .unwrap_or_else(|_| unreachable!());
-        // Our own RR about the participant's audio: 2 % lost, 20 ms jitter at 48 kHz.
+        // The participant's audio arrives every 20 ms, its timestamps wrapping past 2^32 on
+        // the way: no jitter. Then our own RR about it says 2 % lost.
+        for i in 0..20u32 {
+            let rtp = rtc::rtp::Packet {
+                header: rtc::rtp::Header {
+                    ssrc: 222,
+                    sequence_number: 65_530u16.wrapping_add(i as u16),
+                    timestamp: (u32::MAX - 5_000).wrapping_add(i * 960),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            probe
+                .handle_read(TaggedPacket {
+                    now: t0 + Duration::from_millis(20 * u64::from(i)),
+                    transport: TransportContext::default(),
+                    message: AttributedPacket::new(Packet::Rtp(rtp)),
+                })
+                .unwrap_or_else(|_| unreachable!());
+        }
         probe
             .handle_write(tagged(
                 t0,
@@ -354,7 +447,7 @@ mod tests {
                     reports: vec![ReceptionReport {
                         ssrc: 222,
                         fraction_lost: 5,
-                        jitter: 960,
+                        jitter: 96_000_000, // what a non-wrapping subtraction makes of it
                         ..Default::default()
                     }],
                     ..Default::default()
@@ -376,14 +469,45 @@ mod tests {
         assert_eq!(r.down_loss, Some(0.25));
         assert_eq!(r.down_jitter, Some(Duration::from_millis(10)));
         assert_eq!(r.up_loss, Some(5.0 / 256.0));
-        assert_eq!(r.up_jitter, Some(Duration::from_millis(20)));
+        assert!(
+            r.up_jitter.is_some_and(|j| j < Duration::from_millis(1)),
+            "timestamps that wrap are no jitter: {:?}",
+            r.up_jitter
+        );
         assert_eq!((r.nacks, r.keyframe_requests), (1, 1));
         // Everything passed through untouched.
         assert_eq!(
             (probe.read.len(), probe.write.len()),
-            (2, 2),
+            (22, 2),
             "the probe must pass every packet on"
         );
+    }
+
+    #[test]
+    fn late_packets_make_jitter() {
+        let t0 = Instant::now();
+        let mut stream = InboundJitter {
+            ssrc: 1,
+            clock_rate: 48_000,
+            last: None,
+            jitter: 0.0,
+        };
+        for i in 0..100u32 {
+            // Every other packet 10 ms late.
+            let late = if i % 2 == 1 { 10 } else { 0 };
+            stream.arrived(
+                t0 + Duration::from_millis(u64::from(20 * i + late)),
+                i as u16,
+                i * 960,
+            );
+        }
+        let ms = stream.jitter / 48.0;
+        assert!((8.0..=10.5).contains(&ms), "{ms} ms");
+        // A new timestamp base (a replaced track) and a repeated old packet change nothing.
+        let before = stream.jitter;
+        stream.arrived(t0 + Duration::from_millis(2000), 100, 0x8000_0000);
+        stream.arrived(t0 + Duration::from_millis(2001), 50, 7);
+        assert_eq!(stream.jitter, before);
     }
 
     #[test]
