@@ -30,15 +30,18 @@ pub enum JoinFailure {
     RoomFull,
     /// A worker was overloaded or admission could not be checked.
     ServerBusy,
-    /// The media connection failed (ICE or DTLS never came up, or broke).
+    /// The media connection failed (ICE or DTLS broke).
     MediaFailed,
+    /// The media connection never came up: no ICE/DTLS within the relay's limit after joining
+    /// (typically UDP blocked on the participant's network).
+    IceTimeout,
     /// A server fault while joining.
     Internal,
 }
 
 impl JoinFailure {
     /// All reasons, for metric labels.
-    pub const ALL: [JoinFailure; 8] = [
+    pub const ALL: [JoinFailure; 9] = [
         JoinFailure::TokenInvalid,
         JoinFailure::TokenExpired,
         JoinFailure::Forbidden,
@@ -46,6 +49,7 @@ impl JoinFailure {
         JoinFailure::RoomFull,
         JoinFailure::ServerBusy,
         JoinFailure::MediaFailed,
+        JoinFailure::IceTimeout,
         JoinFailure::Internal,
     ];
 
@@ -74,6 +78,7 @@ impl JoinFailure {
             JoinFailure::RoomFull => "room_full",
             JoinFailure::ServerBusy => "server_busy",
             JoinFailure::MediaFailed => "media_failed",
+            JoinFailure::IceTimeout => "ice_timeout",
             JoinFailure::Internal => "internal",
         }
     }
@@ -183,9 +188,19 @@ impl JoinFailures {
 
     /// Counts one failure now.
     pub fn record(&self, reason: JoinFailure) {
-        self.counter.with_label_values(&[reason.as_str()]).inc();
+        self.record_many(reason, 1);
+    }
+
+    /// Counts `n` failures now.
+    pub fn record_many(&self, reason: JoinFailure, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.counter.with_label_values(&[reason.as_str()]).inc_by(n);
         if let Ok(mut log) = self.log.lock() {
-            log.record(Instant::now(), reason);
+            for _ in 0..n.min(10_000) {
+                log.record(Instant::now(), reason);
+            }
         }
     }
 

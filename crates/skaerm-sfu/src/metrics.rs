@@ -188,6 +188,10 @@ impl RelayMetrics {
             previous.video_resumes,
             now.video_resumes,
         );
+        self.join_failures.record_many(
+            JoinFailure::IceTimeout,
+            now.ice_timeouts.saturating_sub(previous.ice_timeouts),
+        );
         for reason in DropReason::ALL {
             let delta = now.drops(reason).saturating_sub(previous.drops(reason));
             if delta > 0 {

@@ -1199,3 +1199,38 @@ fn quality_snapshots_show_live_media_and_a_lossy_uplink_as_poor() {
         "the relay NACKed A's missing video: {pa:?}"
     );
 }
+
+#[test]
+fn a_participant_whose_media_never_comes_up_is_counted_once_as_an_ice_timeout() {
+    let mut net = Net::new();
+    let room = RoomId(Uuid::new_v4());
+    // Signalling admitted it, but no ICE check ever arrives (UDP blocked on its network).
+    net.core.handle_command(
+        net.now,
+        Command::Join {
+            session: SessionId::next(),
+            grant: JoinGrant {
+                room,
+                participant: ParticipantId(Uuid::new_v4()),
+                role: Role::Guest,
+                display_name: "blocked".to_owned(),
+            },
+            publish: Publish {
+                audio: true,
+                video: true,
+            },
+        },
+    );
+    let rooms = net.core.quality_snapshot(net.now);
+    assert_eq!(rooms[0].participants[0].state, LinkState::Connecting);
+    assert_eq!(rooms[0].participants[0].quality, Quality::Unknown);
+    net.advance(Duration::from_secs(14));
+    net.core.quality_snapshot(net.now);
+    assert_eq!(net.core.counters().ice_timeouts, 0, "not yet");
+    net.advance(Duration::from_secs(2));
+    net.core.quality_snapshot(net.now);
+    assert_eq!(net.core.counters().ice_timeouts, 1);
+    net.advance(Duration::from_secs(5));
+    net.core.quality_snapshot(net.now);
+    assert_eq!(net.core.counters().ice_timeouts, 1, "counted once");
+}

@@ -110,6 +110,7 @@ export default {
   "ops.reason.room_full": "Besøget var fuldt",
   "ops.reason.server_busy": "Serveren var optaget",
   "ops.reason.media_failed": "Medieforbindelsen fejlede",
+  "ops.reason.ice_timeout": "Medieforbindelsen kom aldrig op (UDP blokeret?)",
   "ops.reason.internal": "Serverfejl",
   "ops.health.ok": "I drift",
   "ops.node": "{rooms} besøg · {participants} deltagere · {workers} medieprocesser",

@@ -110,6 +110,7 @@ export default {
   "ops.reason.room_full": "The call was full",
   "ops.reason.server_busy": "The server was busy",
   "ops.reason.media_failed": "The media connection failed",
+  "ops.reason.ice_timeout": "The media connection never came up (UDP blocked?)",
   "ops.reason.internal": "Server error",
   "ops.health.ok": "Running",
   "ops.node": "{rooms} calls · {participants} participants · {workers} media workers",

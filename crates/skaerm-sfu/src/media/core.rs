@@ -250,10 +250,16 @@ pub struct MediaCore {
     quality_samples: HashMap<PeerKey, QualitySample>,
 }
 
+/// A participant whose media connection is not up this long after the first quality snapshot
+/// that saw it is counted as a failed join (`ice_timeout`), once.
+pub const ICE_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// What the previous quality snapshot saw of one peer.
 struct QualitySample {
     /// When the first snapshot saw it.
     first_seen: Instant,
+    /// It was counted as an ICE timeout.
+    timed_out: bool,
     /// When this sample was taken.
     at: Instant,
     /// RTP bytes (header + payload) received from it so far.
@@ -485,6 +491,7 @@ impl MediaCore {
                     *key,
                     QualitySample {
                         first_seen: now,
+                        timed_out: false,
                         at: now,
                         bytes_in,
                         bytes_out,
@@ -504,7 +511,15 @@ impl MediaCore {
                     && let Some(sample) = self.quality_samples.get_mut(key)
                 {
                     sample.first_seen = p.first_seen;
+                    sample.timed_out = p.timed_out;
                     oldest = oldest.min(p.first_seen);
+                    if !peer.connected
+                        && !p.timed_out
+                        && now.saturating_duration_since(p.first_seen) >= ICE_TIMEOUT
+                    {
+                        sample.timed_out = true;
+                        self.counters.ice_timeouts += 1;
+                    }
                 }
                 let r = peer.reports.read();
                 let ms =
