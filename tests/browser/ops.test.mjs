@@ -111,3 +111,49 @@ test("the ops page shows the live call without names and refreshes itself", asyn
   await ops.getByRole("heading", { name: "Calls in progress", exact: true }).waitFor();
   await expectAccessible(ops, "ops (English)");
 });
+
+test("a poor participant is flagged red and in words, failures are listed by reason", async () => {
+  // The page against a fixed answer in the documented shape of GET /api/ops/calls (the live
+  // numbers are covered above and in tests/e2e/ops.rs; a poor link cannot be made on demand
+  // in Chromium).
+  const page = await newPage(browser, { name: "ops-poor", viewport: { width: 1400, height: 900 } });
+  const participant = (id, role, quality, extra = {}) => ({
+    participant_id: id, role, state: "connected", quality, rtt_ms: 35.2, jitter_ms: 4.1, loss_pct: 0,
+    bitrate_in_kbps: 1200, bitrate_out_kbps: 1100, estimate_kbps: 2500, layer: null, video_paused: false, ...extra,
+  });
+  await page.route("**/api/ops/calls", (route) => route.fulfill({
+    json: {
+      calls: [{
+        room: "01940000-0000-7000-8000-00000000abcd",
+        started_at: new Date(Date.now() - 120_000).toISOString(),
+        worker: 1,
+        participants: [
+          participant("01940000-0000-7000-8000-000000001111", "host", "good"),
+          participant("01940000-0000-7000-8000-000000002222", "guest", "poor",
+            { rtt_ms: 480.5, loss_pct: 14.2, layer: "h", video_paused: true, estimate_kbps: 120 }),
+        ],
+      }],
+      join_failures_last_hour: { ice_timeout: 2, token_expired: 1 },
+      nodes: [{ health: "ok", rooms: 1, participants: 2, workers: 2 }],
+    },
+  }));
+  await page.goto(`${server.url}/ops`);
+  const poorRow = page.locator('tr[data-quality="poor"]');
+  await poorRow.waitFor();
+  const rowText = await poorRow.innerText();
+  assert.match(rowText, /Gæst · 00002222/);
+  assert.match(rowText, /Dårlig/, "poor is said in words, not only in colour");
+  assert.match(rowText, /480,5 ms/);
+  assert.match(rowText, /14,2 %/);
+  assert.match(rowText, /Mellem/);
+  assert.match(rowText, /Sat på pause \(kun lyd\)/);
+  await page.getByText("Dårlig forbindelse for 1 deltager(e)").waitFor();
+  assert.equal(await page.locator("article.ops-call").getAttribute("data-poor"), "true");
+  const badge = await poorRow.locator(".ops-quality").evaluate((el) => getComputedStyle(el).backgroundColor);
+  assert.equal(badge, "rgb(179, 38, 30)", "the poor badge is red");
+  const failures = await page.locator("#ops-failures").innerText();
+  assert.match(failures, /Medieforbindelsen kom aldrig op \(UDP blokeret\?\)\s*2/);
+  assert.match(failures, /Udløbet adgangsnøgle\s*1/);
+  await shot(page, "11-ops-poor-participant");
+  await expectAccessible(page, "ops with a poor participant");
+});

@@ -76,3 +76,107 @@ pub fn render(view: &OpsView, now: DateTime<Utc>) -> Value {
         }],
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skaerm_sfu::WorkerQuality;
+    use skaerm_sfu::ids::{ParticipantId, RoomId};
+    use skaerm_sfu::media::quality::{LinkState, ParticipantQuality, Quality, RoomQuality};
+    use skaerm_sfu::protocol::Role;
+    use std::sync::Arc;
+    use std::time::Duration;
+    use uuid::Uuid;
+
+    fn participant(role: Role, quality: Quality) -> ParticipantQuality {
+        ParticipantQuality {
+            participant_id: ParticipantId(Uuid::new_v4()),
+            role,
+            state: LinkState::Connected,
+            quality,
+            rtt_ms: Some(420.0),
+            jitter_ms: None,
+            loss_pct: Some(12.5),
+            bitrate_in_kbps: 900.0,
+            bitrate_out_kbps: 800.0,
+            estimate_kbps: None,
+            layer: Some("h"),
+            video_paused: true,
+            nacks_received: 3,
+            keyframe_requests_received: 1,
+            nacks_sent: 2,
+            plis_sent: 1,
+        }
+    }
+
+    #[test]
+    fn the_view_lists_calls_longest_first_with_start_times_and_node_totals() {
+        let now = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|_| unreachable!());
+        let (old, new) = (RoomId(Uuid::new_v4()), RoomId(Uuid::new_v4()));
+        let view = OpsView {
+            workers: vec![
+                Arc::new(WorkerQuality {
+                    worker: 0,
+                    rooms: vec![RoomQuality {
+                        room: new,
+                        age: Duration::from_secs(30),
+                        participants: vec![participant(Role::Host, Quality::Good)],
+                    }],
+                }),
+                Arc::new(WorkerQuality {
+                    worker: 1,
+                    rooms: vec![RoomQuality {
+                        room: old,
+                        age: Duration::from_secs(600),
+                        participants: vec![
+                            participant(Role::Host, Quality::Good),
+                            participant(Role::Guest, Quality::Poor),
+                        ],
+                    }],
+                }),
+            ],
+            join_failures_last_hour: [("forbidden", 2)].into_iter().collect(),
+        };
+        let json = render(&view, now);
+        assert_eq!(json["calls"][0]["room"], old.0.to_string());
+        assert_eq!(json["calls"][0]["started_at"], "2026-11-22T09:50:00Z");
+        assert_eq!(json["calls"][0]["worker"], 1);
+        assert_eq!(json["calls"][1]["started_at"], "2026-11-22T09:59:30Z");
+        let guest = &json["calls"][0]["participants"][1];
+        assert_eq!(guest["role"], "guest");
+        assert_eq!(guest["quality"], "poor");
+        assert_eq!(guest["layer"], "h");
+        assert_eq!(guest["video_paused"], true);
+        assert_eq!(guest["jitter_ms"], Value::Null);
+        // Exactly the documented fields (the NACK/PLI counters stay internal).
+        let mut keys: Vec<&str> = guest
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "bitrate_in_kbps",
+                "bitrate_out_kbps",
+                "estimate_kbps",
+                "jitter_ms",
+                "layer",
+                "loss_pct",
+                "participant_id",
+                "quality",
+                "role",
+                "rtt_ms",
+                "state",
+                "video_paused"
+            ]
+        );
+        assert_eq!(json["join_failures_last_hour"]["forbidden"], 2);
+        assert_eq!(
+            json["nodes"],
+            serde_json::json!([{"health": "ok", "rooms": 2, "participants": 3, "workers": 2}])
+        );
+    }
+}
