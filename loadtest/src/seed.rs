@@ -10,7 +10,7 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use skaerm_auth::accounts::AccountStore;
 use skaerm_auth::citizen_link::CitizenLinkSecret;
 use skaerm_auth::refs::{StaffRef, TenantRef};
-use skaerm_scheduling::{LegalBasis, NewVisit, Store};
+use skaerm_scheduling::{NewVisit, Store};
 
 /// Password of every seeded staff account.
 pub const PASSWORD: &str = "loadtest-password";
@@ -49,14 +49,13 @@ pub async fn seed(url: &str, visits: u32) -> Result<Vec<SeededVisit>> {
             .create_citizen(tenant.id, &format!("Citizen {i}"))
             .await?;
         let visit = store
-            .create_visit(NewVisit {
-                tenant_id: tenant.id,
-                legal_basis: LegalBasis::Sel85,
-                staff_id: staff.id,
-                citizen_id: citizen.id,
-                planned_start: now + Duration::minutes(5),
-                duration_minutes: 240,
-            })
+            .create_visit(NewVisit::simple(
+                tenant.id,
+                staff.id,
+                citizen.id,
+                now + Duration::minutes(5),
+                240,
+            ))
             .await?;
         let secret = CitizenLinkSecret::generate();
         store

@@ -7,11 +7,13 @@
 //! - [`signalling`]: the WebSocket endpoint speaking [`protocol`] (see `PROTOCOL.md`);
 //! - [`grant`]: how the application decides who may join which room;
 //! - [`metrics`]: Prometheus metrics of the relay;
+//! - [`join_failures`]: failed joins by reason, for metrics and the ops view;
 //! - [`Sfu`]: the handle the server holds to start all of it.
 
 pub mod config;
 pub mod grant;
 pub mod ids;
+pub mod join_failures;
 pub mod media;
 pub mod metrics;
 pub mod protocol;
@@ -19,4 +21,4 @@ pub mod signalling;
 pub mod worker;
 
 mod sfu;
-pub use sfu::{Sfu, SfuError};
+pub use sfu::{OpsView, Sfu, SfuError, WorkerQuality};

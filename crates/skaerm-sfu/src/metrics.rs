@@ -3,9 +3,13 @@
 //! Media workers count on plain integers ([`crate::media::counters::Counters`]) and publish the
 //! difference here periodically, so the packet path never touches a shared atomic.
 
+use crate::join_failures::{JoinFailure, JoinFailures};
 use crate::media::counters::{Counters, DropReason};
+use crate::media::quality::{Quality, RoomQuality};
 use crate::protocol::ErrorCode;
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 /// Handles to every relay metric.
 #[derive(Clone)]
@@ -42,6 +46,16 @@ pub struct RelayMetrics {
     pub joins: IntCounterVec,
     /// Signalling errors sent, by code.
     pub signalling_errors: IntCounterVec,
+    /// Failed joins by reason (counter and last-hour log).
+    pub join_failures: JoinFailures,
+    /// Participants' round-trip times, one observation per participant per snapshot.
+    pub rtt: Histogram,
+    /// Participants' jitter, one observation per participant per snapshot.
+    pub jitter: Histogram,
+    /// Participants' loss (ratio 0..1), one observation per participant per snapshot.
+    pub loss: Histogram,
+    /// Participants by quality state (`good`, `weak`, `poor`, `unknown`).
+    pub participants_by_quality: IntGaugeVec,
 }
 
 impl RelayMetrics {
@@ -109,7 +123,42 @@ impl RelayMetrics {
                 "Signalling errors sent to clients, by code",
                 "code",
             )?,
+            join_failures: JoinFailures::register(registry)?,
+            rtt: histogram(
+                registry,
+                "skaerm_participant_rtt_seconds",
+                "Round-trip time relay <-> participant (RTCP SR/RR), sampled per participant each second",
+                vec![0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 1.0, 2.0],
+            )?,
+            jitter: histogram(
+                registry,
+                "skaerm_participant_jitter_seconds",
+                "Interarrival jitter (worse direction), sampled per participant each second",
+                vec![0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2],
+            )?,
+            loss: histogram(
+                registry,
+                "skaerm_participant_loss_ratio",
+                "Fraction of packets lost (worse direction), sampled per participant each second",
+                vec![0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5],
+            )?,
+            participants_by_quality: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "skaerm_participants_by_quality",
+                        "Participants by call quality state",
+                    ),
+                    &["quality"],
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
         };
+        for quality in Quality::ALL {
+            metrics
+                .participants_by_quality
+                .with_label_values(&[quality.as_str()]);
+        }
         // Make every drop reason visible from the start, at zero.
         for reason in DropReason::ALL {
             metrics.dropped.with_label_values(&[reason.as_str()]);
@@ -145,6 +194,10 @@ impl RelayMetrics {
             previous.video_resumes,
             now.video_resumes,
         );
+        self.join_failures.record_many(
+            JoinFailure::IceTimeout,
+            now.ice_timeouts.saturating_sub(previous.ice_timeouts),
+        );
         for reason in DropReason::ALL {
             let delta = now.drops(reason).saturating_sub(previous.drops(reason));
             if delta > 0 {
@@ -155,10 +208,62 @@ impl RelayMetrics {
         }
     }
 
+    /// Observes one worker's quality snapshot: each participant's RTT, jitter and loss into the
+    /// histograms (no per-participant labels). Returns the count by quality state, for
+    /// [`RelayMetrics::publish_quality_counts`].
+    pub(crate) fn observe_quality(&self, rooms: &[RoomQuality]) -> [i64; 4] {
+        let mut counts = [0i64; 4];
+        for p in rooms.iter().flat_map(|r| &r.participants) {
+            if let Some(i) = Quality::ALL.iter().position(|q| *q == p.quality) {
+                counts[i] += 1;
+            }
+            if let Some(ms) = p.rtt_ms {
+                self.rtt.observe(ms / 1000.0);
+            }
+            if let Some(ms) = p.jitter_ms {
+                self.jitter.observe(ms / 1000.0);
+            }
+            if let Some(pct) = p.loss_pct {
+                self.loss.observe(pct / 100.0);
+            }
+        }
+        counts
+    }
+
+    /// Moves the by-quality gauges from a worker's previous counts to its current ones.
+    pub(crate) fn publish_quality_counts(&self, previous: &[i64; 4], now: &[i64; 4]) {
+        for (i, quality) in Quality::ALL.iter().enumerate() {
+            let delta = now[i] - previous[i];
+            if delta != 0 {
+                self.participants_by_quality
+                    .with_label_values(&[quality.as_str()])
+                    .add(delta);
+            }
+        }
+    }
+
+    /// Counts a failed join (when `code` is one a join fails with).
+    pub(crate) fn join_failed(&self, code: ErrorCode) {
+        if let Some(reason) = JoinFailure::from_code(code) {
+            self.join_failures.record(reason);
+        }
+    }
+
     /// Counts a signalling error sent to a client.
     pub(crate) fn signalling_error(&self, code: ErrorCode) {
         self.signalling_errors
             .with_label_values(&[code.as_str()])
             .inc();
     }
+}
+
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    buckets: Vec<f64>,
+) -> prometheus::Result<Histogram> {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?;
+    registry.register(Box::new(h.clone()))?;
+    Ok(h)
 }

@@ -9,13 +9,14 @@ use crate::media::engine::EngineError;
 use crate::metrics::RelayMetrics;
 use crate::protocol::EndReason;
 use crate::signalling::Signalling;
+pub use crate::worker::WorkerQuality;
 use crate::worker::{self, ToWorker, WorkerHandle};
 use axum::Router;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// Capacity of the room-event queue to the application.
 const ROOM_EVENT_QUEUE: usize = 4096;
@@ -42,8 +43,19 @@ pub enum SfuError {
     Worker(std::io::Error),
 }
 
+/// What operations see of the relay right now.
+#[derive(Debug, Clone)]
+pub struct OpsView {
+    /// Each worker's latest quality snapshot, in worker order.
+    pub workers: Vec<Arc<WorkerQuality>>,
+    /// Failed joins by reason in the last hour.
+    pub join_failures_last_hour: std::collections::BTreeMap<&'static str, u64>,
+}
+
 /// The running relay.
 pub struct Sfu {
+    quality: Vec<watch::Receiver<Arc<WorkerQuality>>>,
+    metrics: RelayMetrics,
     signalling: Signalling,
     workers: Vec<WorkerHandle>,
     udp_addrs: Vec<SocketAddr>,
@@ -63,6 +75,7 @@ impl Sfu {
         let (event_sender, events) = mpsc::channel(ROOM_EVENT_QUEUE);
         let count = config.media_workers.max(1);
         let mut workers = Vec::with_capacity(count);
+        let mut quality = Vec::with_capacity(count);
         let mut udp_addrs = Vec::with_capacity(count);
         let mut announced = Vec::new();
         let mut announce: Option<Vec<IpAddr>> = None;
@@ -85,6 +98,11 @@ impl Sfu {
                 fallback: config.fallback,
                 simulcast: config.simulcast,
             })?;
+            let (quality_sender, quality_receiver) = watch::channel(Arc::new(WorkerQuality {
+                worker: index,
+                rooms: Vec::new(),
+            }));
+            quality.push(quality_receiver);
             let worker = worker::spawn(
                 index,
                 socket,
@@ -92,6 +110,7 @@ impl Sfu {
                 metrics.clone(),
                 event_sender.clone(),
                 config.command_queue,
+                quality_sender,
             )
             .map_err(SfuError::Worker)?;
             workers.push(worker);
@@ -100,7 +119,9 @@ impl Sfu {
         }
         tracing::info!(?udp_addrs, ?announced, "media relay listening");
         Ok(Sfu {
-            signalling: Signalling::new(workers.clone(), authorizer, config, metrics),
+            signalling: Signalling::new(workers.clone(), authorizer, config, metrics.clone()),
+            quality,
+            metrics,
             workers,
             udp_addrs,
             announced,
@@ -145,6 +166,15 @@ impl Sfu {
                 Duration::from_secs(5),
             )
             .await
+    }
+
+    /// The latest quality snapshot of every worker (taken about once a second; reading it
+    /// never touches a worker) and the failed joins of the last hour.
+    pub fn ops_view(&self) -> OpsView {
+        OpsView {
+            workers: self.quality.iter().map(|r| r.borrow().clone()).collect(),
+            join_failures_last_hour: self.metrics.join_failures.last_hour(),
+        }
     }
 
     /// Number of media workers.

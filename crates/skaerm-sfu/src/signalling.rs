@@ -161,6 +161,7 @@ async fn run_session(signalling: Signalling, socket: WebSocket) {
                         .joins
                         .with_label_values(&["unsupported_protocol"])
                         .inc();
+                    inner.metrics.join_failed(ErrorCode::UnsupportedProtocol);
                     send_error(
                         &mut sink,
                         inner,
@@ -174,6 +175,7 @@ async fn run_session(signalling: Signalling, socket: WebSocket) {
                 match inner.authorizer.authorize(&token).await {
                     Ok(grant) if room.is_some_and(|r| r != grant.room) => {
                         inner.metrics.joins.with_label_values(&["forbidden"]).inc();
+                        inner.metrics.join_failed(ErrorCode::Forbidden);
                         tracing::info!(session = %session, "join refused: token is for another room");
                         send_error(
                             &mut sink,
@@ -193,6 +195,7 @@ async fn run_session(signalling: Signalling, socket: WebSocket) {
                             .joins
                             .with_label_values(&[code.as_str()])
                             .inc();
+                        inner.metrics.join_failed(code);
                         tracing::info!(session = %session, %refusal, "join refused");
                         send_error(&mut sink, inner, code, &refusal.to_string()).await;
                         let close_code = if code == ErrorCode::ServerBusy {
@@ -237,6 +240,7 @@ async fn run_session(signalling: Signalling, socket: WebSocket) {
             .joins
             .with_label_values(&["server_busy"])
             .inc();
+        inner.metrics.join_failed(ErrorCode::ServerBusy);
         send_error(
             &mut sink,
             inner,

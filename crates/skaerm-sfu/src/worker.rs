@@ -12,16 +12,18 @@ use crate::grant::JoinGrant;
 use crate::ids::SessionId;
 use crate::media::core::{Command, CoreOutput, MediaCore, RoomEvent, SessionClose, Transmit};
 use crate::media::counters::{Counters, DropReason};
+use crate::media::quality::RoomQuality;
 use crate::metrics::RelayMetrics;
-use crate::protocol::{LeaveReason, Publish, ServerMessage};
+use crate::protocol::{ErrorCode, LeaveReason, Publish, ServerMessage};
 use bytes::BytesMut;
 use quinn_udp::{RecvMeta, UdpSockRef, UdpSocketState};
 use std::collections::HashMap;
 use std::io::{self, IoSliceMut};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// Datagrams per `recvmmsg` call.
 const RECV_BATCH: usize = 32;
@@ -33,6 +35,17 @@ const SEND_BATCH: usize = 32;
 const BATCHES_PER_WAKE: usize = 8;
 /// How often counters are published to Prometheus.
 const METRICS_INTERVAL: Duration = Duration::from_millis(500);
+/// How often the quality snapshot is taken and published.
+const QUALITY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The latest quality snapshot of one worker, as published to the application.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerQuality {
+    /// Which worker.
+    pub worker: usize,
+    /// Its rooms and their participants (no display names).
+    pub rooms: Vec<RoomQuality>,
+}
 
 /// What a signalling session receives from the worker.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,6 +96,7 @@ impl WorkerHandle {
 }
 
 /// Starts a worker thread over `socket`.
+/// `quality` receives the worker's quality snapshot about once a second.
 pub fn spawn(
     index: usize,
     socket: std::net::UdpSocket,
@@ -90,6 +104,7 @@ pub fn spawn(
     metrics: RelayMetrics,
     events: mpsc::Sender<RoomEvent>,
     queue: usize,
+    quality: watch::Sender<Arc<WorkerQuality>>,
 ) -> io::Result<WorkerHandle> {
     let (sender, receiver) = mpsc::channel(queue.max(1));
     socket.set_nonblocking(true)?;
@@ -107,7 +122,7 @@ pub fn spawn(
                 }
             };
             runtime.block_on(async move {
-                match Worker::new(socket, core, metrics, events) {
+                match Worker::new(socket, core, metrics, events, index, quality) {
                     Ok(worker) => worker.run(receiver).await,
                     Err(err) => tracing::error!(%err, "media worker failed to start"),
                 }
@@ -131,6 +146,10 @@ struct Worker {
     recv_meta: [RecvMeta; RECV_BATCH],
     /// Datagrams being sent in one batch (reused).
     send_batch: Vec<Transmit>,
+    index: usize,
+    quality: watch::Sender<Arc<WorkerQuality>>,
+    /// Participants by quality state as last published to the gauges.
+    published_quality: [i64; 4],
 }
 
 impl Worker {
@@ -139,6 +158,8 @@ impl Worker {
         core: MediaCore,
         metrics: RelayMetrics,
         events: mpsc::Sender<RoomEvent>,
+        index: usize,
+        quality: watch::Sender<Arc<WorkerQuality>>,
     ) -> io::Result<Self> {
         let socket = UdpSocket::from_std(socket)?;
         let state = UdpSocketState::new(UdpSockRef::from(&socket))?;
@@ -156,12 +177,17 @@ impl Worker {
             recv_storage: vec![0u8; RECV_BATCH * RECV_SLOT],
             recv_meta: [RecvMeta::default(); RECV_BATCH],
             send_batch: Vec::with_capacity(SEND_BATCH),
+            index,
+            quality,
+            published_quality: [0; 4],
         })
     }
 
     async fn run(mut self, mut receiver: mpsc::Receiver<ToWorker>) {
         let mut metrics_tick = tokio::time::interval(METRICS_INTERVAL);
         metrics_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut quality_tick = tokio::time::interval(QUALITY_INTERVAL);
+        quality_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.flush();
             let deadline = self
@@ -185,9 +211,12 @@ impl Worker {
                     self.core.handle_timeout(Instant::now());
                 },
                 _ = metrics_tick.tick() => self.publish_metrics(),
+                _ = quality_tick.tick() => self.publish_quality(),
             }
         }
         self.publish_metrics();
+        self.metrics
+            .publish_quality_counts(&self.published_quality, &[0; 4]);
         tracing::info!("media worker stopped");
     }
 
@@ -270,6 +299,17 @@ impl Worker {
                 CoreOutput::Signal(session, message) => {
                     if let ServerMessage::Error { code, .. } = &message {
                         self.metrics.signalling_error(*code);
+                        // The core refuses joins (room full, worker full, connection not
+                        // built) and ends media that failed; signalling counts the rest.
+                        if matches!(
+                            code,
+                            ErrorCode::RoomFull
+                                | ErrorCode::ServerBusy
+                                | ErrorCode::MediaFailed
+                                | ErrorCode::Internal
+                        ) {
+                            self.metrics.join_failed(*code);
+                        }
                     }
                     self.deliver(session, Outbound::Message(message));
                 }
@@ -335,6 +375,20 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Takes the core's quality snapshot, observes it into the histograms and gauges, and
+    /// publishes it to the application (replacing the previous one; nothing queues up).
+    fn publish_quality(&mut self) {
+        let rooms = self.core.quality_snapshot(Instant::now());
+        let counts = self.metrics.observe_quality(&rooms);
+        self.metrics
+            .publish_quality_counts(&self.published_quality, &counts);
+        self.published_quality = counts;
+        self.quality.send_replace(Arc::new(WorkerQuality {
+            worker: self.index,
+            rooms,
+        }));
     }
 
     fn publish_metrics(&mut self) {

@@ -32,6 +32,7 @@ use skaerm_sfu::ids::{ParticipantId, RoomId, SessionId};
 use skaerm_sfu::media::bandwidth::FallbackPolicy;
 use skaerm_sfu::media::core::{Command, CoreConfig, CoreOutput, MediaCore, RoomEvent};
 use skaerm_sfu::media::counters::DropReason;
+use skaerm_sfu::media::quality::{LinkState, Quality};
 use skaerm_sfu::protocol::{LeaveReason, Publish, Role, ServerMessage, VideoPauseReason};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -362,6 +363,8 @@ struct Net {
     blackout: Vec<(SocketAddr, u8)>,
     /// Sequence numbers of the video (PT 96) the relay sent, by destination, in order.
     relay_video_seqs: HashMap<SocketAddr, Vec<u16>>,
+    /// Lossy uplinks: (client, every n-th RTP datagram it sends is lost, datagrams so far).
+    lossy_uplinks: Vec<(SocketAddr, u32, u32)>,
     /// Sessions the core closed.
     closed: Vec<SessionId>,
 }
@@ -414,6 +417,7 @@ impl Net {
             relay_rtp: HashMap::new(),
             blackout: Vec::new(),
             relay_video_seqs: HashMap::new(),
+            lossy_uplinks: Vec::new(),
             closed: Vec::new(),
         }
     }
@@ -533,6 +537,15 @@ impl Net {
         };
         if from_relay && self.blackout.contains(&(client, payload_type)) {
             return true;
+        }
+        if !from_relay
+            && let Some((_, every, sent)) =
+                self.lossy_uplinks.iter_mut().find(|(c, _, _)| *c == client)
+        {
+            *sent += 1;
+            if (*sent).is_multiple_of(*every) {
+                return true;
+            }
         }
         let wanted = Loss {
             from_relay,
@@ -1449,4 +1462,101 @@ fn a_waiting_guest_who_leaves_is_gone_from_the_hosts_list() {
     net.decide(host, guest, true);
     assert!(net.has_error(host, skaerm_sfu::protocol::ErrorCode::UnknownParticipant));
     assert_eq!(net.core.participant_count(), 1);
+}
+
+/// Sends audio and video both ways for `rounds` × 20 ms.
+fn talk(net: &mut Net, a: usize, b: usize, rounds: usize) {
+    for i in 0..rounds {
+        for c in [a, b] {
+            net.clients[c].send_rtp(net.now, RtpCodecKind::Audio, payload("talk-audio", i));
+            net.clients[c].send_rtp(net.now, RtpCodecKind::Video, payload("talk-video", i));
+        }
+        net.advance(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn quality_snapshots_show_live_media_and_a_lossy_uplink_as_poor() {
+    let (mut net, a, b) = Net::call();
+    net.core.quality_snapshot(net.now); // the baseline of the bit rates
+    talk(&mut net, a, b, 100);
+    let rooms = net.core.quality_snapshot(net.now);
+    assert_eq!(rooms.len(), 1);
+    assert_eq!(rooms[0].participants.len(), 2);
+    assert!(rooms[0].age >= Duration::from_secs(2), "{:?}", rooms[0].age);
+    for p in &rooms[0].participants {
+        assert_eq!(p.state, LinkState::Connected, "{p:?}");
+        // ~2 × 50 packets/s of ~130 bytes each way: tens of kbit/s, not zero.
+        assert!(p.bitrate_in_kbps > 50.0, "{p:?}");
+        assert!(p.bitrate_out_kbps > 50.0, "{p:?}");
+        assert_eq!(p.loss_pct, Some(0.0), "{p:?}");
+        assert!(
+            p.rtt_ms.is_some(),
+            "the RR's LSR/DLSR gives a round trip: {p:?}"
+        );
+        assert!(p.jitter_ms.is_some(), "{p:?}");
+        assert!(p.estimate_kbps.is_some(), "{p:?}");
+        assert!(!p.video_paused);
+        assert_eq!(p.layer, None, "no simulcast");
+        assert_eq!(p.quality, Quality::Good, "{p:?}");
+    }
+    // Opaque ids and roles only: the display name never leaves the core.
+    let json = serde_json::to_string(&rooms).unwrap();
+    assert!(!json.contains("client 192"), "{json}");
+    assert!(json.contains(&net.clients[a].participant.to_string()));
+
+    // A's uplink now loses every 4th datagram.
+    let a_addr = net.clients[a].addr;
+    net.lossy_uplinks.push((a_addr, 4, 0));
+    talk(&mut net, a, b, 150);
+    let rooms = net.core.quality_snapshot(net.now);
+    let a_id = net.clients[a].participant;
+    let pa = rooms[0]
+        .participants
+        .iter()
+        .find(|p| p.participant_id == a_id)
+        .unwrap();
+    let loss = pa.loss_pct.unwrap_or_default();
+    assert!(loss >= 10.0, "A's loss must show: {pa:?}");
+    assert_eq!(pa.quality, Quality::Poor, "{pa:?}");
+    assert!(
+        pa.nacks_sent > 0,
+        "the relay NACKed A's missing video: {pa:?}"
+    );
+}
+
+#[test]
+fn a_participant_whose_media_never_comes_up_is_counted_once_as_an_ice_timeout() {
+    let mut net = Net::new();
+    let room = RoomId(Uuid::new_v4());
+    // Signalling admitted it, but no ICE check ever arrives (UDP blocked on its network).
+    net.core.handle_command(
+        net.now,
+        Command::Join {
+            session: SessionId::next(),
+            grant: JoinGrant {
+                room,
+                participant: ParticipantId(Uuid::new_v4()),
+                role: Role::Guest,
+                display_name: "blocked".to_owned(),
+                needs_admission: false,
+            },
+            publish: Publish {
+                audio: true,
+                video: true,
+            },
+        },
+    );
+    let rooms = net.core.quality_snapshot(net.now);
+    assert_eq!(rooms[0].participants[0].state, LinkState::Connecting);
+    assert_eq!(rooms[0].participants[0].quality, Quality::Unknown);
+    net.advance(Duration::from_secs(14));
+    net.core.quality_snapshot(net.now);
+    assert_eq!(net.core.counters().ice_timeouts, 0, "not yet");
+    net.advance(Duration::from_secs(2));
+    net.core.quality_snapshot(net.now);
+    assert_eq!(net.core.counters().ice_timeouts, 1);
+    net.advance(Duration::from_secs(5));
+    net.core.quality_snapshot(net.now);
+    assert_eq!(net.core.counters().ice_timeouts, 1, "counted once");
 }

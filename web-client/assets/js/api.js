@@ -68,4 +68,5 @@ export const api = {
   endVisit: (id, outcome = {}) => request("POST", `/api/visits/${encodeURIComponent(id)}/end`, outcome),
   citizenLink: (id) => request("POST", `/api/visits/${encodeURIComponent(id)}/citizen-link`, {}),
   joinWithLink: (secret) => request("POST", `/api/join/${encodeURIComponent(secret)}`, {}),
+  opsCalls: () => request("GET", "/api/ops/calls"),
 };

@@ -1,5 +1,5 @@
 //! The HTTP surface (see `HTTP_API.md`): staff session, visits, the citizen link exchange,
-//! signalling, metrics and the web client's pages, behind security headers.
+//! signalling, metrics, the ops view and the web client's pages, behind security headers.
 
 pub mod accounts;
 pub mod audit;
@@ -11,6 +11,7 @@ pub mod devices;
 pub mod join;
 pub mod metrics;
 pub mod openapi;
+pub mod ops;
 pub mod pages;
 pub mod problem;
 pub mod reports;
@@ -28,16 +29,6 @@ use axum::routing::{get, post};
 /// Largest JSON body accepted by the API.
 const MAX_BODY: usize = 16 * 1024;
 
-/// `GET /api/ops/calls` (ops or admin): the municipality's calls in progress on this node —
-/// visit ids, start times and head counts, no names or citizen data.
-async fn ops_calls(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    session: session::OpsSession,
-) -> axum::Json<serde_json::Value> {
-    let calls = state.services.live_calls().of_tenant(session.tenant.0);
-    axum::Json(serde_json::json!({ "calls": calls }))
-}
-
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -53,7 +44,6 @@ pub fn router(state: AppState) -> Router {
             "/api/admin/accounts/{username}/roles",
             axum::routing::put(accounts::set_roles),
         )
-        .route("/api/ops/calls", get(ops_calls))
         .route("/api/sso/providers", get(sso::providers))
         .route("/api/device/pairing", post(devices::request_pairing))
         .route("/api/device/me", get(devices::device_me))
@@ -90,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .route("/calendar/{token}", get(calendar_feed::feed))
         .route("/api/openapi.json", get(openapi::document))
         .route("/api/join/{link}", post(join::exchange))
+        .route("/api/ops/calls", get(ops::calls))
         .route("/metrics", get(metrics::metrics))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_BODY))

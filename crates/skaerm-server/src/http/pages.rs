@@ -25,6 +25,7 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
             get(|_: Path<String>| async { file("join.html") }),
         )
         .route("/tablet", get(|| async { file("tablet.html") }))
+        .route("/ops", get(|| async { file("ops.html") }))
         .route("/assets/{*path}", get(asset))
         .route("/favicon.ico", get(|| async { file("assets/icon.svg") }))
 }

@@ -19,6 +19,7 @@ use crate::media::engine::{
 use crate::media::lobby::{Lobby, LobbyFull, Waiting};
 use crate::media::negotiation::AnswerVerdict;
 use crate::media::peer::{Inbound, MAX_ADDRS_PER_PEER, Peer, Publication, Subscription};
+use crate::media::quality::{LinkState, ParticipantQuality, RoomQuality, kbps};
 use crate::media::rewrite::RewritePlan;
 use crate::media::simulcast::{
     Continuity, LAYER_RIDS, LayerSelector, LayerVerdict, SIMULCAST_LAYER_BITRATES,
@@ -48,6 +49,7 @@ use rtc::rtp_transceiver::{
 };
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use rtc::statistics::StatsSelector;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -272,6 +274,26 @@ pub struct MediaCore {
     layer_keyframes_wanted: Vec<(PeerKey, String, usize)>,
     /// Waiting rooms and who was admitted.
     lobby: Lobby,
+    /// Per peer, the previous quality sample (for bit rates over the interval).
+    quality_samples: HashMap<PeerKey, QualitySample>,
+}
+
+/// A participant whose media connection is not up this long after the first quality snapshot
+/// that saw it is counted as a failed join (`ice_timeout`), once.
+pub const ICE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What the previous quality snapshot saw of one peer.
+struct QualitySample {
+    /// When the first snapshot saw it.
+    first_seen: Instant,
+    /// It was counted as an ICE timeout.
+    timed_out: bool,
+    /// When this sample was taken.
+    at: Instant,
+    /// RTP bytes (header + payload) received from it so far.
+    bytes_in: u64,
+    /// RTP bytes sent to it so far.
+    bytes_out: u64,
 }
 
 impl MediaCore {
@@ -297,6 +319,7 @@ impl MediaCore {
             owed_keyframes: Vec::new(),
             next_bandwidth_check: None,
             layer_keyframes_wanted: Vec::new(),
+            quality_samples: HashMap::new(),
         })
     }
 
@@ -486,6 +509,125 @@ impl MediaCore {
             self.check_bandwidth(now);
         }
         self.drain(now);
+    }
+
+    // ---- quality --------------------------------------------------------------------------
+
+    /// A quality snapshot of every room and participant, for operations. Meant to be called
+    /// about once a second (bit rates are over the time since the previous call). Reads `rtc`'s
+    /// stats for byte and NACK/PLI counters, the report probe for round trip, loss and jitter,
+    /// and the GCC estimate. No display names.
+    pub fn quality_snapshot(&mut self, now: Instant) -> Vec<RoomQuality> {
+        let mut rooms = Vec::with_capacity(self.rooms.len());
+        for (room, members) in &self.rooms {
+            let mut participants = Vec::with_capacity(members.len());
+            let mut oldest = now;
+            for key in members {
+                let Some(peer) = self.peers.get_mut(key) else {
+                    continue;
+                };
+                let report = peer.pc.get_stats(now, StatsSelector::None);
+                let (mut bytes_in, mut nacks_sent, mut plis_sent) = (0u64, 0u64, 0u64);
+                for inbound in report.inbound_rtp_streams() {
+                    bytes_in += inbound.bytes_received + inbound.header_bytes_received;
+                    nacks_sent += u64::from(inbound.nack_count);
+                    plis_sent += u64::from(inbound.pli_count);
+                }
+                let bytes_out: u64 = report
+                    .outbound_rtp_streams()
+                    .map(|o| o.sent_rtp_stream_stats.bytes_sent + o.header_bytes_sent)
+                    .sum();
+                let previous = self.quality_samples.insert(
+                    *key,
+                    QualitySample {
+                        first_seen: now,
+                        timed_out: false,
+                        at: now,
+                        bytes_in,
+                        bytes_out,
+                    },
+                );
+                let (bitrate_in_kbps, bitrate_out_kbps) = match &previous {
+                    Some(p) => {
+                        let elapsed = now.saturating_duration_since(p.at);
+                        (
+                            kbps(bytes_in.saturating_sub(p.bytes_in), elapsed),
+                            kbps(bytes_out.saturating_sub(p.bytes_out), elapsed),
+                        )
+                    }
+                    None => (0.0, 0.0),
+                };
+                if let Some(p) = previous
+                    && let Some(sample) = self.quality_samples.get_mut(key)
+                {
+                    sample.first_seen = p.first_seen;
+                    sample.timed_out = p.timed_out;
+                    oldest = oldest.min(p.first_seen);
+                    if !peer.connected
+                        && !p.timed_out
+                        && now.saturating_duration_since(p.first_seen) >= ICE_TIMEOUT
+                    {
+                        sample.timed_out = true;
+                        self.counters.ice_timeouts += 1;
+                    }
+                }
+                let r = peer.reports.read();
+                let ms =
+                    |d: Option<Duration>| d.map(|d| (d.as_secs_f64() * 10_000.0).round() / 10.0);
+                let worst = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
+                let rtt_ms = ms(r.rtt);
+                let jitter_ms = worst(ms(r.down_jitter), ms(r.up_jitter));
+                let loss_pct = worst(r.down_loss, r.up_loss).map(|f| (f * 1000.0).round() / 10.0);
+                let video_paused = peer.fallback.is_paused();
+                let layer = peer
+                    .subscriptions
+                    .iter()
+                    .filter_map(|s| s.layers.as_ref().and_then(LayerSelector::current))
+                    .max()
+                    .and_then(|l| LAYER_RIDS.get(l).copied());
+                participants.push(ParticipantQuality {
+                    participant_id: peer.info.id,
+                    role: peer.info.role,
+                    state: if peer.connected {
+                        LinkState::Connected
+                    } else {
+                        LinkState::Connecting
+                    },
+                    quality: crate::media::quality::classify(
+                        peer.connected,
+                        loss_pct,
+                        rtt_ms,
+                        jitter_ms,
+                        video_paused,
+                    ),
+                    rtt_ms,
+                    jitter_ms,
+                    loss_pct,
+                    bitrate_in_kbps,
+                    bitrate_out_kbps,
+                    estimate_kbps: peer.estimate.get().map(|bps| (bps / 100) as f64 / 10.0),
+                    layer,
+                    video_paused,
+                    nacks_received: r.nacks,
+                    keyframe_requests_received: r.keyframe_requests,
+                    nacks_sent,
+                    plis_sent,
+                });
+            }
+            rooms.push(RoomQuality {
+                room: *room,
+                age: now.saturating_duration_since(oldest),
+                participants,
+            });
+        }
+        let peers = &self.peers;
+        self.quality_samples
+            .retain(|key, _| peers.contains_key(key));
+        rooms.sort_by_key(|r| std::cmp::Reverse(r.age));
+        rooms
     }
 
     // ---- bandwidth -----------------------------------------------------------------------
@@ -853,7 +995,7 @@ impl MediaCore {
         let key = PeerKey(self.next_key);
         self.next_key += 1;
         let credentials = IceCredentials::random();
-        let (mut pc, estimate) =
+        let (mut pc, estimate, reports) =
             match self
                 .factory
                 .build(now, &credentials, self.config.fallback.floor_bps / 2)
@@ -926,6 +1068,7 @@ impl MediaCore {
                 next_track: 0,
                 estimate,
                 fallback: Fallback::new(self.config.fallback),
+                reports,
             },
         );
         if self.next_bandwidth_check.is_none() {

@@ -98,6 +98,9 @@ pub struct Counters {
     pub video_pauses: u64,
     /// Times a subscriber's paused video was resumed.
     pub video_resumes: u64,
+    /// Participants whose media connection was still not up [`crate::media::core::ICE_TIMEOUT`]
+    /// after joining (each counted once; seen by the quality snapshot).
+    pub ice_timeouts: u64,
     drops: [u64; DropReason::ALL.len()],
 }
 

@@ -8,6 +8,7 @@
 
 use crate::media::bandwidth::{Estimate, EstimateProbe};
 use crate::media::feedback::{FEEDBACK_TAP_SLOT, FeedbackTap};
+use crate::media::reports::{REPORT_PROBE_SLOT, ReportCells, ReportProbe};
 use rand::RngExt;
 use rtc::interceptor::{
     CongestionControlBuilder, NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder,
@@ -24,6 +25,7 @@ use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Opus payload type offered on every leg.
@@ -154,14 +156,14 @@ impl PeerFactory {
     }
 
     /// A new relay-side connection: ICE-lite, the given credentials, our codecs; and the handle
-    /// to its send-side bandwidth estimate.
+    /// to its send-side bandwidth estimate and to what its RTCP reports say.
     /// `min_estimate_bps` bounds the estimate from below.
     pub(crate) fn build(
         &self,
         now: Instant,
         credentials: &IceCredentials,
         min_estimate_bps: u64,
-    ) -> Result<(RTCPeerConnection, Estimate), EngineError> {
+    ) -> Result<(RTCPeerConnection, Estimate, Arc<ReportCells>), EngineError> {
         let mut media_engine = MediaEngine::default();
         media_engine.register_codec(opus(), RtpCodecKind::Audio)?;
         media_engine.register_codec(vp8(), RtpCodecKind::Video)?;
@@ -189,7 +191,8 @@ impl PeerFactory {
             )?;
         }
         let (probe, estimate) = EstimateProbe::new(min_estimate_bps);
-        let registry = interceptors(&mut media_engine, probe)?;
+        let (report_probe, reports) = ReportProbe::new();
+        let registry = interceptors(&mut media_engine, probe, report_probe)?;
 
         let setting_engine = SettingEngineBuilder::new()
             .with_lite(true)
@@ -206,7 +209,7 @@ impl PeerFactory {
             .with_media_engine(media_engine)
             .with_interceptor_registry(registry)
             .build(now)?;
-        Ok((pc, estimate))
+        Ok((pc, estimate, reports))
     }
 }
 
@@ -225,9 +228,12 @@ impl PeerFactory {
 /// - TWCC receiver: transport-wide feedback to publishers (their send-side estimate).
 /// - Receiver and sender reports.
 /// - The feedback tap: lets keyframe requests and NACKs through to the core.
+/// - Wire-most, the report probe: reads SR/RR both ways for the quality snapshot
+///   ([`crate::media::reports`]); it passes everything on untouched.
 fn interceptors(
     media_engine: &mut MediaEngine,
     probe: EstimateProbe,
+    report_probe: ReportProbe,
 ) -> Result<Registry, EngineError> {
     for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
         media_engine.register_feedback(
@@ -266,5 +272,6 @@ fn interceptors(
         .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build())
         .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
         .with(Slot::SenderReport, SenderReportBuilder::new().build())
-        .with(Slot::from(FEEDBACK_TAP_SLOT), FeedbackTap::default()))
+        .with(Slot::from(FEEDBACK_TAP_SLOT), FeedbackTap::default())
+        .with(Slot::from(REPORT_PROBE_SLOT), report_probe))
 }

@@ -5,8 +5,9 @@
 //! inbound RTCP the core sees ([`feedback`]), subscribers' bandwidth and the audio-only
 //! fallback ([`bandwidth`]), the waiting room ([`lobby`]), offer/answer bookkeeping ([`negotiation`]), per-participant state
 //! ([`peer`]), packet rewriting for forwarding ([`rewrite`]), switching a stream's source on
-//! keyframes with continuous numbering ([`simulcast`]) and drop/traffic counters
-//! ([`counters`]).
+//! keyframes with continuous numbering ([`simulcast`]), drop/traffic counters ([`counters`]),
+//! what RTCP reports say about a connection ([`reports`]) and the per-participant quality
+//! snapshot for operations ([`quality`]).
 
 pub mod bandwidth;
 pub mod core;
@@ -17,5 +18,7 @@ pub(crate) mod feedback;
 pub mod lobby;
 pub(crate) mod negotiation;
 pub(crate) mod peer;
+pub mod quality;
+pub(crate) mod reports;
 pub(crate) mod rewrite;
 pub(crate) mod simulcast;

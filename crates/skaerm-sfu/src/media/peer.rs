@@ -4,6 +4,7 @@
 use crate::ids::{PeerKey, RoomId, SessionId};
 use crate::media::bandwidth::{Estimate, Fallback};
 use crate::media::negotiation::Negotiation;
+use crate::media::reports::ReportCells;
 use crate::media::rewrite::RewritePlan;
 use crate::media::simulcast::{Continuity, LayerSelector};
 use crate::protocol::{ParticipantInfo, Publish};
@@ -11,6 +12,7 @@ use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Most client addresses bound to one peer at a time (one per network path it has tried).
@@ -105,6 +107,8 @@ pub(crate) struct Peer {
     pub(crate) estimate: Estimate,
     /// Whether video to this participant is paused for lack of bandwidth.
     pub(crate) fallback: Fallback,
+    /// What RTCP reports say about its path (for the quality snapshot).
+    pub(crate) reports: Arc<ReportCells>,
 }
 
 impl Peer {

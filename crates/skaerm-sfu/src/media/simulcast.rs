@@ -210,7 +210,6 @@ impl LayerSelector {
     }
 
     /// The layer being forwarded, if any.
-    #[cfg(test)]
     pub(crate) fn current(&self) -> Option<usize> {
         self.current
     }

@@ -1,0 +1,204 @@
+//! The ops view, end to end: a live visit between two real WebRTC peers shows up in
+//! `GET /api/ops/calls` with per-participant quality and no names, refused joins are counted
+//! by reason, `/metrics` carries the quality histograms, and the view is closed to anyone
+//! without a staff session (a citizen's media token included).
+
+#![allow(clippy::unwrap_used)] // tests may panic on setup failures
+
+use anyhow::Result;
+use bytes::Bytes;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use serde_json::Value;
+use skaerm_e2e::participant::{JoinOutcome, Participant};
+use skaerm_e2e::server::{Browser, PASSWORD, TestServer};
+use skaerm_sfu::ids::RoomId;
+use skaerm_sfu::protocol::Publish;
+use std::time::{Duration, Instant};
+
+const BOTH: Publish = Publish {
+    audio: true,
+    video: true,
+};
+
+fn payload(kind: RtpCodecKind, i: usize) -> Bytes {
+    let size = if kind == RtpCodecKind::Audio {
+        160
+    } else {
+        1100
+    };
+    let mut text = format!("ops-{kind}-{i:05}-").into_bytes();
+    text.resize(size, b'.');
+    Bytes::from(text)
+}
+
+async fn joined(outcome: JoinOutcome) -> Participant {
+    match outcome {
+        JoinOutcome::Joined(p) => *p,
+        JoinOutcome::Refused { code, close } => panic!("join refused: {code} (close {close:?})"),
+    }
+}
+
+/// The call for `room` in an ops view, once both its participants are connected and the relay
+/// has measured media both ways.
+fn live_call<'a>(view: &'a Value, room: &str) -> Option<&'a Value> {
+    let call = view["calls"]
+        .as_array()?
+        .iter()
+        .find(|c| c["room"] == room)?;
+    let participants = call["participants"].as_array()?;
+    let ready = participants.len() == 2
+        && participants.iter().all(|p| {
+            p["state"] == "connected"
+                && p["bitrate_in_kbps"].as_f64().unwrap_or(0.0) > 0.0
+                && p["bitrate_out_kbps"].as_f64().unwrap_or(0.0) > 0.0
+                && p["loss_pct"].is_number()
+        });
+    ready.then_some(call)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ops_sees_the_live_call_without_names_and_the_metrics_carry_its_quality() -> Result<()> {
+    let server = TestServer::start().await?;
+    let m = server.municipality("Opskommune").await?;
+    let visit = server.visit_soon(&m).await?;
+    let room = visit.id.to_string();
+
+    // Closed without a staff session: no cookie, or a citizen's media token in its place.
+    let staff_tab = Browser::new(&server.url())?;
+    let (status, body) = staff_tab.get("/api/ops/calls").await?;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["code"], "unauthenticated");
+    staff_tab.login(&m.username, PASSWORD).await?;
+    let staff_token = staff_tab.start_visit(&visit).await?;
+    let secret = staff_tab.citizen_link(&visit).await?;
+    let (status, body) = Browser::new(&server.url())?.exchange_link(&secret).await?;
+    assert_eq!(status, 200, "{body}");
+    let citizen_token = body["media_token"].as_str().unwrap_or_default().to_owned();
+    let http = reqwest::Client::new();
+    for request in [
+        http.get(format!("{}/api/ops/calls", server.url()))
+            .header("cookie", format!("skaerm_session={citizen_token}")),
+        http.get(format!("{}/api/ops/calls", server.url()))
+            .bearer_auth(&citizen_token),
+    ] {
+        assert_eq!(request.send().await?.status().as_u16(), 401);
+    }
+
+    // A refused join is counted by its reason.
+    let forged = {
+        let mut parts: Vec<String> = staff_token.split('.').map(str::to_owned).collect();
+        parts[2] = parts[2].chars().rev().collect();
+        parts.join(".")
+    };
+    assert!(matches!(
+        Participant::join(&server.ws_url(), &forged, BOTH, None).await?,
+        JoinOutcome::Refused { .. }
+    ));
+
+    let target = Some(RoomId(visit.id.0));
+    let staff =
+        joined(Participant::join(&server.ws_url(), &staff_token, BOTH, target).await?).await;
+    let citizen =
+        joined(Participant::join(&server.ws_url(), &citizen_token, BOTH, target).await?).await;
+    staff.wait_connected(Duration::from_secs(10)).await?;
+    citizen.wait_connected(Duration::from_secs(10)).await?;
+
+    // Talk until the ops view shows both sides with media measured (snapshots are ~1 s apart).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut i = 0;
+    let view = loop {
+        for p in [&staff, &citizen] {
+            p.send_rtp(RtpCodecKind::Audio, payload(RtpCodecKind::Audio, i))
+                .await?;
+            p.send_rtp(RtpCodecKind::Video, payload(RtpCodecKind::Video, i))
+                .await?;
+        }
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if i % 25 == 0 {
+            let (status, view) = staff_tab.get("/api/ops/calls").await?;
+            assert_eq!(status, 200, "{view}");
+            if live_call(&view, &room).is_some() && i > 150 {
+                break view;
+            }
+        }
+        assert!(Instant::now() < deadline, "the call never showed up live");
+    };
+
+    let call = live_call(&view, &room).unwrap();
+    assert!(
+        call["started_at"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with('Z')
+    );
+    assert!(call["worker"].is_u64());
+    let participants = call["participants"].as_array().unwrap();
+    let mut roles: Vec<(&str, &str)> = participants
+        .iter()
+        .map(|p| {
+            (
+                p["role"].as_str().unwrap_or_default(),
+                p["participant_id"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    roles.sort_unstable();
+    let (staff_id, citizen_id) = (m.staff.id.to_string(), m.citizen.id.to_string());
+    assert_eq!(
+        roles,
+        vec![("guest", citizen_id.as_str()), ("host", staff_id.as_str())]
+    );
+    for p in participants {
+        // Loopback, no loss: a good call.
+        assert_eq!(p["quality"], "good", "{p}");
+        assert_eq!(p["loss_pct"].as_f64(), Some(0.0), "{p}");
+        assert!(p["estimate_kbps"].is_number(), "{p}");
+        assert!(p["rtt_ms"].is_number(), "RTT from SR/RR: {p}");
+        assert_eq!(p["video_paused"], false);
+        assert!(p.get("layer").is_some());
+        assert!(p.get("display_name").is_none());
+    }
+    // No names anywhere in the view.
+    let text = view.to_string();
+    for name in [&m.staff.display_name, &m.citizen.display_name] {
+        assert!(!text.contains(name.as_str()), "{name} leaked into {text}");
+    }
+    assert_eq!(
+        view["join_failures_last_hour"]["token_invalid"], 1,
+        "{view}"
+    );
+    let node = &view["nodes"][0];
+    assert_eq!(node["health"], "ok");
+    assert!(node["rooms"].as_u64().unwrap_or(0) >= 1);
+    assert!(node["participants"].as_u64().unwrap_or(0) >= 2);
+    assert!(node["workers"].as_u64().unwrap_or(0) >= 1);
+
+    let metrics = reqwest::get(format!("{}/metrics", server.url()))
+        .await?
+        .text()
+        .await?;
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(-1.0)
+    };
+    assert!(
+        value("skaerm_participant_loss_ratio_count ") >= 2.0,
+        "{metrics}"
+    );
+    assert!(value("skaerm_participant_jitter_seconds_count ") >= 2.0);
+    assert!(metrics.contains("skaerm_participant_rtt_seconds_bucket"));
+    assert_eq!(
+        value("skaerm_participants_by_quality{quality=\"good\"} "),
+        2.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        value("skaerm_join_failures_total{reason=\"token_invalid\"} "),
+        1.0
+    );
+    Ok(())
+}
