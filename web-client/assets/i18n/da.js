@@ -69,6 +69,22 @@ export default {
   "citizen.no_devices": "Mikrofon og kamera kan ikke bruges. Giv browseren lov til at bruge dem (tryk på låsen ved adressen), og tryk Deltag igen.",
   "citizen.try_again": "Prøv igen",
 
+  "invite.open": "Invitér deltager",
+  "invite.name": "Navn, som de andre ser",
+  "invite.kind": "Hvem er det?",
+  "invite.kind.relative": "Pårørende",
+  "invite.kind.interpreter": "Tolk",
+  "invite.kind.colleague": "Kollega",
+  "invite.submit": "Lav link",
+  "invite.link": "Engangslink til dette besøg:",
+  "invite.copy": "Kopiér link",
+  "invite.copied": "Linket er kopieret. Det virker kun til dette besøg.",
+  "invite.copy_manually": "Kopiér selv det markerede link.",
+  "invite.created": "Link til {name} er lavet.",
+  "invite.name_missing": "Skriv deltagerens navn.",
+  "invite.name_invalid": "Navnet skal have 1 til 60 tegn.",
+  "invite.closed": "Besøget er slut; der kan ikke inviteres flere.",
+
   "error.generic": "Noget gik galt. Prøv igen om lidt.",
   "error.session": "Du er ikke logget ind.",
 };

@@ -69,6 +69,22 @@ export default {
   "citizen.no_devices": "The microphone and camera cannot be used. Allow the browser to use them (tap the lock by the address) and press Join again.",
   "citizen.try_again": "Try again",
 
+  "invite.open": "Invite participant",
+  "invite.name": "Name shown to the others",
+  "invite.kind": "Who is it?",
+  "invite.kind.relative": "Relative",
+  "invite.kind.interpreter": "Interpreter",
+  "invite.kind.colleague": "Colleague",
+  "invite.submit": "Create link",
+  "invite.link": "One-off link for this visit:",
+  "invite.copy": "Copy link",
+  "invite.copied": "The link is copied. It works only for this visit.",
+  "invite.copy_manually": "Copy the selected link yourself.",
+  "invite.created": "Link for {name} created.",
+  "invite.name_missing": "Write the participant's name.",
+  "invite.name_invalid": "The name must be 1 to 60 characters.",
+  "invite.closed": "The visit has ended; no one can be invited.",
+
   "error.generic": "Something went wrong. Try again in a moment.",
   "error.session": "You are not logged in.",
 };

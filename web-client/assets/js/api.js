@@ -39,5 +39,7 @@ export const api = {
   mediaToken: (id) => request("POST", `/api/visits/${encodeURIComponent(id)}/media-token`, {}),
   endVisit: (id) => request("POST", `/api/visits/${encodeURIComponent(id)}/end`, {}),
   citizenLink: (id) => request("POST", `/api/visits/${encodeURIComponent(id)}/citizen-link`, {}),
+  inviteGuest: (id, displayName, kind) =>
+    request("POST", `/api/visits/${encodeURIComponent(id)}/guest-links`, { display_name: displayName, kind }),
   joinWithLink: (secret) => request("POST", `/api/join/${encodeURIComponent(secret)}`, {}),
 };

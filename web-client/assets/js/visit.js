@@ -2,6 +2,7 @@
 import { api, ApiError } from "./api.js";
 import { Call, getLocalMedia } from "./call.js";
 import { CallView } from "./call-view.js";
+import { InviteForm } from "./invite.js";
 import { t, translate, languageSwitch } from "./i18n.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -22,6 +23,8 @@ async function main() {
   new CallView($("#call"), call, { onLeave: () => endVisit(call), leaveKey: "call.end_visit" });
   call.addEventListener("ended", (e) => done(e.detail.reason));
   $("#call").hidden = false;
+  new InviteForm($("#invite"), visitId);
+  $("#invite").hidden = false;
   try {
     await call.start();
   } catch {
@@ -37,6 +40,7 @@ async function endVisit(call) {
 
 function done(reason) {
   $("#call").hidden = true;
+  $("#invite").hidden = true;
   const key = reason === "replaced" ? "call.replaced"
     : reason === "media_failed" || reason === "disconnected" ? "call.failed"
     : "call.ended_staff";
