@@ -201,12 +201,13 @@ async fn series_editor(
     }
 }
 
-/// Creates visits and moves the ones it created, until stopped or refused by a dead server.
+/// Creates visits and moves the ones it created (only those, so each visit's writes are
+/// sequential and its possible states known), until stopped or refused by a dead server.
 async fn booker(tab: Arc<Browser>, m: Arc<Municipality>, ledger: Shared, stop: Arc<AtomicBool>) {
+    let mut mine: Vec<String> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let slot = random_slot();
-        let known: Vec<String> = ledger.lock().unwrap().visits.keys().cloned().collect();
-        if known.is_empty() || rand_below(2) == 0 {
+        if mine.is_empty() || rand_below(2) == 0 {
             let result = tab
                 .post(
                     "/api/visits",
@@ -219,14 +220,15 @@ async fn booker(tab: Arc<Browser>, m: Arc<Municipality>, ledger: Shared, stop: A
                     let mut ledger = ledger.lock().unwrap();
                     ledger.acked += 1;
                     let id = body["visit"]["id"].as_str().unwrap().to_owned();
-                    ledger.visits.insert(id, vec![slot]);
+                    ledger.visits.insert(id.clone(), vec![slot]);
+                    mine.push(id);
                 }
                 Ok((409, _)) => {}
                 Ok((status, body)) => panic!("create answered {status} {body}"),
                 Err(_) => return,
             }
         } else {
-            let id = &known[rand_below(known.len() as u64) as usize];
+            let id = &mine[rand_below(mine.len() as u64) as usize];
             ledger
                 .lock()
                 .unwrap()
