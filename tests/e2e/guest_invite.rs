@@ -277,3 +277,52 @@ async fn an_invite_for_visit_a_does_not_admit_to_visit_b() -> Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invited_guest_does_not_put_the_visit_in_the_waiting_room() -> Result<()> {
+    let server = TestServer::start().await?;
+    let m = server.municipality("Testkommune").await?;
+    let visit = server.visit_soon(&m).await?;
+    let id = visit.id.to_string();
+    let room = Some(RoomId(visit.id.0));
+    let tab = Browser::new(&server.url())?;
+    tab.login(&m.username, PASSWORD).await?;
+    let (status, body) = invite(&tab, &id, "Tolk Amir", "interpreter").await?;
+    assert_eq!(status, 201, "{body}");
+    let guest_tab = Browser::new(&server.url())?;
+    let (status, body) = guest_tab
+        .exchange_link(&secret_of(body["url"].as_str().unwrap()))
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    let guest_token = body["media_token"].as_str().unwrap().to_owned();
+    let citizen_secret = tab.citizen_link(&visit).await?;
+    let (_, body) = Browser::new(&server.url())?
+        .exchange_link(&citizen_secret)
+        .await?;
+    let citizen_token = body["media_token"].as_str().unwrap().to_owned();
+
+    // The interpreter waits in the room: the visit stays `ready` (no citizen yet).
+    let guest = joined(Participant::join(&server.ws_url(), &guest_token, BOTH, room).await?).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, body) = tab.get(&format!("/api/visits/{id}")).await?;
+    assert_eq!(body["visit"]["status"], "ready", "{body}");
+    // The citizen arrives: now it is `waiting`.
+    let citizen =
+        joined(Participant::join(&server.ws_url(), &citizen_token, BOTH, room).await?).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, body) = tab.get(&format!("/api/visits/{id}")).await?;
+        if body["visit"]["status"] == "waiting" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The interpreter leaving does not send the visit back to `ready`.
+    guest.leave().await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, body) = tab.get(&format!("/api/visits/{id}")).await?;
+    assert_eq!(body["visit"]["status"], "waiting", "{body}");
+    citizen.leave().await?;
+    Ok(())
+}
