@@ -45,6 +45,8 @@ id_type!(
     SeriesId,
     /// A message waiting in the outbox (care-record export, reminder).
     OutboxId,
+    /// A one-off link inviting a third participant to one visit.
+    GuestLinkId,
 );
 
 macro_rules! parse_id {
@@ -57,4 +59,12 @@ macro_rules! parse_id {
         }
     )*};
 }
-parse_id!(TenantId, StaffId, CitizenId, VisitId, SeriesId, OutboxId);
+parse_id!(
+    TenantId,
+    StaffId,
+    CitizenId,
+    VisitId,
+    SeriesId,
+    OutboxId,
+    GuestLinkId
+);

@@ -1224,3 +1224,116 @@ async fn racing_edits(store: &Store) {
     assert_eq!(all.len(), 6);
 }
 on_both_backends!(racing_series_edits_do_not_duplicate, racing_edits);
+
+async fn guest_links_are_hashed_per_visit_revocable_and_go_with_their_visit(store: &Store) {
+    use skaerm_scheduling::{GuestKind, NewGuestLink};
+    let p = people(store).await;
+    let now = Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap();
+    let a = store.create_visit(new_visit(&p, now, 15)).await.unwrap();
+    let b = store
+        .create_visit(new_visit(&p, now + Duration::hours(1), 15))
+        .await
+        .unwrap();
+    let invite = |visit, byte: u8, name: &str| NewGuestLink {
+        visit,
+        hash: [byte; 32],
+        display_name: name.to_owned(),
+        kind: GuestKind::Relative,
+        created_by: p.staff,
+    };
+    let first = store
+        .create_guest_link(invite(a.id, 1, "  Søn Jens  "), now)
+        .await
+        .unwrap();
+    assert_eq!(first.display_name, "Søn Jens");
+    let second = store
+        .create_guest_link(
+            NewGuestLink {
+                kind: GuestKind::Interpreter,
+                ..invite(a.id, 2, "Tolk")
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    assert_ne!(first.id, second.id);
+    let other = store
+        .create_guest_link(invite(b.id, 3, "Datter"), now)
+        .await
+        .unwrap();
+    assert_eq!(store.list_guest_links(b.id).await.unwrap(), vec![other]);
+
+    // Found only by its hash, for its own visit.
+    let found = store.find_guest_link(&[1; 32]).await.unwrap().unwrap();
+    assert_eq!(found, first);
+    assert_eq!(
+        store.find_guest_link(&[2; 32]).await.unwrap().unwrap().kind,
+        GuestKind::Interpreter
+    );
+    assert_eq!(
+        store
+            .find_guest_link(&[3; 32])
+            .await
+            .unwrap()
+            .unwrap()
+            .visit,
+        b.id
+    );
+    assert!(store.find_guest_link(&[9; 32]).await.unwrap().is_none());
+
+    // Bad names and unknown visits are refused.
+    for bad in ["", "   ", "a\u{7}b", &"x".repeat(61)] {
+        assert!(matches!(
+            store.create_guest_link(invite(a.id, 4, bad), now).await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    assert!(matches!(
+        store
+            .create_guest_link(invite(skaerm_scheduling::VisitId::new(), 5, "X"), now)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    // The same secret cannot be stored twice.
+    assert!(
+        store
+            .create_guest_link(invite(b.id, 1, "Dup"), now)
+            .await
+            .is_err()
+    );
+
+    // Revoking one leaves the others; only through its own visit.
+    assert!(matches!(
+        store.revoke_guest_link(b.id, first.id, now).await,
+        Err(StoreError::NotFound)
+    ));
+    store.revoke_guest_link(a.id, first.id, now).await.unwrap();
+    store.revoke_guest_link(a.id, first.id, now).await.unwrap();
+    assert!(store.find_guest_link(&[1; 32]).await.unwrap().is_none());
+    assert!(store.find_guest_link(&[2; 32]).await.unwrap().is_some());
+    assert_eq!(
+        store.get_guest_link(first.id).await.unwrap().revoked_at,
+        Some(now)
+    );
+    let listed = store.list_guest_links(a.id).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    store.revoke_guest_links(a.id, now).await.unwrap();
+    assert!(store.find_guest_link(&[2; 32]).await.unwrap().is_none());
+    assert!(store.find_guest_link(&[3; 32]).await.unwrap().is_some());
+
+    // Retention (delete) removes a visit with its invites.
+    let removed = store
+        .apply_retention(
+            now + Duration::days(1),
+            skaerm_scheduling::RetentionAction::Delete,
+            now + Duration::days(1),
+        )
+        .await
+        .unwrap();
+    assert!(removed >= 1);
+    assert!(store.find_guest_link(&[3; 32]).await.unwrap().is_none());
+}
+on_both_backends!(
+    guest_links,
+    guest_links_are_hashed_per_visit_revocable_and_go_with_their_visit
+);

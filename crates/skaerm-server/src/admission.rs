@@ -2,13 +2,15 @@
 //!
 //! A media token proves who the holder is and which visit it was issued for; admission then
 //! checks the visit as it is *now*: it exists in the token's tenant, it is not over, the staff
-//! member owns or co-hosts it, and a citizen is inside the link's time window.
+//! member owns or co-hosts it, and a citizen or invited guest is inside the link's time window
+//! (an invited guest's invite, whose id is its participant id, must still be for this visit and
+//! not revoked).
 
 use crate::state::Services;
 use chrono::Utc;
 use futures_util::future::BoxFuture;
 use skaerm_auth::tokens::{MediaRole, TokenError};
-use skaerm_scheduling::{StaffId, StoreError, VisitId};
+use skaerm_scheduling::{GuestLinkId, StaffId, StoreError, VisitId};
 use skaerm_sfu::grant::{JoinAuthorizer, JoinGrant, JoinRefusal};
 use skaerm_sfu::ids::{ParticipantId, RoomId};
 use skaerm_sfu::protocol::Role;
@@ -22,6 +24,23 @@ impl Admission {
     /// Admission over these services.
     pub fn new(services: Services) -> Self {
         Admission { services }
+    }
+
+    /// Whether `participant` is an invite to this visit that has not been revoked.
+    async fn invited(&self, visit: VisitId, participant: uuid::Uuid) -> Result<bool, JoinRefusal> {
+        match self
+            .services
+            .store
+            .get_guest_link(GuestLinkId(participant))
+            .await
+        {
+            Ok(invite) => Ok(invite.visit == visit && invite.revoked_at.is_none()),
+            Err(StoreError::NotFound) => Ok(false),
+            Err(err) => {
+                tracing::error!(%err, "admission could not read the invite");
+                Err(JoinRefusal::Unavailable)
+            }
+        }
     }
 
     async fn check(&self, token: &str) -> Result<JoinGrant, JoinRefusal> {
@@ -59,8 +78,11 @@ impl Admission {
             }
             MediaRole::Guest => {
                 if visit.citizen_id.0 != claims.participant.0
-                    || self.services.link_window.check(&visit, now).is_err()
+                    && !self.invited(visit.id, claims.participant.0).await?
                 {
+                    return Err(JoinRefusal::Forbidden);
+                }
+                if self.services.link_window.check(&visit, now).is_err() {
                     return Err(JoinRefusal::Forbidden);
                 }
                 Role::Guest

@@ -1,11 +1,13 @@
 //! What the server does when people join and leave visit rooms: it records them in the audit log
-//! ([`crate::audit`]); a citizen entering the relay's waiting room (or the room itself) moves the
-//! visit to `waiting`, leaving before staff start moves it back to `ready`. Everything is logged
+//! ([`crate::audit`]); the visit's citizen entering the relay's waiting room (or the room itself)
+//! moves the visit to `waiting`, leaving before staff start moves it back to `ready`. Other guests
+//! (an invited relative, interpreter or colleague) do not move the visit. Everything is logged
 //! with ids and roles only — never media or names.
 
 use crate::state::Services;
 use chrono::Utc;
 use skaerm_scheduling::{StoreError, VisitId};
+use skaerm_sfu::ids::{ParticipantId, RoomId};
 use skaerm_sfu::media::core::RoomEvent;
 use skaerm_sfu::protocol::Role;
 use tokio::sync::mpsc;
@@ -22,7 +24,7 @@ pub async fn run(services: Services, mut events: mpsc::Receiver<RoomEvent>) {
                 role,
             } => {
                 tracing::info!(visit = %room, %participant, ?role, "joined the visit");
-                if role == Role::Guest {
+                if role == Role::Guest && is_the_citizen(&services, room, participant).await {
                     let result = services
                         .store
                         .citizen_arrived(VisitId(room.0), Utc::now())
@@ -37,7 +39,7 @@ pub async fn run(services: Services, mut events: mpsc::Receiver<RoomEvent>) {
                 reason,
             } => {
                 tracing::info!(visit = %room, %participant, ?role, ?reason, "left the visit");
-                if role == Role::Guest {
+                if role == Role::Guest && is_the_citizen(&services, room, participant).await {
                     let result = services
                         .store
                         .citizen_left(VisitId(room.0), Utc::now())
@@ -51,13 +53,26 @@ pub async fn run(services: Services, mut events: mpsc::Receiver<RoomEvent>) {
                 role,
             } => {
                 tracing::info!(visit = %room, %participant, ?role, "waiting to be admitted");
-                let result = services
-                    .store
-                    .citizen_arrived(VisitId(room.0), Utc::now())
-                    .await;
-                log_refusal(result, "citizen waiting");
+                if role == Role::Guest && is_the_citizen(&services, room, participant).await {
+                    let result = services
+                        .store
+                        .citizen_arrived(VisitId(room.0), Utc::now())
+                        .await;
+                    log_refusal(result, "citizen waiting");
+                }
             }
             RoomEvent::RoomClosed { room } => tracing::info!(visit = %room, "room closed"),
+        }
+    }
+}
+
+/// Whether a guest in a visit's room is its citizen (not an invited third participant).
+async fn is_the_citizen(services: &Services, room: RoomId, participant: ParticipantId) -> bool {
+    match services.store.get_visit(VisitId(room.0)).await {
+        Ok(visit) => visit.citizen_id.0 == participant.0,
+        Err(err) => {
+            tracing::warn!(%err, visit = %room, "could not read the visit of a room event");
+            false
         }
     }
 }

@@ -67,6 +67,8 @@ export const api = {
   mediaToken: (id) => request("POST", `/api/visits/${encodeURIComponent(id)}/media-token`, {}),
   endVisit: (id, outcome = {}) => request("POST", `/api/visits/${encodeURIComponent(id)}/end`, outcome),
   citizenLink: (id) => request("POST", `/api/visits/${encodeURIComponent(id)}/citizen-link`, {}),
+  inviteGuest: (id, displayName, kind) =>
+    request("POST", `/api/visits/${encodeURIComponent(id)}/guest-links`, { display_name: displayName, kind }),
   joinWithLink: (secret) => request("POST", `/api/join/${encodeURIComponent(secret)}`, {}),
   opsCalls: () => request("GET", "/api/ops/calls"),
 };

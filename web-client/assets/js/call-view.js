@@ -1,4 +1,5 @@
 // The in-call screen shared by staff and citizen: the other person large, yourself small,
+// further participants (an invited relative, interpreter or colleague) as named tiles below,
 // big labelled buttons, a connection-quality line and a live region for what happens.
 import { t, onLanguageChange } from "./i18n.js";
 
@@ -45,6 +46,9 @@ export class CallView {
     this.reconnecting = false;
     /** Participants whose video the relay paused for us (null: the relay did not say whose). */
     this.paused = new Set();
+    this.othersStrip = root.querySelector("[data-role=others]");
+    /** participant id → {tile, video, label} of everyone beyond the first remote */
+    this.others = new Map();
 
     this.selfVideo.muted = true; // before srcObject: iOS only autoplays muted video inline
     this.selfVideo.srcObject = call.localStream;
@@ -74,9 +78,22 @@ export class CallView {
     call.addEventListener("participant-updated", () => this.render());
     call.addEventListener("participant-left", (e) => {
       this.paused.delete(e.detail.participant_id);
+      const other = this.others.get(e.detail.participant_id);
+      if (other) {
+        other.tile.remove();
+        this.others.delete(e.detail.participant_id);
+      }
       if (e.detail.participant_id === this.remoteId) {
         this.remoteId = null;
         this.remoteVideo.srcObject = null;
+        // Someone else takes the large view.
+        const [nextId, next] = this.others.entries().next().value ?? [];
+        if (nextId) {
+          const stream = next.video.srcObject;
+          next.tile.remove();
+          this.others.delete(nextId);
+          this.showRemote(nextId, stream);
+        }
       }
       const name = e.detail.participant?.display_name ?? "";
       if (e.detail.reason !== "replaced") this.announce(t("call.left", { name }));
@@ -154,16 +171,33 @@ export class CallView {
   }
 
   showRemote(participantId, stream) {
+    if (this.remoteId && this.remoteId !== participantId) return this.showOther(participantId, stream);
     this.remoteId = participantId;
     this.remoteVideo.srcObject = stream;
     this.playRemote();
     this.render();
   }
 
+  showOther(participantId, stream) {
+    let other = this.others.get(participantId);
+    if (!other) {
+      const video = element("video", { class: "other-video", autoplay: "", playsinline: "", "data-participant": participantId });
+      const label = element("span", { class: "other-name" });
+      const tile = element("figure", { class: "other" }, [video, element("figcaption", {}, [label])]);
+      this.othersStrip.append(tile);
+      other = { tile, video, label };
+      this.others.set(participantId, other);
+    }
+    other.video.srcObject = stream;
+    other.video.play().catch(() => { this.soundButton.hidden = false; });
+    this.render();
+  }
+
   playRemote() {
     // Autoplay with sound needs the user's gesture (the Start/Deltag click); if the browser
     // still refuses, offer a button.
-    this.remoteVideo.play().then(
+    const videos = [this.remoteVideo, ...[...this.others.values()].map((o) => o.video)];
+    Promise.all(videos.filter((v) => v.srcObject).map((v) => v.play())).then(
       () => { this.soundButton.hidden = true; },
       () => { this.soundButton.hidden = false; },
     );
@@ -190,6 +224,9 @@ export class CallView {
     if (remote?.muted?.audio) notes.push(t("call.muted"));
     if (remote?.muted?.video) notes.push(t("call.camera_off"));
     this.remoteMuted.textContent = notes.join(" · ");
+    for (const [id, other] of this.others) {
+      other.label.textContent = this.call.participants.get(id)?.display_name ?? "";
+    }
     this.micButton.textContent = t(this.micOn ? "call.mic_off" : "call.mic_on");
     this.micButton.setAttribute("aria-pressed", String(!this.micOn));
     this.camButton.textContent = t(this.camOn ? "call.cam_off" : "call.cam_on");
@@ -273,6 +310,7 @@ function buildCallDom() {
       element("span", { class: "quality-icon", "aria-hidden": "true" }),
       element("span", { "data-role": "quality-text" }),
     ]),
+    element("div", { "data-role": "others", class: "others" }),
     element("p", { "data-role": "status", class: "status", role: "status", "aria-live": "polite" }),
     element("div", { class: "controls" }, [
       element("button", { type: "button", "data-role": "mic", class: "button control" }),

@@ -4,6 +4,7 @@ import { api, ApiError } from "./api.js";
 import { Call, getLocalMedia } from "./call.js";
 import { CallView } from "./call-view.js";
 import { LobbyPanel } from "./lobby-panel.js";
+import { InviteForm } from "./invite.js";
 import { t, translate, languageSwitch } from "./i18n.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -31,6 +32,8 @@ async function main() {
   new LobbyPanel($("#lobby-panel"), call, $("#lobby-announce"), visitId);
   call.addEventListener("ended", (e) => done(e.detail.reason));
   $("#call").hidden = false;
+  new InviteForm($("#invite"), visitId);
+  $("#invite").hidden = false;
   try {
     await call.start();
   } catch {
@@ -70,6 +73,7 @@ function done(reason) {
   if ($("#end-dialog").open) $("#end-dialog").close();
   $("#call").hidden = true;
   $("#lobby-panel").hidden = true;
+  $("#invite").hidden = true;
   const key = reason === "replaced" ? "call.replaced"
     : reason === "media_failed" || reason === "disconnected" ? "call.failed"
     : "call.ended_staff";

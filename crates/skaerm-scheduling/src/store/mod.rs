@@ -10,12 +10,14 @@
 //! - [`visits`]: planning, moving, the lifecycle, recovery;
 //! - [`series`]: recurring series, exceptions, "this and following" edits, materialisation;
 //! - [`links`]: citizen links per visit or per series;
+//! - [`guest_links`]: one-off links inviting a third participant to one visit;
 //! - [`outbox`]: care-record exports and reminders to deliver at least once;
 //! - [`reports`]: monthly numbers per team and paragraph;
 //! - [`feeds`]: staff calendar-feed tokens;
 //! - [`retention`]: removing old visits.
 
 pub mod feeds;
+pub mod guest_links;
 pub mod links;
 pub mod outbox;
 pub mod reports;

@@ -50,6 +50,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for sql in [
             format!("DELETE FROM citizen_links WHERE visit_id IN ({due})"),
+            format!("DELETE FROM guest_links WHERE visit_id IN ({due})"),
             format!(
                 "DELETE FROM outbox WHERE visit_id IN ({due}) \
                  AND (delivered_at_ms IS NOT NULL OR dropped_at_ms IS NOT NULL OR kind = 'reminder')"

@@ -274,7 +274,7 @@ impl Store {
         // Remove the old series' future occurrences that have not begun.
         let doomed = "SELECT id FROM visits WHERE series_id = $1 AND occurrence_ms >= $2 \
                       AND status IN ('planned', 'ready')";
-        for table in ["citizen_links"] {
+        for table in ["citizen_links", "guest_links"] {
             let sql = format!("DELETE FROM {table} WHERE visit_id IN ({doomed})");
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(id.to_string())

@@ -1,4 +1,6 @@
 //! The citizen's door: exchanging a link secret for a media token, inside the visit's window.
+//! The same door takes an invited guest's one-off link (a relative, interpreter or colleague):
+//! the token then carries the invite's id as participant and the name staff gave it.
 //!
 //! The secret is checked for shape before any lookup, looked up only by its hash, and
 //! throttled per client address and per link. Unknown and revoked links get the same answer.
@@ -51,11 +53,27 @@ pub async fn exchange(
 
     let store = &state.services.store;
     let now = Utc::now();
-    let visit = store
+    // A citizen link first, then a guest invite; unknown and revoked answer the same.
+    let (visit, guest) = match store
         .find_visit_by_link(&hash.0, now)
         .await
         .map_err(Problem::internal)?
-        .ok_or_else(unknown_link)?;
+    {
+        Some(visit) => (visit, None),
+        None => {
+            let invite = store
+                .find_guest_link(&hash.0)
+                .await
+                .map_err(Problem::internal)?
+                .ok_or_else(unknown_link)?;
+            let visit = match store.get_visit(invite.visit).await {
+                Ok(visit) => visit,
+                Err(skaerm_scheduling::StoreError::NotFound) => return Err(unknown_link()),
+                Err(err) => return Err(Problem::internal(err)),
+            };
+            (visit, Some(invite))
+        }
+    };
     match state.services.link_window.check(&visit, now) {
         Ok(()) => {}
         Err(LinkWindowError::NotYetOpen { opens_at }) => {
@@ -81,10 +99,16 @@ pub async fn exchange(
             "the visit is over",
         ));
     }
-    let citizen = store
-        .get_citizen(visit.citizen_id)
-        .await
-        .map_err(Problem::internal)?;
+    let (participant, name) = match &guest {
+        Some(invite) => (invite.id.0, invite.display_name.clone()),
+        None => {
+            let citizen = store
+                .get_citizen(visit.citizen_id)
+                .await
+                .map_err(Problem::internal)?;
+            (citizen.id.0, citizen.display_name)
+        }
+    };
     let staff = store
         .get_staff(visit.staff_id)
         .await
@@ -94,11 +118,11 @@ pub async fn exchange(
         .tokens
         .issue_media(
             &MediaGrantRequest {
-                participant: ParticipantRef(citizen.id.0),
+                participant: ParticipantRef(participant),
                 visit: VisitRef(visit.id.0),
                 tenant: TenantRef(visit.tenant_id.0),
                 role: MediaRole::Guest,
-                name: citizen.display_name.clone(),
+                name,
             },
             now,
         )
@@ -107,14 +131,19 @@ pub async fn exchange(
         &state.services,
         skaerm_auth::audit::AuditEvent::citizen(
             TenantRef(visit.tenant_id.0),
-            citizen.id.0,
+            participant,
             skaerm_auth::audit::AuditAction::LinkExchanged,
         )
         .visit(visit.id.0)
         .from_ip(Some(peer_ip)),
     )
     .await?;
-    tracing::info!(visit = %visit.id, "citizen link exchanged");
+    match &guest {
+        Some(invite) => {
+            tracing::info!(visit = %visit.id, invite = %invite.id, "guest link exchanged");
+        }
+        None => tracing::info!(visit = %visit.id, "citizen link exchanged"),
+    }
     // Only what the citizen's page needs: the staff member's first name and the times.
     let staff_first_name = staff
         .display_name
@@ -122,8 +151,11 @@ pub async fn exchange(
         .next()
         .unwrap_or_default()
         .to_owned();
+    let guest =
+        guest.map(|invite| json!({"display_name": invite.display_name, "kind": invite.kind}));
     Ok(Json(json!({
         "media_token": token,
+        "guest": guest,
         "visit": {
             "id": visit.id,
             "staff_display_name": staff_first_name,

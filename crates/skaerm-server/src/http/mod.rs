@@ -8,6 +8,7 @@ pub mod calendar_feed;
 pub mod client_ip;
 pub mod csrf;
 pub mod devices;
+pub mod guest_links;
 pub mod join;
 pub mod metrics;
 pub mod openapi;
@@ -24,7 +25,7 @@ pub mod visits;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 /// Largest JSON body accepted by the API.
 const MAX_BODY: usize = 16 * 1024;
@@ -64,6 +65,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/visits/{id}/citizen-link",
             post(visits::citizen_link).delete(visits::revoke_citizen_link),
+        )
+        .route(
+            "/api/visits/{id}/guest-links",
+            post(guest_links::issue).get(guest_links::list),
+        )
+        .route(
+            "/api/visits/{id}/guest-links/{link_id}",
+            delete(guest_links::revoke),
         )
         .route("/api/series", post(series::create))
         .route("/api/series/{id}", get(series::get_one))

@@ -1,7 +1,7 @@
 //! The OpenAPI document of the scheduling API, generated from the handlers' annotations and
 //! the request/response types (`utoipa`), served at `GET /api/openapi.json`.
 
-use crate::http::{calendar_feed, reports, series, visits};
+use crate::http::{calendar_feed, guest_links, reports, series, visits};
 use axum::Json;
 use utoipa::OpenApi;
 
@@ -13,6 +13,7 @@ use utoipa::OpenApi;
         visits::list, visits::create, visits::get_one, visits::move_visit, visits::cancel,
         visits::start, visits::media_token, visits::end, visits::citizen_link,
         visits::revoke_citizen_link,
+        guest_links::issue, guest_links::list, guest_links::revoke,
         series::create, series::get_one, series::edit, series::citizen_link,
         series::revoke_citizen_link,
         reports::monthly,

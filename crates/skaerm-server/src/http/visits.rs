@@ -401,6 +401,10 @@ pub async fn cancel(
         .revoke_citizen_links(visit.id, now)
         .await
         .map_err(Problem::internal)?;
+    store
+        .revoke_guest_links(visit.id, now)
+        .await
+        .map_err(Problem::internal)?;
     tracing::info!(visit = %visit.id, staff = %session.staff, "visit cancelled");
     envelope(&state, visit).await
 }

@@ -1,0 +1,102 @@
+// Staff invite a relative into a running visit with a one-off link ("Invitér deltager" on the
+// call page); the relative opens it at the citizen page and joins as a third participant; all
+// three browsers decode the other two's video.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { startServer, launchBrowser, newPage, eventually, artifacts } from "./harness.mjs";
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+
+/** Inbound video streams of a page that have decoded frames, and how many frames each. */
+async function decodingStreams(page) {
+  return page.evaluate(async () => {
+    const frames = [];
+    for (const pc of window.__skaermTestPeers ?? []) {
+      const report = await pc.getStats();
+      report.forEach((s) => {
+        if (s.type === "inbound-rtp" && s.kind === "video" && (s.framesDecoded ?? 0) > 0) {
+          frames.push(s.framesDecoded);
+        }
+      });
+    }
+    return frames;
+  });
+}
+
+/** Video elements (not the self view) that show a picture. */
+async function playingVideos(page) {
+  return page.evaluate(() => [...document.querySelectorAll("video.remote-video, video.other-video")]
+    .filter((v) => v.videoWidth > 0 && v.readyState >= 2).length);
+}
+
+test("staff invite a relative who joins as third participant; all three decode video", async () => {
+  const staff = await newPage(browser, { name: "staff-invite", viewport: { width: 1280, height: 900 } });
+  await staff.goto(server.url);
+  await staff.getByLabel("Brugernavn").fill("mette");
+  await staff.getByLabel("Adgangskode").fill("skaerm-demo");
+  await staff.getByRole("button", { name: "Log ind" }).click();
+  const firstVisit = staff.locator("li.visit").first();
+  await firstVisit.waitFor();
+  await firstVisit.getByRole("button", { name: "Kopiér borgerlink" }).click();
+  const linkField = firstVisit.locator("input.link-value");
+  await linkField.waitFor();
+  const citizenUrl = await linkField.inputValue();
+  await firstVisit.getByRole("link", { name: "Start" }).click();
+  await staff.waitForURL(/\/visit\//);
+  await staff.getByRole("button", { name: "Afslut besøg" }).waitFor();
+
+  const citizen = await newPage(browser, { name: "citizen-invite", viewport: { width: 820, height: 1180 }, hasTouch: true });
+  await citizen.goto(citizenUrl);
+  await citizen.getByRole("button", { name: "Deltag" }).click();
+  await citizen.getByRole("button", { name: "Læg på" }).waitFor();
+
+  // Staff invite the citizen's son.
+  await staff.getByText("Invitér deltager").click();
+  await staff.getByLabel("Navn, som de andre ser").fill("Søn <b>Jens</b>");
+  await staff.getByLabel("Hvem er det?").selectOption("relative");
+  await staff.getByRole("button", { name: "Lav link" }).click();
+  const inviteField = staff.getByLabel("Engangslink til dette besøg:");
+  await eventually("the invite link is shown", async () => (await inviteField.inputValue()) !== "");
+  const inviteUrl = await inviteField.inputValue();
+  assert.match(inviteUrl, /\/j\/[A-Za-z0-9_-]{27}$/);
+  assert.notEqual(inviteUrl, citizenUrl);
+  await staff.getByRole("button", { name: "Kopiér link" }).waitFor();
+  await shot(staff, "07-staff-invite");
+
+  // The relative opens the same kind of page and joins.
+  const relative = await newPage(browser, { name: "relative", viewport: { width: 820, height: 1180 }, hasTouch: true });
+  await relative.goto(inviteUrl);
+  await relative.getByRole("button", { name: "Deltag" }).click();
+  await relative.getByRole("button", { name: "Læg på" }).waitFor();
+
+  for (const [name, page] of [["staff", staff], ["citizen", citizen], ["relative", relative]]) {
+    await eventually(`${name} decodes two video streams`, async () => {
+      const frames = await decodingStreams(page);
+      const playing = await playingVideos(page);
+      return (frames.length >= 2 && playing >= 2) || { frames, playing };
+    }, 30_000);
+  }
+  // The name is shown as text, never as markup.
+  await eventually("staff show the relative's name", async () =>
+    (await staff.locator(".call-layout").innerText()).includes("Søn <b>Jens</b>"));
+  assert.equal(await staff.locator(".call-layout b").count(), 0);
+  await shot(staff, "08-staff-three-way");
+  await shot(relative, "09-relative-in-call");
+
+  await staff.getByRole("button", { name: "Afslut besøg" }).click();
+  await relative.getByText("Besøget er slut. Tak for i dag.").waitFor({ timeout: 10_000 });
+});
