@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 use skaerm_auth::refs::{StaffRef, TenantRef};
-use skaerm_scheduling::{Citizen, LegalBasis, NewVisit, Staff, Tenant, Visit};
+use skaerm_scheduling::{Citizen, NewVisit, Staff, Tenant, Visit};
 use skaerm_server::{Server, ServerConfig};
 use std::path::PathBuf;
 
@@ -22,8 +22,14 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server without demo data.
     pub async fn start() -> Result<TestServer> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server without demo data, after `adjust` has changed its configuration.
+    pub async fn start_with(adjust: impl FnOnce(&mut ServerConfig)) -> Result<TestServer> {
         let data = tempfile::tempdir()?;
-        let config = config(data.path().to_path_buf());
+        let mut config = config(data.path().to_path_buf());
+        adjust(&mut config);
         let server = Server::start(config).await?;
         Ok(TestServer {
             server,
@@ -71,7 +77,8 @@ impl TestServer {
         })
     }
 
-    /// Plans a §85 visit between the municipality's staff member and citizen.
+    /// Plans a §85 visit between the municipality's staff member and citizen (refused with
+    /// `StoreError::Conflict` when it overlaps another of the staff member's visits).
     pub async fn visit(
         &self,
         m: &Municipality,
@@ -83,14 +90,13 @@ impl TestServer {
             .state()
             .services
             .store
-            .create_visit(NewVisit {
-                tenant_id: m.tenant.id,
-                legal_basis: LegalBasis::Sel85,
-                staff_id: m.staff.id,
-                citizen_id: m.citizen.id,
+            .create_visit(NewVisit::simple(
+                m.tenant.id,
+                m.staff.id,
+                m.citizen.id,
                 planned_start,
-                duration_minutes: minutes,
-            })
+                minutes,
+            ))
             .await?)
     }
 
@@ -113,6 +119,7 @@ fn config(data_dir: PathBuf) -> ServerConfig {
         link_closes_after_minutes: 0,
         no_demo: true,
         max_participants: 6,
+        scheduling: Default::default(),
     }
 }
 

@@ -7,7 +7,7 @@ use uuid::Uuid;
 macro_rules! id_type {
     ($(#[$doc:meta] $name:ident),* $(,)?) => {$(
         #[$doc]
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(transparent)]
         pub struct $name(pub Uuid);
 
@@ -41,4 +41,20 @@ id_type!(
     CitizenId,
     /// One planned video visit.
     VisitId,
+    /// A recurring series of visits.
+    SeriesId,
+    /// A message waiting in the outbox (care-record export, reminder).
+    OutboxId,
 );
+
+macro_rules! parse_id {
+    ($($name:ident),*) => {$(
+        impl std::str::FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s).map($name)
+            }
+        }
+    )*};
+}
+parse_id!(TenantId, StaffId, CitizenId, VisitId, SeriesId, OutboxId);

@@ -1,8 +1,7 @@
 //! When a citizen's link works: from a while before the planned start (15 minutes by default,
 //! as the national FHIR video-appointment profile opens the meeting URL) until the planned end
-//! plus an optional grace period — and never after the visit is completed.
+//! plus an optional grace period — and never after the visit has ended (any end state).
 
-use crate::lifecycle::VisitStatus;
 use crate::model::Visit;
 use chrono::{DateTime, Duration, Utc};
 
@@ -51,7 +50,7 @@ impl LinkWindow {
 
     /// Whether `visit`'s link works at `now`.
     pub fn check(&self, visit: &Visit, now: DateTime<Utc>) -> Result<(), LinkWindowError> {
-        if visit.status == VisitStatus::Completed || now >= self.closes_at(visit) {
+        if visit.status.is_final() || now >= self.closes_at(visit) {
             return Err(LinkWindowError::Closed);
         }
         let opens_at = self.opens_at(visit);
@@ -66,6 +65,7 @@ impl LinkWindow {
 mod tests {
     use super::*;
     use crate::ids::{CitizenId, StaffId, TenantId, VisitId};
+    use crate::lifecycle::VisitStatus;
     use crate::model::LegalBasis;
     use chrono::TimeZone;
 
@@ -74,13 +74,20 @@ mod tests {
             id: VisitId::new(),
             tenant_id: TenantId::new(),
             legal_basis: LegalBasis::Sel85,
+            purpose: String::new(),
             staff_id: StaffId::new(),
+            co_host_id: None,
             citizen_id: CitizenId::new(),
             planned_start: Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap(),
             duration_minutes: 15,
             status: VisitStatus::Planned,
             actual_start: None,
             actual_end: None,
+            ended_by: None,
+            outcome_note: None,
+            series_id: None,
+            occurrence_start: None,
+            is_exception: false,
         }
     }
 
@@ -111,10 +118,12 @@ mod tests {
     }
 
     #[test]
-    fn a_completed_visit_closes_the_link_at_once() {
+    fn an_ended_visit_closes_the_link_at_once() {
         let w = LinkWindow::default();
-        let mut v = visit();
-        v.status = VisitStatus::Completed;
-        assert_eq!(w.check(&v, v.planned_start), Err(LinkWindowError::Closed));
+        for status in VisitStatus::ALL.into_iter().filter(|s| s.is_final()) {
+            let mut v = visit();
+            v.status = status;
+            assert_eq!(w.check(&v, v.planned_start), Err(LinkWindowError::Closed));
+        }
     }
 }

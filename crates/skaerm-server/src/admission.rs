@@ -2,13 +2,13 @@
 //!
 //! A media token proves who the holder is and which visit it was issued for; admission then
 //! checks the visit as it is *now*: it exists in the token's tenant, it is not over, the staff
-//! member owns it, and a citizen is inside the link's time window.
+//! member owns or co-hosts it, and a citizen is inside the link's time window.
 
 use crate::state::Services;
 use chrono::Utc;
 use futures_util::future::BoxFuture;
 use skaerm_auth::tokens::{MediaRole, TokenError};
-use skaerm_scheduling::{StoreError, VisitId, VisitStatus};
+use skaerm_scheduling::{StaffId, StoreError, VisitId};
 use skaerm_sfu::grant::{JoinAuthorizer, JoinGrant, JoinRefusal};
 use skaerm_sfu::ids::{ParticipantId, RoomId};
 use skaerm_sfu::protocol::Role;
@@ -42,12 +42,13 @@ impl Admission {
                 return Err(JoinRefusal::Unavailable);
             }
         };
-        if visit.tenant_id.0 != claims.tenant.0 || visit.status == VisitStatus::Completed {
+        if visit.tenant_id.0 != claims.tenant.0 || visit.status.is_final() {
             return Err(JoinRefusal::Forbidden);
         }
         let role = match claims.role {
             MediaRole::Host => {
-                if visit.staff_id.0 != claims.participant.0 {
+                let staff = StaffId(claims.participant.0);
+                if visit.staff_id != staff && visit.co_host_id != Some(staff) {
                     return Err(JoinRefusal::Forbidden);
                 }
                 Role::Host

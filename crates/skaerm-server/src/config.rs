@@ -58,6 +58,86 @@ pub struct ServerConfig {
     /// Most participants in one visit.
     #[arg(long, env = "SKAERM_MAX_PARTICIPANTS", default_value_t = 6)]
     pub max_participants: usize,
+
+    /// Scheduling: conflicts, series, exports, reminders, reports, calendar feeds, retention.
+    #[command(flatten)]
+    pub scheduling: SchedulingConfig,
+}
+
+/// How citizens are named in staff calendar feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FeedNames {
+    /// The citizen's display name as stored (e.g. "Karen J.").
+    Full,
+    /// Initials only (e.g. "K. J.").
+    Initials,
+}
+
+/// What the retention job does with old visits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RetentionMode {
+    /// Delete the visits (and their links and outbox rows).
+    Delete,
+    /// Keep them for statistics but remove purpose, notes and the citizen.
+    Anonymise,
+}
+
+/// Scheduling settings (all flags also `SKAERM_*` environment variables).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SchedulingConfig {
+    /// Minimum free minutes between two visits of the same staff member.
+    #[arg(long, env = "SKAERM_CONFLICT_BUFFER_MIN", default_value_t = 0)]
+    pub conflict_buffer_minutes: i64,
+
+    /// How many days ahead series occurrences are materialised.
+    #[arg(long, env = "SKAERM_SERIES_HORIZON_DAYS", default_value_t = 84)]
+    pub series_horizon_days: i64,
+
+    /// Webhook receiving care-record exports (JSON + FHIR R4 Encounter) of ended visits.
+    /// Without it, exports stay queued in the outbox.
+    #[arg(long, env = "SKAERM_EXPORT_WEBHOOK_URL")]
+    pub export_webhook_url: Option<String>,
+
+    /// Webhook receiving visit reminders. Without it reminders are written to the log.
+    #[arg(long, env = "SKAERM_REMINDER_WEBHOOK_URL")]
+    pub reminder_webhook_url: Option<String>,
+
+    /// Seconds between outbox and housekeeping runs.
+    #[arg(long, env = "SKAERM_JOBS_INTERVAL_SECS", default_value_t = 5)]
+    pub jobs_interval_secs: u64,
+
+    /// Minutes of driving a screen visit saves (for the reports' estimate).
+    #[arg(long, env = "SKAERM_SAVED_DRIVE_MINUTES", default_value_t = 30)]
+    pub saved_drive_minutes: u32,
+
+    /// How citizens are named in staff calendar feeds.
+    #[arg(long, env = "SKAERM_FEED_NAMES", value_enum, default_value_t = FeedNames::Full)]
+    pub feed_names: FeedNames,
+
+    /// Visits planned to end more than this many days ago are removed by the retention job.
+    /// Without it nothing is removed.
+    #[arg(long, env = "SKAERM_RETENTION_DAYS")]
+    pub retention_days: Option<i64>,
+
+    /// What the retention job does.
+    #[arg(long, env = "SKAERM_RETENTION_MODE", value_enum, default_value_t = RetentionMode::Anonymise)]
+    pub retention_mode: RetentionMode,
+}
+
+impl Default for SchedulingConfig {
+    fn default() -> Self {
+        SchedulingConfig {
+            conflict_buffer_minutes: 0,
+            series_horizon_days: 84,
+            export_webhook_url: None,
+            reminder_webhook_url: None,
+            jobs_interval_secs: 5,
+            saved_drive_minutes: 30,
+            feed_names: FeedNames::Full,
+            retention_days: None,
+            retention_mode: RetentionMode::Anonymise,
+        }
+    }
 }
 
 impl ServerConfig {

@@ -8,8 +8,7 @@ use anyhow::Context;
 use chrono::{DateTime, Duration, Timelike, Utc};
 use skaerm_auth::citizen_link::CitizenLinkSecret;
 use skaerm_scheduling::{
-    CitizenId, LegalBasis, NewVisit, StaffId, StoreError, TenantId, Visit, VisitStatus,
-    copenhagen_day_bounds,
+    CitizenId, LegalBasis, NewVisit, StaffId, StoreError, TenantId, Visit, copenhagen_day_bounds,
 };
 use uuid::Uuid;
 
@@ -51,7 +50,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<DemoSeed> {
     let open_today = |visits: &[Visit]| {
         visits
             .iter()
-            .filter(|v| v.status != VisitStatus::Completed && v.planned_end() > now)
+            .filter(|v| !v.status.is_final() && v.planned_end() > now)
             .count()
     };
     let mette_today = store.list_visits_for_staff(METTE, from, to).await?;
@@ -61,7 +60,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<DemoSeed> {
     let mette_today = store.list_visits_for_staff(METTE, from, to).await?;
     let next_visit = mette_today
         .into_iter()
-        .filter(|v| v.status != VisitStatus::Completed && v.planned_end() > now)
+        .filter(|v| !v.status.is_final() && v.planned_end() > now)
         .min_by_key(|v| v.planned_start);
 
     let mut citizen_link = None;
@@ -145,12 +144,14 @@ async fn create_visits(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<(
             .services
             .store
             .create_visit(NewVisit {
-                tenant_id: TENANT,
                 legal_basis,
-                staff_id: staff,
-                citizen_id: citizen,
-                planned_start: base + Duration::minutes(in_minutes),
-                duration_minutes: duration,
+                ..NewVisit::simple(
+                    TENANT,
+                    staff,
+                    citizen,
+                    base + Duration::minutes(in_minutes),
+                    duration,
+                )
             })
             .await?;
     }

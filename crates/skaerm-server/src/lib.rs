@@ -47,6 +47,15 @@ impl Server {
 
         let registry = prometheus::Registry::new();
         let services = state::Services::open(&config).await?;
+        // Visits left live by a previous process are closed, not left dangling.
+        let recovered = services
+            .store
+            .recover_interrupted(chrono::Utc::now())
+            .await
+            .context("recovering visits interrupted by a restart")?;
+        for visit in &recovered {
+            tracing::warn!(visit = %visit.id, "visit was live at restart: closed as technical failure");
+        }
         let admission = Arc::new(admission::Admission::new(services.clone()));
         let relay_config = RelayConfig {
             udp_bind: SocketAddr::new(config.udp_bind_ip, config.udp_port),

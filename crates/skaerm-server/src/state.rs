@@ -1,12 +1,13 @@
 //! What request handlers share: storage, token service, accounts, limits and the relay.
 
+use crate::config::SchedulingConfig;
 use crate::config::ServerConfig;
 use anyhow::Context;
 use skaerm_auth::accounts::AccountStore;
 use skaerm_auth::keys::KeyStore;
 use skaerm_auth::rate_limit::RateLimiter;
 use skaerm_auth::tokens::TokenService;
-use skaerm_scheduling::{LinkWindow, Store};
+use skaerm_scheduling::{LinkWindow, SchedulingRules, Store};
 use skaerm_sfu::Sfu;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,6 +25,8 @@ pub struct Services {
     pub link_window: LinkWindow,
     /// Throttles: login attempts per IP, link exchanges per IP and per link.
     pub limits: Arc<Limits>,
+    /// Scheduling settings.
+    pub scheduling: Arc<SchedulingConfig>,
 }
 
 /// Brute-force throttles.
@@ -40,9 +43,15 @@ impl Services {
     /// Opens the database (creating and migrating it) and loads or creates the signing keys.
     pub async fn open(config: &ServerConfig) -> anyhow::Result<Services> {
         let url = config.database_url();
+        let rules = SchedulingRules {
+            buffer: chrono::Duration::minutes(config.scheduling.conflict_buffer_minutes.max(0)),
+            horizon: chrono::Duration::days(config.scheduling.series_horizon_days.clamp(1, 730)),
+            ..SchedulingRules::default()
+        };
         let store = Store::open(&url)
             .await
-            .with_context(|| format!("opening the database {url}"))?;
+            .with_context(|| format!("opening the database {url}"))?
+            .with_rules(rules);
         skaerm_auth::migrate(store.pool())
             .await
             .context("migrating auth tables")?;
@@ -68,6 +77,7 @@ impl Services {
             tokens,
             link_window,
             limits,
+            scheduling: Arc::new(config.scheduling.clone()),
         })
     }
 }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use skaerm_auth::citizen_link::CitizenLinkSecret;
 use skaerm_auth::refs::{ParticipantRef, TenantRef, VisitRef};
 use skaerm_auth::tokens::{MediaGrantRequest, MediaRole};
-use skaerm_scheduling::{LinkWindowError, VisitStatus};
+use skaerm_scheduling::LinkWindowError;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -50,12 +50,12 @@ pub async fn exchange(
     limited(&limits.join_per_link, &hex(&hash.0))?;
 
     let store = &state.services.store;
+    let now = Utc::now();
     let visit = store
-        .find_visit_by_link(&hash.0)
+        .find_visit_by_link(&hash.0, now)
         .await
         .map_err(Problem::internal)?
         .ok_or_else(unknown_link)?;
-    let now = Utc::now();
     match state.services.link_window.check(&visit, now) {
         Ok(()) => {}
         Err(LinkWindowError::NotYetOpen { opens_at }) => {
@@ -74,7 +74,7 @@ pub async fn exchange(
             ));
         }
     }
-    if visit.status == VisitStatus::Completed {
+    if visit.status.is_final() {
         return Err(Problem::new(
             StatusCode::GONE,
             "link_expired",

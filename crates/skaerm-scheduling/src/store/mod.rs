@@ -2,12 +2,30 @@
 //! for the embedded SQLite default and PostgreSQL for several nodes.
 //!
 //! Every write is a single statement or one transaction, so a crash (even `kill -9`) leaves the
-//! old state or the new one. State transitions are conditional updates (`WHERE status IN …`)
-//! derived from the pure lifecycle rules, so two concurrent requests cannot both win.
+//! old state or the new one. State transitions are conditional updates (`WHERE status = <the
+//! state read>`) derived from the pure lifecycle rules, so two concurrent requests cannot both
+//! win. Bookings first write their staff members' rows, which serialises bookings per staff
+//! member on both backends, then check for double-booking, then insert.
+//!
+//! - [`visits`]: planning, moving, the lifecycle, recovery;
+//! - [`series`]: recurring series, exceptions, "this and following" edits, materialisation;
+//! - [`links`]: citizen links per visit or per series;
+//! - [`outbox`]: care-record exports and reminders to deliver at least once;
+//! - [`reports`]: monthly numbers per team and paragraph;
+//! - [`feeds`]: staff calendar-feed tokens;
+//! - [`retention`]: removing old visits.
 
-use crate::ids::{CitizenId, StaffId, TenantId, VisitId};
-use crate::lifecycle::{IllegalTransition, VisitEvent, VisitStatus};
-use crate::model::{Citizen, DURATION_MINUTES, LegalBasis, NewVisit, Staff, Tenant, Visit};
+pub mod links;
+pub mod outbox;
+pub mod reports;
+pub mod series;
+pub mod visits;
+
+use crate::conflicts::SchedulingRules;
+use crate::ids::{CitizenId, SeriesId, StaffId, TenantId, VisitId};
+use crate::lifecycle::{IllegalTransition, VisitStatus};
+use crate::model::{Citizen, EndedBy, LegalBasis, Staff, Tenant, Visit};
+use crate::recurrence::RecurrenceError;
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
@@ -32,6 +50,18 @@ pub enum StoreError {
     /// The input breaks a rule (e.g. people from another municipality).
     #[error("invalid: {0}")]
     Invalid(String),
+    /// A staff member would be double-booked.
+    #[error("conflicts with visit {} ({}–{})", .0.visit, .0.planned_start, .0.planned_end)]
+    Conflict(Conflict),
+    /// The visit has begun or ended and can no longer be moved or edited.
+    #[error("a {0:?} visit cannot be changed")]
+    NotChangeable(VisitStatus),
+    /// The recurrence rule is not acceptable.
+    #[error(transparent)]
+    Recurrence(#[from] RecurrenceError),
+    /// The row kept changing under a conditional update (retry later).
+    #[error("the visit changed concurrently; try again")]
+    Busy,
     /// A stored value could not be read back (corrupt or foreign data).
     #[error("corrupt row: {0}")]
     Corrupt(String),
@@ -44,6 +74,17 @@ pub enum StoreError {
     /// Migrations failed.
     #[error("migration: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+/// The visit a booking collides with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conflict {
+    /// The visit already booked.
+    pub visit: VisitId,
+    /// Its planned start.
+    pub planned_start: DateTime<Utc>,
+    /// Its planned end.
+    pub planned_end: DateTime<Utc>,
 }
 
 /// Which database is behind the pool.
@@ -73,6 +114,7 @@ impl Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    rules: SchedulingRules,
 }
 
 /// Opens a pool for `url`: for SQLite the file (and its directory) is created when missing, WAL
@@ -123,17 +165,17 @@ pub async fn connect(url: &str) -> Result<(AnyPool, Backend), StoreError> {
     Ok((pool, backend))
 }
 
-fn ms(t: DateTime<Utc>) -> i64 {
+pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-fn from_ms(v: i64) -> Result<DateTime<Utc>, StoreError> {
+pub(crate) fn from_ms(v: i64) -> Result<DateTime<Utc>, StoreError> {
     Utc.timestamp_millis_opt(v)
         .single()
         .ok_or_else(|| StoreError::Corrupt(format!("instant {v}")))
 }
 
-fn uuid(row: &AnyRow, column: &str) -> Result<Uuid, StoreError> {
+pub(crate) fn uuid(row: &AnyRow, column: &str) -> Result<Uuid, StoreError> {
     let text: String = row.try_get(column)?;
     Uuid::from_str(&text).map_err(|_| StoreError::Corrupt(format!("{column}: {text}")))
 }
@@ -142,14 +184,23 @@ fn uuid(row: &AnyRow, column: &str) -> Result<Uuid, StoreError> {
 macro_rules! select_visits {
     ($rest:literal) => {
         concat!(
-            "SELECT id, tenant_id, legal_basis, staff_id, citizen_id, planned_start_ms, ",
-            "duration_minutes, status, actual_start_ms, actual_end_ms FROM visits ",
+            "SELECT id, tenant_id, legal_basis, purpose, staff_id, co_host_id, citizen_id, ",
+            "planned_start_ms, duration_minutes, status, actual_start_ms, actual_end_ms, ",
+            "ended_by, outcome_note, series_id, occurrence_ms, is_exception FROM visits ",
             $rest
         )
     };
 }
 
-fn visit_from(row: &AnyRow) -> Result<Visit, StoreError> {
+pub(crate) use select_visits;
+
+pub(crate) fn opt_uuid(row: &AnyRow, column: &str) -> Result<Option<Uuid>, StoreError> {
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|t| Uuid::from_str(&t).map_err(|_| StoreError::Corrupt(format!("{column}: {t}"))))
+        .transpose()
+}
+
+pub(crate) fn visit_from(row: &AnyRow) -> Result<Visit, StoreError> {
     let legal_basis: String = row.try_get("legal_basis")?;
     let status: String = row.try_get("status")?;
     let duration: i64 = row.try_get("duration_minutes")?;
@@ -160,7 +211,9 @@ fn visit_from(row: &AnyRow) -> Result<Visit, StoreError> {
         tenant_id: TenantId(uuid(row, "tenant_id")?),
         legal_basis: LegalBasis::from_code(&legal_basis)
             .ok_or_else(|| StoreError::Corrupt(format!("legal basis {legal_basis}")))?,
+        purpose: row.try_get("purpose")?,
         staff_id: StaffId(uuid(row, "staff_id")?),
+        co_host_id: opt_uuid(row, "co_host_id")?.map(StaffId),
         citizen_id: CitizenId(uuid(row, "citizen_id")?),
         planned_start: from_ms(row.try_get("planned_start_ms")?)?,
         duration_minutes: u32::try_from(duration)
@@ -169,6 +222,20 @@ fn visit_from(row: &AnyRow) -> Result<Visit, StoreError> {
             .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
         actual_start: actual_start.map(from_ms).transpose()?,
         actual_end: actual_end.map(from_ms).transpose()?,
+        ended_by: match row.try_get::<Option<String>, _>("ended_by")? {
+            Some(code) => Some(
+                EndedBy::from_code(&code)
+                    .ok_or_else(|| StoreError::Corrupt(format!("ended_by {code}")))?,
+            ),
+            None => None,
+        },
+        outcome_note: row.try_get("outcome_note")?,
+        series_id: opt_uuid(row, "series_id")?.map(SeriesId),
+        occurrence_start: row
+            .try_get::<Option<i64>, _>("occurrence_ms")?
+            .map(from_ms)
+            .transpose()?,
+        is_exception: row.try_get::<i64, _>("is_exception")? != 0,
     })
 }
 
@@ -176,14 +243,33 @@ impl Store {
     /// Connects to `url` and applies pending migrations.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         let (pool, backend) = connect(url).await?;
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            backend,
+            rules: SchedulingRules::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
 
     /// A store over an existing pool (shared with other crates' tables).
     pub fn from_pool(pool: AnyPool, backend: Backend) -> Store {
-        Store { pool, backend }
+        Store {
+            pool,
+            backend,
+            rules: SchedulingRules::default(),
+        }
+    }
+
+    /// The same store applying `rules` (buffer between visits, materialisation horizon).
+    pub fn with_rules(mut self, rules: SchedulingRules) -> Store {
+        self.rules = rules;
+        self
+    }
+
+    /// The rules in effect.
+    pub fn rules(&self) -> SchedulingRules {
+        self.rules
     }
 
     /// Applies this crate's migrations. Other crates keep their own migrations in the same
@@ -338,212 +424,5 @@ impl Store {
             tenant_id: TenantId(uuid(&row, "tenant_id")?),
             display_name: row.try_get("display_name")?,
         })
-    }
-
-    // ---- visits --------------------------------------------------------------------------
-
-    /// Plans a visit. Staff and citizen must exist in the visit's municipality.
-    pub async fn create_visit(&self, new: NewVisit) -> Result<Visit, StoreError> {
-        if !DURATION_MINUTES.contains(&new.duration_minutes) {
-            return Err(StoreError::Invalid(format!(
-                "duration must be {}–{} minutes",
-                DURATION_MINUTES.start(),
-                DURATION_MINUTES.end()
-            )));
-        }
-        let staff = self.get_staff(new.staff_id).await.map_err(|e| match e {
-            StoreError::NotFound => StoreError::Invalid("no such staff member".into()),
-            e => e,
-        })?;
-        let citizen = self
-            .get_citizen(new.citizen_id)
-            .await
-            .map_err(|e| match e {
-                StoreError::NotFound => StoreError::Invalid("no such citizen".into()),
-                e => e,
-            })?;
-        if staff.tenant_id != new.tenant_id || citizen.tenant_id != new.tenant_id {
-            return Err(StoreError::Invalid(
-                "staff, citizen and visit must belong to the same municipality".into(),
-            ));
-        }
-        let visit = Visit {
-            id: VisitId::new(),
-            tenant_id: new.tenant_id,
-            legal_basis: new.legal_basis,
-            staff_id: new.staff_id,
-            citizen_id: new.citizen_id,
-            planned_start: new.planned_start,
-            duration_minutes: new.duration_minutes,
-            status: VisitStatus::Planned,
-            actual_start: None,
-            actual_end: None,
-        };
-        let now = ms(Utc::now());
-        sqlx::query(
-            "INSERT INTO visits (id, tenant_id, legal_basis, staff_id, citizen_id, \
-             planned_start_ms, duration_minutes, status, created_at_ms, updated_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(visit.id.to_string())
-        .bind(visit.tenant_id.to_string())
-        .bind(visit.legal_basis.code())
-        .bind(visit.staff_id.to_string())
-        .bind(visit.citizen_id.to_string())
-        .bind(ms(visit.planned_start))
-        .bind(i64::from(visit.duration_minutes))
-        .bind(visit.status.code())
-        .bind(now)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(visit)
-    }
-
-    /// A visit.
-    pub async fn get_visit(&self, id: VisitId) -> Result<Visit, StoreError> {
-        let row = sqlx::query(select_visits!("WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        visit_from(&row)
-    }
-
-    /// A staff member's visits planned to start in `[from, to)`, earliest first.
-    pub async fn list_visits_for_staff(
-        &self,
-        staff: StaffId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<Visit>, StoreError> {
-        let rows = sqlx::query(select_visits!(
-            "WHERE staff_id = $1 AND planned_start_ms >= $2 AND planned_start_ms < $3 \
-             ORDER BY planned_start_ms, id"
-        ))
-        .bind(staff.to_string())
-        .bind(ms(from))
-        .bind(ms(to))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(visit_from).collect()
-    }
-
-    /// Applies a lifecycle event as one conditional update; refused transitions leave the row
-    /// as it was.
-    async fn transition(
-        &self,
-        id: VisitId,
-        event: VisitEvent,
-        now: DateTime<Utc>,
-    ) -> Result<Visit, StoreError> {
-        let sources = VisitStatus::sources_of(event);
-        let target = match event {
-            VisitEvent::Start => VisitStatus::InProgress,
-            VisitEvent::Complete => VisitStatus::Completed,
-        };
-        let placeholders: Vec<String> = (0..sources.len()).map(|i| format!("${}", i + 4)).collect();
-        let set_time = match event {
-            VisitEvent::Start => "actual_start_ms = COALESCE(actual_start_ms, $2)",
-            VisitEvent::Complete => "actual_end_ms = $2",
-        };
-        let sql = format!(
-            "UPDATE visits SET status = $1, {set_time}, updated_at_ms = $2 \
-             WHERE id = $3 AND status IN ({})",
-            placeholders.join(", ")
-        );
-        // Built only from fixed fragments and placeholder numbers: no input reaches the text.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(target.code())
-            .bind(ms(now))
-            .bind(id.to_string());
-        for source in &sources {
-            query = query.bind(source.code());
-        }
-        let updated = query.execute(&self.pool).await?.rows_affected();
-        let visit = self.get_visit(id).await?;
-        if updated == 0 {
-            visit.status.apply(event)?;
-            // Allowed but nothing changed cannot happen (the update would have matched);
-            // report the state as read.
-        }
-        Ok(visit)
-    }
-
-    /// Staff start the visit (idempotent while in progress).
-    pub async fn start_visit(&self, id: VisitId, now: DateTime<Utc>) -> Result<Visit, StoreError> {
-        self.transition(id, VisitEvent::Start, now).await
-    }
-
-    /// Staff end the visit.
-    pub async fn complete_visit(
-        &self,
-        id: VisitId,
-        now: DateTime<Utc>,
-    ) -> Result<Visit, StoreError> {
-        self.transition(id, VisitEvent::Complete, now).await
-    }
-
-    // ---- citizen links -------------------------------------------------------------------
-
-    /// Makes `hash` the visit's one active link, revoking earlier ones, in one transaction.
-    pub async fn set_citizen_link(
-        &self,
-        visit: VisitId,
-        hash: [u8; 32],
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE citizen_links SET revoked_at_ms = $1 \
-             WHERE visit_id = $2 AND revoked_at_ms IS NULL",
-        )
-        .bind(ms(now))
-        .bind(visit.to_string())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO citizen_links (hash, visit_id, created_at_ms) VALUES ($1, $2, $3)",
-        )
-        .bind(hash.to_vec())
-        .bind(visit.to_string())
-        .bind(ms(now))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// The visit an active link belongs to.
-    pub async fn find_visit_by_link(&self, hash: &[u8; 32]) -> Result<Option<Visit>, StoreError> {
-        let row = sqlx::query(
-            "SELECT visit_id FROM citizen_links WHERE hash = $1 AND revoked_at_ms IS NULL",
-        )
-        .bind(hash.to_vec())
-        .fetch_optional(&self.pool)
-        .await?;
-        match row {
-            Some(row) => Ok(Some(
-                self.get_visit(VisitId(uuid(&row, "visit_id")?)).await?,
-            )),
-            None => Ok(None),
-        }
-    }
-
-    /// Revokes every active link of a visit.
-    pub async fn revoke_citizen_links(
-        &self,
-        visit: VisitId,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE citizen_links SET revoked_at_ms = $1 \
-             WHERE visit_id = $2 AND revoked_at_ms IS NULL",
-        )
-        .bind(ms(now))
-        .bind(visit.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 }

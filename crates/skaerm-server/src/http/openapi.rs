@@ -1,0 +1,26 @@
+//! The OpenAPI document of the scheduling API, generated from the handlers' annotations and
+//! the request/response types (`utoipa`), served at `GET /api/openapi.json`.
+
+use crate::http::{series, visits};
+use axum::Json;
+use utoipa::OpenApi;
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Skærm scheduling API", description = "Visits under SEL §85/§83/§83a/§86 and SUL §138, series, reports, calendar feeds. Errors are RFC 9457 application/problem+json with a stable `code`."),
+    paths(
+        visits::list, visits::create, visits::get_one, visits::move_visit, visits::cancel,
+        visits::start, visits::media_token, visits::end, visits::citizen_link,
+        visits::revoke_citizen_link,
+        series::create, series::get_one, series::edit, series::citizen_link,
+        series::revoke_citizen_link,
+    ),
+    tags((name = "visits"), (name = "series"))
+)]
+pub struct ApiDoc;
+
+/// `GET /api/openapi.json`.
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
