@@ -37,6 +37,17 @@ impl TestServer {
         })
     }
 
+    /// Stops the server and starts a new one on the same data directory (a restart).
+    pub async fn restart(self) -> Result<TestServer> {
+        let config = config(self._data.path().to_path_buf());
+        self.server.shutdown().await;
+        let server = Server::start(config).await?;
+        Ok(TestServer {
+            server,
+            _data: self._data,
+        })
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.server.http_addr())
@@ -144,6 +155,8 @@ pub struct Browser {
 impl Browser {
     /// A fresh "browser" for the server at `base`.
     pub fn new(base: &str) -> Result<Browser> {
+        // reqwest is built with rustls for the server's webhooks; its clients need a provider.
+        skaerm_server::jobs::install_crypto_provider();
         Ok(Browser {
             client: reqwest::Client::builder().cookie_store(true).build()?,
             base: base.to_owned(),
@@ -175,6 +188,35 @@ impl Browser {
         let status = response.status().as_u16();
         let body = response.json::<Value>().await.unwrap_or(Value::Null);
         Ok((status, body))
+    }
+
+    /// DELETEs; returns the status.
+    pub async fn delete(&self, path: &str) -> Result<u16> {
+        let response = self
+            .client
+            .delete(format!("{}{path}", self.base))
+            .send()
+            .await
+            .with_context(|| format!("DELETE {path}"))?;
+        Ok(response.status().as_u16())
+    }
+
+    /// GETs anything; returns status, content type and the body as text.
+    pub async fn get_text(&self, path: &str) -> Result<(u16, String, String)> {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .with_context(|| format!("GET {path}"))?;
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        Ok((status, content_type, response.text().await?))
     }
 
     /// Logs in as staff.

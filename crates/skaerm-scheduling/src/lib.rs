@@ -33,6 +33,7 @@ pub use model::{Citizen, EndedBy, LegalBasis, NewVisit, Staff, TIME_ZONE, Tenant
 pub use recurrence::{Recurrence, RecurrenceError};
 pub use reports::{MonthlyReport, ReportLine};
 pub use store::outbox::{OutboxKind, OutboxMessage};
+pub use store::retention::RetentionAction;
 pub use store::series::{NewSeries, Series, SeriesEdit};
 pub use store::visits::{VisitPage, VisitQuery};
 pub use store::{Backend, Conflict, Store, StoreError};

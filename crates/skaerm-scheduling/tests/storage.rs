@@ -5,8 +5,8 @@
 
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use skaerm_scheduling::{
-    EndedBy, LegalBasis, NewSeries, NewVisit, OutboxKind, Outcome, Recurrence, SchedulingRules,
-    SeriesEdit, Store, StoreError, TIME_ZONE, TenantId, VisitQuery, VisitStatus,
+    EndedBy, LegalBasis, NewSeries, NewVisit, OutboxKind, Outcome, Recurrence, RetentionAction,
+    SchedulingRules, SeriesEdit, Store, StoreError, TIME_ZONE, TenantId, VisitQuery, VisitStatus,
     copenhagen_day_bounds,
 };
 use sqlx::Executor;
@@ -248,8 +248,19 @@ async fn lifecycle(store: &Store) {
         .filter(|m| m.kind == OutboxKind::Export)
         .collect();
     assert_eq!(exports.len(), 1);
-    assert_eq!(exports[0].payload["outcome"], "completed");
-    assert_eq!(exports[0].payload["duration_seconds"], 240);
+    assert_eq!(exports[0].payload["record"]["outcome"], "completed");
+    assert_eq!(exports[0].payload["record"]["duration_seconds"], 240);
+    assert_eq!(exports[0].payload["fhir_encounter"]["status"], "finished");
+    // Reminders were queued when it was planned (24 h and 15 min before).
+    let reminders: Vec<_> = messages
+        .iter()
+        .filter(|m| m.kind == OutboxKind::Reminder)
+        .map(|m| m.due_at)
+        .collect();
+    assert!(
+        reminders.is_empty(),
+        "planned in the past relative to creation: {reminders:?}"
+    );
 
     // No-show and cancellation record who and when.
     let other = store
@@ -914,3 +925,181 @@ async fn report(store: &Store) {
     assert_eq!(only_syd.lines[0].legal_basis, Some(LegalBasis::Sul138));
 }
 on_both_backends!(monthly_reports_per_team_and_paragraph, report);
+
+async fn outbox(store: &Store) {
+    let p = people(store).await;
+    let now = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
+    let start = now + Duration::days(2);
+    let visit = store
+        .create_visit_at(new_visit(&p, start, 15), now)
+        .await
+        .unwrap();
+    let reminders = store.messages_for_visit(visit.id).await.unwrap();
+    let due: Vec<_> = reminders.iter().map(|m| m.due_at).collect();
+    assert_eq!(
+        due,
+        vec![start - Duration::hours(24), start - Duration::minutes(15)]
+    );
+    assert!(reminders.iter().all(|m| m.kind == OutboxKind::Reminder));
+    // Nothing is due yet; at 24 h before, one is.
+    assert!(
+        store
+            .due_messages(OutboxKind::Reminder, now, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.visit_id != Some(visit.id))
+    );
+    let at = start - Duration::hours(24);
+    let due = store
+        .due_messages(OutboxKind::Reminder, at, 10)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].payload["minutes_before"], 1440);
+    // A failed attempt is retried after the backoff, a delivered one never again.
+    store
+        .mark_failed(due[0].id, "receiver down", at)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .due_messages(OutboxKind::Reminder, at, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retry = at + Duration::seconds(5);
+    let again = store
+        .due_messages(OutboxKind::Reminder, retry, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    assert_eq!(again[0].last_error.as_deref(), Some("receiver down"));
+    store.mark_delivered(again[0].id, retry).await.unwrap();
+    assert!(
+        store
+            .due_messages(OutboxKind::Reminder, retry, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Moving the visit queues reminders for the new time; re-queueing is idempotent.
+    store
+        .move_visit(visit.id, start + Duration::hours(1), None, now)
+        .await
+        .unwrap();
+    store
+        .move_visit(visit.id, start + Duration::hours(1), None, now)
+        .await
+        .unwrap();
+    assert_eq!(store.messages_for_visit(visit.id).await.unwrap().len(), 4);
+}
+on_both_backends!(outbox_reminders_are_due_retried_and_idempotent, outbox);
+
+async fn retention(store: &Store) {
+    let p = people(store).await;
+    let by = EndedBy::Staff(p.staff);
+    let old_start = Utc.with_ymd_and_hms(2025, 1, 10, 9, 0, 0).unwrap();
+    let mut old = Vec::new();
+    for i in 0..3 {
+        let mut v = new_visit(&p, old_start + Duration::hours(i), 15);
+        v.purpose = "Medicin".into();
+        old.push(store.create_visit(v).await.unwrap());
+    }
+    // One ended and exported (delivered), one still waiting for its export, one cancelled.
+    for v in &old[..2] {
+        store.start_visit(v.id, v.planned_start).await.unwrap();
+        store
+            .end_visit(
+                v.id,
+                Outcome::Completed,
+                by,
+                Some("note".into()),
+                v.planned_end(),
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .cancel_visit(old[2].id, by, None, old_start)
+        .await
+        .unwrap();
+    store
+        .set_citizen_link(old[2].id, [3u8; 32], old_start)
+        .await
+        .unwrap();
+    let export = store.messages_for_visit(old[0].id).await.unwrap();
+    store.mark_delivered(export[0].id, old_start).await.unwrap();
+    let recent = store
+        .create_visit(new_visit(&p, Utc::now() + Duration::days(1), 15))
+        .await
+        .unwrap();
+    let cutoff = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+
+    // Anonymise: old visits keep their numbers, lose purpose, note and citizen.
+    let n = store
+        .apply_retention(cutoff, RetentionAction::Anonymise, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(n, 2, "the visit with a pending export waits");
+    for v in [&old[0], &old[2]] {
+        let a = store.get_visit(v.id).await.unwrap();
+        assert_eq!(a.purpose, "");
+        assert_eq!(a.outcome_note, None);
+        assert_ne!(a.citizen_id, p.citizen);
+        assert_eq!(
+            store.get_citizen(a.citizen_id).await.unwrap().display_name,
+            "(anonymiseret)"
+        );
+    }
+    assert_eq!(
+        store
+            .find_visit_by_link(&[3u8; 32], Utc::now())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.get_visit(old[1].id).await.unwrap().citizen_id,
+        p.citizen
+    );
+    assert_eq!(
+        store.get_visit(recent.id).await.unwrap().citizen_id,
+        p.citizen
+    );
+    // Once its export is delivered, delete removes it; the recent visit stays.
+    let pending = store.messages_for_visit(old[1].id).await.unwrap();
+    store
+        .mark_delivered(pending[0].id, Utc::now())
+        .await
+        .unwrap();
+    let n = store
+        .apply_retention(cutoff, RetentionAction::Delete, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert!(matches!(
+        store.get_visit(old[1].id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(
+        store
+            .messages_for_visit(old[1].id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.get_visit(recent.id).await.is_ok());
+    // The anonymised ones still count in their month's report.
+    let r = store
+        .monthly_report(p.tenant, (2025, 1), None, 30)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.total.planned, r.total.completed, r.total.cancelled),
+        (2, 1, 1)
+    );
+}
+on_both_backends!(retention_anonymises_or_deletes_old_visits, retention);

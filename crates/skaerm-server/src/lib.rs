@@ -6,12 +6,14 @@
 //! - [`admission`]: who may join which visit's room (the relay's `JoinAuthorizer`);
 //! - [`http`]: the HTTP API and the web client's pages;
 //! - [`demo`]: the demo municipality seeded on first start;
+//! - [`jobs`]: outbox delivery (exports, reminders), series horizon, retention;
 //! - [`room_events`]: what the server does when people join and leave rooms.
 
 pub mod admission;
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod jobs;
 pub mod room_events;
 pub mod state;
 
@@ -32,11 +34,13 @@ pub struct Server {
     state: state::AppState,
     shutdown: Option<oneshot::Sender<()>>,
     serving: tokio::task::JoinHandle<()>,
+    jobs: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
     /// Opens storage, seeds demo data if asked, starts the relay and the HTTP listener.
     pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
+        jobs::install_crypto_provider();
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -75,6 +79,9 @@ impl Server {
             demo::seed(&state).await.context("seeding demo data")?;
         }
 
+        let senders = jobs::Senders::from_config(&state.services).context("webhook senders")?;
+        let jobs = tokio::spawn(jobs::run(state.services.clone(), senders));
+
         let app = http::router(state.clone());
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();
         let serving = tokio::spawn(async move {
@@ -98,6 +105,7 @@ impl Server {
             state,
             shutdown: Some(shutdown),
             serving,
+            jobs,
         })
     }
 
@@ -127,5 +135,7 @@ impl Server {
             let _ = shutdown.send(());
         }
         let _ = (&mut self.serving).await;
+        self.jobs.abort();
+        let _ = (&mut self.jobs).await;
     }
 }

@@ -15,9 +15,11 @@
 //! - [`feeds`]: staff calendar-feed tokens;
 //! - [`retention`]: removing old visits.
 
+pub mod feeds;
 pub mod links;
 pub mod outbox;
 pub mod reports;
+pub mod retention;
 pub mod series;
 pub mod visits;
 

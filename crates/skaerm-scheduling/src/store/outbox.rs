@@ -147,8 +147,11 @@ pub(crate) async fn enqueue_export(
     let Some(record) = CareRecord::of(visit, team) else {
         return Ok(());
     };
-    let payload = serde_json::to_value(&record)
-        .map_err(|e| StoreError::Invalid(format!("care record: {e}")))?;
+    let payload = json!({
+        "record": serde_json::to_value(&record)
+            .map_err(|e| StoreError::Invalid(format!("care record: {e}")))?,
+        "fhir_encounter": record.fhir_encounter(),
+    });
     let key = format!("export:{}", visit.id);
     enqueue(
         conn,

@@ -2,11 +2,13 @@
 //! signalling, metrics and the web client's pages, behind security headers.
 
 pub mod body;
+pub mod calendar_feed;
 pub mod join;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;
 pub mod problem;
+pub mod reports;
 pub mod security;
 pub mod series;
 pub mod session;
@@ -43,6 +45,12 @@ pub fn router(state: AppState) -> Router {
             "/api/series/{id}/citizen-link",
             post(series::citizen_link).delete(series::revoke_citizen_link),
         )
+        .route("/api/reports/monthly", get(reports::monthly))
+        .route(
+            "/api/calendar-feed",
+            post(calendar_feed::issue).delete(calendar_feed::revoke),
+        )
+        .route("/calendar/{token}", get(calendar_feed::feed))
         .route("/api/openapi.json", get(openapi::document))
         .route("/api/join/{link}", post(join::exchange))
         .route("/metrics", get(metrics::metrics))

@@ -1,7 +1,7 @@
 //! The OpenAPI document of the scheduling API, generated from the handlers' annotations and
 //! the request/response types (`utoipa`), served at `GET /api/openapi.json`.
 
-use crate::http::{series, visits};
+use crate::http::{calendar_feed, reports, series, visits};
 use axum::Json;
 use utoipa::OpenApi;
 
@@ -15,8 +15,10 @@ use utoipa::OpenApi;
         visits::revoke_citizen_link,
         series::create, series::get_one, series::edit, series::citizen_link,
         series::revoke_citizen_link,
+        reports::monthly,
+        calendar_feed::issue, calendar_feed::revoke, calendar_feed::feed,
     ),
-    tags((name = "visits"), (name = "series"))
+    tags((name = "visits"), (name = "series"), (name = "reports"), (name = "calendar"))
 )]
 pub struct ApiDoc;
 
