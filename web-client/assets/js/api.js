@@ -41,4 +41,17 @@ export const api = {
   endVisit: (id, outcome = {}) => request("POST", `/api/visits/${encodeURIComponent(id)}/end`, outcome),
   citizenLink: (id) => request("POST", `/api/visits/${encodeURIComponent(id)}/citizen-link`, {}),
   joinWithLink: (secret) => request("POST", `/api/join/${encodeURIComponent(secret)}`, {}),
+  /** Visits planned to start in [from, to) (Date or ISO), one page of up to 500. */
+  visitsBetween: (from, to, offset = 0) => request("GET",
+    `/api/visits?from=${encodeURIComponent(new Date(from).toISOString())}&to=${encodeURIComponent(new Date(to).toISOString())}&limit=500&offset=${offset}`),
+  createVisit: (body) => request("POST", "/api/visits", body),
+  moveVisit: (id, body) => request("POST", `/api/visits/${encodeURIComponent(id)}/move`, body),
+  cancelVisit: (id, note) => request("POST", `/api/visits/${encodeURIComponent(id)}/cancel`, note ? { note } : {}),
+  createSeries: (body) => request("POST", "/api/series", body),
+  series: (id) => request("GET", `/api/series/${encodeURIComponent(id)}`),
+  editSeries: (id, body) => request("POST", `/api/series/${encodeURIComponent(id)}/edit`, body),
+  seriesCitizenLink: (id) => request("POST", `/api/series/${encodeURIComponent(id)}/citizen-link`, {}),
+  /** The month's report (`YYYY-MM`) for the caller's team. */
+  monthlyReport: (month) => request("GET", `/api/reports/monthly?month=${encodeURIComponent(month)}`),
+  reportCsvUrl: (month) => `/api/reports/monthly?month=${encodeURIComponent(month)}&format=csv`,
 };
