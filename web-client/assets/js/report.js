@@ -82,6 +82,7 @@ function averageMinutes(seconds) {
 }
 
 function hoursMinutes(minutes) {
+  if (minutes < 60) return t("report.minutes", { n: count(minutes) });
   return t("report.hours_minutes", { h: count(Math.floor(minutes / 60)), m: minutes % 60 });
 }
 
@@ -154,12 +155,12 @@ function drawChart(lines) {
     root.append(none);
     return;
   }
-  const labelWidth = 300;
-  const barArea = 300;
-  const width = labelWidth + barArea + 60;
-  const rowHeight = 56;
+  // Each line: its label on a row of its own, then the planned and the completed bar.
+  const width = 660;
+  const barArea = width - 70;
+  const rowHeight = 78;
   const legendHeight = 36;
-  const height = legendHeight + lines.length * rowHeight + 8;
+  const height = legendHeight + lines.length * rowHeight + 4;
   const max = Math.max(1, ...lines.map((l) => l.planned));
   const el = (name, attrs = {}, text) => {
     const node = document.createElementNS(SVG, name);
@@ -175,22 +176,22 @@ function drawChart(lines) {
   })));
   // Legend: outlined = planned, filled = completed (told by shape and words, not colour alone).
   svg.append(
-    el("rect", { x: labelWidth, y: 8, width: 18, height: 14, class: "bar-planned" }),
-    el("text", { x: labelWidth + 24, y: 20, class: "legend" }, t("report.col_planned")),
-    el("rect", { x: labelWidth + 140, y: 8, width: 18, height: 14, class: "bar-completed" }),
-    el("text", { x: labelWidth + 164, y: 20, class: "legend" }, t("report.col_completed")),
+    el("rect", { x: 1, y: 8, width: 18, height: 14, class: "bar-planned" }),
+    el("text", { x: 26, y: 20, class: "legend" }, t("report.col_planned")),
+    el("rect", { x: 180, y: 8, width: 18, height: 14, class: "bar-completed" }),
+    el("text", { x: 205, y: 20, class: "legend" }, t("report.col_completed")),
   );
   lines.forEach((line, i) => {
     const y = legendHeight + i * rowHeight;
     const label = line.team ? `${line.team} · ${basisLabel(line)}` : basisLabel(line);
-    svg.append(el("text", { x: 0, y: y + 24, class: "bar-label" }, label.length > 40 ? `${label.slice(0, 39)}…` : label));
+    svg.append(el("text", { x: 0, y: y + 16, class: "bar-label" }, label.length > 70 ? `${label.slice(0, 69)}…` : label));
     const planned = Math.max(2, (line.planned / max) * barArea);
     const completed = line.completed ? Math.max(2, (line.completed / max) * barArea) : 0;
     svg.append(
-      el("rect", { x: labelWidth, y: y + 6, width: planned, height: 20, class: "bar-planned" }),
-      el("text", { x: labelWidth + planned + 6, y: y + 21, class: "bar-value" }, count(line.planned)),
-      el("rect", { x: labelWidth, y: y + 28, width: completed, height: 20, class: "bar-completed" }),
-      el("text", { x: labelWidth + completed + 6, y: y + 43, class: "bar-value" }, count(line.completed)),
+      el("rect", { x: 1, y: y + 24, width: planned, height: 20, class: "bar-planned" }),
+      el("text", { x: planned + 8, y: y + 39, class: "bar-value" }, count(line.planned)),
+      el("rect", { x: 1, y: y + 48, width: completed, height: 20, class: "bar-completed" }),
+      el("text", { x: completed + 8, y: y + 63, class: "bar-value" }, count(line.completed)),
     );
   });
   root.append(svg);

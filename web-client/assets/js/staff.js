@@ -172,6 +172,7 @@ function render() {
   $("#prev").textContent = t(isWeek ? "staff.prev_week" : "staff.prev_day");
   $("#next").textContent = t(isWeek ? "staff.next_week" : "staff.next_day");
   $("#today").textContent = t("staff.go_today");
+  $("#plan-here").href = `/?page=plan&day=${encodeURIComponent(view.day)}`;
   $("#view-day").setAttribute("aria-pressed", String(!isWeek));
   $("#view-week").setAttribute("aria-pressed", String(isWeek));
   $("#visits").hidden = isWeek;
