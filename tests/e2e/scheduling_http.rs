@@ -11,9 +11,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use chrono::{Duration as ChronoDuration, Timelike, Utc};
 use serde_json::{Value, json};
+use skaerm_e2e::participant::{JoinOutcome, Participant};
 use skaerm_e2e::server::{Browser, PASSWORD, TestServer};
-use skaerm_scheduling::TIME_ZONE;
+use skaerm_scheduling::{NewVisit, OutboxKind, TIME_ZONE};
 use skaerm_server::config::FeedNames;
+use skaerm_server::jobs::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -155,6 +157,26 @@ async fn series_move_conflict_completion_report_and_export() -> Result<()> {
         )
         .await?;
     assert_eq!((status, body["code"].as_str()), (409, Some("conflict")));
+    // "This and following" from the fourth occurrence: 20 minutes under §83 from there on.
+    let series_id = visits[0]["series_id"].as_str().unwrap().to_owned();
+    let (status, body) = tab
+        .post(
+            &format!("/api/series/{series_id}/edit"),
+            json!({"from_occurrence": visits[3]["occurrence_start"],
+                   "duration_minutes": 20, "legal_basis": "sel_83"}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    assert_ne!(body["series"]["id"], series_id.as_str());
+    let edited = body["visits"].as_array().unwrap();
+    assert_eq!(edited.len(), 1);
+    assert_eq!(edited[0]["duration_minutes"], 20);
+    assert_eq!(edited[0]["legal_basis"], "sel_83");
+    assert_eq!(edited[0]["planned_start"], visits[3]["planned_start"]);
+    let (status, body) = tab.get(&format!("/api/series/{series_id}")).await?;
+    assert_eq!(status, 200);
+    assert_eq!(body["visits"].as_array().unwrap().len(), 3);
+    assert!(body["series"]["ends_before"].is_string());
     // An unknown legal basis is refused with a problem, not a crash.
     let (status, body) = tab
         .post(
@@ -164,6 +186,23 @@ async fn series_move_conflict_completion_report_and_export() -> Result<()> {
         )
         .await?;
     assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")));
+
+    // One citizen link for the whole series opens the occurrence that is due.
+    let (status, body) = tab
+        .post(&format!("/api/series/{series_id}/citizen-link"), json!({}))
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    let series_secret = body["url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let citizen_tab = Browser::new(&server.url())?;
+    let (status, body) = citizen_tab.exchange_link(&series_secret).await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["visit"]["id"], visits[0]["id"]);
 
     // Complete the first occurrence.
     let (status, body) = tab
@@ -192,6 +231,14 @@ async fn series_move_conflict_completion_report_and_export() -> Result<()> {
     assert_eq!(
         (status, body["code"].as_str()),
         (409, Some("illegal_transition"))
+    );
+
+    // The series link now points at the next occurrence, a week (and a day) away.
+    let (status, body) = citizen_tab.exchange_link(&series_secret).await?;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("not_yet_open")),
+        "{body}"
     );
 
     // The monthly report counts it.
@@ -303,13 +350,34 @@ async fn a_visit_live_at_restart_is_closed_as_technical_failure() -> Result<()> 
     tab.login(&m.username, PASSWORD).await?;
     tab.start_visit(&visit).await?;
 
-    let server = server.restart().await?;
+    // No export webhook before the restart: the record waits in the outbox. After it, with
+    // a receiver configured, the recovered visit's record is delivered.
+    let (webhook, seen) = receiver().await?;
+    let server = server
+        .restart_with(|c| {
+            c.scheduling.export_webhook_url = Some(webhook);
+            c.scheduling.jobs_interval_secs = 1;
+        })
+        .await?;
     let tab = Browser::new(&server.url())?;
     tab.login(&m.username, PASSWORD).await?;
     let (status, body) = tab.get(&format!("/api/visits/{}", visit.id)).await?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["visit"]["status"], "technical_failure");
     assert_eq!(body["visit"]["ended_by"], "system");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !seen.lock().unwrap().iter().any(|(_, _, s)| *s == 200) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "export not delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let seen = seen.lock().unwrap().clone();
+    let record = &seen.last().unwrap().1;
+    assert_eq!(record["record"]["visit_id"], visit.id.to_string());
+    assert_eq!(record["record"]["outcome"], "technical_failure");
+    assert_eq!(record["record"]["ended_by"]["kind"], "system");
     Ok(())
 }
 
@@ -439,5 +507,156 @@ async fn the_calendar_feed_parses_with_an_independent_parser() -> Result<()> {
         assert_eq!(anonymous.get_text(&new_path).await?.0, 404);
         assert_eq!(anonymous.get_text("/calendar/garbage.ics").await?.0, 404);
     }
+    Ok(())
+}
+
+/// A reminder sender that records what it was given, or fails.
+#[derive(Default)]
+struct Recording {
+    sent: Mutex<Vec<skaerm_scheduling::OutboxMessage>>,
+    fail: bool,
+}
+
+impl Sender for Recording {
+    fn send<'a>(
+        &'a self,
+        message: &'a skaerm_scheduling::OutboxMessage,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            if self.fail {
+                return Err("receiver down".into());
+            }
+            self.sent.lock().unwrap().push(message.clone());
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reminders_go_out_once_retry_and_skip_moved_visits() -> Result<()> {
+    let server = TestServer::start_with(|c| c.scheduling.jobs_interval_secs = 3600).await?;
+    let m = server.municipality("Testkommune").await?;
+    let services = &server.server.state().services;
+    let store = &services.store;
+    let now = Utc::now();
+    // Planned yesterday for in ten minutes: both reminders (24 h and 15 min before) are due.
+    let visit = store
+        .create_visit_at(
+            NewVisit::simple(
+                m.tenant.id,
+                m.staff.id,
+                m.citizen.id,
+                now + ChronoDuration::minutes(10),
+                15,
+            ),
+            now - ChronoDuration::days(1),
+        )
+        .await?;
+    let ok = Recording::default();
+    assert_eq!(jobs::deliver(services, OutboxKind::Reminder, &ok).await?, 2);
+    let sent = ok.sent.lock().unwrap().clone();
+    let mut minutes: Vec<i64> = sent
+        .iter()
+        .map(|m| m.payload["minutes_before"].as_i64().unwrap())
+        .collect();
+    minutes.sort();
+    assert_eq!(minutes, vec![15, 1440]);
+    assert!(sent.iter().all(|m| m.visit_id == Some(visit.id)));
+    // Delivered once: a second run sends nothing.
+    assert_eq!(jobs::deliver(services, OutboxKind::Reminder, &ok).await?, 0);
+    assert_eq!(ok.sent.lock().unwrap().len(), 2);
+
+    // A failing receiver: the reminder stays and is retried after the backoff.
+    let later = store
+        .create_visit_at(
+            NewVisit::simple(
+                m.tenant.id,
+                m.staff.id,
+                m.citizen.id,
+                now + ChronoDuration::minutes(40),
+                15,
+            ),
+            now - ChronoDuration::days(1),
+        )
+        .await?;
+    let down = Recording {
+        fail: true,
+        ..Recording::default()
+    };
+    assert_eq!(
+        jobs::deliver(services, OutboxKind::Reminder, &down).await?,
+        0
+    );
+    let queued = store.messages_for_visit(later.id).await?;
+    let failed = queued.iter().find(|m| m.attempts == 1).unwrap();
+    assert_eq!(failed.last_error.as_deref(), Some("receiver down"));
+    assert_eq!(failed.delivered_at, None);
+    // The visit is moved meanwhile: the old reminder is dropped, not sent.
+    store
+        .move_visit(
+            later.id,
+            now + ChronoDuration::minutes(50),
+            None,
+            Utc::now(),
+        )
+        .await?;
+    tokio::time::sleep(Duration::from_millis(5200)).await;
+    let fresh = Recording::default();
+    jobs::deliver(services, OutboxKind::Reminder, &fresh).await?;
+    assert!(fresh.sent.lock().unwrap().is_empty());
+    let dropped = store
+        .messages_for_visit(later.id)
+        .await?
+        .into_iter()
+        .find(|m| m.id == failed.id)
+        .unwrap();
+    assert!(dropped.dropped_at.is_some());
+    assert_eq!(dropped.last_error.as_deref(), Some("visit moved"));
+    Ok(())
+}
+
+/// Polls the visit until its status is `want`.
+async fn wait_status(tab: &Browser, visit: &str, want: &str) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, body) = tab.get(&format!("/api/visits/{visit}")).await?;
+        if body["visit"]["status"] == want {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "status stayed {} instead of {want}",
+            body["visit"]["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_citizen_joining_and_leaving_moves_the_visit_between_ready_and_waiting() -> Result<()> {
+    let server = TestServer::start().await?;
+    let m = server.municipality("Testkommune").await?;
+    let visit = server.visit_soon(&m).await?;
+    let id = visit.id.to_string();
+    let staff = Browser::new(&server.url())?;
+    staff.login(&m.username, PASSWORD).await?;
+    wait_status(&staff, &id, "ready").await?;
+    let secret = staff.citizen_link(&visit).await?;
+    let (status, body) = Browser::new(&server.url())?.exchange_link(&secret).await?;
+    assert_eq!(status, 200, "{body}");
+    let token = body["media_token"].as_str().unwrap().to_owned();
+    let publish = skaerm_sfu::protocol::Publish {
+        audio: true,
+        video: false,
+    };
+    let citizen = match Participant::join(&server.ws_url(), &token, publish, None).await? {
+        JoinOutcome::Joined(p) => *p,
+        JoinOutcome::Refused { code, .. } => panic!("citizen refused: {code}"),
+    };
+    wait_status(&staff, &id, "waiting").await?;
+    citizen.leave().await?;
+    wait_status(&staff, &id, "ready").await?;
+    staff.start_visit(&visit).await?;
+    wait_status(&staff, &id, "in_progress").await?;
     Ok(())
 }

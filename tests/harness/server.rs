@@ -39,7 +39,13 @@ impl TestServer {
 
     /// Stops the server and starts a new one on the same data directory (a restart).
     pub async fn restart(self) -> Result<TestServer> {
-        let config = config(self._data.path().to_path_buf());
+        self.restart_with(|_| {}).await
+    }
+
+    /// Like [`TestServer::restart`], after `adjust` has changed the configuration.
+    pub async fn restart_with(self, adjust: impl FnOnce(&mut ServerConfig)) -> Result<TestServer> {
+        let mut config = config(self._data.path().to_path_buf());
+        adjust(&mut config);
         self.server.shutdown().await;
         let server = Server::start(config).await?;
         Ok(TestServer {

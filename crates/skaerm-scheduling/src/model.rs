@@ -264,12 +264,39 @@ impl NewVisit {
     }
 }
 
-/// Checks a purpose text.
+/// Checks a purpose text: bounded, and no CPR number.
 pub fn check_purpose(purpose: &str) -> Result<(), String> {
     if purpose.chars().count() > MAX_PURPOSE_CHARS {
         return Err(format!(
             "purpose is longer than {MAX_PURPOSE_CHARS} characters"
         ));
+    }
+    check_no_cpr(purpose)
+}
+
+/// Refuses text that contains what looks like a CPR number (`DDMMYY-SSSS` or ten digits in a
+/// row): citizens are known by a pseudonymous id only.
+pub fn check_no_cpr(text: &str) -> Result<(), String> {
+    let chars: Vec<char> = text.chars().collect();
+    let digits = |s: &[char]| s.iter().all(char::is_ascii_digit);
+    let not_digit = |c: Option<&char>| c.is_none_or(|c| !c.is_ascii_digit());
+    for start in 0..chars.len() {
+        if start > 0 && !not_digit(chars.get(start - 1)) {
+            continue;
+        }
+        for (len, dash) in [(10usize, false), (11, true)] {
+            let Some(window) = chars.get(start..start + len) else {
+                continue;
+            };
+            let shaped = if dash {
+                digits(&window[..6]) && window[6] == '-' && digits(&window[7..])
+            } else {
+                digits(window)
+            };
+            if shaped && not_digit(chars.get(start + len)) {
+                return Err("the text must not contain a CPR number".into());
+            }
+        }
     }
     Ok(())
 }
@@ -284,4 +311,18 @@ pub fn check_duration(minutes: u32) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_no_cpr;
+
+    #[test]
+    fn cpr_numbers_are_refused() {
+        assert!(check_no_cpr("Borger 010190-1234 har brug for hjælp").is_err());
+        assert!(check_no_cpr("0101901234").is_err());
+        assert!(check_no_cpr("Medicin kl. 9, tlf. 12345678, 3 piller").is_ok());
+        assert!(check_no_cpr("ordre 123456789012").is_ok());
+        assert!(check_no_cpr("").is_ok());
+    }
 }

@@ -13,6 +13,9 @@ pub enum RecurrenceError {
     /// The RRULE does not parse or validate.
     #[error("invalid RRULE: {0}")]
     Invalid(String),
+    /// Visits recur daily at most often.
+    #[error("visits recur at most daily (FREQ=DAILY, WEEKLY, MONTHLY or YEARLY)")]
+    TooFrequent,
     /// The local start does not exist (it falls in the spring-forward gap).
     #[error("the start {0} does not exist in Europe/Copenhagen")]
     NoSuchLocalTime(NaiveDateTime),
@@ -29,14 +32,29 @@ pub struct Recurrence {
 
 const TZ: Tz = Tz::Tz(TIME_ZONE);
 
+/// Longest accepted RRULE text.
+pub const MAX_RULE_LEN: usize = 300;
+
 impl Recurrence {
     /// Parses and validates; the stored RRULE is normalised by the crate.
     pub fn new(dtstart_local: NaiveDateTime, rrule: &str) -> Result<Recurrence, RecurrenceError> {
         let rule = rrule.trim().trim_start_matches("RRULE:");
+        if rule.len() > MAX_RULE_LEN {
+            return Err(RecurrenceError::Invalid(format!(
+                "longer than {MAX_RULE_LEN} characters"
+            )));
+        }
         let recurrence = Recurrence {
             dtstart_local,
             rrule: rule.to_owned(),
         };
+        let parsed = recurrence.parsed()?;
+        if matches!(
+            parsed.get_freq(),
+            rrule::Frequency::Hourly | rrule::Frequency::Minutely | rrule::Frequency::Secondly
+        ) {
+            return Err(RecurrenceError::TooFrequent);
+        }
         recurrence.rule_set()?;
         Ok(recurrence)
     }
@@ -194,6 +212,15 @@ mod tests {
     fn bad_rules_and_missing_local_times_are_refused() {
         assert!(matches!(
             Recurrence::new(local(2026, 1, 5, 9), "FREQ=SOMETIMES"),
+            Err(RecurrenceError::Invalid(_))
+        ));
+        assert_eq!(
+            Recurrence::new(local(2026, 1, 5, 9), "FREQ=MINUTELY"),
+            Err(RecurrenceError::TooFrequent)
+        );
+        let long = format!("FREQ=WEEKLY;BYDAY={}", vec!["MO"; 200].join(","));
+        assert!(matches!(
+            Recurrence::new(local(2026, 1, 5, 9), &long),
             Err(RecurrenceError::Invalid(_))
         ));
         // 02:30 on 29 March 2026 does not exist in Copenhagen.

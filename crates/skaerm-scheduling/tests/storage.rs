@@ -1103,3 +1103,88 @@ async fn retention(store: &Store) {
     );
 }
 on_both_backends!(retention_anonymises_or_deletes_old_visits, retention);
+
+async fn concurrent_bookings(store: &Store) {
+    let p = people(store).await;
+    let start = Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        let new = new_visit(&p, start + Duration::minutes(i), 15);
+        tasks.push(tokio::spawn(async move { store.create_visit(new).await }));
+    }
+    let mut created = 0;
+    let mut conflicts = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => created += 1,
+            Err(StoreError::Conflict(_)) => conflicts += 1,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((created, conflicts), (1, 7));
+    let (from, to) = (start - Duration::hours(1), start + Duration::hours(1));
+    assert_eq!(
+        store
+            .list_visits_for_staff(p.staff, from, to)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // A CPR number never gets in.
+    assert!(matches!(
+        store.create_citizen(p.tenant, "010190-1234").await,
+        Err(StoreError::Invalid(_))
+    ));
+    let mut with_cpr = new_visit(&p, start + Duration::hours(3), 15);
+    with_cpr.purpose = "CPR 0101901234".into();
+    assert!(matches!(
+        store.create_visit(with_cpr).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+on_both_backends!(
+    concurrent_bookings_of_one_slot_let_one_win,
+    concurrent_bookings
+);
+
+async fn racing_edits(store: &Store) {
+    let p = people(store).await;
+    let now = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+    let (series, visits) = store
+        .create_series(
+            weekly(&p, local(2026, 12, 7, 9, 0), "FREQ=WEEKLY;BYDAY=MO;COUNT=6"),
+            now,
+        )
+        .await
+        .unwrap();
+    let cut = visits[2].occurrence_start.unwrap();
+    let mut tasks = Vec::new();
+    for minutes in [10u32, 20] {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let edit = SeriesEdit {
+                duration_minutes: Some(minutes),
+                ..SeriesEdit::default()
+            };
+            store.edit_series_from(series.id, cut, edit, now).await
+        }));
+    }
+    let mut won = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(StoreError::Busy | StoreError::Invalid(_)) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(won, 1, "exactly one edit wins");
+    // Four following occurrences exist once, not twice.
+    let all = store
+        .list_visits_for_staff(p.staff, now, now + Duration::days(90))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 6);
+}
+on_both_backends!(racing_series_edits_do_not_duplicate, racing_edits);

@@ -224,7 +224,7 @@ async fn stale_reminder(
     let planned = message.payload["planned_start"]
         .as_str()
         .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
-    if planned.map(|p| p.with_timezone(&Utc)) != Some(visit.planned_start) {
+    if planned.map(|p| p.timestamp_millis()) != Some(visit.planned_start.timestamp_millis()) {
         return Ok(Some("visit moved"));
     }
     Ok(None)

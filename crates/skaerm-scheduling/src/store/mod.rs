@@ -372,6 +372,7 @@ impl Store {
         tenant_id: TenantId,
         display_name: &str,
     ) -> Result<Citizen, StoreError> {
+        crate::model::check_no_cpr(display_name).map_err(StoreError::Invalid)?;
         sqlx::query(
             "INSERT INTO citizens (id, tenant_id, display_name, created_at_ms) \
              VALUES ($1, $2, $3, $4)",

@@ -290,14 +290,22 @@ impl Store {
         .bind(ms(from_occurrence))
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE visit_series SET ends_before_ms = $1, updated_at_ms = $2 WHERE id = $3",
+        // Only if nobody split or extended it since it was read (else: try again).
+        let updated = sqlx::query(
+            "UPDATE visit_series SET ends_before_ms = $1, updated_at_ms = $2 \
+             WHERE id = $3 AND materialised_until_ms = $4 AND COALESCE(ends_before_ms, -1) = $5",
         )
         .bind(ms(from_occurrence))
         .bind(ms(now))
         .bind(id.to_string())
+        .bind(ms(old.materialised_until))
+        .bind(old.ends_before.map_or(-1, ms))
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Err(StoreError::Busy);
+        }
         insert_series(&mut tx, &new, now).await?;
         sqlx::query(
             "UPDATE series_citizen_links SET series_id = $1 \

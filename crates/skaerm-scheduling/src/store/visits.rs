@@ -4,7 +4,9 @@
 use super::{Conflict, Store, StoreError, from_ms, ms, select_visits, uuid, visit_from};
 use crate::ids::{StaffId, TenantId, VisitId};
 use crate::lifecycle::{Outcome, VisitEvent, VisitStatus};
-use crate::model::{EndedBy, MAX_NOTE_CHARS, NewVisit, Visit, check_duration, check_purpose};
+use crate::model::{
+    EndedBy, MAX_NOTE_CHARS, NewVisit, Visit, check_duration, check_no_cpr, check_purpose,
+};
 use chrono::{DateTime, Utc};
 use sqlx::{Any, AnyConnection, Row};
 
@@ -59,7 +61,7 @@ impl Store {
             staff_id: new.staff_id,
             co_host_id: new.co_host_id,
             citizen_id: new.citizen_id,
-            planned_start: new.planned_start,
+            planned_start: to_ms_precision(new.planned_start),
             duration_minutes: new.duration_minutes,
             status: VisitStatus::Planned,
             actual_start: None,
@@ -237,7 +239,7 @@ impl Store {
         let duration_minutes = duration_minutes.unwrap_or(before.duration_minutes);
         check_duration(duration_minutes).map_err(StoreError::Invalid)?;
         let moved = Visit {
-            planned_start,
+            planned_start: to_ms_precision(planned_start),
             duration_minutes,
             status: VisitStatus::Planned,
             is_exception: before.series_id.is_some(),
@@ -288,6 +290,9 @@ impl Store {
             return Err(StoreError::Invalid(format!(
                 "the note is longer than {MAX_NOTE_CHARS} characters"
             )));
+        }
+        if let Some(note) = &note {
+            check_no_cpr(note).map_err(StoreError::Invalid)?;
         }
         for _ in 0..5 {
             let visit = self.get_visit(id).await?;
@@ -419,6 +424,11 @@ impl Store {
         }
         Ok(closed)
     }
+}
+
+/// Instants are stored in milliseconds; what is returned matches what is stored.
+fn to_ms_precision(t: DateTime<Utc>) -> DateTime<Utc> {
+    from_ms(ms(t)).unwrap_or(t)
 }
 
 /// Writes the staff members' rows first, in a fixed order: concurrent bookings of the same

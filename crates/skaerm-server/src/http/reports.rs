@@ -97,10 +97,18 @@ fn csv_response(report: &MonthlyReport) -> Result<Response, Problem> {
     ];
     out.write_record(header_row).map_err(Problem::internal)?;
     let opt = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_default();
+    // Text cells a spreadsheet would run as a formula are quoted.
+    let text = |v: &str| {
+        if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            format!("'{v}")
+        } else {
+            v.to_owned()
+        }
+    };
     for line in report.lines.iter().chain(std::iter::once(&report.total)) {
         out.write_record([
             report.month.clone(),
-            line.team.clone().unwrap_or_default(),
+            text(line.team.as_deref().unwrap_or_default()),
             line.legal_basis
                 .map(|b| b.code().to_owned())
                 .unwrap_or_else(|| "total".to_owned()),
