@@ -171,7 +171,7 @@ test("a weekly series shows in the week view; one occurrence moves, the rest cha
   await staff.getByRole("button", { name: "Flyt besøget" }).click();
   await staff.locator("#plan-status").getByText(/Besøget er flyttet til .* kl\. 09\.30/).waitFor();
 
-  // "This and following" from the next Monday: 30 minutes from then on.
+  // "This and following" from the next Monday: Tuesdays and Thursdays, 30 minutes, from then on.
   const nextMonday = new Date(`${monday}T12:00:00Z`);
   nextMonday.setUTCDate(nextMonday.getUTCDate() + 7);
   const nextMondayDay = nextMonday.toISOString().slice(0, 10);
@@ -181,9 +181,25 @@ test("a weekly series shows in the week view; one occurrence moves, the rest cha
   await staff.getByLabel("Dette og alle følgende besøg i serien", { exact: true }).check();
   assert.equal(await staff.getByLabel("Dato", { exact: true }).isDisabled(), true, "the day follows the series' weekdays");
   await staff.getByLabel("Længde i minutter", { exact: true }).fill("30");
+  const repeat = staff.getByRole("group", { name: "Ugedage" });
+  // The repeat fields show the series' rule: Monday and Thursday, two visits from here.
+  assert.equal(await repeat.getByLabel("Mandag", { exact: true }).isChecked(), true);
+  assert.equal(await repeat.getByLabel("Torsdag", { exact: true }).isChecked(), true);
+  assert.equal(await staff.getByLabel("Antal besøg", { exact: true }).inputValue(), "2");
+  await repeat.getByLabel("Mandag", { exact: true }).uncheck();
+  await repeat.getByLabel("Tirsdag", { exact: true }).check();
+  await expectAccessible(staff, "edit this and following");
+  await shot(staff, "18b-edit-following");
   await staff.getByRole("button", { name: "Gem for dette og følgende besøg" }).click();
   await staff.locator("#plan-status").getByText("Ændret for dette og følgende besøg (2 besøg).").waitFor();
-  await staff.goto(`${server.url}/?day=${nextMondayDay}`);
+  const tuesday = new Date(`${nextMondayDay}T12:00:00Z`);
+  tuesday.setUTCDate(tuesday.getUTCDate() + 1);
+  const tuesdayDay = tuesday.toISOString().slice(0, 10);
+  await staff.goto(`${server.url}/?day=${nextMondayDay}&view=week`);
+  await staff.locator(`.week-day[data-day="${tuesdayDay}"] .week-visit`, { hasText: "Birthe S." }).waitFor();
+  assert.equal(await staff.locator(`.week-day[data-day="${nextMondayDay}"] .week-visit`, { hasText: "Birthe S." }).count(), 0,
+    "Monday's occurrence left the series");
+  await staff.goto(`${server.url}/?day=${tuesdayDay}`);
   const changed = staff.locator("li.visit", { hasText: "Birthe S." });
   await changed.waitFor();
   assert.match(await changed.innerText(), /08\.00–08\.30/);
@@ -196,7 +212,7 @@ test("a weekly series shows in the week view; one occurrence moves, the rest cha
   await shot(staff, "19-cancel-visit");
   await staff.getByRole("button", { name: "Ja, aflys" }).click();
   await staff.getByText("Besøget er aflyst.").waitFor();
-  await staff.goto(`${server.url}/?day=${nextMondayDay}`);
+  await staff.goto(`${server.url}/?day=${tuesdayDay}`);
   await staff.locator("li.visit", { hasText: "Birthe S." }).locator(".visit-status").getByText("Aflyst").waitFor();
 });
 

@@ -180,6 +180,7 @@ export default {
   "plan.cohost": "Medvært (valgfri)",
   "plan.cohost_hint": "Kollegaens medarbejder-id, hvis en kollega skal være med.",
   "plan.repeat": "Gentagelse",
+  "plan.repeat_following_hint": "Ændrer du gentagelsen, gælder den fra dette besøg; »antal besøg« tæller fra dette besøg.",
   "plan.weekdays": "Ugedage",
   "plan.interval": "Hvor ofte",
   "plan.every_week": "Hver uge",

@@ -180,6 +180,7 @@ export default {
   "plan.cohost": "Co-host (optional)",
   "plan.cohost_hint": "Your colleague's staff id, if a colleague joins.",
   "plan.repeat": "Repeat",
+  "plan.repeat_following_hint": "A changed repetition applies from this visit on; \"number of visits\" counts from this visit.",
   "plan.weekdays": "Weekdays",
   "plan.interval": "How often",
   "plan.every_week": "Every week",

@@ -18,6 +18,8 @@ let onLoggedOut = () => {};
 let editing = null;
 /** The visit and series the link box hands out links for. */
 let linkTarget = { visitId: null, seriesId: null };
+/** The edited occurrence's series: its rule as form values, and whether they were changed. */
+let seriesRuleState = null;
 /** Texts set from code, re-made when the language changes. */
 const dynamicTexts = new Map();
 
@@ -67,6 +69,9 @@ export async function showPlanner(loggedOut) {
     for (const box of document.querySelectorAll("input[name=weekday]")) box.checked = false;
     tickWeekdayOfStart();
   });
+  $("#series-fields").addEventListener("change", () => {
+    if (seriesRuleState) seriesRuleState.touched = true;
+  });
   $("#plan-form").addEventListener("submit", submit);
   $("#link-issue").addEventListener("click", () => issueLink("visit"));
   $("#link-series").addEventListener("click", () => issueLink("series"));
@@ -98,7 +103,9 @@ function tickWeekdayOfStart() {
 /** Shows and enables the fields that apply to what is being done. */
 function updateForm() {
   const series = !editing && kind() === "series";
-  $("#series-fields").hidden = !series;
+  const followingEdit = Boolean(editing?.series_id) && scope() === "following";
+  $("#series-fields").hidden = !(series || (followingEdit && seriesRuleState));
+  $("#repeat-following-hint").hidden = !followingEdit;
   if (series && !checkedWeekdays().length) tickWeekdayOfStart();
   if (!editing) {
     $("#plan-submit").textContent = t(series ? "plan.create_series" : "plan.create");
@@ -209,11 +216,39 @@ function showVisitForEdit(visit) {
   $("#link-series").hidden = !visit.series_id;
   $("#cancel-box").hidden = closed;
   say($("#cancel-hint"), () => t(visit.series_id ? "cancel.hint_series" : "cancel.hint"));
+  seriesRuleState = null;
+  if (visit.series_id && !closed) loadSeriesRule(visit);
   say($("#plan-status"), closed
     ? () => t("plan.closed", { status: t(`status.${visit.status}`) })
     : () => t("plan.editing", {
       date: dateLabel(visit.planned_start), from: clock(visit.planned_start), to: clock(visit.planned_end),
     }));
+  updateForm();
+}
+
+/** Fills the repeat fields from the occurrence's series, for "this and following" edits. */
+async function loadSeriesRule(visit) {
+  let found;
+  try {
+    found = await api.series(visit.series_id);
+  } catch {
+    return; // the series stays editable in time, length and purpose only
+  }
+  if (editing?.id !== visit.id) return;
+  const rule = Object.fromEntries(found.series.rrule.split(";").map((part) => part.split("=")));
+  const days = (rule.BYDAY || weekdayOf(localParts(visit.planned_start).date)).split(",");
+  for (const box of document.querySelectorAll("input[name=weekday]")) box.checked = days.includes(box.value);
+  $("#plan-interval").value = rule.INTERVAL === "2" ? "2" : "1";
+  const fromHere = found.visits.filter((v) => v.occurrence_start >= visit.occurrence_start).length;
+  if (rule.UNTIL) {
+    const m = rule.UNTIL.match(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/);
+    if (m) $("#plan-until").value = localParts(Date.UTC(+m[1], m[2] - 1, +m[3], +m[4], +m[5], +m[6])).date;
+    document.querySelector("input[name=ends][value=until]").checked = true;
+  } else {
+    $("#plan-count").value = String(Math.max(1, fromHere));
+    document.querySelector("input[name=ends][value=count]").checked = true;
+  }
+  seriesRuleState = { touched: false };
   updateForm();
 }
 
@@ -238,10 +273,14 @@ function readForm() {
   };
 }
 
-function seriesRule(form) {
+/**
+ * The RRULE of the repeat fields. A new series must start on one of its weekdays; "this and
+ * following" may move to other weekdays (the occurrences then start on the first of them).
+ */
+function seriesRule(form, { startOnWeekday = true } = {}) {
   const days = checkedWeekdays();
   if (!days.length) return { error: "plan.no_weekdays", field: "#series-fields input[name=weekday]" };
-  if (!days.includes(weekdayOf(form.date))) return { error: "plan.weekday_mismatch", field: "#plan-date" };
+  if (startOnWeekday && !days.includes(weekdayOf(form.date))) return { error: "plan.weekday_mismatch", field: "#plan-date" };
   const interval = $("#plan-interval").value === "2" ? 2 : 1;
   let end;
   if (document.querySelector("input[name=ends]:checked").value === "until") {
@@ -377,6 +416,11 @@ async function saveEdit(form) {
       duration_minutes: form.duration,
       start_time: `${form.time}:00`,
     };
+    if (seriesRuleState?.touched) {
+      const rule = seriesRule(form, { startOnWeekday: false });
+      if (rule.error) return showError(rule.error, rule.field);
+      body.rrule = rule.rrule;
+    }
     const { series, visits } = await api.editSeries(editing.series_id, body);
     const next = visits[0];
     if (next) {
