@@ -271,5 +271,15 @@ test("the monthly report counts a visit ended as completed; chart and CSV downlo
   await staff.getByRole("button", { name: "Switch to English" }).click();
   await staff.getByRole("columnheader", { name: "Completed" }).waitFor();
   await expectAccessible(staff, "monthly report, English");
-  await staff.getByRole("button", { name: "Skift til dansk" }).click().catch(() => {});
+  await staff.getByRole("button", { name: "Skift til dansk" }).click();
+  await staff.getByRole("columnheader", { name: "Gennemført" }).waitFor();
+});
+
+test("starting a visit more than 15 minutes early says when it can start", async () => {
+  const today = await (await staff.request.get(`${server.url}/api/visits`)).json();
+  // The demo's visit with Poul is an hour ahead.
+  const poul = today.visits.find((v) => v.citizen.display_name === "Poul A." && v.status === "planned");
+  assert.ok(poul, "the demo visit with Poul exists");
+  await staff.goto(`${server.url}/visit/${poul.id}`);
+  await staff.getByText(/Besøget kan startes fra 15 minutter før det begynder/).waitFor();
 });

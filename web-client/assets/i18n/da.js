@@ -83,6 +83,8 @@ export default {
   "call.failed": "Forbindelsen blev afbrudt. Prøv igen.",
   "call.back": "Tilbage til dagens besøg",
 
+  "call.not_ready": "Besøget kan startes fra 15 minutter før det begynder. Prøv igen lidt senere.",
+  "call.closed": "Besøget er slut og kan ikke startes igen.",
   "call.reconnecting": "Forbinder igen … Du skal ikke gøre noget.",
   "call.reconnected": "Forbundet igen.",
   "call.video_paused": "Din forbindelse er svag – vi viser kun lyd for at holde samtalen i gang.",

@@ -83,6 +83,8 @@ export default {
   "call.failed": "The connection was lost. Please try again.",
   "call.back": "Back to today's visits",
 
+  "call.not_ready": "The visit can be started from 15 minutes before it begins. Try again a little later.",
+  "call.closed": "The visit has ended and cannot be started again.",
   "call.reconnecting": "Reconnecting … You don't need to do anything.",
   "call.reconnected": "Connected again.",
   "call.video_paused": "Your connection is weak – we are showing sound only to keep the conversation going.",
