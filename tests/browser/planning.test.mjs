@@ -283,3 +283,32 @@ test("starting a visit more than 15 minutes early says when it can start", async
   await staff.goto(`${server.url}/visit/${poul.id}`);
   await staff.getByText(/Besøget kan startes fra 15 minutter før det begynder/).waitFor();
 });
+
+test("staff subscribe to their visits: the calendar address works, a new one retires the old, stop ends it", async () => {
+  await staff.goto(server.url);
+  await staff.locator("li.visit").first().waitFor();
+  await staff.getByRole("button", { name: "Lav kalenderadresse" }).click();
+  const field = staff.getByLabel("Kalenderadresse", { exact: true });
+  await field.waitFor();
+  const first = await field.inputValue();
+  assert.match(first, /\/calendar\/[A-Za-z0-9_-]+\.ics$/);
+  const feed = await fetch(first);
+  assert.equal(feed.status, 200);
+  assert.match(feed.headers.get("content-type"), /text\/calendar/);
+  const ics = await feed.text();
+  assert.match(ics, /BEGIN:VCALENDAR/);
+  assert.match(ics, /Birthe S\./, "the series planned above is in the feed");
+  await expectAccessible(staff, "calendar address");
+  await shot(staff, "21-calendar-feed");
+
+  await staff.getByRole("button", { name: /Lav en ny adresse/ }).click();
+  await staff.getByText("Ny adresse lavet. Den gamle virker ikke længere").waitFor();
+  const second = await staff.getByLabel("Kalenderadresse", { exact: true }).inputValue();
+  assert.notEqual(second, first);
+  assert.equal((await fetch(first)).status, 404);
+  assert.equal((await fetch(second)).status, 200);
+
+  await staff.getByRole("button", { name: "Stop kalenderadressen" }).click();
+  await staff.getByText("Kalenderadressen er stoppet.", { exact: false }).waitFor();
+  assert.equal((await fetch(second)).status, 404);
+});

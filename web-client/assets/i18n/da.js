@@ -274,4 +274,13 @@ export default {
   "report.empty": "Ingen besøg i denne måned.",
   "report.total": "I alt",
   "report.drive_note": "Sparet køretid regnes som {n} minutter pr. gennemført skærmbesøg.",
+  "feed.title": "Dine besøg i Outlook",
+  "feed.intro": "Abonnér på dine besøg i din kalender. Kalenderen viser kun borgerens navn eller forbogstaver – ingen formål eller noter. Adressen er hemmelig: del den ikke.",
+  "feed.issue": "Lav kalenderadresse",
+  "feed.reissue": "Lav en ny adresse (den gamle holder op med at virke)",
+  "feed.revoke": "Stop kalenderadressen",
+  "feed.label": "Kalenderadresse",
+  "feed.how": "Kopiér adressen, og vælg »Tilføj kalender« → »Abonnér fra internettet« i Outlook.",
+  "feed.reissued": "Ny adresse lavet. Den gamle virker ikke længere – opdatér abonnementet i Outlook.",
+  "feed.revoked": "Kalenderadressen er stoppet. Kalendere, der abonnerer på den, får ikke flere besøg.",
 };

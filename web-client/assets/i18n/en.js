@@ -274,4 +274,13 @@ export default {
   "report.empty": "No visits this month.",
   "report.total": "Total",
   "report.drive_note": "Driving time saved is counted as {n} minutes per completed screen visit.",
+  "feed.title": "Your visits in Outlook",
+  "feed.intro": "Subscribe to your visits in your calendar. The calendar shows only the citizen's name or initials – no purpose or notes. The address is secret: do not share it.",
+  "feed.issue": "Make calendar address",
+  "feed.reissue": "Make a new address (the old one stops working)",
+  "feed.revoke": "Stop the calendar address",
+  "feed.label": "Calendar address",
+  "feed.how": "Copy the address and choose \"Add calendar\" → \"Subscribe from web\" in Outlook.",
+  "feed.reissued": "New address made. The old one no longer works – update the subscription in Outlook.",
+  "feed.revoked": "The calendar address is stopped. Calendars subscribed to it get no more visits.",
 };

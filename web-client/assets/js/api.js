@@ -53,5 +53,7 @@ export const api = {
   seriesCitizenLink: (id) => request("POST", `/api/series/${encodeURIComponent(id)}/citizen-link`, {}),
   /** The month's report (`YYYY-MM`) for the caller's team. */
   monthlyReport: (month) => request("GET", `/api/reports/monthly?month=${encodeURIComponent(month)}`),
+  issueCalendarFeed: () => request("POST", "/api/calendar-feed", {}),
+  revokeCalendarFeed: () => request("DELETE", "/api/calendar-feed"),
   reportCsvUrl: (month) => `/api/reports/monthly?month=${encodeURIComponent(month)}&format=csv`,
 };

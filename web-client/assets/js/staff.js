@@ -111,6 +111,7 @@ function showApp(staff) {
     import("./report.js").then((m) => m.showReport(showLogin));
     return;
   }
+  import("./calendar-feed.js").then((m) => m.wireCalendarFeed(showLogin));
   load();
   clearInterval(refreshTimer);
   refreshTimer = setInterval(refreshVisits, REFRESH_MS);
