@@ -115,6 +115,32 @@ test("a double-booking is refused next to the form, naming the visit it collides
   assert.equal(await staff.locator("#plan-done").isHidden(), true);
   await expectAccessible(staff, "conflict message");
   await shot(staff, "14-plan-conflict");
+
+  // Moving Karen's visit onto the demo visit with Poul (an hour ahead) is refused the same way;
+  // five minutes later than planned is fine.
+  const today = await (await staff.request.get(`${server.url}/api/visits`)).json();
+  const karen = today.visits.find((v) => v.citizen.display_name === "Karen J." && v.purpose === "Samtale om ugens aftaler");
+  const poul = today.visits.find((v) => v.citizen.display_name === "Poul A.");
+  assert.ok(karen && poul);
+  await staff.goto(`${server.url}/?page=plan&visit=${karen.id}`);
+  await staff.getByRole("heading", { name: "Ret besøget med Karen J." }).waitFor();
+  assert.equal(await staff.locator("#scope-field").isHidden(), true, "a single visit has no series scope");
+  assert.equal(await staff.getByLabel("Lovgrundlag", { exact: true }).isDisabled(), true);
+  const onPoul = copenhagen(Date.parse(poul.planned_start));
+  await staff.getByLabel("Dato", { exact: true }).fill(onPoul.date);
+  await staff.getByLabel("Klokkeslæt", { exact: true }).fill(onPoul.time);
+  await staff.getByRole("button", { name: "Flyt besøget" }).click();
+  // (Poul's demo time is any minute: the time field must take it, not only every fifth.)
+  await staff.locator("#plan-error").getByText("Du har allerede et besøg med Poul A.").waitFor();
+  const later = copenhagen(Date.parse(karen.planned_start) + 5 * 60_000);
+  await staff.getByLabel("Dato", { exact: true }).fill(later.date);
+  await staff.getByLabel("Klokkeslæt", { exact: true }).fill(later.time);
+  await staff.getByRole("button", { name: "Flyt besøget" }).click();
+  await staff.locator("#plan-status").getByText(`kl. ${later.time.replace(":", ".")}–`, { exact: false }).waitFor();
+  assert.equal(await staff.locator("#plan-error").innerText(), "", "the conflict message is gone");
+  const moved = (await (await staff.request.get(`${server.url}/api/visits/${karen.id}`)).json()).visit;
+  assert.equal(Date.parse(moved.planned_start), Date.parse(karen.planned_start) + 5 * 60_000);
+  planned = later;
 });
 
 /** The Monday of the week two weeks from now, in Copenhagen. */
