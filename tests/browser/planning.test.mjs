@@ -338,3 +338,31 @@ test("staff subscribe to their visits: the calendar address works, a new one ret
   await staff.getByText("Kalenderadressen er stoppet.", { exact: false }).waitFor();
   assert.equal((await fetch(second)).status, 404);
 });
+
+test("the planning page in English, and planning by keyboard alone", async () => {
+  await staff.goto(`${server.url}/?page=plan`);
+  await openPlanner();
+  await staff.getByRole("button", { name: "Switch to English" }).click();
+  await staff.getByRole("heading", { name: "Plan a visit" }).waitFor();
+  assert.equal(await staff.locator("#plan-basis option[value=sel_85]").innerText(), "SEL §85 socio-pedagogical support");
+  assert.equal(await staff.locator("html").getAttribute("lang"), "en");
+  await expectAccessible(staff, "plan a visit, English");
+  await shot(staff, "22-plan-visit-english");
+  await staff.getByRole("button", { name: "Skift til dansk" }).click();
+  await staff.getByRole("heading", { name: "Planlæg et besøg" }).waitFor();
+
+  // Keyboard only: the citizen by arrow key, the rest by typing, Enter submits. Tomorrow at
+  // 13.07 is free (the demo's visits are today).
+  const tomorrow = copenhagen(Date.now() + 86_400_000).date;
+  await staff.getByLabel("Borger", { exact: true }).focus();
+  await staff.keyboard.press("ArrowDown");
+  await staff.keyboard.press("Tab"); // the hint is not focusable: next is the legal basis
+  assert.equal(await staff.evaluate(() => document.activeElement.id), "plan-basis");
+  await staff.getByLabel("Dato", { exact: true }).fill(tomorrow);
+  await staff.getByLabel("Klokkeslæt", { exact: true }).fill("13:07");
+  await staff.getByLabel("Længde i minutter", { exact: true }).focus();
+  await staff.keyboard.press("Enter");
+  await staff.getByRole("heading", { name: "Besøget er planlagt" }).waitFor();
+  assert.equal(await staff.evaluate(() => document.activeElement.id), "plan-done-title", "focus moves to the result");
+  assert.match(await staff.locator("#plan-summary").innerText(), /kl\. 13\.07–13\.22/);
+});
