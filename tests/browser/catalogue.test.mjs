@@ -27,7 +27,7 @@ test("every text key used by the pages and scripts exists", () => {
   for (const file of readdirSync(scripts)) {
     const js = readFileSync(join(scripts, file), "utf8");
     // t("key"), "data-i18n": "key", and keys named in plain string literals like "call.hang_up"
-    for (const m of js.matchAll(/["'`]((?:app|lang|login|staff|status|call|quality|citizen|check|advice|error|lobby)(?:\.[a-z_]+)+)["'`]/g)) {
+    for (const m of js.matchAll(/["'`]((?:app|lang|login|staff|status|call|quality|citizen|check|advice|error|nav|plan|link|cancel|report|basis|weekday|feed|lobby|invite|ops)(?:\.[a-z_]+)+)["'`]/g)) {
       used.add(m[1]);
     }
   }
@@ -36,7 +36,11 @@ test("every text key used by the pages and scripts exists", () => {
   for (const state of ["pending", "ok", "denied", "missing", "busy", "unsupported", "failed"]) used.add(`check.${state}`);
   for (const device of ["camera", "microphone"]) for (const p of ["missing", "busy"]) used.add(`advice.${device}_${p}`);
   for (const level of ["good", "weak", "poor"]) used.add(`quality.${level}`);
-  for (const status of ["planned", "in_progress", "completed"]) used.add(`status.${status}`);
+  for (const status of ["planned", "ready", "waiting", "in_progress", "completed", "no_show", "cancelled", "technical_failure"]) {
+    used.add(`status.${status}`);
+  }
+  // The closed set of legal bases (the server's codes).
+  for (const basis of ["sel_85", "sel_83", "sel_83a", "sel_86", "sul_138"]) used.add(`basis.${basis}`);
   const missing = [...used].filter((key) => !(key in da) && !/\.$/.test(key));
   assert.deepEqual(missing, [], "keys used but missing from the catalogues");
 });

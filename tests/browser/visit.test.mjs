@@ -28,6 +28,42 @@ async function endVisit(staff) {
   await staff.getByRole("dialog").getByRole("button", { name: "Afslut nu" }).click();
 }
 
+/**
+ * Plans a visit as `username` through the API in the first free slot that starts within the
+ * next 15 minutes (a visit can be started from 15 minutes before it, so the tests below use
+ * visits of their own that start soon rather than the demo's later ones).
+ */
+async function planSoon(username, citizenName, minutes) {
+  const login = await fetch(`${server.url}/api/session`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ username, password: "skaerm-demo" }),
+  });
+  assert.equal(login.status, 200);
+  const cookie = (login.headers.getSetCookie?.()[0] ?? login.headers.get("set-cookie")).split(";")[0];
+  const list = await (await fetch(`${server.url}/api/visits`, { headers: { cookie } })).json();
+  const citizen = list.visits.find((v) => v.citizen.display_name === citizenName).citizen;
+  const busy = list.visits.filter((v) => !["cancelled", "no_show", "technical_failure"].includes(v.status))
+    .map((v) => [Date.parse(v.planned_start), Date.parse(v.planned_end)]);
+  const soon = Math.ceil((Date.now() + 60_000) / 60_000) * 60_000;
+  const free = [soon, ...busy.map(([, end]) => end)]
+    .filter((at) => at >= soon && at <= Date.now() + 14 * 60_000)
+    .sort((a, b) => a - b)
+    .find((at) => busy.every(([from, to]) => at + minutes * 60_000 <= from || at >= to));
+  assert.ok(free, `${username} has a free slot in the next 15 minutes`);
+  const start = new Date(free);
+  const created = await fetch(`${server.url}/api/visits`, {
+    method: "POST",
+    headers: { cookie, "content-type": "application/json" },
+    body: JSON.stringify({
+      legal_basis: "sel_83", citizen_id: citizen.id, planned_start: start.toISOString(), duration_minutes: minutes,
+    }),
+  });
+  const text = await created.text();
+  assert.equal(created.status, 201, text);
+  return JSON.parse(text).visit;
+}
+
 const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
 
 test("staff and citizen see and hear each other through the relay", async () => {
@@ -57,7 +93,8 @@ test("staff and citizen see and hear each other through the relay", async () => 
   const list = await staff.context().newPage();
   await list.goto(server.url);
   const listedVisit = list.locator("li.visit").first();
-  await listedVisit.locator(".visit-status").getByText("Planlagt").waitFor();
+  // Five minutes ahead, the visit is "ready" (its link is open).
+  await listedVisit.locator(".visit-status").getByText("Klar").waitFor();
 
   // Staff starts the visit.
   await firstVisit.getByRole("link", { name: "Start" }).click();
@@ -316,6 +353,8 @@ async function assertNoMarkup(page, where) {
 }
 
 test("display names are shown as text; a citizen without devices joins to watch; the weak-connection notice comes and goes; a cut socket rejoins; staff shares the screen", async () => {
+  // Jonas's demo visits are 30 and 90 minutes ahead: this one starts within minutes.
+  await planSoon("jonas", "Birthe S.", 10);
   const staff = await newPage(browser, { name: "staff-jonas", viewport: { width: 1280, height: 800 } });
   await withHostileNames(staff);
   await fakeScreen(staff);
@@ -403,13 +442,14 @@ test("display names are shown as text; a citizen without devices joins to watch;
 });
 
 test("on a lossy line the quality indicator says so in words, on both sides", async () => {
+  // Jonas's next free slot: a visit with Poul that can be started now.
+  await planSoon("jonas", "Poul A.", 10);
   const staff = await newPage(browser, { name: "staff-lossy", viewport: { width: 1280, height: 800 } });
   await staff.goto(server.url);
-  await staff.getByLabel("Brugernavn").fill("mette");
+  await staff.getByLabel("Brugernavn").fill("jonas");
   await staff.getByLabel("Adgangskode").fill("skaerm-demo");
   await staff.getByRole("button", { name: "Log ind" }).click();
-  // Mette's visit with Poul is an hour ahead; links open 60 minutes ahead in this suite.
-  const visit = staff.locator("li.visit", { hasText: "Poul A." });
+  const visit = staff.locator("li.visit", { hasText: "Poul A." }).first();
   await visit.getByRole("button", { name: "Kopiér borgerlink" }).click();
   const url = await visit.locator("input.link-value").inputValue();
   await visit.getByRole("link", { name: "Start" }).click();

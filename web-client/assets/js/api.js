@@ -71,4 +71,19 @@ export const api = {
     request("POST", `/api/visits/${encodeURIComponent(id)}/guest-links`, { display_name: displayName, kind }),
   joinWithLink: (secret) => request("POST", `/api/join/${encodeURIComponent(secret)}`, {}),
   opsCalls: () => request("GET", "/api/ops/calls"),
+  /** Visits planned to start in [from, to) (Date or ISO), one page of up to 500. */
+  visitsBetween: (from, to, offset = 0) => request("GET",
+    `/api/visits?from=${encodeURIComponent(new Date(from).toISOString())}&to=${encodeURIComponent(new Date(to).toISOString())}&limit=500&offset=${offset}`),
+  createVisit: (body) => request("POST", "/api/visits", body),
+  moveVisit: (id, body) => request("POST", `/api/visits/${encodeURIComponent(id)}/move`, body),
+  cancelVisit: (id, note) => request("POST", `/api/visits/${encodeURIComponent(id)}/cancel`, note ? { note } : {}),
+  createSeries: (body) => request("POST", "/api/series", body),
+  series: (id) => request("GET", `/api/series/${encodeURIComponent(id)}`),
+  editSeries: (id, body) => request("POST", `/api/series/${encodeURIComponent(id)}/edit`, body),
+  seriesCitizenLink: (id) => request("POST", `/api/series/${encodeURIComponent(id)}/citizen-link`, {}),
+  /** The month's report (`YYYY-MM`) for the caller's team. */
+  monthlyReport: (month) => request("GET", `/api/reports/monthly?month=${encodeURIComponent(month)}`),
+  issueCalendarFeed: () => request("POST", "/api/calendar-feed", {}),
+  revokeCalendarFeed: () => request("DELETE", "/api/calendar-feed"),
+  reportCsvUrl: (month) => `/api/reports/monthly?month=${encodeURIComponent(month)}&format=csv`,
 };

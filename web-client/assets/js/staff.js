@@ -1,5 +1,6 @@
-// The staff app's front page: log in, the visits of a day (kept live) or a week, start one,
-// hand out the citizen link.
+// The staff app's front page: log in, then one of its pages (`?page=`): the visits of a day
+// (kept live) or a week, start one, hand out the citizen link; planning (planner.js); the
+// team's monthly report (report.js).
 import { api, ApiError } from "./api.js";
 import { t, translate, languageSwitch, onLanguageChange, clock, lang } from "./i18n.js";
 
@@ -14,6 +15,9 @@ let refreshTimer = null;
 const FINAL = new Set(["completed", "no_show", "cancelled", "technical_failure"]);
 /** What is shown: a day (YYYY-MM-DD, Copenhagen) and "day" or "week"; kept in the URL. */
 const view = initialView();
+/** Which page of the app: "visits" (default), "plan" or "report". */
+const page = ["plan", "report"].includes(new URLSearchParams(location.search).get("page"))
+  ? new URLSearchParams(location.search).get("page") : "visits";
 
 function initialView() {
   const params = new URLSearchParams(location.search);
@@ -58,6 +62,8 @@ async function main() {
   $("#today").addEventListener("click", () => go(todayInCopenhagen(), view.mode));
   $("#view-day").addEventListener("click", () => go(view.day, "day"));
   $("#view-week").addEventListener("click", () => go(view.day, "week"));
+  const current = $(`#nav-${page}`);
+  current.setAttribute("aria-current", "page");
   try {
     const me = await api.me();
     showApp(me.staff);
@@ -96,9 +102,24 @@ function showApp(staff) {
   $("#login").hidden = true;
   $("#app").hidden = false;
   $("#staff-name").textContent = staff.display_name;
+  $(`#page-${page}`).hidden = false;
+  if (page === "plan") {
+    import("./planner.js").then((m) => m.showPlanner(showLogin));
+    return;
+  }
+  if (page === "report") {
+    import("./report.js").then((m) => m.showReport(showLogin));
+    return;
+  }
+  import("./calendar-feed.js").then((m) => m.wireCalendarFeed(showLogin));
   load();
   clearInterval(refreshTimer);
   refreshTimer = setInterval(refreshVisits, REFRESH_MS);
+}
+
+/** The address of the page that edits (moves, cancels, links) a visit. */
+function editHref(visit) {
+  return `/?page=plan&visit=${encodeURIComponent(visit.id)}`;
 }
 
 /** Shows another day or mode, remembering it in the address (a reload keeps it). */
@@ -152,6 +173,7 @@ function render() {
   $("#prev").textContent = t(isWeek ? "staff.prev_week" : "staff.prev_day");
   $("#next").textContent = t(isWeek ? "staff.next_week" : "staff.next_day");
   $("#today").textContent = t("staff.go_today");
+  $("#plan-here").href = `/?page=plan&day=${encodeURIComponent(view.day)}`;
   $("#view-day").setAttribute("aria-pressed", String(!isWeek));
   $("#view-week").setAttribute("aria-pressed", String(isWeek));
   $("#visits").hidden = isWeek;
@@ -186,8 +208,12 @@ function renderWeek() {
       const time = document.createElement("span");
       time.className = "visit-time";
       time.textContent = clock(visit.planned_start);
-      const who = document.createElement("span");
+      const who = FINAL.has(visit.status) ? document.createElement("span") : document.createElement("a");
       who.textContent = visit.citizen.display_name;
+      if (!FINAL.has(visit.status)) {
+        who.href = editHref(visit);
+        who.setAttribute("aria-label", t("staff.edit_named", { name: visit.citizen.display_name, time: clock(visit.planned_start) }));
+      }
       const status = document.createElement("span");
       status.className = "visit-status";
       status.textContent = t(`status.${visit.status}`);
@@ -271,8 +297,14 @@ function renderVisits() {
       link.textContent = t("staff.copy_link");
       link.dataset.action = "copy-link";
       link.addEventListener("click", () => copyLink(visit, item));
-      actions.append(start, link);
+      const edit = document.createElement("a");
+      edit.className = "button";
+      edit.href = editHref(visit);
+      edit.textContent = t("staff.edit");
+      edit.dataset.action = "edit";
+      actions.append(start, link, edit);
     }
+    if (visit.series_id) what.textContent += ` · ${t("staff.in_series")}`;
     const output = document.createElement("p");
     output.className = "visit-link";
     output.setAttribute("role", "status");
@@ -293,7 +325,10 @@ async function copyLink(visit, item) {
     value.value = url;
     value.className = "link-value";
     value.setAttribute("aria-label", t("staff.link_shown"));
-    output.append(label, value);
+    const replaced = document.createElement("span");
+    replaced.className = "hint";
+    replaced.textContent = ` ${t("link.old_stops")}`;
+    output.append(label, value, replaced);
     try {
       await navigator.clipboard.writeText(url);
       const note = document.createElement("span");

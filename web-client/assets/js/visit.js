@@ -17,7 +17,13 @@ async function main() {
   try {
     started = await api.startVisit(visitId);
   } catch (e) {
-    return fail(e instanceof ApiError && e.status === 401 ? t("error.session") : t("error.generic"));
+    const why = {
+      unauthenticated: "error.session",
+      visit_not_ready: "call.not_ready",
+      visit_closed: "call.closed",
+      not_found: "plan.not_found",
+    }[e instanceof ApiError ? e.code : ""];
+    return fail(t(why ?? "error.generic"));
   }
   $("#call-title").textContent = started.visit.citizen.display_name;
   const { stream } = await getLocalMedia();
