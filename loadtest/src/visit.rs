@@ -32,6 +32,8 @@ fn client_ip(n: u32) -> IpAddr {
 async fn post(client: &reqwest::Client, url: String, body: Value) -> Result<Value> {
     let response = client
         .post(&url)
+        // What the web client sends on every write (the server's CSRF check).
+        .header("X-Skaerm-CSRF", "1")
         .json(&body)
         .send()
         .await
@@ -151,6 +153,15 @@ pub async fn participant(
                 sink.send(Message::text(serde_json::to_string(&answer)?))
                     .await?;
             }
+            // The staff participant (the host) lets the citizen in from the waiting room.
+            Some("participant_waiting") => {
+                admit(&mut sink, &message["participant"]["id"]).await?;
+            }
+            Some("joined") => {
+                for waiting in message["waiting"].as_array().into_iter().flatten() {
+                    admit(&mut sink, &waiting["id"]).await?;
+                }
+            }
             Some("error") if message["fatal"].as_bool() == Some(true) => {
                 bail!("participant {participant}: fatal error {message}");
             }
@@ -158,4 +169,23 @@ pub async fn participant(
             _ => {}
         }
     }
+}
+
+/// Sends `admit` for the waiting participant whose id is `id`.
+async fn admit<S>(sink: &mut S, id: &Value) -> Result<()>
+where
+    S: futures_util::Sink<Message> + Unpin,
+    S::Error: std::error::Error + Send + Sync + 'static,
+{
+    let id: uuid::Uuid = id
+        .as_str()
+        .context("waiting participant without id")?
+        .parse()
+        .context("waiting participant id")?;
+    let admit = ClientMessage::Admit {
+        participant_id: skaerm_sfu::ids::ParticipantId(id),
+    };
+    sink.send(Message::text(serde_json::to_string(&admit)?))
+        .await?;
+    Ok(())
 }
