@@ -183,7 +183,9 @@ async fn a_not_yet_valid_token_is_refused() -> Result<()> {
 async fn a_token_for_another_visit_is_refused() -> Result<()> {
     let server = TestServer::start().await?;
     let (m, _, token) = setup(&server).await?;
-    let other = server.visit_soon(&m).await?;
+    // Another visit at the same time (a colleague's: one staff member cannot be double-booked).
+    let colleague = server.colleague(&m, "Kollega").await?;
+    let other = server.visit_soon(&colleague).await?;
     assert_eq!(refusal(&server, &token, Some(&other)).await?, "forbidden");
     Ok(())
 }
@@ -297,9 +299,10 @@ async fn a_write_without_csrf_protection_is_refused() -> Result<()> {
         .send()
         .await?;
     assert_eq!(response.status().as_u16(), 403);
-    // Nothing happened: the visit is still planned. With the header and our origin it works.
+    // Nothing happened: the visit is still only ready (its start is minutes away), not in
+    // progress. With the header and our origin it works.
     let (_, body) = tab.get(&format!("/api/visits/{}", visit.id)).await?;
-    assert_eq!(body["visit"]["status"], "planned");
+    assert_eq!(body["visit"]["status"], "ready");
     let response = tab
         .client()
         .post(&start)
@@ -423,7 +426,13 @@ async fn link_brute_force_per_link_gets_429_while_other_links_work() -> Result<(
     let staff = Browser::new(&server.url())?;
     staff.login(&m.username, PASSWORD).await?;
     let hammered = staff.citizen_link(&server.visit_soon(&m).await?).await?;
-    let other = staff.citizen_link(&server.visit_soon(&m).await?).await?;
+    // The other link: a colleague's visit at the same time (no double-booking of one person).
+    let colleague = server.colleague(&m, "Kollega").await?;
+    let colleague_tab = Browser::new(&server.url())?;
+    colleague_tab.login(&colleague.username, PASSWORD).await?;
+    let other = colleague_tab
+        .citizen_link(&server.visit_soon(&colleague).await?)
+        .await?;
     let citizen = Browser::new(&server.url())?;
     let mut statuses = Vec::new();
     for _ in 0..4 {

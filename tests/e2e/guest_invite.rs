@@ -167,6 +167,9 @@ async fn an_invited_relative_joins_as_third_participant_and_all_exchange_media()
     let citizen =
         joined(Participant::join(&server.ws_url(), &citizen_token, BOTH, room).await?).await;
     let guest = joined(Participant::join(&server.ws_url(), &guest_token, BOTH, room).await?).await;
+    // Both the citizen and the relative wait until the staff member lets them in.
+    staff.let_in(&citizen).await?;
+    staff.let_in(&guest).await?;
     for p in [&staff, &citizen, &guest] {
         p.wait_connected(Duration::from_secs(15)).await?;
     }

@@ -1,14 +1,16 @@
 //! The ops view, end to end: a live visit between two real WebRTC peers shows up in
 //! `GET /api/ops/calls` with per-participant quality and no names, refused joins are counted
-//! by reason, `/metrics` carries the quality histograms, and the view is closed to anyone
-//! without a staff session (a citizen's media token included).
+//! by reason, `/metrics` carries the quality histograms, and the view is open only to the ops
+//! and admin roles (not to plain staff, nor to a citizen's media token), each seeing only its
+//! own municipality's calls.
 
 #![allow(clippy::unwrap_used)] // tests may panic on setup failures
 
 use anyhow::Result;
 use bytes::Bytes;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use serde_json::Value;
+use serde_json::{Value, json};
+use skaerm_auth::roles::Role;
 use skaerm_e2e::participant::{JoinOutcome, Participant};
 use skaerm_e2e::server::{Browser, PASSWORD, TestServer};
 use skaerm_sfu::ids::RoomId;
@@ -62,13 +64,22 @@ async fn ops_sees_the_live_call_without_names_and_the_metrics_carry_its_quality(
     let m = server.municipality("Opskommune").await?;
     let visit = server.visit_soon(&m).await?;
     let room = visit.id.to_string();
+    let ops_user = server.account(&m, "Olga Drift", &[Role::Ops]).await?;
+    let ops_tab = Browser::new(&server.url())?;
+    ops_tab.login(&ops_user, PASSWORD).await?;
 
-    // Closed without a staff session: no cookie, or a citizen's media token in its place.
+    // Closed without a session: no cookie, or a citizen's media token in its place; and closed
+    // to staff without the ops role.
     let staff_tab = Browser::new(&server.url())?;
     let (status, body) = staff_tab.get("/api/ops/calls").await?;
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["code"], "unauthenticated");
     staff_tab.login(&m.username, PASSWORD).await?;
+    let (status, body) = staff_tab.get("/api/ops/calls").await?;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("forbidden_role"))
+    );
     let staff_token = staff_tab.start_visit(&visit).await?;
     let secret = staff_tab.citizen_link(&visit).await?;
     let (status, body) = Browser::new(&server.url())?.exchange_link(&secret).await?;
@@ -100,6 +111,7 @@ async fn ops_sees_the_live_call_without_names_and_the_metrics_carry_its_quality(
         joined(Participant::join(&server.ws_url(), &staff_token, BOTH, target).await?).await;
     let citizen =
         joined(Participant::join(&server.ws_url(), &citizen_token, BOTH, target).await?).await;
+    staff.let_in(&citizen).await?;
     staff.wait_connected(Duration::from_secs(10)).await?;
     citizen.wait_connected(Duration::from_secs(10)).await?;
 
@@ -116,7 +128,7 @@ async fn ops_sees_the_live_call_without_names_and_the_metrics_carry_its_quality(
         i += 1;
         tokio::time::sleep(Duration::from_millis(20)).await;
         if i % 25 == 0 {
-            let (status, view) = staff_tab.get("/api/ops/calls").await?;
+            let (status, view) = ops_tab.get("/api/ops/calls").await?;
             assert_eq!(status, 200, "{view}");
             if live_call(&view, &room).is_some() && i > 150 {
                 break view;
@@ -201,4 +213,86 @@ async fn ops_sees_the_live_call_without_names_and_the_metrics_carry_its_quality(
         1.0
     );
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ops_see_only_their_municipalitys_calls_until_they_end() -> Result<()> {
+    let server = TestServer::start().await?;
+    let m = server.municipality("Opskommune").await?;
+    let other = server.municipality("Anden Kommune").await?;
+    let ops_user = server.account(&m, "Olga Drift", &[Role::Ops]).await?;
+    let admin_user = server.account(&m, "Anne Admin", &[Role::Admin]).await?;
+    let other_ops = server.account(&other, "Otto Drift", &[Role::Ops]).await?;
+    let visit = server.visit_soon(&m).await?;
+    let room = visit.id.to_string();
+
+    let staff_tab = Browser::new(&server.url())?;
+    staff_tab.login(&m.username, PASSWORD).await?;
+    let staff_token = staff_tab.start_visit(&visit).await?;
+    let secret = staff_tab.citizen_link(&visit).await?;
+    let (status, body) = Browser::new(&server.url())?.exchange_link(&secret).await?;
+    assert_eq!(status, 200, "{body}");
+    let citizen_token = body["media_token"].as_str().unwrap_or_default().to_owned();
+    let audio = Publish {
+        audio: true,
+        video: false,
+    };
+    let target = Some(RoomId(visit.id.0));
+    let staff =
+        joined(Participant::join(&server.ws_url(), &staff_token, audio, target).await?).await;
+    let citizen =
+        joined(Participant::join(&server.ws_url(), &citizen_token, audio, target).await?).await;
+    staff.let_in(&citizen).await?;
+
+    // The municipality's ops and admin see the call with both people (snapshots ~1 s apart),
+    // by opaque id and role only.
+    let mut tabs = Vec::new();
+    for user in [&ops_user, &admin_user] {
+        let tab = Browser::new(&server.url())?;
+        tab.login(user, PASSWORD).await?;
+        let mut call = Value::Null;
+        for _ in 0..100 {
+            let (status, view) = tab.get("/api/ops/calls").await?;
+            assert_eq!(status, 200, "{view}");
+            call = view["calls"]
+                .as_array()
+                .and_then(|calls| calls.iter().find(|c| c["room"] == room.as_str()))
+                .cloned()
+                .unwrap_or(Value::Null);
+            if call["participants"].as_array().map(Vec::len) == Some(2) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut roles: Vec<&str> = call["participants"]
+            .as_array()
+            .map(|ps| ps.iter().filter_map(|p| p["role"].as_str()).collect())
+            .unwrap_or_default();
+        roles.sort_unstable();
+        assert_eq!(roles, ["guest", "host"], "{user}: {call}");
+        let text = call.to_string();
+        for name in [&m.staff.display_name, &m.citizen.display_name] {
+            assert!(!text.contains(name.as_str()), "{name} leaked into {text}");
+        }
+        tabs.push(tab);
+    }
+
+    // Another municipality's ops see no call at all (node totals are infrastructure).
+    let theirs = Browser::new(&server.url())?;
+    theirs.login(&other_ops, PASSWORD).await?;
+    let (status, view) = theirs.get("/api/ops/calls").await?;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["calls"], json!([]), "{view}");
+
+    // Hung up: the call leaves the list.
+    citizen.leave().await?;
+    staff.leave().await?;
+    for _ in 0..100 {
+        let (_, view) = tabs[0].get("/api/ops/calls").await?;
+        if view["calls"] == json!([]) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("the call did not leave the list")
 }

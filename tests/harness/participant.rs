@@ -417,6 +417,21 @@ impl Participant {
         .await
     }
 
+    /// (A host.) Lets `guest`, who is in the waiting room, in and waits until the guest hears
+    /// `joined`; fails when the guest never waited.
+    pub async fn let_in(&self, guest: &Participant) -> Result<()> {
+        if !guest.waited {
+            bail!("{} was not in the waiting room", guest.id);
+        }
+        self.admit(&guest.id).await?;
+        guest
+            .wait_for(Duration::from_secs(5), |m| {
+                matches!(m, ServerMessage::Joined { .. })
+            })
+            .await?;
+        Ok(())
+    }
+
     /// Sends a signalling message.
     pub async fn send(&self, message: ClientMessage) -> Result<()> {
         self.outgoing

@@ -131,6 +131,37 @@ impl TestServer {
         })
     }
 
+    /// Another staff member of `m`'s municipality, with a local account and a citizen of their
+    /// own, as a [`Municipality`] (same tenant): their visits never collide with `m.staff`'s
+    /// under the double-booking rule.
+    pub async fn colleague(&self, m: &Municipality, name: &str) -> Result<Municipality> {
+        let services = &self.server.state().services;
+        let staff = services
+            .store
+            .create_staff(m.tenant.id, name, Some("Team"))
+            .await?;
+        let username = format!("staff-{}", staff.id);
+        services
+            .accounts
+            .create(
+                &username,
+                PASSWORD,
+                StaffRef(staff.id.0),
+                TenantRef(m.tenant.id.0),
+            )
+            .await?;
+        let citizen = services
+            .store
+            .create_citizen(m.tenant.id, &format!("Citizen of {name}"))
+            .await?;
+        Ok(Municipality {
+            tenant: m.tenant.clone(),
+            staff,
+            username,
+            citizen,
+        })
+    }
+
     /// Plans a §85 visit between the municipality's staff member and citizen (refused with
     /// `StoreError::Conflict` when it overlaps another of the staff member's visits).
     pub async fn visit(
