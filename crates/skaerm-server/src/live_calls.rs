@@ -1,6 +1,10 @@
 //! The live call list for operations: which visits have people in their room right now, per
 //! municipality, with how many staff and citizens — never names or citizen data. Fed by the
 //! relay's room events; a plain state machine (input and `now`), bounded.
+//!
+//! Only participants who joined the room are counted, by id: someone who only waited in the
+//! waiting room and left (or was denied) emits a leave for a join that never came, which must
+//! not take someone else's place off the count; a repeated join or leave counts once.
 
 use crate::state::Services;
 use chrono::{DateTime, Utc};
@@ -13,6 +17,8 @@ use uuid::Uuid;
 
 /// Most calls tracked (far above what one node's relay carries).
 pub const MAX_CALLS: usize = 100_000;
+/// Most participants tracked per call (far above the relay's room size).
+pub const MAX_MEMBERS: usize = 64;
 
 /// One call in progress.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -30,39 +36,63 @@ pub struct LiveCall {
     pub citizens: u32,
 }
 
+/// One call and who is in it (participant id → role).
+#[derive(Debug)]
+struct Entry {
+    call: LiveCall,
+    members: HashMap<Uuid, Role>,
+}
+
+impl Entry {
+    fn recount(&mut self) {
+        let staff = self.members.values().filter(|r| **r == Role::Host).count();
+        self.call.staff = u32::try_from(staff).unwrap_or(u32::MAX);
+        self.call.citizens = u32::try_from(self.members.len() - staff).unwrap_or(u32::MAX);
+    }
+}
+
 /// Calls in progress on this node.
 #[derive(Debug, Default)]
 pub struct LiveCalls {
-    calls: HashMap<Uuid, LiveCall>,
+    calls: HashMap<Uuid, Entry>,
 }
 
 impl LiveCalls {
-    /// Someone joined `visit` (of `tenant`) at `now`.
-    pub fn joined(&mut self, visit: Uuid, tenant: Uuid, role: Role, now: DateTime<Utc>) {
+    /// `participant` joined `visit` (of `tenant`) in `role` at `now`.
+    pub fn joined(
+        &mut self,
+        visit: Uuid,
+        tenant: Uuid,
+        participant: Uuid,
+        role: Role,
+        now: DateTime<Utc>,
+    ) {
         if !self.calls.contains_key(&visit) && self.calls.len() >= MAX_CALLS {
             return;
         }
-        let call = self.calls.entry(visit).or_insert(LiveCall {
-            visit_id: visit,
-            tenant,
-            since: now,
-            staff: 0,
-            citizens: 0,
+        let entry = self.calls.entry(visit).or_insert_with(|| Entry {
+            call: LiveCall {
+                visit_id: visit,
+                tenant,
+                since: now,
+                staff: 0,
+                citizens: 0,
+            },
+            members: HashMap::new(),
         });
-        match role {
-            Role::Host => call.staff += 1,
-            Role::Guest => call.citizens += 1,
+        if entry.members.contains_key(&participant) || entry.members.len() < MAX_MEMBERS {
+            entry.members.insert(participant, role);
         }
+        entry.recount();
     }
 
-    /// Someone left `visit`; the call disappears when its room is empty.
-    pub fn left(&mut self, visit: Uuid, role: Role) {
-        if let Some(call) = self.calls.get_mut(&visit) {
-            match role {
-                Role::Host => call.staff = call.staff.saturating_sub(1),
-                Role::Guest => call.citizens = call.citizens.saturating_sub(1),
-            }
-            if call.staff == 0 && call.citizens == 0 {
+    /// `participant` left `visit` (from the room, or only from its waiting room); the call
+    /// disappears when its room is empty.
+    pub fn left(&mut self, visit: Uuid, participant: Uuid) {
+        if let Some(entry) = self.calls.get_mut(&visit) {
+            entry.members.remove(&participant);
+            entry.recount();
+            if entry.members.is_empty() {
                 self.calls.remove(&visit);
             }
         }
@@ -73,11 +103,17 @@ impl LiveCalls {
         self.calls.remove(&visit);
     }
 
-    /// A municipality's calls, oldest first.
+    /// Whether someone is in `visit`'s room on this node.
+    pub fn contains(&self, visit: Uuid) -> bool {
+        self.calls.contains_key(&visit)
+    }
+
+    /// The calls of `tenant`, oldest first.
     pub fn of_tenant(&self, tenant: Uuid) -> Vec<LiveCall> {
         let mut calls: Vec<LiveCall> = self
             .calls
             .values()
+            .map(|e| &e.call)
             .filter(|c| c.tenant == tenant)
             .cloned()
             .collect();
@@ -89,22 +125,30 @@ impl LiveCalls {
 /// Applies a room event to the services' live call list.
 pub async fn observe(services: &Services, event: &RoomEvent) {
     let joined = match event {
-        RoomEvent::ParticipantJoined { room, role, .. } => Some((room.0, *role)),
-        RoomEvent::ParticipantLeft { room, role, .. } => {
-            services.live_calls().left(room.0, *role);
+        RoomEvent::ParticipantJoined {
+            room,
+            participant,
+            role,
+        } => Some((room.0, participant.0, *role)),
+        RoomEvent::ParticipantLeft {
+            room, participant, ..
+        } => {
+            services.live_calls().left(room.0, participant.0);
             None
         }
         RoomEvent::RoomClosed { room } => {
             services.live_calls().closed(room.0);
             None
         }
-        RoomEvent::ParticipantWaiting { .. } => None,
+        RoomEvent::ParticipantWaiting { .. } | RoomEvent::ParticipantAdmitted { .. } => None,
     };
-    if let Some((visit, role)) = joined {
+    if let Some((visit, participant, role)) = joined {
         match services.store.get_visit(VisitId(visit)).await {
-            Ok(v) => services
-                .live_calls()
-                .joined(visit, v.tenant_id.0, role, Utc::now()),
+            Ok(v) => {
+                services
+                    .live_calls()
+                    .joined(visit, v.tenant_id.0, participant, role, Utc::now())
+            }
             Err(err) => tracing::warn!(%err, %visit, "live call for an unknown visit ignored"),
         }
     }
@@ -119,21 +163,58 @@ mod tests {
         let mut live = LiveCalls::default();
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let (v1, v2) = (Uuid::new_v4(), Uuid::new_v4());
+        let (host, citizen, other_host) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         let t0 = Utc::now();
-        live.joined(v1, a, Role::Host, t0);
-        live.joined(v1, a, Role::Guest, t0);
-        live.joined(v2, b, Role::Host, t0);
+        live.joined(v1, a, host, Role::Host, t0);
+        live.joined(v1, a, citizen, Role::Guest, t0);
+        live.joined(v2, b, other_host, Role::Host, t0);
         let calls = live.of_tenant(a);
         assert_eq!(calls.len(), 1);
         assert_eq!((calls[0].staff, calls[0].citizens), (1, 1));
-        live.left(v1, Role::Guest);
+        assert!(live.contains(v1));
+        live.left(v1, citizen);
         assert_eq!(live.of_tenant(a)[0].citizens, 0);
-        live.left(v1, Role::Host);
+        live.left(v1, host);
         assert!(live.of_tenant(a).is_empty());
+        assert!(!live.contains(v1));
         // A leave without a join never underflows or resurrects.
-        live.left(v1, Role::Host);
+        live.left(v1, host);
         assert!(live.of_tenant(a).is_empty());
         live.closed(v2);
         assert!(live.of_tenant(b).is_empty());
+    }
+
+    #[test]
+    fn a_guest_who_only_waited_does_not_take_anyone_off_the_count() {
+        let mut live = LiveCalls::default();
+        let (tenant, visit) = (Uuid::new_v4(), Uuid::new_v4());
+        let (host, citizen, relative) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let t0 = Utc::now();
+        live.joined(visit, tenant, host, Role::Host, t0);
+        live.joined(visit, tenant, citizen, Role::Guest, t0);
+        // The relative waited, was never admitted, and went: a leave without a join.
+        live.left(visit, relative);
+        let calls = live.of_tenant(tenant);
+        assert_eq!((calls[0].staff, calls[0].citizens), (1, 1));
+        // A repeated join (a reconnect reported twice) counts once.
+        live.joined(visit, tenant, citizen, Role::Guest, t0);
+        assert_eq!(live.of_tenant(tenant)[0].citizens, 1);
+        // A waiting-only guest of an empty room leaves no call behind.
+        let quiet = Uuid::new_v4();
+        live.left(quiet, relative);
+        assert!(!live.contains(quiet));
+    }
+
+    #[test]
+    fn members_per_call_are_bounded() {
+        let mut live = LiveCalls::default();
+        let (tenant, visit) = (Uuid::new_v4(), Uuid::new_v4());
+        for _ in 0..MAX_MEMBERS + 10 {
+            live.joined(visit, tenant, Uuid::new_v4(), Role::Guest, Utc::now());
+        }
+        assert_eq!(
+            live.of_tenant(tenant)[0].citizens,
+            u32::try_from(MAX_MEMBERS).unwrap_or(u32::MAX)
+        );
     }
 }
