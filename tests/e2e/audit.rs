@@ -1,5 +1,5 @@
-//! The audit log through the real server: a visit's logins, link exchange, media joins and
-//! leaves and logout are recorded with actor, tenant and address; only an administrator of
+//! The audit log through the real server: a visit's logins, link exchange, admission from the
+//! waiting room, media joins and leaves and logout are recorded with actor, tenant and address; only an administrator of
 //! the same municipality can export them (JSON or CSV); no secret ends up in the log.
 
 #![allow(clippy::unwrap_used)] // tests may panic on setup failures
@@ -99,6 +99,7 @@ async fn a_visit_leaves_an_audit_trail_that_only_the_admin_can_export() -> Resul
         ("link_exchanged", "citizen"),
         ("media_joined", "staff"),
         ("media_joined", "citizen"),
+        ("visit_admitted", "staff"),
         ("media_left", "staff"),
         ("media_left", "citizen"),
         ("logout", "staff"),
@@ -118,6 +119,17 @@ async fn a_visit_leaves_an_audit_trail_that_only_the_admin_can_export() -> Resul
     assert_eq!(exchange["actor_id"], json!(m.citizen.id));
     assert_eq!(exchange["tenant_id"], json!(m.tenant.id));
     assert_eq!(exchange["source_ip"], "127.0.0.1");
+    // The staff member let the citizen in.
+    let admitted = events
+        .iter()
+        .find(|e| e["action"] == "visit_admitted")
+        .unwrap();
+    assert_eq!(admitted["actor_id"], json!(m.staff.id));
+    assert_eq!(admitted["subject_id"], json!(visit.id));
+    assert_eq!(
+        admitted["detail"],
+        json!(format!("admitted guest {}", m.citizen.id))
+    );
     let login = events.iter().find(|e| e["action"] == "login").unwrap();
     assert_eq!(login["actor_id"], json!(m.staff.id));
 

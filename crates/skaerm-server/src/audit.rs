@@ -1,5 +1,6 @@
 //! What the server writes to the audit log ([`skaerm_auth::audit`]): helpers for handlers
-//! acting for a signed-in person, and the media joins and leaves the relay reports.
+//! acting for a signed-in person, and the media joins, leaves and admissions from the waiting
+//! room the relay reports.
 //!
 //! Handlers call [`record`] with the session extractor they already have:
 //!
@@ -45,9 +46,12 @@ pub async fn record_event(services: &Services, event: AuditEvent) -> Result<(), 
         .map_err(Problem::internal)
 }
 
-/// Records a media join or leave (who, which visit, in which role; never media). The room's
-/// visit gives the tenant; events of rooms without a visit are not recorded.
+/// Records a media join or leave (who, which visit, in which role; never media), or an
+/// admission from the waiting room (by the admitting host, naming the admitted participant's
+/// id and role in the detail). The room's visit gives the tenant; events of rooms without a
+/// visit are not recorded.
 pub async fn record_room_event(services: &Services, event: &RoomEvent) {
+    let mut detail = None;
     let (room, participant, role, action) = match event {
         RoomEvent::ParticipantJoined {
             room,
@@ -60,7 +64,21 @@ pub async fn record_room_event(services: &Services, event: &RoomEvent) {
             role,
             ..
         } => (room, participant, role, AuditAction::MediaLeft),
-        // Admission is audited when staff admit; waiting and closing rooms are not.
+        RoomEvent::ParticipantAdmitted {
+            room,
+            participant,
+            role,
+            by,
+        } => {
+            let role = match role {
+                Role::Host => "host",
+                Role::Guest => "guest",
+            };
+            detail = Some(format!("admitted {role} {participant}"));
+            // Only hosts admit: the actor is the staff member.
+            (room, by, &Role::Host, AuditAction::VisitAdmitted)
+        }
+        // Waiting and closing rooms are not audited.
         RoomEvent::ParticipantWaiting { .. } | RoomEvent::RoomClosed { .. } => return,
     };
     let visit = match services.store.get_visit(VisitId(room.0)).await {
@@ -71,11 +89,14 @@ pub async fn record_room_event(services: &Services, event: &RoomEvent) {
         }
     };
     let tenant = TenantRef(visit.tenant_id.0);
-    let event = match role {
+    let mut event = match role {
         Role::Host => AuditEvent::staff(tenant, participant.0, action),
         Role::Guest => AuditEvent::citizen(tenant, participant.0, action),
     }
     .visit(visit.id.0);
+    if let Some(detail) = &detail {
+        event = event.detail(detail);
+    }
     if let Err(err) = services.audit.record(event, Utc::now()).await {
         tracing::error!(%err, "could not audit a media event");
     }

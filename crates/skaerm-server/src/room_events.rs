@@ -61,6 +61,14 @@ pub async fn run(services: Services, mut events: mpsc::Receiver<RoomEvent>) {
                     log_refusal(result, "citizen waiting");
                 }
             }
+            RoomEvent::ParticipantAdmitted {
+                room,
+                participant,
+                role,
+                by,
+            } => {
+                tracing::info!(visit = %room, %participant, ?role, %by, "admitted from the waiting room");
+            }
             RoomEvent::RoomClosed { room } => tracing::info!(visit = %room, "room closed"),
         }
     }

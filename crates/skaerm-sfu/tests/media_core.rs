@@ -1299,6 +1299,17 @@ fn a_guest_waits_without_an_offer_until_the_host_admits_then_media_flows_both_wa
     assert!(net.events.iter().any(
         |e| matches!(e, RoomEvent::ParticipantJoined { participant, .. } if *participant == guest_id)
     ));
+    // The application hears who let them in (for the audit log).
+    let admitted_by = net.events.iter().find_map(|e| match e {
+        RoomEvent::ParticipantAdmitted {
+            participant,
+            role: Role::Guest,
+            by,
+            ..
+        } if *participant == guest_id => Some(*by),
+        _ => None,
+    });
+    assert_eq!(admitted_by, Some(net.clients[host].participant));
 }
 
 #[test]

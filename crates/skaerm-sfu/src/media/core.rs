@@ -161,6 +161,18 @@ pub enum RoomEvent {
         /// In which role.
         role: Role,
     },
+    /// A host let a waiting participant into the room (their `ParticipantJoined` came just
+    /// before).
+    ParticipantAdmitted {
+        /// Where.
+        room: RoomId,
+        /// Who was let in.
+        participant: crate::ids::ParticipantId,
+        /// In which role.
+        role: Role,
+        /// The host who let them in.
+        by: crate::ids::ParticipantId,
+    },
     /// The last participant left.
     RoomClosed {
         /// Which.
@@ -928,6 +940,14 @@ impl MediaCore {
         let Some(room) = self.host_room(session) else {
             return;
         };
+        let Some(host) = self
+            .sessions
+            .get(&session)
+            .and_then(|k| self.peers.get(k))
+            .map(|p| p.info.id)
+        else {
+            return;
+        };
         let Some(waiting) = self.lobby.remove_participant(room, participant) else {
             self.unknown_waiting(session);
             return;
@@ -941,6 +961,13 @@ impl MediaCore {
                 self.mute(guest, waiting.muted);
             }
             self.mark_dirty(key);
+            self.outputs
+                .push_back(CoreOutput::Room(RoomEvent::ParticipantAdmitted {
+                    room,
+                    participant,
+                    role: waiting.grant.role,
+                    by: host,
+                }));
         } else {
             // Refused on the way in (room or worker full): the hosts' list must not keep them.
             self.left_lobby(&waiting, LeaveReason::Removed);
