@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { startServer, launchBrowser, newPage, eventually, artifacts } from "./harness.mjs";
+import { startServer, launchBrowser, newPage, eventually, artifacts, admitFromWaitingRoom } from "./harness.mjs";
 
 let server;
 let browser;
@@ -62,6 +62,7 @@ test("staff invite a relative who joins as third participant; all three decode v
   const citizen = await newPage(browser, { name: "citizen-invite", viewport: { width: 820, height: 1180 }, hasTouch: true });
   await citizen.goto(citizenUrl);
   await citizen.getByRole("button", { name: "Deltag" }).click();
+  await admitFromWaitingRoom(staff, citizen);
   await citizen.getByRole("button", { name: "Læg på" }).waitFor();
 
   // Staff invite the citizen's son.
@@ -81,6 +82,7 @@ test("staff invite a relative who joins as third participant; all three decode v
   const relative = await newPage(browser, { name: "relative", viewport: { width: 820, height: 1180 }, hasTouch: true });
   await relative.goto(inviteUrl);
   await relative.getByRole("button", { name: "Deltag" }).click();
+  await admitFromWaitingRoom(staff, relative);
   await relative.getByRole("button", { name: "Læg på" }).waitFor();
 
   for (const [name, page] of [["staff", staff], ["citizen", citizen], ["relative", relative]]) {
@@ -98,5 +100,6 @@ test("staff invite a relative who joins as third participant; all three decode v
   await shot(relative, "09-relative-in-call");
 
   await staff.getByRole("button", { name: "Afslut besøg" }).click();
+  await staff.getByRole("dialog").getByRole("button", { name: "Afslut nu" }).click();
   await relative.getByText("Besøget er slut. Tak for i dag.").waitFor({ timeout: 10_000 });
 });

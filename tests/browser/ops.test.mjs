@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { startServer, launchBrowser, newPage, inboundMedia, eventually, artifacts } from "./harness.mjs";
+import { startServer, launchBrowser, newPage, inboundMedia, eventually, artifacts, admitFromWaitingRoom } from "./harness.mjs";
 
 let server;
 let browser;
@@ -67,15 +67,26 @@ test("the ops page shows the live call without names and refreshes itself", asyn
   const citizen = await newPage(browser, { name: "citizen", viewport: { width: 820, height: 1180 } });
   await citizen.goto(citizenUrl);
   await citizen.getByRole("button", { name: "Deltag" }).click();
+  await admitFromWaitingRoom(staff, citizen);
   await citizen.getByRole("button", { name: "Læg på" }).waitFor();
   await eventually("the citizen decodes the staff's video", async () => {
     const media = await inboundMedia(citizen);
     return media.framesDecoded > 0 || media;
   });
 
-  // Ops (a staff session, same browser profile) opens /ops in a tab of its own.
-  const ops = await staff.context().newPage();
-  await ops.setViewportSize({ width: 1400, height: 900 });
+  // Care staff may not look: the ops view is for the ops role.
+  const staffOps = await staff.context().newPage();
+  const refused = await staffOps.goto(`${server.url}/api/ops/calls`);
+  assert.equal(refused.status(), 403);
+  await staffOps.close();
+
+  // Ops (the demo's operations account, a browser of its own) opens /ops.
+  const ops = await newPage(browser, { name: "ops", viewport: { width: 1400, height: 900 } });
+  await ops.goto(server.url);
+  await ops.getByLabel("Brugernavn").fill("ole");
+  await ops.getByLabel("Adgangskode").fill("skaerm-demo");
+  await ops.getByRole("button", { name: "Log ind" }).click();
+  await ops.waitForResponse((r) => r.url().endsWith("/api/session"));
   await ops.goto(`${server.url}/ops`);
   const call = ops.locator("article.ops-call");
   const rows = call.locator("tbody tr");

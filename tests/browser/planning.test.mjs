@@ -264,8 +264,8 @@ test("the monthly report counts a visit ended as completed; chart and CSV downlo
   const today = await (await staff.request.get(`${server.url}/api/visits`)).json();
   const karen = today.visits.find((v) => v.citizen.display_name === "Karen J." && v.legal_basis === "sel_85" && v.status !== "completed");
   assert.ok(karen, "the demo visit with Karen exists");
-  assert.equal((await staff.request.post(`${server.url}/api/visits/${karen.id}/start`, { data: {} })).status(), 200);
-  const ended = await staff.request.post(`${server.url}/api/visits/${karen.id}/end`, { data: { outcome: "completed" } });
+  assert.equal((await staff.request.post(`${server.url}/api/visits/${karen.id}/start`, { data: {}, headers: { "x-skaerm-csrf": "1" } })).status(), 200);
+  const ended = await staff.request.post(`${server.url}/api/visits/${karen.id}/end`, { data: { outcome: "completed" }, headers: { "x-skaerm-csrf": "1" } });
   assert.equal(ended.status(), 200);
 
   await staff.getByRole("button", { name: "Vis rapport" }).click();

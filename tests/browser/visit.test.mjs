@@ -36,7 +36,7 @@ async function endVisit(staff) {
 async function planSoon(username, citizenName, minutes) {
   const login = await fetch(`${server.url}/api/session`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", "x-skaerm-csrf": "1" },
     body: JSON.stringify({ username, password: "skaerm-demo" }),
   });
   assert.equal(login.status, 200);
@@ -54,7 +54,7 @@ async function planSoon(username, citizenName, minutes) {
   const start = new Date(free);
   const created = await fetch(`${server.url}/api/visits`, {
     method: "POST",
-    headers: { cookie, "content-type": "application/json" },
+    headers: { cookie, "content-type": "application/json", "x-skaerm-csrf": "1" },
     body: JSON.stringify({
       legal_basis: "sel_83", citizen_id: citizen.id, planned_start: start.toISOString(), duration_minutes: minutes,
     }),

@@ -56,6 +56,7 @@ async fn spawn(data_dir: &Path, database_url: Option<&str>) -> Result<Running> {
     command
         .args(["--listen", "127.0.0.1:0", "--no-demo", "--udp-port", "0"])
         .args(["--udp-bind-ip", "127.0.0.1", "--announce-ip", "127.0.0.1"])
+        .args(["--rejoin-grace-secs", "0"])
         .args(["--media-workers", "1", "--data-dir"])
         .arg(data_dir)
         .env("RUST_LOG", "warn")

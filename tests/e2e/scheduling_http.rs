@@ -381,6 +381,80 @@ async fn a_visit_live_at_restart_is_closed_as_technical_failure() -> Result<()> 
     Ok(())
 }
 
+#[tokio::test]
+async fn after_a_restart_a_live_visit_waits_for_a_rejoin_then_is_closed_if_nobody_came()
+-> Result<()> {
+    let server = TestServer::start().await?;
+    let m = server.municipality("Testkommune").await?;
+    let abandoned = server.visit_soon(&m).await?;
+    let tab = Browser::new(&server.url())?;
+    tab.login(&m.username, PASSWORD).await?;
+    tab.start_visit(&abandoned).await?;
+
+    let server = server
+        .restart_with(|c| c.scheduling.rejoin_grace_secs = 2)
+        .await?;
+    let tab = Browser::new(&server.url())?;
+    tab.login(&m.username, PASSWORD).await?;
+    // Inside the grace period the visit is still live and staff can rejoin it.
+    let (status, body) = tab.get(&format!("/api/visits/{}", abandoned.id)).await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["visit"]["status"], "in_progress");
+    let (status, body) = tab
+        .post(
+            &format!("/api/visits/{}/media-token", abandoned.id),
+            json!({}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    // Nobody did: after the grace it is closed as a technical failure by the system.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, body) = tab.get(&format!("/api/visits/{}", abandoned.id)).await?;
+        if body["visit"]["status"] == "technical_failure" {
+            assert_eq!(body["visit"]["ended_by"], "system");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not closed: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn after_a_restart_a_visit_whose_staff_rejoined_stays_live() -> Result<()> {
+    let server = TestServer::start().await?;
+    let m = server.municipality("Testkommune").await?;
+    let visit = server.visit_soon(&m).await?;
+    let tab = Browser::new(&server.url())?;
+    tab.login(&m.username, PASSWORD).await?;
+    tab.start_visit(&visit).await?;
+
+    let server = server
+        .restart_with(|c| c.scheduling.rejoin_grace_secs = 2)
+        .await?;
+    let tab = Browser::new(&server.url())?;
+    tab.login(&m.username, PASSWORD).await?;
+    let (status, body) = tab
+        .post(&format!("/api/visits/{}/media-token", visit.id), json!({}))
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    let token = body["media_token"].as_str().unwrap_or_default().to_owned();
+    let publish = skaerm_sfu::protocol::Publish {
+        audio: true,
+        video: false,
+    };
+    let staff = match Participant::join(&server.ws_url(), &token, publish, None).await? {
+        JoinOutcome::Joined(p) => *p,
+        JoinOutcome::Refused { code, .. } => panic!("staff refused: {code}"),
+    };
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (_, body) = tab.get(&format!("/api/visits/{}", visit.id)).await?;
+    assert_eq!(body["visit"]["status"], "in_progress", "{body}");
+    staff.leave().await?;
+    Ok(())
+}
+
 /// Makes sure Python's `icalendar` (an independent RFC 5545 parser, from PyPI) is importable.
 fn python_icalendar() -> Result<()> {
     let ok = |out: std::io::Result<std::process::Output>| {

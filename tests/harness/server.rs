@@ -216,6 +216,9 @@ fn config(data_dir: PathBuf, extra: &[&str]) -> Result<ServerConfig> {
         // two-core host (rooms pinned to workers, one port each).
         "--media-workers",
         "2",
+        // Visits live at a restart are closed at once (tests of the rejoin grace set their own).
+        "--rejoin-grace-secs",
+        "0",
         "--max-participants",
         "6",
     ];

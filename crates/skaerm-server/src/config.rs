@@ -199,6 +199,12 @@ pub struct SchedulingConfig {
     /// What the retention job does.
     #[arg(long, env = "SKAERM_RETENTION_MODE", value_enum, default_value_t = RetentionMode::Anonymise)]
     pub retention_mode: RetentionMode,
+
+    /// After a restart, seconds the people of a visit that was live get to rejoin (the web
+    /// client rejoins by itself) before the visit is closed as a technical failure. 0 closes
+    /// interrupted visits at once.
+    #[arg(long, env = "SKAERM_REJOIN_GRACE_SECS", default_value_t = 300)]
+    pub rejoin_grace_secs: u64,
 }
 
 impl Default for SchedulingConfig {
@@ -213,6 +219,7 @@ impl Default for SchedulingConfig {
             feed_names: FeedNames::Full,
             retention_days: None,
             retention_mode: RetentionMode::Anonymise,
+            rejoin_grace_secs: 300,
         }
     }
 }

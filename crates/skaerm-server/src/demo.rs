@@ -7,8 +7,10 @@ use crate::state::AppState;
 use anyhow::Context;
 use chrono::{DateTime, Duration, Timelike, Utc};
 use skaerm_auth::citizen_link::CitizenLinkSecret;
+use skaerm_auth::roles::{Role, Roles};
 use skaerm_scheduling::{
-    CitizenId, LegalBasis, NewVisit, StaffId, StoreError, TenantId, Visit, copenhagen_day_bounds,
+    CitizenId, LegalBasis, NewVisit, StaffId, StoreError, TenantId, Visit, VisitStatus,
+    copenhagen_day_bounds,
 };
 use uuid::Uuid;
 
@@ -20,6 +22,8 @@ pub const DEMO_USER: &str = "mette";
 const TENANT: TenantId = TenantId(Uuid::from_u128(0x0194_0000_0000_7000_8000_0000_0000_0001));
 const METTE: StaffId = StaffId(Uuid::from_u128(0x0194_0000_0000_7000_8000_0000_0000_0101));
 const JONAS: StaffId = StaffId(Uuid::from_u128(0x0194_0000_0000_7000_8000_0000_0000_0102));
+const OLE: StaffId = StaffId(Uuid::from_u128(0x0194_0000_0000_7000_8000_0000_0000_0103));
+const ANNE: StaffId = StaffId(Uuid::from_u128(0x0194_0000_0000_7000_8000_0000_0000_0104));
 const KAREN: CitizenId = CitizenId(Uuid::from_u128(0x0194_0000_0000_7000_8000_0000_0000_0201));
 const POUL: CitizenId = CitizenId(Uuid::from_u128(0x0194_0000_0000_7000_8000_0000_0000_0202));
 const BIRTHE: CitizenId = CitizenId(Uuid::from_u128(0x0194_0000_0000_7000_8000_0000_0000_0203));
@@ -63,8 +67,13 @@ pub async fn seed(state: &AppState) -> anyhow::Result<DemoSeed> {
         .filter(|v| !v.status.is_final() && v.planned_end() > now)
         .min_by_key(|v| v.planned_start);
 
+    // A visit someone is already in keeps the link they used (links are stored hashed, so it
+    // cannot be printed again; a new one would revoke theirs).
     let mut citizen_link = None;
-    if let Some(visit) = &next_visit {
+    if let Some(visit) = next_visit
+        .as_ref()
+        .filter(|v| !matches!(v.status, VisitStatus::Waiting | VisitStatus::InProgress))
+    {
         let secret = CitizenLinkSecret::generate();
         store
             .set_citizen_link(visit.id, secret.hash().0, now)
@@ -72,7 +81,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<DemoSeed> {
         citizen_link = Some(format!("{}/j/{}", state.public_url, secret.expose()));
     }
     tracing::info!(
-        "Demo staff login: {}/  (username `{DEMO_USER}` or `jonas`, password `{DEMO_PASSWORD}`)",
+        "Demo staff login: {}/  (username `{DEMO_USER}` or `jonas`; `ole` for operations at /ops, `anne` as admin; password `{DEMO_PASSWORD}`)",
         state.public_url
     );
     if let (Some(visit), Some(link)) = (&next_visit, &citizen_link) {
@@ -99,6 +108,8 @@ async fn create_people(state: &AppState) -> anyhow::Result<()> {
     for (id, name, team) in [
         (METTE, "Mette Jensen", "Bostøtte Nord"),
         (JONAS, "Jonas Holm", "Hjemmeplejen Syd"),
+        (OLE, "Ole Drift", "IT-drift"),
+        (ANNE, "Anne Admin", "IT-drift"),
     ] {
         store
             .create_staff_with_id(id, TENANT, name, Some(team))
@@ -111,15 +122,23 @@ async fn create_people(state: &AppState) -> anyhow::Result<()> {
     ] {
         store.create_citizen_with_id(id, TENANT, name).await?;
     }
-    for (username, staff) in [(DEMO_USER, METTE), ("jonas", JONAS)] {
+    // Mette leads her team (reports), Jonas delivers visits, Ole watches call quality, Anne
+    // administers accounts and the audit log.
+    for (username, staff, roles) in [
+        (DEMO_USER, METTE, &[Role::Staff, Role::TeamLead][..]),
+        ("jonas", JONAS, &[Role::Staff][..]),
+        ("ole", OLE, &[Role::Ops][..]),
+        ("anne", ANNE, &[Role::Admin][..]),
+    ] {
         state
             .services
             .accounts
-            .create(
+            .create_with_roles(
                 username,
                 DEMO_PASSWORD,
                 skaerm_auth::refs::StaffRef(staff.0),
                 skaerm_auth::refs::TenantRef(TENANT.0),
+                Roles::of(roles),
             )
             .await?;
     }

@@ -10,6 +10,7 @@
 //! - [`http`]: the HTTP API and the web client's pages;
 //! - [`demo`]: the demo municipality seeded on first start;
 //! - [`jobs`]: outbox delivery (exports, reminders), series horizon, retention;
+//! - [`recovery`]: visits a restart interrupted (rejoin grace, then technical failure);
 //! - [`room_events`]: what the server does when people join and leave rooms;
 //! - [`tls`]: HTTPS with rustls (certificate files or a self-signed development one).
 
@@ -21,6 +22,7 @@ pub mod http;
 pub mod jobs;
 pub mod live_calls;
 pub mod oidc;
+pub mod recovery;
 pub mod room_events;
 pub mod state;
 pub mod tls;
@@ -66,14 +68,22 @@ impl Server {
 
         let registry = prometheus::Registry::new();
         let services = state::Services::open(&config).await?;
-        // Visits left live by a previous process are closed, not left dangling.
-        let recovered = services
+        // Visits left live by a previous process are closed, not left dangling — after a grace
+        // period in which their participants may rejoin.
+        let interrupted = services
             .store
-            .recover_interrupted(chrono::Utc::now())
+            .interrupted_visits()
             .await
-            .context("recovering visits interrupted by a restart")?;
-        for visit in &recovered {
-            tracing::warn!(visit = %visit.id, "visit was live at restart: closed as technical failure");
+            .context("finding visits interrupted by a restart")?;
+        let grace = std::time::Duration::from_secs(config.scheduling.rejoin_grace_secs);
+        if grace.is_zero() {
+            recovery::close_abandoned(&services, &interrupted).await;
+        } else if !interrupted.is_empty() {
+            tokio::spawn(recovery::close_abandoned_after(
+                services.clone(),
+                interrupted,
+                grace,
+            ));
         }
         let admission = Arc::new(admission::Admission::new(services.clone()));
         let relay_config = RelayConfig {

@@ -406,23 +406,41 @@ impl Store {
     /// On start-up: visits left `waiting` or `in_progress` by a previous process are closed as
     /// `technical_failure` by the system. Returns the visits closed.
     pub async fn recover_interrupted(&self, now: DateTime<Utc>) -> Result<Vec<Visit>, StoreError> {
-        let rows = sqlx::query("SELECT id FROM visits WHERE status IN ('waiting', 'in_progress')")
-            .fetch_all(&self.pool)
-            .await?;
-        let mut closed = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id = VisitId(uuid(&row, "id")?);
-            match self
-                .transition(id, VisitEvent::Recover, Some(EndedBy::System), None, now)
-                .await
-            {
-                Ok(visit) => closed.push(visit),
-                // Closed by someone else meanwhile: nothing to recover.
-                Err(StoreError::IllegalTransition(_)) => {}
-                Err(err) => return Err(err),
+        let mut closed = Vec::new();
+        for id in self.interrupted_visits().await? {
+            if let Some(visit) = self.recover_visit(id, now).await? {
+                closed.push(visit);
             }
         }
         Ok(closed)
+    }
+
+    /// Visits left `waiting` or `in_progress` (by a previous process, when asked at start).
+    pub async fn interrupted_visits(&self) -> Result<Vec<VisitId>, StoreError> {
+        let rows = sqlx::query("SELECT id FROM visits WHERE status IN ('waiting', 'in_progress')")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok(VisitId(uuid(row, "id")?)))
+            .collect()
+    }
+
+    /// Closes one interrupted visit as `technical_failure` (ended by the system). `None` when it
+    /// is no longer live (ended meanwhile).
+    pub async fn recover_visit(
+        &self,
+        id: VisitId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Visit>, StoreError> {
+        match self
+            .transition(id, VisitEvent::Recover, Some(EndedBy::System), None, now)
+            .await
+        {
+            Ok(visit) => Ok(Some(visit)),
+            // Closed by someone else meanwhile: nothing to recover.
+            Err(StoreError::IllegalTransition(_)) => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 }
 
