@@ -274,6 +274,16 @@ async fn series_move_conflict_completion_report_and_export() -> Result<()> {
         (status, body["code"].as_str()),
         (403, Some("forbidden_team"))
     );
+    // Reports are for team leads: a colleague doing care work only is refused.
+    let colleague = server.colleague(&m, "Plain Staff").await?;
+    let plain = Browser::new(&server.url())?;
+    plain.login(&colleague.username, PASSWORD).await?;
+    let (status, body) = plain.get("/api/reports/monthly").await?;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("forbidden_role")),
+        "{body}"
+    );
 
     // The export reaches the receiver: refused once, retried with the same key, acknowledged.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(40);

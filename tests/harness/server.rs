@@ -110,13 +110,15 @@ impl TestServer {
             .create_staff(tenant.id, &format!("Staff of {name}"), Some("Team"))
             .await?;
         let username = format!("staff-{}", staff.id);
+        // The municipality's first staff member also leads the team (team reports).
         services
             .accounts
-            .create(
+            .create_with_roles(
                 &username,
                 PASSWORD,
                 StaffRef(staff.id.0),
                 TenantRef(tenant.id.0),
+                Roles::of(&[Role::Staff, Role::TeamLead]),
             )
             .await?;
         let citizen = services

@@ -3,7 +3,7 @@
 //! member sees their own team's report; a manager role will widen this to other teams.)
 
 use crate::http::problem::Problem;
-use crate::http::session::StaffSession;
+use crate::http::session::TeamLeadSession;
 use crate::http::visits::store_problem;
 use crate::state::AppState;
 use axum::Json;
@@ -12,6 +12,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
+use skaerm_auth::audit::{AuditAction, AuditEvent};
+use skaerm_auth::refs::TenantRef;
 use skaerm_scheduling::MonthlyReport;
 use skaerm_scheduling::reports::month_of;
 
@@ -36,7 +38,7 @@ fn bad(detail: &str) -> Problem {
               (status = 403, description = "`forbidden_team`")))]
 pub async fn monthly(
     State(state): State<AppState>,
-    session: StaffSession,
+    session: TeamLeadSession,
     Query(query): Query<ReportQuery>,
 ) -> Result<Response, Problem> {
     let month = match &query.month {
@@ -72,6 +74,21 @@ pub async fn monthly(
         )
         .await
         .map_err(store_problem)?;
+    // Who looked at which month's numbers (no personal data in a report, but it is audited).
+    let event = AuditEvent::staff(
+        TenantRef(session.tenant.0),
+        session.staff.0,
+        AuditAction::ReportViewed,
+    )
+    .from_ip(session.client_ip)
+    .detail(&format!(
+        "{}-{:02} {} {}",
+        month.0,
+        month.1,
+        team.as_deref().unwrap_or("all teams"),
+        query.format.as_deref().unwrap_or("json")
+    ));
+    crate::audit::record_event(&state.services, event).await?;
     match query.format.as_deref() {
         None | Some("json") => Ok(Json(report).into_response()),
         Some("csv") => csv_response(&report),

@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use skaerm_auth::audit::AuditAction;
 use skaerm_auth::citizen_link::CitizenLinkSecret;
 use skaerm_auth::refs::{ParticipantRef, TenantRef, VisitRef};
 use skaerm_auth::tokens::{MediaGrantRequest, MediaRole};
@@ -288,6 +289,13 @@ pub async fn create(
         .await
         .map_err(store_problem)?;
     tracing::info!(visit = %visit.id, staff = %session.staff, "visit planned");
+    crate::audit::record(
+        &state,
+        &session,
+        AuditAction::VisitCreated,
+        Some(visit.id.0),
+    )
+    .await?;
     Ok((StatusCode::CREATED, envelope(&state, visit).await?))
 }
 
@@ -333,6 +341,7 @@ pub async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Json<VisitEnvelope>, Problem> {
     let visit = visible_visit(&state, &session, &id).await?;
+    crate::audit::record(&state, &session, AuditAction::VisitViewed, Some(visit.id.0)).await?;
     envelope(&state, visit).await
 }
 
@@ -369,6 +378,13 @@ pub async fn move_visit(
         .await
         .map_err(store_problem)?;
     tracing::info!(visit = %visit.id, staff = %session.staff, "visit moved");
+    crate::audit::record(
+        &state,
+        &session,
+        AuditAction::VisitChanged,
+        Some(visit.id.0),
+    )
+    .await?;
     envelope(&state, visit).await
 }
 
@@ -406,6 +422,13 @@ pub async fn cancel(
         .await
         .map_err(Problem::internal)?;
     tracing::info!(visit = %visit.id, staff = %session.staff, "visit cancelled");
+    crate::audit::record(
+        &state,
+        &session,
+        AuditAction::VisitChanged,
+        Some(visit.id.0),
+    )
+    .await?;
     envelope(&state, visit).await
 }
 
@@ -465,6 +488,13 @@ pub async fn start(
         Err(err) => return Err(store_problem(err)),
     };
     tracing::info!(visit = %visit.id, staff = %session.staff, "visit started");
+    crate::audit::record(
+        &state,
+        &session,
+        AuditAction::VisitStarted,
+        Some(visit.id.0),
+    )
+    .await?;
     let media_token = host_token(&state, &session, &visit)?;
     Ok(Json(StartedVisit {
         visit: one_view(&state, visit).await?,
@@ -557,6 +587,7 @@ pub async fn end(
         .close_room(RoomId(visit.id.0), EndReason::VisitEnded)
         .await;
     tracing::info!(visit = %visit.id, staff = %session.staff, outcome = ?outcome, "visit ended");
+    crate::audit::record(&state, &session, AuditAction::VisitEnded, Some(visit.id.0)).await?;
     envelope(&state, visit).await
 }
 
@@ -594,6 +625,7 @@ pub async fn citizen_link(
         .map_err(Problem::internal)?;
     let expires_at = visit.planned_end() + state.services.link_window.closes_after_end;
     tracing::info!(visit = %visit.id, staff = %session.staff, "citizen link issued");
+    crate::audit::record(&state, &session, AuditAction::LinkIssued, Some(visit.id.0)).await?;
     Ok(Json(CitizenLink {
         url: link_url(&state, &secret),
         expires_at: Some(expires_at),
@@ -617,5 +649,6 @@ pub async fn revoke_citizen_link(
         .await
         .map_err(Problem::internal)?;
     tracing::info!(visit = %visit.id, staff = %session.staff, "citizen link revoked");
+    crate::audit::record(&state, &session, AuditAction::LinkRevoked, Some(visit.id.0)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
