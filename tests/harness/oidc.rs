@@ -36,17 +36,7 @@ impl TestProvider {
             );
             return Ok(None);
         }
-        if !dir().join("node_modules/oidc-provider").exists() {
-            let status = Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund"])
-                .current_dir(dir())
-                .status()
-                .await
-                .context("running npm ci in tests/oidc")?;
-            if !status.success() {
-                bail!("npm ci in tests/oidc failed");
-            }
-        }
+        install_packages().await?;
         let mut child = Command::new("node")
             .arg("provider.mjs")
             .current_dir(dir())
@@ -108,4 +98,40 @@ impl TestProvider {
             }
         }])
     }
+}
+
+/// Installs tests/oidc's npm packages when missing. Tests run in parallel processes, so each
+/// installs into a staging folder of its own and moves the finished `node_modules` into place;
+/// a marker written last says the folder is complete.
+async fn install_packages() -> Result<()> {
+    let ready = dir().join("node_modules/.skaerm-installed");
+    if ready.exists() {
+        return Ok(());
+    }
+    let staging = dir().join(format!(".install-{}", std::process::id()));
+    std::fs::create_dir_all(&staging)?;
+    for file in ["package.json", "package-lock.json"] {
+        std::fs::copy(dir().join(file), staging.join(file))
+            .with_context(|| format!("copying tests/oidc/{file}"))?;
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(&staging)
+        .status()
+        .await
+        .context("running npm ci for tests/oidc")?;
+    if !status.success() {
+        let _ = std::fs::remove_dir_all(&staging);
+        bail!("npm ci for tests/oidc failed");
+    }
+    std::fs::write(staging.join("node_modules/.skaerm-installed"), b"")?;
+    let target = dir().join("node_modules");
+    if std::fs::rename(staging.join("node_modules"), &target).is_err() && !ready.exists() {
+        // A half-installed folder from an interrupted run: replace it.
+        let _ = std::fs::remove_dir_all(&target);
+        std::fs::rename(staging.join("node_modules"), &target)
+            .context("moving tests/oidc/node_modules into place")?;
+    }
+    let _ = std::fs::remove_dir_all(&staging);
+    Ok(())
 }

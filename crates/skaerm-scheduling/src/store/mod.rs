@@ -63,6 +63,10 @@ pub enum StoreError {
     /// The recurrence rule is not acceptable.
     #[error(transparent)]
     Recurrence(#[from] RecurrenceError),
+    /// A "this and following" edit names an occurrence the series no longer has: someone
+    /// split it before that occurrence meanwhile (edit the newer series instead).
+    #[error("the series has already been split before that occurrence")]
+    AlreadySplit,
     /// The row kept changing under a conditional update (retry later).
     #[error("the visit changed concurrently; try again")]
     Busy,

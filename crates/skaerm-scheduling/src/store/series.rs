@@ -212,9 +212,7 @@ impl Store {
         if let Some(end) = old.ends_before
             && from_occurrence >= end
         {
-            return Err(StoreError::Invalid(
-                "the series has already been split before that occurrence".into(),
-            ));
+            return Err(StoreError::AlreadySplit);
         }
         let duration_minutes = edit.duration_minutes.unwrap_or(old.duration_minutes);
         check_duration(duration_minutes).map_err(StoreError::Invalid)?;

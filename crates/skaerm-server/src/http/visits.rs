@@ -121,6 +121,11 @@ pub(crate) fn store_problem(err: StoreError) -> Problem {
             "busy",
             "the visit changed at the same time; try again",
         ),
+        StoreError::AlreadySplit => Problem::new(
+            StatusCode::CONFLICT,
+            "series_split",
+            "the series has already been split before that occurrence; edit the newer series",
+        ),
         err => Problem::internal(err),
     }
 }
