@@ -47,7 +47,7 @@ test("staff pair a tablet, call it from a visit, the tablet answers, both see vi
 
   // A wrong code is refused in plain words.
   await card.getByLabel("Kode fra tabletten").fill("AAAA-BBBB");
-  await card.getByLabel("Borger").selectOption({ label: citizenName });
+  await card.getByLabel("Borger, tabletten tilhører").selectOption({ label: citizenName });
   await card.getByRole("button", { name: "Tilknyt tablet" }).click();
   await card.getByText("Koden passer ikke.", { exact: false }).waitFor();
 

@@ -377,7 +377,7 @@ export default {
   "devices.none": "Ingen tablets er tilknyttet endnu.",
   "devices.pair_title": "Tilknyt en tablet",
   "devices.code": "Kode fra tabletten",
-  "devices.citizen": "Borger",
+  "devices.citizen": "Borger, tabletten tilhører",
   "devices.choose_citizen": "Vælg borger",
   "devices.choose_citizen_first": "Vælg den borger, tabletten tilhører.",
   "devices.label": "Navn på tabletten (valgfrit)",

@@ -377,7 +377,7 @@ export default {
   "devices.none": "No tablets are paired yet.",
   "devices.pair_title": "Pair a tablet",
   "devices.code": "Code from the tablet",
-  "devices.citizen": "Citizen",
+  "devices.citizen": "Citizen the tablet belongs to",
   "devices.choose_citizen": "Choose citizen",
   "devices.choose_citizen_first": "Choose the citizen the tablet belongs to.",
   "devices.label": "Name of the tablet (optional)",
