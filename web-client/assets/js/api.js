@@ -85,5 +85,9 @@ export const api = {
   monthlyReport: (month) => request("GET", `/api/reports/monthly?month=${encodeURIComponent(month)}`),
   issueCalendarFeed: () => request("POST", "/api/calendar-feed", {}),
   revokeCalendarFeed: () => request("DELETE", "/api/calendar-feed"),
+  devices: () => request("GET", "/api/devices"),
+  pairDevice: (code, citizenId, label) => request("POST", "/api/devices/pair", { code, citizen_id: citizenId, label }),
+  unpairDevice: (id) => request("DELETE", `/api/devices/${encodeURIComponent(id)}`),
+  callDevice: (id, visitId) => request("POST", `/api/devices/${encodeURIComponent(id)}/call`, { visit_id: visitId }),
   reportCsvUrl: (month) => `/api/reports/monthly?month=${encodeURIComponent(month)}&format=csv`,
 };

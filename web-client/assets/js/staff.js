@@ -1,6 +1,6 @@
 // The staff app's front page: log in, then one of its pages (`?page=`): the visits of a day
 // (kept live) or a week, start one, hand out the citizen link; planning (planner.js); the
-// team's monthly report (report.js).
+// team's monthly report (report.js); the citizens' tablets (devices.js).
 import { api, ApiError } from "./api.js";
 import { t, translate, languageSwitch, onLanguageChange, clock, lang } from "./i18n.js";
 
@@ -112,6 +112,7 @@ function showApp(staff) {
     return;
   }
   import("./calendar-feed.js").then((m) => m.wireCalendarFeed(showLogin));
+  import("./devices.js").then((m) => m.wireDevices(showLogin));
   load();
   clearInterval(refreshTimer);
   refreshTimer = setInterval(refreshVisits, REFRESH_MS);

@@ -24,8 +24,46 @@ async function request(method, path) {
 }
 
 function show(section) {
-  for (const id of ["pairing", "waiting", "ringing", "call"]) $(`#${id}`).hidden = id !== section;
+  for (const id of ["pairing", "waiting", "ringing", "admission", "call"]) $(`#${id}`).hidden = id !== section;
+  if (section === "ringing") ring.start();
+  else ring.stop();
 }
+
+/** The ring tone: two short beeps every two seconds (Web Audio, no file to load). */
+const ring = {
+  context: null,
+  timer: null,
+  start() {
+    if (this.timer) return;
+    try {
+      this.context ??= new AudioContext();
+      this.context.resume().catch(() => {});
+    } catch {
+      return; // no audio: the screen still shows the call
+    }
+    const beep = () => {
+      const now = this.context.currentTime;
+      for (const at of [0, 0.4]) {
+        const tone = this.context.createOscillator();
+        const gain = this.context.createGain();
+        tone.frequency.value = 880;
+        gain.gain.setValueAtTime(0.3, now + at);
+        gain.gain.setValueAtTime(0, now + at + 0.25);
+        tone.connect(gain).connect(this.context.destination);
+        tone.start(now + at);
+        tone.stop(now + at + 0.3);
+      }
+    };
+    beep();
+    this.timer = setInterval(beep, 2000);
+    document.body.dataset.ringing = "true";
+  },
+  stop() {
+    clearInterval(this.timer);
+    this.timer = null;
+    delete document.body.dataset.ringing;
+  },
+};
 
 async function tick() {
   if (inCall) return;
@@ -56,11 +94,16 @@ async function tick() {
 
 async function accept(ringing) {
   inCall = true;
+  ring.stop();
   // Fetch a fresh token inside the click (the one from the ring may be minutes old).
   const fresh = (await request("GET", "/api/device/call").catch(() => null)) || ringing;
   const { stream } = await getLocalMedia();
   const call = new Call({ token: fresh.media_token, room: fresh.visit.id, localStream: stream });
   new CallView($("#call"), call, { onLeave: () => call.hangUp(), leaveKey: "call.hang_up" });
+  // Answered, the tablet joins as the citizen and waits in the waiting room until the staff
+  // member lets it in, as a citizen from a link does.
+  call.addEventListener("waiting", () => show("admission"));
+  call.addEventListener("joined", () => show("call"));
   call.addEventListener("ended", () => {
     inCall = false;
     declined = fresh.visit.id;

@@ -5,6 +5,7 @@ import { Call, getLocalMedia } from "./call.js";
 import { CallView } from "./call-view.js";
 import { LobbyPanel } from "./lobby-panel.js";
 import { InviteForm } from "./invite.js";
+import { wireTabletCall } from "./tablet-call.js";
 import { t, translate, languageSwitch } from "./i18n.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -40,6 +41,7 @@ async function main() {
   $("#call").hidden = false;
   new InviteForm($("#invite"), visitId);
   $("#invite").hidden = false;
+  wireTabletCall($("#tablet-call"), visitId, started.visit.citizen.id);
   try {
     await call.start();
   } catch {
@@ -80,6 +82,7 @@ function done(reason) {
   $("#call").hidden = true;
   $("#lobby-panel").hidden = true;
   $("#invite").hidden = true;
+  $("#tablet-call").hidden = true;
   const key = reason === "replaced" ? "call.replaced"
     : reason === "media_failed" || reason === "disconnected" ? "call.failed"
     : "call.ended_staff";
