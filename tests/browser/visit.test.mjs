@@ -40,8 +40,11 @@ async function planSoon(username, citizenName, minutes) {
     body: JSON.stringify({ username, password: "skaerm-demo" }),
   });
   assert.equal(login.status, 200);
-  const cookie = (login.headers.getSetCookie?.()[0] ?? login.headers.get("set-cookie")).split(";")[0];
-  const list = await (await fetch(`${server.url}/api/visits`, { headers: { cookie } })).json();
+  // Every cookie the login set (session and refresh), as a browser would send them back.
+  const cookie = login.headers.getSetCookie().map((c) => c.split(";")[0]).join("; ");
+  const listed = await fetch(`${server.url}/api/visits`, { headers: { cookie } });
+  assert.equal(listed.status, 200, await listed.clone().text());
+  const list = await listed.json();
   const citizen = list.visits.find((v) => v.citizen.display_name === citizenName).citizen;
   const busy = list.visits.filter((v) => !["cancelled", "no_show", "technical_failure"].includes(v.status))
     .map((v) => [Date.parse(v.planned_start), Date.parse(v.planned_end)]);
