@@ -57,6 +57,10 @@ export async function startServer({ env = {} } = {}) {
       "--udp-port", String(ports.udp),
       "--udp-bind-ip", "127.0.0.1",
       "--announce-ip", "127.0.0.1",
+      // One test file logs the same demo accounts in many times a minute from one address; the
+      // brute-force limits themselves are proven by tests/e2e/attacks.rs.
+      "--login-limit-per-user", "500",
+      "--login-limit-per-ip", "500",
       ...extraArgs,
     ], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || "info", ...env } });
     const running = child;
