@@ -372,4 +372,14 @@ export default {
   "feed.how": "Kopiér adressen, og vælg »Tilføj kalender« → »Abonnér fra internettet« i Outlook.",
   "feed.reissued": "Ny adresse lavet. Den gamle virker ikke længere – opdatér abonnementet i Outlook.",
   "feed.revoked": "Kalenderadressen er stoppet. Kalendere, der abonnerer på den, får ikke flere besøg.",
+
+  "chat.open": "Skriv",
+  "chat.messages": "Beskeder",
+  "chat.label": "Din besked",
+  "chat.send": "Send",
+  "chat.you": "Dig",
+  "chat.someone": "Deltager",
+  "chat.announce": "Besked fra {name}: {text}",
+  "chat.rate_limited": "Du sender for hurtigt. Vent et øjeblik, og send igen.",
+  "chat.refused": "Beskeden kunne ikke sendes. Den må højst være 1000 tegn.",
 };

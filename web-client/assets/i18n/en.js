@@ -372,4 +372,14 @@ export default {
   "feed.how": "Copy the address and choose \"Add calendar\" → \"Subscribe from web\" in Outlook.",
   "feed.reissued": "New address made. The old one no longer works – update the subscription in Outlook.",
   "feed.revoked": "The calendar address is stopped. Calendars subscribed to it get no more visits.",
+
+  "chat.open": "Write",
+  "chat.messages": "Messages",
+  "chat.label": "Your message",
+  "chat.send": "Send",
+  "chat.you": "You",
+  "chat.someone": "Participant",
+  "chat.announce": "Message from {name}: {text}",
+  "chat.rate_limited": "You are sending too fast. Wait a moment and send again.",
+  "chat.refused": "The message could not be sent. It may be at most 1000 characters.",
 };
