@@ -27,7 +27,7 @@ test("every text key used by the pages and scripts exists", () => {
   for (const file of readdirSync(scripts)) {
     const js = readFileSync(join(scripts, file), "utf8");
     // t("key"), "data-i18n": "key", and keys named in plain string literals like "call.hang_up"
-    for (const m of js.matchAll(/["'`]((?:app|lang|login|staff|status|call|quality|citizen|check|advice|error|nav|plan|link|cancel|report|basis|weekday|feed|lobby|invite|ops|tablet|devices)(?:\.[a-z_]+)+)["'`]/g)) {
+    for (const m of js.matchAll(/["'`]((?:app|lang|login|staff|status|call|quality|citizen|check|advice|error|nav|plan|link|cancel|report|basis|weekday|feed|lobby|invite|ops|tablet|devices|chat)(?:\.[a-z_]+)+)["'`]/g)) {
       used.add(m[1]);
     }
   }

@@ -10,6 +10,7 @@
 //! - [`join_failures`]: failed joins by reason, for metrics and the ops view;
 //! - [`Sfu`]: the handle the server holds to start all of it.
 
+pub mod chat;
 pub mod config;
 pub mod grant;
 pub mod ids;

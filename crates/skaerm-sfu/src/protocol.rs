@@ -109,6 +109,11 @@ pub enum ClientMessage {
         /// Who.
         participant_id: ParticipantId,
     },
+    /// A chat message to everyone in the room (admitted participants only).
+    Chat {
+        /// Plain text: trimmed, 1 to 1000 characters, no control characters but newline.
+        text: String,
+    },
 }
 
 /// A participant as others see it.
@@ -233,6 +238,16 @@ pub enum ServerMessage {
         /// Whose video.
         participant_id: ParticipantId,
     },
+    /// A chat message, relayed to everyone in the room including its sender, in the relay's
+    /// order. Not stored anywhere.
+    Chat {
+        /// The sender's participant id.
+        from: ParticipantId,
+        /// Plain text; clients must escape it.
+        text: String,
+        /// When the relay received it, milliseconds since the Unix epoch.
+        at: u64,
+    },
     /// The session is over.
     Ended {
         /// Why.
@@ -294,6 +309,8 @@ pub enum ErrorCode {
     Internal,
     /// `admit`/`deny` named nobody in this room's waiting room.
     UnknownParticipant,
+    /// Too many chat messages in a short time; the message was dropped.
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -330,6 +347,7 @@ impl ErrorCode {
             ErrorCode::ServerBusy => "server_busy",
             ErrorCode::Internal => "internal",
             ErrorCode::UnknownParticipant => "unknown_participant",
+            ErrorCode::RateLimited => "rate_limited",
         }
     }
 }
@@ -353,6 +371,7 @@ const CLIENT_TYPES: &[&str] = &[
     "leave",
     "admit",
     "deny",
+    "chat",
 ];
 
 /// Parses one text frame.
@@ -505,6 +524,35 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(json["code"], "unknown_participant");
+        assert_eq!(json["fatal"], false);
+    }
+
+    #[test]
+    fn chat_messages_parse_and_serialise_as_documented() {
+        let m = parse_client_message(r#"{"type":"chat","text":"hej"}"#).unwrap();
+        assert_eq!(m, ClientMessage::Chat { text: "hej".into() });
+        assert!(matches!(
+            parse_client_message(r#"{"type":"chat"}"#),
+            Err(ParseError::Bad(_))
+        ));
+        assert!(matches!(
+            parse_client_message(r#"{"type":"chat","text":5}"#),
+            Err(ParseError::Bad(_))
+        ));
+        let id = ParticipantId(uuid::Uuid::nil());
+        let json = serde_json::to_value(ServerMessage::Chat {
+            from: id,
+            text: "<b>".into(),
+            at: 1_700_000_000_000,
+        })
+        .unwrap();
+        assert_eq!(json["type"], "chat");
+        assert_eq!(json["from"], id.to_string());
+        assert_eq!(json["text"], "<b>");
+        assert_eq!(json["at"], 1_700_000_000_000u64);
+        let json = serde_json::to_value(ServerMessage::error(ErrorCode::RateLimited, "slow down"))
+            .unwrap();
+        assert_eq!(json["code"], "rate_limited");
         assert_eq!(json["fatal"], false);
     }
 

@@ -6,6 +6,7 @@
 //! ends. Hostile input (not JSON, unknown types, huge frames, binary frames) is answered with an
 //! error message or a close with a reason; it never takes the server down.
 
+use crate::chat::{ChatRateLimit, validate_chat_text};
 use crate::config::RelayConfig;
 use crate::grant::{JoinAuthorizer, JoinGrant};
 use crate::ids::{RoomId, SessionId};
@@ -323,6 +324,7 @@ async fn in_room(
     let mut ping = tokio::time::interval(ping_interval);
     ping.tick().await;
     let mut last_heard = Instant::now();
+    let mut chat_limit = ChatRateLimit::standard(Instant::now());
     loop {
         tokio::select! {
             outbound = inbox.recv() => match outbound {
@@ -370,6 +372,21 @@ async fn in_room(
                     Ok(ClientMessage::Deny { participant_id }) => {
                         Command::Deny { session, participant: participant_id }
                     }
+                    Ok(ClientMessage::Chat { text }) => {
+                        // Checked here, off the media worker; the text itself is never logged.
+                        let text = match validate_chat_text(&text) {
+                            Ok(text) => text,
+                            Err(refusal) => {
+                                send_error(sink, inner, ErrorCode::BadMessage, &refusal.to_string()).await;
+                                continue;
+                            }
+                        };
+                        if !chat_limit.allow(Instant::now()) {
+                            send_error(sink, inner, ErrorCode::RateLimited, "too many chat messages; wait a moment").await;
+                            continue;
+                        }
+                        Command::Chat { session, text, at: unix_millis() }
+                    }
                     Err(err) => {
                         report_parse_error(sink, inner, err).await;
                         continue;
@@ -390,6 +407,14 @@ async fn in_room(
             },
         }
     }
+}
+
+/// Wall-clock milliseconds since the Unix epoch (the `at` of chat messages).
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// One received WebSocket frame, sorted.

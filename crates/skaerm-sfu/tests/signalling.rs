@@ -475,3 +475,91 @@ async fn a_waiting_guest_that_stops_answering_is_dropped_and_hosts_are_told() {
     );
     drop(guest);
 }
+
+#[tokio::test]
+async fn admitted_participants_chat_both_ways_and_waiting_guests_cannot() {
+    let (addr, _sfu) = start(config()).await;
+    let room = Uuid::new_v4();
+    let (mut a, a_id) = join(addr, room).await;
+    let (mut b, b_id) = join(addr, room).await;
+    expect_type(&mut a, "participant_joined").await;
+
+    // A waiting guest is in the lobby, not in the call: refused, and nobody hears it.
+    let mut waiting = connect(addr).await;
+    send(
+        &mut waiting,
+        json!({"type": "join", "protocol": 1,
+               "token": format!("waiting:{room}:{}", Uuid::new_v4())}),
+    )
+    .await;
+    assert_eq!(next(&mut waiting).await.unwrap()["type"], "waiting");
+    send(&mut waiting, json!({"type": "chat", "text": "let me in"})).await;
+    let error = next(&mut waiting).await.unwrap();
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["code"], "not_joined");
+    assert_eq!(error["fatal"], false);
+
+    // A → room (A hears its own message back, in the relay's order), then B → room.
+    send(
+        &mut a,
+        json!({"type": "chat", "text": "  <img src=x onerror=alert(1)>\n  "}),
+    )
+    .await;
+    for ws in [&mut a, &mut b] {
+        let chat = expect_type(ws, "chat").await;
+        assert_eq!(chat["from"], a_id.to_string());
+        assert_eq!(chat["text"], "<img src=x onerror=alert(1)>");
+        assert!(chat["at"].as_u64().unwrap() > 1_600_000_000_000);
+    }
+    send(&mut b, json!({"type": "chat", "text": "hej\nmed dig"})).await;
+    for ws in [&mut b, &mut a] {
+        let chat = expect_type(ws, "chat").await;
+        assert_eq!(chat["from"], b_id.to_string());
+        assert_eq!(chat["text"], "hej\nmed dig");
+    }
+    // The waiting guest heard none of it: its next message is its own refusal again.
+    send(&mut waiting, json!({"type": "chat", "text": "?"})).await;
+    assert_eq!(next(&mut waiting).await.unwrap()["code"], "not_joined");
+}
+
+#[tokio::test]
+async fn bad_chat_texts_are_refused_and_the_rate_limit_trips_and_recovers() {
+    let (addr, _sfu) = start(config()).await;
+    let room = Uuid::new_v4();
+    let (mut a, a_id) = join(addr, room).await;
+
+    for bad in [
+        json!({"type": "chat", "text": ""}),
+        json!({"type": "chat", "text": " \n\t "}),
+        json!({"type": "chat", "text": "x".repeat(1001)}),
+        json!({"type": "chat", "text": "bell\u{7}"}),
+        json!({"type": "chat", "text": "a\rb"}),
+        json!({"type": "chat", "text": 42}),
+        json!({"type": "chat"}),
+    ] {
+        send(&mut a, bad.clone()).await;
+        let error = expect_type(&mut a, "error").await;
+        assert_eq!(error["code"], "bad_message", "{bad}");
+        assert_eq!(error["fatal"], false);
+    }
+    // Exactly 1000 characters is fine (and uses one token).
+    send(&mut a, json!({"type": "chat", "text": "æ".repeat(1000)})).await;
+    let chat = expect_type(&mut a, "chat").await;
+    assert_eq!(chat["text"].as_str().unwrap().chars().count(), 1000);
+    assert_eq!(chat["from"], a_id.to_string());
+
+    // Four more fill the bucket of five; the sixth is refused, not fatally.
+    for i in 0..4 {
+        send(&mut a, json!({"type": "chat", "text": format!("m{i}")})).await;
+        assert_eq!(expect_type(&mut a, "chat").await["text"], format!("m{i}"));
+    }
+    send(&mut a, json!({"type": "chat", "text": "one too many"})).await;
+    let error = expect_type(&mut a, "error").await;
+    assert_eq!(error["code"], "rate_limited");
+    assert_eq!(error["fatal"], false);
+
+    // One token a second comes back.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    send(&mut a, json!({"type": "chat", "text": "again"})).await;
+    assert_eq!(expect_type(&mut a, "chat").await["text"], "again");
+}

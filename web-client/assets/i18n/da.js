@@ -392,4 +392,14 @@ export default {
   "tablet.call": "Ring til borgerens tablet",
   "tablet.ringing": "Tabletten ringer i {n} sekunder. Når borgeren tager imod, lukker du borgeren ind fra venteværelset.",
   "tablet.not_started": "Besøget er ikke startet endnu.",
+
+  "chat.open": "Skriv",
+  "chat.messages": "Beskeder",
+  "chat.label": "Din besked",
+  "chat.send": "Send",
+  "chat.you": "Dig",
+  "chat.someone": "Deltager",
+  "chat.announce": "Besked fra {name}: {text}",
+  "chat.rate_limited": "Du sender for hurtigt. Vent et øjeblik, og send igen.",
+  "chat.refused": "Beskeden kunne ikke sendes. Den må højst være 1000 tegn.",
 };

@@ -392,4 +392,14 @@ export default {
   "tablet.call": "Call the citizen's tablet",
   "tablet.ringing": "The tablet rings for {n} seconds. When the citizen answers, let them in from the waiting room.",
   "tablet.not_started": "The visit has not started yet.",
+
+  "chat.open": "Write",
+  "chat.messages": "Messages",
+  "chat.label": "Your message",
+  "chat.send": "Send",
+  "chat.you": "You",
+  "chat.someone": "Participant",
+  "chat.announce": "Message from {name}: {text}",
+  "chat.rate_limited": "You are sending too fast. Wait a moment and send again.",
+  "chat.refused": "The message could not be sent. It may be at most 1000 characters.",
 };

@@ -15,6 +15,8 @@
 // "participant-waiting" {participant} when someone arrives and "waiting-left" {participant,
 // reason} when someone leaves it without being let in (gone, or denied). A host lets someone in
 // with admit(id) or turns them away with deny(id).
+// Chat: sendChat(text); "chat" {from, text, at, name, own} for every relayed message (ours
+// too, in the relay's order), "chat-refused" {code} when the relay refused ours.
 import { Signalling } from "./signalling.js";
 
 const STATS_INTERVAL_MS = 2000;
@@ -69,6 +71,8 @@ export class Call extends EventTarget {
     this.screenTrack = null;
     this.attempt = 0;
     this.lostAt = null;
+    /** Chat messages sent and not yet echoed or refused by the relay. */
+    this.chatPending = 0;
   }
 
   emit(type, detail = {}) {
@@ -137,6 +141,7 @@ export class Call extends EventTarget {
 
     s.addEventListener("joined", (e) => {
       if (!current()) return;
+      this.you = e.detail.you ?? null;
       this.participants.clear();
       this.remoteStreams.clear();
       for (const p of e.detail.participants) this.participants.set(p.id, p);
@@ -195,6 +200,13 @@ export class Call extends EventTarget {
     s.addEventListener("video_resumed", (e) => {
       if (current()) this.emit("video-resumed", { participantId: e.detail.participant_id ?? null });
     });
+    s.addEventListener("chat", (e) => {
+      if (!current() || typeof e.detail.text !== "string") return;
+      if (e.detail.from === this.you?.id) this.chatPending = Math.max(0, this.chatPending - 1);
+      const own = e.detail.from === this.you?.id;
+      const name = own ? this.you.display_name : this.participants.get(e.detail.from)?.display_name ?? "";
+      this.emit("chat", { from: e.detail.from, text: e.detail.text, at: e.detail.at, name, own });
+    });
     s.addEventListener("ended", (e) => {
       if (!current()) return;
       // A server restart is not the end of the visit: come back when it is up again.
@@ -204,6 +216,12 @@ export class Call extends EventTarget {
     s.addEventListener("error", (e) => {
       if (!current()) return;
       this.emit("error", e.detail);
+      // Only chat is rate limited; a bad_message/not_joined refuses our chat while one is out.
+      if (e.detail.code === "rate_limited"
+        || (["bad_message", "not_joined"].includes(e.detail.code) && this.chatPending > 0)) {
+        this.chatPending = Math.max(0, this.chatPending - 1);
+        this.emit("chat-refused", { code: e.detail.code });
+      }
       // An admit/deny for someone no longer waiting (they left as we pressed): drop them.
       if (e.detail.code === "unknown_participant" && this.pendingDecision) {
         const participant = this.waitingList.get(this.pendingDecision);
@@ -247,6 +265,12 @@ export class Call extends EventTarget {
   admit(participantId) {
     this.pendingDecision = participantId;
     this.signalling?.send({ type: "admit", participant_id: participantId });
+  }
+
+  /** Sends a chat message to everyone in the call (it comes back as a "chat" event). */
+  sendChat(text) {
+    this.chatPending += 1;
+    this.signalling?.send({ type: "chat", text });
   }
 
   /** (Host.) Turns a waiting participant away. */

@@ -3,6 +3,7 @@
 import { api, ApiError } from "./api.js";
 import { Call, getLocalMedia } from "./call.js";
 import { CallView, prepareRemoteVideo, keepScreenOn } from "./call-view.js";
+import { ChatPanel } from "./chat-panel.js";
 import { checkDevices, checkConnection, levelMeter } from "./precheck.js";
 import { t, translate, languageSwitch, onLanguageChange, clock } from "./i18n.js";
 
@@ -166,6 +167,7 @@ async function join() {
   if (stream.getTracks().length === 0) view.setNote("citizen.no_devices");
   else if (stream.getVideoTracks().length === 0) view.setNote("citizen.no_camera");
   else if (stream.getAudioTracks().length === 0) view.setNote("citizen.no_microphone");
+  new ChatPanel($("#chat"), call, $("#chat-announce"));
   call.addEventListener("ended", (e) => finished(e.detail.reason));
   // The waiting room: a calm screen until staff let us in (again after a restart of the
   // server, which forgets who was let in); then the call.
@@ -217,6 +219,7 @@ function explain(error) {
 /** The end screen. Hanging up oneself (perhaps by mistake) or a lost line can be undone. */
 function finished(reason) {
   $("#call").hidden = true;
+  $("#chat").hidden = true;
   $("#lobby").hidden = true;
   $("#waiting-room").hidden = true;
   $("#waiting-self").srcObject = null;

@@ -6,6 +6,7 @@ import { CallView } from "./call-view.js";
 import { LobbyPanel } from "./lobby-panel.js";
 import { InviteForm } from "./invite.js";
 import { wireTabletCall } from "./tablet-call.js";
+import { ChatPanel } from "./chat-panel.js";
 import { t, translate, languageSwitch } from "./i18n.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -37,6 +38,7 @@ async function main() {
   });
   new CallView($("#call"), call, { onLeave: () => endVisit(call), leaveKey: "call.end_visit", screenShare: true });
   new LobbyPanel($("#lobby-panel"), call, $("#lobby-announce"), visitId);
+  new ChatPanel($("#chat"), call, $("#chat-announce"));
   call.addEventListener("ended", (e) => done(e.detail.reason));
   $("#call").hidden = false;
   new InviteForm($("#invite"), visitId);
@@ -83,6 +85,7 @@ function done(reason) {
   $("#lobby-panel").hidden = true;
   $("#invite").hidden = true;
   $("#tablet-call").hidden = true;
+  $("#chat").hidden = true;
   const key = reason === "replaced" ? "call.replaced"
     : reason === "media_failed" || reason === "disconnected" ? "call.failed"
     : "call.ended_staff";

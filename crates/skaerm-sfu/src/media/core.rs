@@ -118,6 +118,15 @@ pub enum Command {
         /// Who.
         participant: crate::ids::ParticipantId,
     },
+    /// Relay a chat message (already validated and rate limited by signalling) to the room.
+    Chat {
+        /// The sender's session.
+        session: SessionId,
+        /// The text.
+        text: String,
+        /// Receive time, milliseconds since the Unix epoch.
+        at: u64,
+    },
     /// End a room for everyone in it.
     CloseRoom {
         /// The room.
@@ -456,6 +465,7 @@ impl MediaCore {
             Command::Candidate { session, candidate } => self.candidate(session, candidate),
             Command::Publish { session, publish } => self.publish(now, session, publish),
             Command::Mute { session, muted } => self.mute(session, muted),
+            Command::Chat { session, text, at } => self.chat(session, text, at),
             Command::Leave { session, reason } => {
                 if let Some(key) = self.sessions.get(&session).copied() {
                     self.remove_peer(now, key, reason, None);
@@ -1445,6 +1455,37 @@ impl MediaCore {
             key,
             &ServerMessage::ParticipantUpdated { participant: info },
         );
+    }
+
+    /// Relays a chat message to everyone in the sender's room, the sender included. Waiting
+    /// guests are not in a room yet and are refused. The text is neither logged nor kept.
+    fn chat(&mut self, session: SessionId, text: String, at: u64) {
+        let Some((room, from)) = self
+            .sessions
+            .get(&session)
+            .and_then(|key| self.peers.get(key))
+            .map(|peer| (peer.room, peer.info.id))
+        else {
+            self.signal(
+                session,
+                ServerMessage::error(ErrorCode::NotJoined, "not admitted to the call"),
+            );
+            return;
+        };
+        let members = self.rooms.get(&room).cloned().unwrap_or_default();
+        for key in members {
+            if let Some(peer) = self.peers.get(&key) {
+                let member = peer.session;
+                self.signal(
+                    member,
+                    ServerMessage::Chat {
+                        from,
+                        text: text.clone(),
+                        at,
+                    },
+                );
+            }
+        }
     }
 
     // ---- subscriptions -------------------------------------------------------------------
