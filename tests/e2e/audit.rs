@@ -254,3 +254,59 @@ async fn admins_create_accounts_and_change_roles_only_in_their_municipality() ->
     assert_eq!(person.get("/api/admin/accounts").await?.0, 403);
     Ok(())
 }
+
+#[tokio::test]
+async fn planning_viewing_and_series_links_are_audited() -> Result<()> {
+    let server = TestServer::start().await?;
+    let m = server.municipality("Revisionskommune").await?;
+    let admin_user = server.account(&m, "Admin", &[Role::Admin]).await?;
+    let staff = Browser::new(&server.url())?;
+    staff.login(&m.username, PASSWORD).await?;
+
+    let start = chrono::Utc::now() + chrono::Duration::days(2);
+    let (status, body) = staff
+        .post(
+            "/api/visits",
+            json!({"legal_basis": "sel_85", "citizen_id": m.citizen.id,
+                   "planned_start": start, "duration_minutes": 15}),
+        )
+        .await?;
+    assert_eq!(status, 201, "{body}");
+    let visit = body["visit"]["id"].as_str().unwrap().to_owned();
+    let (status, _) = staff.get(&format!("/api/visits/{visit}")).await?;
+    assert_eq!(status, 200);
+    let local = (start + chrono::Duration::days(1)).with_timezone(&skaerm_scheduling::TIME_ZONE);
+    let (status, body) = staff
+        .post(
+            "/api/series",
+            json!({"legal_basis": "sel_85", "citizen_id": m.citizen.id,
+                   "start_local": local.format("%Y-%m-%dT%H:%M:00").to_string(),
+                   "duration_minutes": 15, "rrule": "FREQ=WEEKLY;COUNT=2"}),
+        )
+        .await?;
+    assert_eq!(status, 201, "{body}");
+    let series = body["series"]["id"].as_str().unwrap().to_owned();
+    let (status, _) = staff
+        .delete(&format!("/api/series/{series}/citizen-link"))
+        .await?;
+    assert_eq!(status, 204);
+
+    let admin = Browser::new(&server.url())?;
+    admin.login(&admin_user, PASSWORD).await?;
+    let (status, export) = admin.get("/api/admin/audit").await?;
+    assert_eq!(status, 200, "{export}");
+    let events = export["events"].as_array().unwrap();
+    let has = |action: &str, about: &str| {
+        events.iter().any(|e| {
+            e["action"] == action && serde_json::to_string(e).unwrap_or_default().contains(about)
+        })
+    };
+    assert!(has("visit_created", &visit), "{export}");
+    assert!(has("visit_viewed", &visit), "{export}");
+    assert!(
+        has("visit_created", &format!("series {series}")),
+        "{export}"
+    );
+    assert!(has("link_revoked", &format!("series {series}")), "{export}");
+    Ok(())
+}

@@ -14,7 +14,9 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{DateTime, NaiveDateTime, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
+use skaerm_auth::audit::{AuditAction, AuditEvent};
 use skaerm_auth::citizen_link::CitizenLinkSecret;
+use skaerm_auth::refs::TenantRef;
 use skaerm_scheduling::{
     CitizenId, LegalBasis, NewSeries, Recurrence, Series, SeriesEdit, SeriesId, StaffId,
     StoreError, Visit,
@@ -131,6 +133,7 @@ pub async fn create(
         .await
         .map_err(store_problem)?;
     tracing::info!(series = %series.id, staff = %session.staff, visits = visits.len(), "series planned");
+    audit_series(&state, &session, AuditAction::VisitCreated, &series.id).await?;
     Ok((
         StatusCode::CREATED,
         envelope(&state, &series, visits).await?,
@@ -240,6 +243,7 @@ pub async fn edit(
         .await
         .map_err(store_problem)?;
     tracing::info!(old = %series.id, new = %new.id, staff = %session.staff, "series edited from an occurrence");
+    audit_series(&state, &session, AuditAction::VisitChanged, &new.id).await?;
     envelope(&state, &new, visits).await
 }
 
@@ -262,6 +266,7 @@ pub async fn citizen_link(
         .await
         .map_err(Problem::internal)?;
     tracing::info!(series = %series.id, staff = %session.staff, "series citizen link issued");
+    audit_series(&state, &session, AuditAction::LinkIssued, &series.id).await?;
     Ok(Json(CitizenLink {
         url: link_url(&state, &secret),
         expires_at: None,
@@ -284,5 +289,20 @@ pub async fn revoke_citizen_link(
         .revoke_series_citizen_links(series.id, Utc::now())
         .await
         .map_err(Problem::internal)?;
+    audit_series(&state, &session, AuditAction::LinkRevoked, &series.id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Records a series action in the audit log (the series is named in the detail; a series has
+/// no visit of its own to be the subject).
+async fn audit_series(
+    state: &AppState,
+    session: &StaffSession,
+    action: AuditAction,
+    series: &impl std::fmt::Display,
+) -> Result<(), Problem> {
+    let event = AuditEvent::staff(TenantRef(session.tenant.0), session.staff.0, action)
+        .from_ip(session.client_ip)
+        .detail(&format!("series {series}"));
+    crate::audit::record_event(&state.services, event).await
 }
