@@ -266,61 +266,50 @@ impl Browser {
         &self.base
     }
 
-    /// POSTs JSON like the web client (with the CSRF header); returns status and body.
-    pub async fn post(&self, path: &str, body: Value) -> Result<(u16, Value)> {
-        let response = self
+    /// Sends `method` to `path` like the web client (writes carry the CSRF header and a JSON
+    /// body when given); returns status and JSON body (`null` when there is none).
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value)> {
+        let mut request = self
             .client
-            .post(format!("{}{path}", self.base))
-            .header(CSRF_HEADER, "1")
-            .json(&body)
+            .request(method.clone(), format!("{}{path}", self.base));
+        if method != reqwest::Method::GET {
+            request = request.header(CSRF_HEADER, "1");
+        }
+        if let Some(body) = &body {
+            request = request.json(body);
+        }
+        let response = request
             .send()
             .await
-            .with_context(|| format!("POST {path}"))?;
+            .with_context(|| format!("{method} {path}"))?;
         let status = response.status().as_u16();
         let body = response.json::<Value>().await.unwrap_or(Value::Null);
         Ok((status, body))
+    }
+
+    /// POSTs JSON like the web client; returns status and body.
+    pub async fn post(&self, path: &str, body: Value) -> Result<(u16, Value)> {
+        self.request(reqwest::Method::POST, path, Some(body)).await
     }
 
     /// PUTs JSON like the web client; returns status and body.
     pub async fn put(&self, path: &str, body: Value) -> Result<(u16, Value)> {
-        let response = self
-            .client
-            .put(format!("{}{path}", self.base))
-            .header(CSRF_HEADER, "1")
-            .json(&body)
-            .send()
-            .await
-            .with_context(|| format!("PUT {path}"))?;
-        let status = response.status().as_u16();
-        let body = response.json::<Value>().await.unwrap_or(Value::Null);
-        Ok((status, body))
+        self.request(reqwest::Method::PUT, path, Some(body)).await
     }
 
     /// DELETEs like the web client; returns status and body.
     pub async fn delete(&self, path: &str) -> Result<(u16, Value)> {
-        let response = self
-            .client
-            .delete(format!("{}{path}", self.base))
-            .header(CSRF_HEADER, "1")
-            .send()
-            .await
-            .with_context(|| format!("DELETE {path}"))?;
-        let status = response.status().as_u16();
-        let body = response.json::<Value>().await.unwrap_or(Value::Null);
-        Ok((status, body))
+        self.request(reqwest::Method::DELETE, path, None).await
     }
 
     /// GETs JSON; returns status and body.
     pub async fn get(&self, path: &str) -> Result<(u16, Value)> {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .with_context(|| format!("GET {path}"))?;
-        let status = response.status().as_u16();
-        let body = response.json::<Value>().await.unwrap_or(Value::Null);
-        Ok((status, body))
+        self.request(reqwest::Method::GET, path, None).await
     }
 
     /// GETs anything; returns status, content type and the body as text.
