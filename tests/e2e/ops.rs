@@ -296,3 +296,44 @@ async fn ops_see_only_their_municipalitys_calls_until_they_end() -> Result<()> {
     }
     anyhow::bail!("the call did not leave the list")
 }
+
+/// `/metrics` through the real server: with `--metrics-token` only a scraper presenting it
+/// reads the numbers (loopback no exception); without one, a direct loopback scrape works and a
+/// request relayed by a proxy (`X-Forwarded-For`) is refused.
+#[tokio::test]
+async fn metrics_need_the_token_or_a_direct_loopback_scrape() -> Result<()> {
+    let token = "scrape-token-for-prometheus-42";
+    let server = TestServer::start_with(&["--metrics-token", token]).await?;
+    let http = reqwest::Client::new();
+    let url = format!("{}/metrics", server.url());
+
+    let anonymous = http.get(&url).send().await?;
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(
+        anonymous.headers().get("www-authenticate").unwrap(),
+        "Bearer"
+    );
+    let wrong = http
+        .get(&url)
+        .bearer_auth("scrape-token-for-prometheus-43")
+        .send()
+        .await?;
+    assert_eq!(wrong.status(), 401);
+    let right = http.get(&url).bearer_auth(token).send().await?;
+    assert_eq!(right.status(), 200);
+    assert!(
+        right.text().await?.contains("skaerm_rooms_active"),
+        "the scrape carries the relay's metrics"
+    );
+
+    let open = TestServer::start().await?;
+    let url = format!("{}/metrics", open.url());
+    assert_eq!(http.get(&url).send().await?.status(), 200);
+    let proxied = http
+        .get(&url)
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await?;
+    assert_eq!(proxied.status(), 403);
+    Ok(())
+}

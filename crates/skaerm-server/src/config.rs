@@ -116,6 +116,12 @@ pub struct ServerConfig {
     )]
     pub trusted_proxies: Vec<IpAddr>,
 
+    /// Bearer token Prometheus must send to read `/metrics` (`Authorization: Bearer …`, at least
+    /// 16 characters). Without it `/metrics` answers only direct loopback requests (no
+    /// `X-Forwarded-For`), so an internet-facing node never shows its numbers to strangers.
+    #[arg(long, env = "SKAERM_METRICS_TOKEN", value_parser = metrics_token)]
+    pub metrics_token: Option<String>,
+
     /// Login attempts per client IP per minute (then 429 with Retry-After).
     #[arg(long, env = "SKAERM_LOGIN_LIMIT_PER_IP", default_value_t = 10)]
     pub login_limit_per_ip: u32,
@@ -253,4 +259,12 @@ impl ServerConfig {
         let scheme = if self.tls() { "https" } else { "http" };
         format!("{scheme}://{host}:{}", bound.port())
     }
+}
+
+/// A metrics token must be long enough not to be guessed.
+fn metrics_token(value: &str) -> Result<String, String> {
+    if value.chars().count() < 16 {
+        return Err("the metrics token must be at least 16 characters".into());
+    }
+    Ok(value.to_owned())
 }

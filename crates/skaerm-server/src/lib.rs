@@ -130,6 +130,9 @@ impl Server {
             config.tls(),
         );
         state.trusted_proxies = config.trusted_proxies.clone().into();
+        if let Some(token) = &config.metrics_token {
+            state.metrics_access = http::metrics::MetricsAccess::bearer(token);
+        }
         if let Some(path) = &config.oidc_config {
             let providers = oidc::load_config(path)?;
             state.sso = Some(Arc::new(oidc::Sso::new(providers, &public_url)?));

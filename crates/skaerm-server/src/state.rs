@@ -204,6 +204,8 @@ pub struct AppState {
     pub sso: Option<Arc<crate::oidc::Sso>>,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Arc<[std::net::IpAddr]>,
+    /// Who may read `/metrics` (`--metrics-token`).
+    pub metrics_access: crate::http::metrics::MetricsAccess,
     /// Tablets being called: device → (visit, since). Bounded, per node.
     pub calls: Arc<
         Mutex<
@@ -230,6 +232,7 @@ impl AppState {
             sso: None,
             calls: Arc::default(),
             trusted_proxies: Arc::from(Vec::new()),
+            metrics_access: crate::http::metrics::MetricsAccess::LoopbackOnly,
         }
     }
 }

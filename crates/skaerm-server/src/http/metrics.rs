@@ -1,13 +1,99 @@
-//! `GET /metrics`: Prometheus text format.
+//! `GET /metrics`: Prometheus text format, and who may read it.
+//!
+//! The numbers say how many calls a node carries and how they fare, nothing about people, but
+//! they are still not for strangers: with `--metrics-token` a scraper must send it as a bearer
+//! token; without one, only a direct loopback request (no `X-Forwarded-For`, so not relayed by
+//! a local reverse proxy) is answered.
 
 use crate::state::AppState;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prometheus::{Encoder, TextEncoder};
+use sha2::{Digest, Sha256};
+use std::net::{IpAddr, SocketAddr};
 
-/// All registered metrics.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// The rule for reading `/metrics`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MetricsAccess {
+    /// No token configured: direct loopback requests only.
+    LoopbackOnly,
+    /// `Authorization: Bearer <token>` required; the SHA-256 of the token is kept, and the
+    /// presented token is compared by its digest, so the comparison's timing says nothing
+    /// about the token.
+    Bearer([u8; 32]),
+}
+
+/// What a request to `/metrics` gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Serve the metrics.
+    Allow,
+    /// 401 with `WWW-Authenticate: Bearer`: a token is configured and this one is missing or
+    /// wrong.
+    Unauthorized,
+    /// 403: no token configured and the request is not a direct loopback one.
+    Forbidden,
+}
+
+impl MetricsAccess {
+    /// Requires this bearer token.
+    pub fn bearer(token: &str) -> Self {
+        MetricsAccess::Bearer(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// Decides a request from its TCP peer and headers.
+    pub fn decide(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Verdict {
+        match self {
+            MetricsAccess::Bearer(expected) => {
+                let presented = headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .map(|token| <[u8; 32]>::from(Sha256::digest(token.trim().as_bytes())));
+                if presented.as_ref() == Some(expected) {
+                    Verdict::Allow
+                } else {
+                    Verdict::Unauthorized
+                }
+            }
+            MetricsAccess::LoopbackOnly => {
+                let direct = !headers.contains_key("x-forwarded-for")
+                    && !headers.contains_key(header::FORWARDED);
+                if direct && peer.is_some_and(|ip| ip.is_loopback()) {
+                    Verdict::Allow
+                } else {
+                    Verdict::Forbidden
+                }
+            }
+        }
+    }
+}
+
+/// All registered metrics, to whoever `MetricsAccess` lets in.
+pub async fn metrics(State(state): State<AppState>, request: Request) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    match state.metrics_access.decide(peer, request.headers()) {
+        Verdict::Allow => {}
+        Verdict::Unauthorized => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "metrics need the configured bearer token\n",
+            )
+                .into_response();
+        }
+        Verdict::Forbidden => {
+            return (
+                StatusCode::FORBIDDEN,
+                "metrics are served to loopback only; set --metrics-token to scrape remotely\n",
+            )
+                .into_response();
+        }
+    }
     let encoder = TextEncoder::new();
     let mut body = Vec::new();
     if let Err(err) = encoder.encode(&state.registry.gather(), &mut body) {
@@ -19,4 +105,53 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         body,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.insert(*name, value.parse().unwrap());
+        }
+        h
+    }
+
+    const LOOPBACK: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    const REMOTE: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7)));
+
+    #[test]
+    fn without_a_token_only_direct_loopback_requests_are_served() {
+        let rule = MetricsAccess::LoopbackOnly;
+        assert_eq!(rule.decide(LOOPBACK, &HeaderMap::new()), Verdict::Allow);
+        assert_eq!(rule.decide(REMOTE, &HeaderMap::new()), Verdict::Forbidden);
+        assert_eq!(rule.decide(None, &HeaderMap::new()), Verdict::Forbidden);
+        let proxied = headers(&[("x-forwarded-for", "203.0.113.9")]);
+        assert_eq!(rule.decide(LOOPBACK, &proxied), Verdict::Forbidden);
+        let forwarded = headers(&[("forwarded", "for=203.0.113.9")]);
+        assert_eq!(rule.decide(LOOPBACK, &forwarded), Verdict::Forbidden);
+    }
+
+    #[test]
+    fn with_a_token_only_that_token_is_served_from_anywhere() {
+        let rule = MetricsAccess::bearer("a-long-scrape-token-0123");
+        let right = headers(&[("authorization", "Bearer a-long-scrape-token-0123")]);
+        assert_eq!(rule.decide(REMOTE, &right), Verdict::Allow);
+        for wrong in [
+            "Bearer a-long-scrape-token-0124",
+            "Bearer ",
+            "Basic a-long-scrape-token-0123",
+            "a-long-scrape-token-0123",
+        ] {
+            let h = headers(&[("authorization", wrong)]);
+            assert_eq!(rule.decide(REMOTE, &h), Verdict::Unauthorized, "{wrong}");
+        }
+        // Loopback is no excuse once a token is configured.
+        assert_eq!(
+            rule.decide(LOOPBACK, &HeaderMap::new()),
+            Verdict::Unauthorized
+        );
+    }
 }
