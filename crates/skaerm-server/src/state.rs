@@ -205,12 +205,14 @@ pub struct AppState {
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Arc<[std::net::IpAddr]>,
     /// Tablets being called: device → (visit, since). Bounded, per node.
-    pub calls: Arc<
-        Mutex<
-            std::collections::HashMap<DeviceRef, (skaerm_scheduling::VisitId, std::time::Instant)>,
-        >,
-    >,
+    pub calls: Calls,
 }
+
+/// Tablets being called: device → (visit, since ringing). Shared by `http::devices` (ringing,
+/// answering) and admission (an answered call skips the waiting room).
+pub type Calls = Arc<
+    Mutex<std::collections::HashMap<DeviceRef, (skaerm_scheduling::VisitId, std::time::Instant)>>,
+>;
 
 impl AppState {
     /// Bundles the parts.
