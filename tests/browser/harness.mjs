@@ -258,14 +258,6 @@ export async function admitFromWaitingRoom(staff, citizen, ms = 20_000) {
   await staff.getByRole("region", { name: "Venteværelse" }).getByRole("button", { name: "Lad komme ind" }).click({ timeout: ms });
 }
 
-/** Logs `username` (a demo account) in on the staff page at `url`, as a person would. */
-export async function logIn(page, url, username) {
-  await page.goto(url);
-  await page.getByLabel("Brugernavn", { exact: true }).fill(username);
-  await page.getByLabel("Adgangskode", { exact: true }).fill("skaerm-demo");
-  await page.getByRole("button", { name: "Log ind" }).click();
-}
-
 /** Inbound video streams of a page that have decoded frames, and how many frames each. */
 export async function decodingStreams(page) {
   return page.evaluate(async () => {
