@@ -257,3 +257,88 @@ export async function admitFromWaitingRoom(staff, citizen, ms = 20_000) {
   await citizen.getByRole("heading", { name: "Din medarbejder lukker dig ind om lidt" }).waitFor({ timeout: ms });
   await staff.getByRole("region", { name: "Venteværelse" }).getByRole("button", { name: "Lad komme ind" }).click({ timeout: ms });
 }
+
+/** Inbound video streams of a page that have decoded frames, and how many frames each. */
+export async function decodingStreams(page) {
+  return page.evaluate(async () => {
+    const frames = [];
+    for (const pc of window.__skaermTestPeers ?? []) {
+      const report = await pc.getStats();
+      report.forEach((s) => {
+        if (s.type === "inbound-rtp" && s.kind === "video" && (s.framesDecoded ?? 0) > 0) {
+          frames.push(s.framesDecoded);
+        }
+      });
+    }
+    return frames;
+  });
+}
+
+/** Video elements (not the self view) that show a picture. */
+export async function playingVideos(page) {
+  return page.evaluate(() => [...document.querySelectorAll("video.remote-video, video.other-video")]
+    .filter((v) => v.videoWidth > 0 && v.readyState >= 2).length);
+}
+
+/**
+ * Per inbound stream of the page's open peer connections: frames decoded (video) and bytes
+ * and packets received (audio), keyed by connection and stats id.
+ */
+async function inboundStreams(page) {
+  return page.evaluate(async () => {
+    const video = {};
+    const audio = {};
+    const peers = window.__skaermTestPeers ?? [];
+    for (const [i, pc] of peers.entries()) {
+      if (pc.connectionState === "closed" || pc.signalingState === "closed") continue;
+      const report = await pc.getStats();
+      report.forEach((s) => {
+        if (s.type !== "inbound-rtp") return;
+        if (s.kind === "video") video[`${i}:${s.id}`] = s.framesDecoded ?? 0;
+        if (s.kind === "audio") audio[`${i}:${s.id}`] = { bytes: s.bytesReceived ?? 0, packets: s.packetsReceived ?? 0 };
+      });
+    }
+    return { video, audio };
+  });
+}
+
+/**
+ * Waits until `videos` inbound video streams each decode frames and `audios` inbound audio
+ * streams each receive packets and bytes — counted from now (getStats twice, the second time
+ * higher), so a stream that stalled does not pass on what it did before.
+ */
+export async function expectMediaRising(page, what, { videos, audios }, ms = 45_000) {
+  const before = await inboundStreams(page);
+  await eventually(`${what}: ${videos} video stream(s) decode and ${audios} audio stream(s) arrive`, async () => {
+    const now = await inboundStreams(page);
+    const risingVideo = Object.entries(now.video)
+      .filter(([id, frames]) => frames > (before.video[id] ?? 0) + 10).length;
+    const risingAudio = Object.entries(now.audio).filter(([id, { bytes, packets }]) => {
+      const then = before.audio[id] ?? { bytes: 0, packets: 0 };
+      return bytes > then.bytes && packets > then.packets + 10;
+    }).length;
+    return (risingVideo >= videos && risingAudio >= audios) || { risingVideo, risingAudio, now };
+  }, ms);
+}
+
+/**
+ * The number in `column` of the monthly report's row for `basis` on the report page (0 when
+ * the row is absent).
+ */
+export async function reportNumber(page, basis, column) {
+  const row = page.locator(`#report-table tr[data-basis="${basis}"]`);
+  if (!(await row.count())) return 0;
+  const headers = await page.locator("#report-table thead th").allInnerTexts();
+  const index = headers.indexOf(column);
+  if (index <= 0) throw new Error(`the report has no column ${column}: ${headers.join(", ")}`);
+  return Number((await row.locator("th, td").nth(index).innerText()).replace(/\D/g, ""));
+}
+
+/** {date: YYYY-MM-DD, time: HH:MM} of an instant in Copenhagen. */
+export function copenhagen(ms) {
+  const date = new Intl.DateTimeFormat("en-CA", { timeZone: "Europe/Copenhagen" }).format(new Date(ms));
+  const time = new Intl.DateTimeFormat("en-GB", {
+    timeZone: "Europe/Copenhagen", hourCycle: "h23", hour: "2-digit", minute: "2-digit",
+  }).format(new Date(ms));
+  return { date, time };
+}

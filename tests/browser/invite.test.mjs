@@ -4,7 +4,9 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { startServer, launchBrowser, newPage, eventually, artifacts, admitFromWaitingRoom } from "./harness.mjs";
+import {
+  startServer, launchBrowser, newPage, eventually, artifacts, admitFromWaitingRoom, decodingStreams, playingVideos,
+} from "./harness.mjs";
 
 let server;
 let browser;
@@ -20,28 +22,6 @@ after(async () => {
 });
 
 const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
-
-/** Inbound video streams of a page that have decoded frames, and how many frames each. */
-async function decodingStreams(page) {
-  return page.evaluate(async () => {
-    const frames = [];
-    for (const pc of window.__skaermTestPeers ?? []) {
-      const report = await pc.getStats();
-      report.forEach((s) => {
-        if (s.type === "inbound-rtp" && s.kind === "video" && (s.framesDecoded ?? 0) > 0) {
-          frames.push(s.framesDecoded);
-        }
-      });
-    }
-    return frames;
-  });
-}
-
-/** Video elements (not the self view) that show a picture. */
-async function playingVideos(page) {
-  return page.evaluate(() => [...document.querySelectorAll("video.remote-video, video.other-video")]
-    .filter((v) => v.videoWidth > 0 && v.readyState >= 2).length);
-}
 
 test("staff invite a relative who joins as third participant; all three decode video", async () => {
   const staff = await newPage(browser, { name: "staff-invite", viewport: { width: 1280, height: 900 } });

@@ -6,7 +6,9 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { startServer, launchBrowser, newPage, eventually, artifacts, expectAccessible } from "./harness.mjs";
+import {
+  startServer, launchBrowser, newPage, eventually, artifacts, expectAccessible, reportNumber, copenhagen,
+} from "./harness.mjs";
 
 let server;
 let browser;
@@ -32,15 +34,6 @@ after(async () => {
 });
 
 const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
-
-/** {date: YYYY-MM-DD, time: HH:MM} of an instant in Copenhagen. */
-function copenhagen(ms) {
-  const date = new Intl.DateTimeFormat("en-CA", { timeZone: "Europe/Copenhagen" }).format(new Date(ms));
-  const time = new Intl.DateTimeFormat("en-GB", {
-    timeZone: "Europe/Copenhagen", hourCycle: "h23", hour: "2-digit", minute: "2-digit",
-  }).format(new Date(ms));
-  return { date, time };
-}
 
 async function openPlanner() {
   await staff.getByRole("navigation", { name: "Sider" }).getByRole("link", { name: "Planlæg besøg" }).click();
@@ -242,23 +235,13 @@ test("a weekly series shows in the week view; one occurrence moves, the rest cha
   await staff.locator("li.visit", { hasText: "Birthe S." }).locator(".visit-status").getByText("Aflyst").waitFor();
 });
 
-/** The number in `column` of the report row for `basis` (0 when the row is absent). */
-async function reportNumber(basis, column) {
-  const row = staff.locator(`#report-table tr[data-basis="${basis}"]`);
-  if (!(await row.count())) return 0;
-  const headers = await staff.locator("#report-table thead th").allInnerTexts();
-  const index = headers.indexOf(column);
-  assert.ok(index > 0, `column ${column} exists`);
-  return Number((await row.locator("th, td").nth(index).innerText()).replace(/\D/g, ""));
-}
-
 test("the monthly report counts a visit ended as completed; chart and CSV download", async () => {
   await staff.goto(server.url);
   await staff.getByRole("navigation", { name: "Sider" }).getByRole("link", { name: "Rapport" }).click();
   await staff.waitForURL(/page=report/);
   await staff.locator("#report-table tfoot tr").waitFor();
-  const completedBefore = await reportNumber("sel_85", "Gennemført");
-  const totalBefore = await reportNumber("total", "Gennemført");
+  const completedBefore = await reportNumber(staff, "sel_85", "Gennemført");
+  const totalBefore = await reportNumber(staff, "total", "Gennemført");
 
   // The demo's first visit (Karen, §85, in five minutes) is started and ended as completed.
   const today = await (await staff.request.get(`${server.url}/api/visits`)).json();
@@ -270,9 +253,9 @@ test("the monthly report counts a visit ended as completed; chart and CSV downlo
 
   await staff.getByRole("button", { name: "Vis rapport" }).click();
   await eventually("the report counts the completed visit", async () =>
-    (await reportNumber("sel_85", "Gennemført")) === completedBefore + 1 || await reportNumber("sel_85", "Gennemført"));
-  assert.equal(await reportNumber("total", "Gennemført"), totalBefore + 1);
-  assert.ok((await reportNumber("sel_85", "Planlagt")) >= 2, "the planned §85 visits are counted");
+    (await reportNumber(staff, "sel_85", "Gennemført")) === completedBefore + 1 || await reportNumber(staff, "sel_85", "Gennemført"));
+  assert.equal(await reportNumber(staff, "total", "Gennemført"), totalBefore + 1);
+  assert.ok((await reportNumber(staff, "sel_85", "Planlagt")) >= 2, "the planned §85 visits are counted");
   assert.match(await staff.locator("#report-team").innerText(), /Bostøtte Nord/);
   // The chart: one SVG with an accessible name and a completed bar for §85.
   const chart = staff.locator("#report-chart svg[role=img]");

@@ -1,12 +1,13 @@
 // A registered citizen tablet, in a real browser: staff pair it from the staff page by the
 // code it shows, call it from a visit in progress, the tablet rings (sound, a big green and a
-// big red button), the citizen answers, staff let the tablet in, and both decode video; staff
-// unpair it and the tablet is signed out (shows a new pairing code).
+// big red button), the citizen answers and the tablet goes straight into the call (staff called
+// it: no waiting room, no "Lad komme ind"), and both decode video; staff unpair it and the
+// tablet is signed out (shows a new pairing code).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
-  startServer, launchBrowser, newPage, inboundMedia, eventually, artifacts, expectAccessible, admitFromWaitingRoom,
+  startServer, launchBrowser, newPage, inboundMedia, eventually, artifacts, expectAccessible,
 } from "./harness.mjs";
 
 let server;
@@ -35,6 +36,12 @@ test("staff pair a tablet, call it from a visit, the tablet answers, both see vi
 
   // Staff log in; the visits page has the tablets card.
   const staff = await newPage(browser, { name: "staff", viewport: { width: 1280, height: 900 } });
+  // What the relay tells each side (to prove that nobody is put in or asked about the waiting
+  // room, not even for a moment).
+  const signalled = { tablet: [], staff: [] };
+  for (const [name, page] of [["tablet", tablet], ["staff", staff]]) {
+    page.on("websocket", (ws) => ws.on("framereceived", ({ payload }) => signalled[name].push(String(payload))));
+  }
   await staff.goto(server.url);
   await staff.getByLabel("Brugernavn").fill("mette");
   await staff.getByLabel("Adgangskode").fill("skaerm-demo");
@@ -93,13 +100,13 @@ test("staff pair a tablet, call it from a visit, the tablet answers, both see vi
   await shot(tablet, "62-tablet-ringing");
   await expectAccessible(tablet, "tablet ringing");
 
-  // The citizen answers; the tablet waits in the waiting room until staff let it in.
+  // The citizen answers; the tablet goes straight into the call: staff called it, so nobody
+  // has to let it in.
   await accept.click();
   await eventually("the ring stops", async () =>
     (await tablet.evaluate(() => document.body.dataset.ringing ?? "stopped")) === "stopped" || "still ringing", 5_000);
-  await tablet.getByRole("heading", { name: "Din medarbejder lukker dig ind om lidt" }).waitFor({ timeout: 20_000 });
-  await expectAccessible(tablet, "tablet waiting room");
-  await admitFromWaitingRoom(staff, tablet);
+  await tablet.getByRole("button", { name: "Læg på" }).waitFor({ timeout: 20_000 });
+  await staff.locator(".remote-name").getByText(citizenName).waitFor({ timeout: 20_000 });
   for (const [name, page] of [["staff", staff], ["tablet", tablet]]) {
     let first = null;
     await eventually(`${name} decodes video`, async () => {
@@ -108,6 +115,14 @@ test("staff pair a tablet, call it from a visit, the tablet answers, both see vi
       return (first !== null && media.framesDecoded > first + 10) || media;
     }, 30_000);
   }
+  // Neither side ever saw the waiting room.
+  assert.ok(signalled.tablet.some((m) => JSON.parse(m).type === "joined"), "the tablet joined");
+  assert.ok(!signalled.tablet.some((m) => JSON.parse(m).type === "waiting"), "the tablet never waited");
+  assert.ok(!signalled.staff.some((m) => JSON.parse(m).type === "participant_waiting"), "staff were never asked");
+  assert.equal(await tablet.getByRole("heading", { name: "Din medarbejder lukker dig ind om lidt" }).count(), 0);
+  assert.equal(await staff.getByRole("button", { name: "Lad komme ind" }).count(), 0, "staff are not asked to let the tablet in");
+  assert.equal(await staff.locator("#lobby-panel").isHidden(), true);
+  await expectAccessible(tablet, "tablet in the call");
   await shot(tablet, "63-tablet-in-call");
   await shot(staff, "64-staff-in-call-with-tablet");
 

@@ -51,6 +51,7 @@ fn citizen_token(
                 tenant: TenantRef(m.tenant.id.0),
                 role: MediaRole::Guest,
                 name: "Citizen".into(),
+                answered_call: None,
             },
             at,
         )
@@ -136,6 +137,7 @@ async fn an_unknown_kid_is_refused() -> Result<()> {
             tenant: TenantRef(m.tenant.id.0),
             role: MediaRole::Guest,
             name: "x".into(),
+            answered_call: None,
         },
         Utc::now(),
     )?;
@@ -203,6 +205,7 @@ async fn a_token_from_another_tenant_is_refused() -> Result<()> {
             tenant: TenantRef(b.tenant.id.0),
             role: MediaRole::Guest,
             name: "x".into(),
+            answered_call: None,
         },
         Utc::now(),
     )?;

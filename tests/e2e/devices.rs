@@ -1,17 +1,27 @@
 //! Registered citizen tablets through the real server: a tablet asks to be paired and shows a
 //! code, staff enter it for their citizen, the tablet stays signed in, staff call it for a
-//! visit in progress and it joins the room with real WebRTC; unpairing revokes it. And the
-//! doors that stay shut: a wrong code, another municipality's citizen or device, ops.
+//! visit in progress and it joins the room with real WebRTC — straight into the call, the
+//! answer being the admission, while the citizen's link still waits; unpairing revokes it. And
+//! the doors that stay shut: a wrong code, another municipality's citizen or device, ops, a
+//! token that claims a call it was not issued for.
 
 #![allow(clippy::unwrap_used)] // tests may panic on setup failures
 
-use anyhow::Result;
+use anyhow::{Result, bail};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
 use serde_json::{Value, json};
+use skaerm_auth::devices::DeviceRef;
+use skaerm_auth::refs::{ParticipantRef, StaffRef, TenantRef, VisitRef};
 use skaerm_auth::roles::Role;
+use skaerm_auth::tokens::{AnsweredCall, MediaGrantRequest, MediaRole};
 use skaerm_e2e::participant::{JoinOutcome, Participant};
-use skaerm_e2e::server::{Browser, PASSWORD, TestServer};
+use skaerm_e2e::server::{Browser, Municipality, PASSWORD, TestServer};
+use skaerm_scheduling::Visit;
 use skaerm_sfu::ids::RoomId;
-use skaerm_sfu::protocol::Publish;
+use skaerm_sfu::protocol::{Publish, ServerMessage};
+use std::time::Duration;
 
 const AUDIO: Publish = Publish {
     audio: true,
@@ -87,7 +97,10 @@ async fn a_paired_tablet_is_called_joins_and_is_revoked_by_unpairing() -> Result
     let host = Participant::join(&server.ws_url(), &staff_token, AUDIO, room).await?;
     assert!(matches!(host, JoinOutcome::Joined(_)));
     match Participant::join(&server.ws_url(), &token, AUDIO, room).await? {
-        JoinOutcome::Joined(p) => p.leave().await?,
+        JoinOutcome::Joined(p) => {
+            assert!(!p.waited, "the called tablet does not wait");
+            p.leave().await?
+        }
         JoinOutcome::Refused { code, .. } => panic!("the tablet was refused: {code}"),
     }
 
@@ -171,6 +184,187 @@ async fn pairing_stays_inside_the_municipality_and_the_care_roles() -> Result<()
     assert_eq!(
         (status, body["code"].as_str()),
         (401, Some("unauthenticated"))
+    );
+    Ok(())
+}
+
+/// Joins with `token`; fails unless the server let the participant in (waiting or not).
+async fn joined(server: &TestServer, token: &str, visit: &Visit) -> Result<Participant> {
+    match Participant::join(&server.ws_url(), token, AUDIO, Some(RoomId(visit.id.0))).await? {
+        JoinOutcome::Joined(p) => Ok(*p),
+        JoinOutcome::Refused { code, .. } => bail!("refused: {code}"),
+    }
+}
+
+/// A validly signed citizen token for `visit` that names `call` (as only the tablet's answer
+/// path sets it): what someone holding the signing key could make, so admission must check
+/// the call itself and not trust the claim alone.
+fn token_claiming(
+    server: &TestServer,
+    m: &Municipality,
+    visit: &Visit,
+    call: AnsweredCall,
+) -> String {
+    server
+        .server
+        .state()
+        .services
+        .tokens
+        .issue_media(
+            &MediaGrantRequest {
+                participant: ParticipantRef(m.citizen.id.0),
+                visit: VisitRef(visit.id.0),
+                tenant: TenantRef(m.tenant.id.0),
+                role: MediaRole::Guest,
+                name: m.citizen.display_name.clone(),
+                answered_call: Some(call),
+            },
+            Utc::now(),
+        )
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_called_tablet_skips_the_waiting_room_a_link_and_a_forged_call_do_not() -> Result<()> {
+    let server = TestServer::start().await?;
+    let m = server.municipality("Testkommune").await?;
+    let admin_user = server.account(&m, "Anne Admin", &[Role::Admin]).await?;
+    let (tablet, code) = tablet_requests_pairing(&server).await?;
+    let staff = Browser::new(&server.url())?;
+    staff.login(&m.username, PASSWORD).await?;
+    let (status, body) = staff
+        .post(
+            "/api/devices/pair",
+            json!({"code": code, "citizen_id": m.citizen.id}),
+        )
+        .await?;
+    assert_eq!(status, 201, "{body}");
+    let device = DeviceRef(body["device"]["id"].as_str().unwrap().parse()?);
+    let visit = server.visit_soon(&m).await?;
+    let secret = staff.citizen_link(&visit).await?;
+    let staff_token = staff.start_visit(&visit).await?;
+    let host = joined(&server, &staff_token, &visit).await?;
+
+    // Before any call: the citizen's link waits.
+    let (status, body) = staff.exchange_link(&secret).await?;
+    assert_eq!(status, 200, "{body}");
+    let link_token = body["media_token"].as_str().unwrap().to_owned();
+    let from_link = joined(&server, &link_token, &visit).await?;
+    assert!(from_link.waited, "a citizen from the link waits");
+    from_link.leave().await?;
+
+    // Staff call the tablet; it answers and gets its token.
+    let (status, body) = staff
+        .post(
+            &format!("/api/devices/{}/call", device.0),
+            json!({"visit_id": visit.id}),
+        )
+        .await?;
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = tablet.get("/api/device/call").await?;
+    assert_eq!(status, 200, "{body}");
+    let tablet_token = body["media_token"].as_str().unwrap().to_owned();
+
+    // While the call rings, the link of the same visit still waits.
+    let from_link = joined(&server, &link_token, &visit).await?;
+    assert!(
+        from_link.waited,
+        "the link waits while the tablet is called"
+    );
+    from_link.leave().await?;
+
+    // The link's token with the call claim copied from the tablet's token: the signature
+    // no longer holds.
+    let claim = |token: &str| -> Result<Value> {
+        let part = token.split('.').nth(1).unwrap_or_default();
+        Ok(serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part)?)?)
+    };
+    let call_claim = claim(&tablet_token)?["call"].clone();
+    assert_eq!(call_claim["device"], json!(device.0));
+    assert_eq!(call_claim["by"], json!(m.staff.id));
+    assert!(claim(&link_token)?.get("call").is_none());
+    let mut tampered_claims = claim(&link_token)?;
+    tampered_claims["call"] = call_claim;
+    let parts: Vec<&str> = link_token.split('.').collect();
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(tampered_claims.to_string()),
+        parts[2]
+    );
+    match Participant::join(&server.ws_url(), &tampered, AUDIO, Some(RoomId(visit.id.0))).await? {
+        JoinOutcome::Refused { code, .. } => assert_eq!(code, "token_invalid"),
+        JoinOutcome::Joined(_) => panic!("a tampered token joined"),
+    }
+    // Signed tokens naming a call that is not this one wait like any guest: another tablet
+    // (not called), or the right tablet called by someone other than the visit's staff.
+    for (what, call) in [
+        (
+            "a tablet nobody called",
+            AnsweredCall {
+                device: DeviceRef(uuid::Uuid::new_v4()),
+                by: StaffRef(m.staff.id.0),
+            },
+        ),
+        (
+            "a caller who does not run the visit",
+            AnsweredCall {
+                device,
+                by: StaffRef(uuid::Uuid::new_v4()),
+            },
+        ),
+    ] {
+        let forged = joined(&server, &token_claiming(&server, &m, &visit, call), &visit).await?;
+        assert!(forged.waited, "{what}: waits");
+        forged.leave().await?;
+    }
+
+    // The called tablet goes straight in: no `waiting`, the host is not asked, media flows.
+    let answered = joined(&server, &tablet_token, &visit).await?;
+    assert!(!answered.waited, "the called tablet skips the waiting room");
+    answered.wait_connected(Duration::from_secs(15)).await?;
+    host.wait_for(Duration::from_secs(5), |msg| {
+        matches!(msg, ServerMessage::ParticipantJoined { participant } if participant.id.0 == m.citizen.id.0)
+    })
+    .await?;
+    // Only the link's earlier waits reached the host, never the tablet's.
+    let asked = host
+        .messages()
+        .iter()
+        .filter(|msg| matches!(msg, ServerMessage::ParticipantWaiting { .. }))
+        .count();
+    assert_eq!(
+        asked, 4,
+        "two link joins and two forged calls waited, the tablet did not"
+    );
+    answered.leave().await?;
+    host.leave().await?;
+
+    // Audited as admitted by the calling staff member.
+    let admin = Browser::new(&server.url())?;
+    admin.login(&admin_user, PASSWORD).await?;
+    let mut admitted = Vec::new();
+    for _ in 0..50 {
+        let (status, body) = admin.get("/api/admin/audit").await?;
+        assert_eq!(status, 200, "{body}");
+        admitted = body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "visit_admitted")
+            .cloned()
+            .collect();
+        if !admitted.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(admitted.len(), 1, "{admitted:?}");
+    assert_eq!(admitted[0]["actor_id"], json!(m.staff.id));
+    assert_eq!(admitted[0]["subject_id"], json!(visit.id));
+    assert_eq!(
+        admitted[0]["detail"],
+        json!(format!("admitted guest {}", m.citizen.id))
     );
     Ok(())
 }

@@ -5,12 +5,19 @@
 //! member owns or co-hosts it, and a citizen or invited guest is inside the link's time window
 //! (an invited guest's invite, whose id is its participant id, must still be for this visit and
 //! not revoked).
+//!
+//! Guests wait in the waiting room until a host admits them, except a tablet answering a
+//! staff member's call: its token names the answered call (set only by `GET /api/device/call`),
+//! and while that call rings for this visit, the tablet is still paired to the visit's
+//! citizen and the caller runs the visit, the answer *is* the admission — the relay lets it
+//! straight in and reports it as admitted by the calling staff member (audited as such).
 
-use crate::state::Services;
+use crate::state::{Calls, Services};
 use chrono::Utc;
 use futures_util::future::BoxFuture;
-use skaerm_auth::tokens::{MediaRole, TokenError};
-use skaerm_scheduling::{GuestLinkId, StaffId, StoreError, VisitId};
+use skaerm_auth::refs::TenantRef;
+use skaerm_auth::tokens::{AnsweredCall, MediaClaims, MediaRole, TokenError};
+use skaerm_scheduling::{GuestLinkId, StaffId, StoreError, Visit, VisitId, VisitStatus};
 use skaerm_sfu::grant::{JoinAuthorizer, JoinGrant, JoinRefusal};
 use skaerm_sfu::ids::{ParticipantId, RoomId};
 use skaerm_sfu::protocol::Role;
@@ -18,12 +25,55 @@ use skaerm_sfu::protocol::Role;
 /// Decides joins from media tokens and the visit's current state.
 pub struct Admission {
     services: Services,
+    /// The tablets being called (shared with `http::devices`).
+    calls: Calls,
 }
 
 impl Admission {
-    /// Admission over these services.
-    pub fn new(services: Services) -> Self {
-        Admission { services }
+    /// Admission over these services and the tablet calls ringing on this node.
+    pub fn new(services: Services, calls: Calls) -> Self {
+        Admission { services, calls }
+    }
+
+    /// The staff member on whose behalf a tablet's answered call admits it: the token names
+    /// a call; the guest is the visit's citizen; the visit is in progress and run by the
+    /// caller; the call still rings for this visit; and the tablet is still paired to this
+    /// citizen in this municipality. `None` (wait like any guest) otherwise.
+    async fn answered_call(
+        &self,
+        claims: &MediaClaims,
+        visit: &Visit,
+    ) -> Result<Option<StaffId>, JoinRefusal> {
+        let Some(AnsweredCall { device, by }) = claims.answered_call else {
+            return Ok(None);
+        };
+        if visit.citizen_id.0 != claims.participant.0
+            || visit.status != VisitStatus::InProgress
+            || visit.staff_id.0 != by.0
+        {
+            return Ok(None);
+        }
+        let ringing = {
+            let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+            calls.retain(|_, (_, since)| since.elapsed() < crate::http::devices::RING);
+            calls.get(&device).map(|(ringing, _)| *ringing)
+        };
+        if ringing != Some(visit.id) {
+            return Ok(None);
+        }
+        match self
+            .services
+            .devices
+            .get(TenantRef(visit.tenant_id.0), device)
+            .await
+        {
+            Ok(Some(paired)) if paired.citizen == visit.citizen_id.0 => Ok(Some(visit.staff_id)),
+            Ok(_) => Ok(None),
+            Err(err) => {
+                tracing::error!(%err, "admission could not read the tablet");
+                Err(JoinRefusal::Unavailable)
+            }
+        }
     }
 
     /// Whether `participant` is an invite to this visit that has not been revoked.
@@ -68,6 +118,7 @@ impl Admission {
         if visit.tenant_id.0 != claims.tenant.0 || visit.status.is_final() {
             return Err(JoinRefusal::Forbidden);
         }
+        let mut admitted_by = None;
         let role = match claims.role {
             MediaRole::Host => {
                 let staff = StaffId(claims.participant.0);
@@ -85,6 +136,7 @@ impl Admission {
                 if self.services.link_window.check(&visit, now).is_err() {
                     return Err(JoinRefusal::Forbidden);
                 }
+                admitted_by = self.answered_call(&claims, &visit).await?;
                 Role::Guest
             }
         };
@@ -94,8 +146,10 @@ impl Admission {
             role,
             display_name: claims.name,
             // Policy: guests (the citizen, an invited relative) wait in the waiting room until
-            // the visit's staff member admits them; staff never wait.
+            // the visit's staff member admits them; staff never wait. A tablet answering the
+            // staff member's call was admitted by that answer.
             needs_admission: role == Role::Guest,
+            admitted_by: admitted_by.map(|staff| ParticipantId(staff.0)),
         })
     }
 }

@@ -85,7 +85,8 @@ impl Server {
                 grace,
             ));
         }
-        let admission = Arc::new(admission::Admission::new(services.clone()));
+        let calls = state::Calls::default();
+        let admission = Arc::new(admission::Admission::new(services.clone(), calls.clone()));
         let relay_config = RelayConfig {
             udp_bind: SocketAddr::new(config.udp_bind_ip, config.udp_port),
             announce_ips: config.announce_ips.clone(),
@@ -133,6 +134,7 @@ impl Server {
         if let Some(token) = &config.metrics_token {
             state.metrics_access = http::metrics::MetricsAccess::bearer(token);
         }
+        state.calls = calls;
         if let Some(path) = &config.oidc_config {
             let providers = oidc::load_config(path)?;
             state.sso = Some(Arc::new(oidc::Sso::new(providers, &public_url)?));

@@ -207,12 +207,14 @@ pub struct AppState {
     /// Who may read `/metrics` (`--metrics-token`).
     pub metrics_access: crate::http::metrics::MetricsAccess,
     /// Tablets being called: device → (visit, since). Bounded, per node.
-    pub calls: Arc<
-        Mutex<
-            std::collections::HashMap<DeviceRef, (skaerm_scheduling::VisitId, std::time::Instant)>,
-        >,
-    >,
+    pub calls: Calls,
 }
+
+/// Tablets being called: device → (visit, since ringing). Shared by `http::devices` (ringing,
+/// answering) and admission (an answered call skips the waiting room).
+pub type Calls = Arc<
+    Mutex<std::collections::HashMap<DeviceRef, (skaerm_scheduling::VisitId, std::time::Instant)>>,
+>;
 
 impl AppState {
     /// Bundles the parts.

@@ -23,6 +23,11 @@ pub struct JoinGrant {
     /// guests do, hosts never). The relay ignores it for hosts and for a participant it has
     /// already admitted to this room (a rejoin after a network cut skips the lobby).
     pub needs_admission: bool,
+    /// The host on whose behalf the application already admitted this participant (a tablet
+    /// answering that host's call): instead of waiting, the participant goes straight in and
+    /// the relay reports `ParticipantAdmitted` by that host, as if they had pressed admit.
+    /// Only read when the participant would otherwise wait.
+    pub admitted_by: Option<ParticipantId>,
 }
 
 /// Why a join was refused.

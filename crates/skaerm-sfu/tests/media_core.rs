@@ -432,6 +432,7 @@ impl Net {
                 role: Role::Guest,
                 display_name: format!("client {addr}"),
                 needs_admission: false,
+                admitted_by: None,
             },
             publish: Publish {
                 audio: true,
@@ -767,6 +768,7 @@ fn a_second_join_of_the_same_participant_replaces_the_first() {
             role: Role::Guest,
             display_name: "again".into(),
             needs_admission: false,
+            admitted_by: None,
         },
         publish: Publish::default(),
     };
@@ -1056,6 +1058,7 @@ fn a_simulcast_publisher_reaches_a_subscriber_as_one_stream_switching_on_keyfram
             role: Role::Guest,
             display_name: "simulcast".into(),
             needs_admission: false,
+            admitted_by: None,
         },
         publish: Publish {
             audio: true,
@@ -1150,6 +1153,19 @@ fn a_simulcast_publisher_reaches_a_subscriber_as_one_stream_switching_on_keyfram
 impl Net {
     /// A client joining as `role`; `needs_admission` as the application's admission sets it.
     fn join_as(&mut self, room: RoomId, addr: &str, role: Role, needs_admission: bool) -> usize {
+        self.join_admitted_by(room, addr, role, needs_admission, None)
+    }
+
+    /// A client joining as `role`, admitted beforehand on behalf of the host `by` (a tablet
+    /// answering that host's call), when the application says so.
+    fn join_admitted_by(
+        &mut self,
+        room: RoomId,
+        addr: &str,
+        role: Role,
+        needs_admission: bool,
+        by: Option<ParticipantId>,
+    ) -> usize {
         let client = Client::new(self.now, addr);
         let command = Command::Join {
             session: client.session,
@@ -1159,6 +1175,7 @@ impl Net {
                 role,
                 display_name: format!("{role:?} {addr}"),
                 needs_admission,
+                admitted_by: by,
             },
             publish: Publish {
                 audio: true,
@@ -1313,6 +1330,60 @@ fn a_guest_waits_without_an_offer_until_the_host_admits_then_media_flows_both_wa
 }
 
 #[test]
+fn a_guest_admitted_on_a_hosts_behalf_goes_straight_in_and_is_reported_as_admitted_by_them() {
+    let mut net = Net::new();
+    let room = RoomId(Uuid::new_v4());
+    let host = net.join_as(room, "192.168.1.10:40000", Role::Host, false);
+    net.advance(Duration::from_secs(1));
+    let host_id = net.clients[host].participant;
+    let tablet = net.join_admitted_by(room, "192.168.1.20:40000", Role::Guest, true, Some(host_id));
+    net.advance(Duration::from_secs(2));
+    let tablet_id = net.clients[tablet].participant;
+    assert!(
+        !net.clients[tablet]
+            .messages
+            .iter()
+            .any(|m| matches!(m, ServerMessage::Waiting { .. })),
+        "no waiting room: {:?}",
+        net.clients[tablet].messages
+    );
+    assert!(
+        !net.clients[host]
+            .messages
+            .iter()
+            .any(|m| matches!(m, ServerMessage::ParticipantWaiting { .. })),
+        "the host is not asked to admit"
+    );
+    assert_eq!(net.core.waiting_count(), 0);
+    assert!(net.offers(tablet) >= 1);
+    assert!(net.clients[tablet].connected && net.clients[host].connected);
+    assert!(
+        net.media_flows_between(host, tablet),
+        "media flows both ways"
+    );
+    let admitted = net
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            RoomEvent::ParticipantAdmitted {
+                participant, by, ..
+            } if *participant == tablet_id => Some(*by),
+            _ => None,
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(
+        admitted,
+        vec![host_id],
+        "admitted once, by the calling host"
+    );
+    assert!(
+        !net.events
+            .iter()
+            .any(|e| matches!(e, RoomEvent::ParticipantWaiting { .. }))
+    );
+}
+
+#[test]
 fn a_denied_guest_is_ended_and_closed() {
     let mut net = Net::new();
     let room = RoomId(Uuid::new_v4());
@@ -1413,6 +1484,7 @@ fn an_admitted_guest_rejoining_after_a_cut_skips_the_waiting_room() {
             role: Role::Guest,
             display_name: "guest".into(),
             needs_admission: true,
+            admitted_by: None,
         },
         publish: Publish {
             audio: true,
@@ -1551,6 +1623,7 @@ fn a_participant_whose_media_never_comes_up_is_counted_once_as_an_ice_timeout() 
                 role: Role::Guest,
                 display_name: "blocked".to_owned(),
                 needs_admission: false,
+                admitted_by: None,
             },
             publish: Publish {
                 audio: true,

@@ -45,6 +45,7 @@ impl JoinAuthorizer for TestAuthorizer {
                         },
                         display_name: "<b>test</b>".into(),
                         needs_admission: kind == "waiting",
+                        admitted_by: None,
                     })
                 }
                 _ => Err(JoinRefusal::TokenInvalid),

@@ -100,8 +100,9 @@ async function accept(ringing) {
   const { stream } = await getLocalMedia();
   const call = new Call({ token: fresh.media_token, room: fresh.visit.id, localStream: stream });
   new CallView($("#call"), call, { onLeave: () => call.hangUp(), leaveKey: "call.hang_up" });
-  // Answered, the tablet joins as the citizen and waits in the waiting room until the staff
-  // member lets it in, as a citizen from a link does.
+  // Answered, the tablet joins as the citizen and goes straight into the call: the staff member
+  // called it, so answering is the admission. (Should the call have stopped ringing meanwhile,
+  // the relay puts it in the waiting room like a citizen from a link.)
   call.addEventListener("waiting", () => show("admission"));
   call.addEventListener("joined", () => show("call"));
   call.addEventListener("ended", () => {

@@ -22,7 +22,7 @@ use serde_json::json;
 use skaerm_auth::audit::{AuditAction, AuditEvent, SubjectKind};
 use skaerm_auth::devices::{DeviceRef, DeviceSecret, DeviceState, PairedDevice, PairingCode};
 use skaerm_auth::refs::{ParticipantRef, StaffRef, TenantRef, VisitRef};
-use skaerm_auth::tokens::{MediaGrantRequest, MediaRole};
+use skaerm_auth::tokens::{AnsweredCall, MediaGrantRequest, MediaRole};
 use skaerm_scheduling::{CitizenId, StoreError, VisitId, VisitStatus};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -137,6 +137,8 @@ fn paired(device: DeviceState) -> Result<PairedDevice, Problem> {
 }
 
 /// `GET /api/device/call`: `200` with a media token while staff call this tablet, else `204`.
+/// The token names the answered call (this tablet, the visit's staff member), so the tablet
+/// goes into the call without waiting in the waiting room (see [`crate::admission`]).
 pub async fn device_call(
     State(state): State<AppState>,
     DeviceSession(device): DeviceSession,
@@ -183,6 +185,11 @@ pub async fn device_call(
                 tenant: TenantRef(visit.tenant_id.0),
                 role: MediaRole::Guest,
                 name: citizen.display_name,
+                // Answering is the admission: the calling staff member let the tablet in.
+                answered_call: Some(AnsweredCall {
+                    device: device.id,
+                    by: StaffRef(visit.staff_id.0),
+                }),
             },
             Utc::now(),
         )

@@ -123,6 +123,7 @@ pub async fn exchange(
                 tenant: TenantRef(visit.tenant_id.0),
                 role: MediaRole::Guest,
                 name,
+                answered_call: None,
             },
             now,
         )

@@ -452,6 +452,7 @@ fn host_token(state: &AppState, session: &StaffSession, visit: &Visit) -> Result
                 tenant: TenantRef(visit.tenant_id.0),
                 role: MediaRole::Host,
                 name: session.name.clone(),
+                answered_call: None,
             },
             Utc::now(),
         )

@@ -808,10 +808,39 @@ impl MediaCore {
             self.left_lobby(&old, LeaveReason::Replaced);
         }
         if self.needs_to_wait(&grant) {
-            self.wait(now, session, grant, publish);
+            match grant.admitted_by {
+                Some(by) => self.enter_admitted(now, session, grant, publish, by),
+                None => self.wait(now, session, grant, publish),
+            }
             return;
         }
         self.enter_room(now, session, grant, publish);
+    }
+
+    /// A participant the application admitted on a host's behalf: straight into the room,
+    /// remembered as admitted (a rejoin skips the lobby too) and reported as admitted by
+    /// that host.
+    fn enter_admitted(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        grant: JoinGrant,
+        publish: Publish,
+        by: crate::ids::ParticipantId,
+    ) {
+        let (room, participant, role) = (grant.room, grant.participant, grant.role);
+        self.enter_room(now, session, grant, publish);
+        if self.sessions.contains_key(&session) {
+            tracing::info!(%room, %participant, %by, "admitted on a host's behalf");
+            self.lobby.remember_admitted(room, participant);
+            self.outputs
+                .push_back(CoreOutput::Room(RoomEvent::ParticipantAdmitted {
+                    room,
+                    participant,
+                    role,
+                    by,
+                }));
+        }
     }
 
     /// Whether this join goes to the waiting room: the application asked for admission, the

@@ -189,6 +189,7 @@ mod tests {
                 role: Role::Guest,
                 display_name: "g".into(),
                 needs_admission: true,
+                admitted_by: None,
             },
             publish: Publish::default(),
             muted: Muted::default(),
