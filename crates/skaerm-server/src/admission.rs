@@ -5,25 +5,30 @@
 //! member owns or co-hosts it, and a citizen or invited guest is inside the link's time window
 //! (an invited guest's invite, whose id is its participant id, must still be for this visit and
 //! not revoked).
+//!
+//! A participant let into the room gets the configured TURN servers with fresh credentials
+//! (`crate::turn`) in its `joined`.
 
 use crate::state::Services;
+use crate::turn::Turn;
 use chrono::Utc;
 use futures_util::future::BoxFuture;
 use skaerm_auth::tokens::{MediaRole, TokenError};
 use skaerm_scheduling::{GuestLinkId, StaffId, StoreError, VisitId};
 use skaerm_sfu::grant::{JoinAuthorizer, JoinGrant, JoinRefusal};
 use skaerm_sfu::ids::{ParticipantId, RoomId};
-use skaerm_sfu::protocol::Role;
+use skaerm_sfu::protocol::{IceServer, Role};
 
 /// Decides joins from media tokens and the visit's current state.
 pub struct Admission {
     services: Services,
+    turn: Option<Turn>,
 }
 
 impl Admission {
-    /// Admission over these services.
-    pub fn new(services: Services) -> Self {
-        Admission { services }
+    /// Admission over these services; `turn`: the TURN servers handed to admitted participants.
+    pub fn new(services: Services, turn: Option<Turn>) -> Self {
+        Admission { services, turn }
     }
 
     /// Whether `participant` is an invite to this visit that has not been revoked.
@@ -103,5 +108,13 @@ impl Admission {
 impl JoinAuthorizer for Admission {
     fn authorize<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<JoinGrant, JoinRefusal>> {
         Box::pin(self.check(token))
+    }
+
+    fn ice_servers(&self, _grant: &JoinGrant) -> Vec<IceServer> {
+        // The credential names no one: its id is random (see `crate::turn`).
+        match &self.turn {
+            Some(turn) => turn.ice_servers(Utc::now().timestamp().max(0).unsigned_abs()),
+            None => Vec::new(),
+        }
     }
 }
