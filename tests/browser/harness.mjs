@@ -279,8 +279,8 @@ export function turnserverBinary() {
 /**
  * Starts a real coturn on loopback (UDP and TCP on one free port, no TLS) with REST-API
  * credentials (`use-auth-secret`, `static-auth-secret`), a generated config in a temp dir, and
- * loopback peers allowed (the relay's candidates are on 127.0.0.1 in the tests; production
- * denies them). Resolves once it accepts TCP connections.
+ * only the relay's address (127.0.0.1 in the tests: loopback peers allowed, which production
+ * must not do) as a peer. Resolves once it accepts TCP connections.
  */
 export async function startTurnServer({ secret }) {
   const bin = turnserverBinary();
@@ -306,6 +306,9 @@ export async function startTurnServer({ secret }) {
     "no-stun-backward-compatibility",
     "allow-loopback-peers",
     "no-multicast-peers",
+    // As in production (deploy/coturn/turnserver.conf): every peer refused but the relay's.
+    "denied-peer-ip=0.0.0.0-255.255.255.255",
+    "allowed-peer-ip=127.0.0.1",
     `userdb=${join(dir, "turndb")}`,
     `pidfile=${join(dir, "turnserver.pid")}`,
     "log-file=stdout",
