@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of Skærm from a fresh clone: lints, Rust unit/integration/end-to-end tests,
 # the two-browser test in headless Debian Chromium, and the load-test smoke run.
-# Installs what it needs when missing (Debian chromium, npm packages).
+# Installs what it needs when missing (Debian chromium and coturn, npm packages).
 #
 # PostgreSQL cases run when TEST_DATABASE_URL is set (e.g.
 # postgres://postgres@127.0.0.1:5432/test); without it they are skipped and say so.

@@ -4,7 +4,7 @@
 import { spawn } from "node:child_process";
 import dgram from "node:dgram";
 import net from "node:net";
-import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
@@ -341,4 +341,99 @@ export function copenhagen(ms) {
     timeZone: "Europe/Copenhagen", hourCycle: "h23", hour: "2-digit", minute: "2-digit",
   }).format(new Date(ms));
   return { date, time };
+}
+
+/** A free TCP port on loopback. */
+function freeTcpPort() {
+  return new Promise((resolvePort, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** Where coturn's `turnserver` is, or null when it is not installed. */
+export function turnserverBinary() {
+  const candidates = [process.env.TURNSERVER, "/usr/bin/turnserver", "/usr/local/bin/turnserver"];
+  return candidates.find((path) => path && existsSync(path)) ?? null;
+}
+
+/**
+ * Starts a real coturn on loopback (UDP and TCP on one free port, no TLS) with REST-API
+ * credentials (`use-auth-secret`, `static-auth-secret`), a generated config in a temp dir, and
+ * only the relay's address (127.0.0.1 in the tests: loopback peers allowed, which production
+ * must not do) as a peer. Resolves once it accepts TCP connections.
+ */
+export async function startTurnServer({ secret }) {
+  const bin = turnserverBinary();
+  if (!bin) throw new Error("coturn's turnserver is not installed");
+  const dir = mkdtempSync(join(tmpdir(), "skaerm-coturn-"));
+  const port = await freeTcpPort();
+  // A relay port range away from the ephemeral ports the other servers get.
+  const minPort = 20000 + Math.floor(Math.random() * 9000);
+  const config = [
+    "listening-ip=127.0.0.1",
+    "relay-ip=127.0.0.1",
+    `listening-port=${port}`,
+    `min-port=${minPort}`,
+    `max-port=${minPort + 99}`,
+    "use-auth-secret",
+    `static-auth-secret=${secret}`,
+    "realm=skaerm.test",
+    "fingerprint",
+    "no-tls",
+    "no-dtls",
+    "no-cli",
+    "no-rfc5780",
+    "no-stun-backward-compatibility",
+    "allow-loopback-peers",
+    "no-multicast-peers",
+    // As in production (deploy/coturn/turnserver.conf): every peer refused but the relay's.
+    "denied-peer-ip=0.0.0.0-255.255.255.255",
+    "allowed-peer-ip=127.0.0.1",
+    `userdb=${join(dir, "turndb")}`,
+    `pidfile=${join(dir, "turnserver.pid")}`,
+    "log-file=stdout",
+    "simple-log",
+    "verbose",
+  ].join("\n");
+  const configPath = join(dir, "turnserver.conf");
+  writeFileSync(configPath, `${config}\n`);
+  let log = "";
+  const child = spawn(bin, ["-c", configPath], { stdio: ["ignore", "pipe", "pipe"] });
+  child.stdout.on("data", (chunk) => { log += chunk; });
+  child.stderr.on("data", (chunk) => { log += chunk; });
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`turnserver exited (${child.exitCode})\n${log}`);
+    const up = await new Promise((resolveUp) => {
+      const socket = net.connect(port, "127.0.0.1");
+      socket.once("connect", () => { socket.destroy(); resolveUp(true); });
+      socket.once("error", () => resolveUp(false));
+    });
+    if (up) break;
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`turnserver not listening within 15 s\n${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    port,
+    relayPorts: [minPort, minPort + 99],
+    log: () => log,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        await new Promise((r) => {
+          child.once("exit", r);
+          child.kill("SIGTERM");
+          setTimeout(r, 5000);
+        });
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

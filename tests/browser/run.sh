@@ -1,15 +1,31 @@
 #!/usr/bin/env bash
-# Runs the browser tests: installs Debian's chromium and the npm packages when missing, then
+# Runs the browser tests: installs Debian's chromium, coturn and the npm packages when missing, then
 # drives two headless Chromium pages against the real server binary ($SKAERM_BIN).
 set -euo pipefail
 cd "$(dirname "$0")"
 
+sudo_cmd=""
+[ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+apt_updated=""
 if [ ! -x /usr/bin/chromium ]; then
   echo "installing Debian chromium"
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
+  $sudo_cmd apt-get update -qq && apt_updated=1
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium >/dev/null
+fi
+
+# coturn for turn.test.mjs (which starts its own turnserver on loopback; it skips, saying so,
+# when coturn is missing). The package's own service is stopped and disabled: with its default
+# configuration it would be an unauthenticated relay on every interface.
+if [ ! -x /usr/bin/turnserver ]; then
+  echo "installing Debian coturn"
+  [ -n "$apt_updated" ] || $sudo_cmd apt-get update -qq
+  if DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq coturn >/dev/null; then
+    if command -v systemctl >/dev/null 2>&1; then
+      $sudo_cmd systemctl disable --now coturn >/dev/null 2>&1 || true
+    fi
+  else
+    echo "could not install coturn: the TURN browser test will be skipped" >&2
+  fi
 fi
 
 if [ ! -d node_modules/playwright-core ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -11,8 +11,12 @@
 //! and while that call rings for this visit, the tablet is still paired to the visit's
 //! citizen and the caller runs the visit, the answer *is* the admission — the relay lets it
 //! straight in and reports it as admitted by the calling staff member (audited as such).
+//!
+//! A participant let into the room gets the configured TURN servers with fresh credentials
+//! (`crate::turn`) in its `joined`.
 
 use crate::state::{Calls, Services};
+use crate::turn::Turn;
 use chrono::Utc;
 use futures_util::future::BoxFuture;
 use skaerm_auth::refs::TenantRef;
@@ -20,19 +24,26 @@ use skaerm_auth::tokens::{AnsweredCall, MediaClaims, MediaRole, TokenError};
 use skaerm_scheduling::{GuestLinkId, StaffId, StoreError, Visit, VisitId, VisitStatus};
 use skaerm_sfu::grant::{JoinAuthorizer, JoinGrant, JoinRefusal};
 use skaerm_sfu::ids::{ParticipantId, RoomId};
-use skaerm_sfu::protocol::Role;
+use skaerm_sfu::protocol::{IceServer, Role};
 
 /// Decides joins from media tokens and the visit's current state.
 pub struct Admission {
     services: Services,
     /// The tablets being called (shared with `http::devices`).
     calls: Calls,
+    /// The TURN servers handed to admitted participants.
+    turn: Option<Turn>,
 }
 
 impl Admission {
-    /// Admission over these services and the tablet calls ringing on this node.
-    pub fn new(services: Services, calls: Calls) -> Self {
-        Admission { services, calls }
+    /// Admission over these services, the tablet calls ringing on this node and the TURN
+    /// servers handed to admitted participants.
+    pub fn new(services: Services, calls: Calls, turn: Option<Turn>) -> Self {
+        Admission {
+            services,
+            calls,
+            turn,
+        }
     }
 
     /// The staff member on whose behalf a tablet's answered call admits it: the token names
@@ -157,5 +168,13 @@ impl Admission {
 impl JoinAuthorizer for Admission {
     fn authorize<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<JoinGrant, JoinRefusal>> {
         Box::pin(self.check(token))
+    }
+
+    fn ice_servers(&self, _grant: &JoinGrant) -> Vec<IceServer> {
+        // The credential names no one: its id is random (see `crate::turn`).
+        match &self.turn {
+            Some(turn) => turn.ice_servers(Utc::now().timestamp().max(0).unsigned_abs()),
+            None => Vec::new(),
+        }
     }
 }

@@ -142,6 +142,23 @@ pub struct ServerConfig {
     #[arg(long, env = "SKAERM_JOIN_LIMIT_PER_LINK", default_value_t = 20)]
     pub join_limit_per_link: u32,
 
+    /// TURN server URL(s) handed to browsers with their join, for networks that block UDP
+    /// (coturn; e.g. `turn:turn.example.dk:3478?transport=udp`,
+    /// `turn:turn.example.dk:3478?transport=tcp`, `turns:turn.example.dk:443?transport=tcp`).
+    /// Repeat or comma-separate (at most 8). Needs `--turn-secret`.
+    #[arg(long = "turn-url", env = "SKAERM_TURN_URLS", value_delimiter = ',')]
+    pub turn_urls: Vec<String>,
+
+    /// coturn's `static-auth-secret` (at least 16 characters): short-lived TURN credentials
+    /// are derived from it (coturn's REST API, `use-auth-secret`). Prefer the environment
+    /// variable over the flag, which other users of the host can read.
+    #[arg(long, env = "SKAERM_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+
+    /// Seconds a TURN credential stays valid (5 minutes to 6 hours).
+    #[arg(long, env = "SKAERM_TURN_TTL_SECS", default_value_t = 3 * 3600)]
+    pub turn_ttl_secs: u64,
+
     /// Scheduling: conflicts, series, exports, reminders, reports, calendar feeds, retention.
     #[command(flatten)]
     pub scheduling: SchedulingConfig,

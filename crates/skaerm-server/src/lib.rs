@@ -12,7 +12,8 @@
 //! - [`jobs`]: outbox delivery (exports, reminders), series horizon, retention;
 //! - [`recovery`]: visits a restart interrupted (rejoin grace, then technical failure);
 //! - [`room_events`]: what the server does when people join and leave rooms;
-//! - [`tls`]: HTTPS with rustls (certificate files or a self-signed development one).
+//! - [`tls`]: HTTPS with rustls (certificate files or a self-signed development one);
+//! - [`turn`]: TURN (coturn) URLs and the short-lived credentials sent with `joined`.
 
 pub mod admission;
 pub mod audit;
@@ -26,6 +27,7 @@ pub mod recovery;
 pub mod room_events;
 pub mod state;
 pub mod tls;
+pub mod turn;
 
 pub use config::ServerConfig;
 
@@ -58,6 +60,12 @@ impl Server {
     /// Opens storage, seeds demo data if asked, starts the relay and the HTTP listener.
     pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
         install_crypto_provider();
+        let turn = turn::Turn::from_settings(
+            &config.turn_urls,
+            config.turn_secret.as_deref(),
+            config.turn_ttl_secs,
+        )
+        .context("TURN settings (--turn-url, --turn-secret, --turn-ttl-secs)")?;
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -86,7 +94,11 @@ impl Server {
             ));
         }
         let calls = state::Calls::default();
-        let admission = Arc::new(admission::Admission::new(services.clone(), calls.clone()));
+        let admission = Arc::new(admission::Admission::new(
+            services.clone(),
+            calls.clone(),
+            turn,
+        ));
         let relay_config = RelayConfig {
             udp_bind: SocketAddr::new(config.udp_bind_ip, config.udp_port),
             announce_ips: config.announce_ips.clone(),

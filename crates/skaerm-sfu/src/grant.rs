@@ -5,7 +5,7 @@
 //! [`JoinGrant`] naming the room and participant, or a [`JoinRefusal`].
 
 use crate::ids::{ParticipantId, RoomId};
-use crate::protocol::{ErrorCode, Role};
+use crate::protocol::{ErrorCode, IceServer, Role};
 use futures_util::future::BoxFuture;
 
 /// Admission to one room as one participant.
@@ -63,4 +63,12 @@ impl JoinRefusal {
 pub trait JoinAuthorizer: Send + Sync + 'static {
     /// Checks a media token presented in `join`.
     fn authorize<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<JoinGrant, JoinRefusal>>;
+
+    /// STUN/TURN servers (with fresh credentials) for a participant whose join went through:
+    /// sent in its `joined`, i.e. only once it is in the room (after the waiting room). The
+    /// relay stays ICE-lite and does not use them. Default: none.
+    fn ice_servers(&self, grant: &JoinGrant) -> Vec<IceServer> {
+        let _ = grant;
+        Vec::new()
+    }
 }

@@ -129,6 +129,19 @@ pub struct ParticipantInfo {
     pub muted: Muted,
 }
 
+/// A STUN/TURN server the client may use for its peer connection (a WebRTC `RTCIceServer`).
+/// The application hands these out with `joined` (Skærm: coturn with short-lived credentials);
+/// the relay itself stays ICE-lite and never uses them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `turn:`/`turns:` (or `stun:`) URLs sharing these credentials.
+    pub urls: Vec<String>,
+    /// TURN username (for coturn's REST-API credentials: `<unix expiry>:<opaque id>`).
+    pub username: String,
+    /// TURN password.
+    pub credential: String,
+}
+
 /// What a participant may do in a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -188,6 +201,9 @@ pub enum ServerMessage {
         /// Who is in the waiting room (hosts only; empty for guests).
         #[serde(default)]
         waiting: Vec<ParticipantInfo>,
+        /// TURN servers for this participant's peer connection; absent when none are configured.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     /// This participant is in the waiting room until a host admits them: no offer yet.
     Waiting {
@@ -509,10 +525,34 @@ mod tests {
             you: you.clone(),
             room,
             participants: vec![],
-            waiting: vec![you],
+            waiting: vec![you.clone()],
+            ice_servers: vec![],
         })
         .unwrap();
         assert_eq!(json["waiting"][0]["display_name"], "Ingrid");
+        assert!(
+            json.get("ice_servers").is_none(),
+            "no TURN configured: `joined` is unchanged"
+        );
+        let json = serde_json::to_value(ServerMessage::Joined {
+            protocol: 1,
+            you,
+            room,
+            participants: vec![],
+            waiting: vec![],
+            ice_servers: vec![IceServer {
+                urls: vec!["turn:turn.example.dk:3478?transport=tcp".into()],
+                username: "1764000000:abc".into(),
+                credential: "c2VjcmV0".into(),
+            }],
+        })
+        .unwrap();
+        assert_eq!(
+            json["ice_servers"][0]["urls"][0],
+            "turn:turn.example.dk:3478?transport=tcp"
+        );
+        assert_eq!(json["ice_servers"][0]["username"], "1764000000:abc");
+        assert_eq!(json["ice_servers"][0]["credential"], "c2VjcmV0");
         let json = serde_json::to_value(ServerMessage::Ended {
             reason: EndReason::Denied,
         })

@@ -258,6 +258,7 @@ async fn run_session(signalling: Signalling, socket: WebSocket) {
     let ending = in_room(
         &signalling,
         session,
+        &grant,
         &worker,
         &mut sink,
         &mut stream,
@@ -314,6 +315,7 @@ fn log_join(session: SessionId, grant: &JoinGrant) {
 async fn in_room(
     signalling: &Signalling,
     session: SessionId,
+    grant: &JoinGrant,
     worker: &WorkerHandle,
     sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
     stream: &mut futures_util::stream::SplitStream<WebSocket>,
@@ -328,7 +330,12 @@ async fn in_room(
     loop {
         tokio::select! {
             outbound = inbox.recv() => match outbound {
-                Some(Outbound::Message(message)) => {
+                Some(Outbound::Message(mut message)) => {
+                    // `joined` means the participant is in the room (past the waiting room):
+                    // only now does it get TURN servers, with credentials made for it now.
+                    if let ServerMessage::Joined { ice_servers, .. } = &mut message {
+                        *ice_servers = inner.authorizer.ice_servers(grant);
+                    }
                     if send_json(sink, &message).await.is_err() {
                         return Ending::Gone;
                     }

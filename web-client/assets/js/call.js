@@ -33,6 +33,19 @@ const RECOVERABLE_ERRORS = new Set(["media_failed", "server_busy", "internal", "
 /** Token-renewal answers that mean the visit is over. */
 const VISIT_OVER_CODES = new Set(["link_expired", "visit_closed"]);
 
+/** The relay's `joined.ice_servers` as RTCIceServer objects (anything malformed is left out). */
+function turnServers(list) {
+  if (!Array.isArray(list)) return [];
+  return list
+    .filter((server) => Array.isArray(server?.urls) && typeof server.username === "string"
+      && typeof server.credential === "string")
+    .map((server) => ({
+      urls: server.urls.filter((url) => typeof url === "string"),
+      username: server.username,
+      credential: server.credential,
+    }));
+}
+
 export class Call extends EventTarget {
   /**
    * @param {object} options
@@ -141,6 +154,16 @@ export class Call extends EventTarget {
 
     s.addEventListener("joined", (e) => {
       if (!current()) return;
+      // TURN servers come with the join (for networks that block UDP); the first offer follows,
+      // so they are in place before this side gathers candidates.
+      const iceServers = turnServers(e.detail.ice_servers);
+      if (iceServers.length > 0) {
+        try {
+          pc.setConfiguration({ ...pc.getConfiguration(), iceServers });
+        } catch (error) {
+          console.warn("TURN servers not usable", error); // the call still tries without them
+        }
+      }
       this.you = e.detail.you ?? null;
       this.participants.clear();
       this.remoteStreams.clear();

@@ -1165,6 +1165,8 @@ impl MediaCore {
                 room: grant.room,
                 participants,
                 waiting,
+                // Filled in by signalling from the application (see `JoinAuthorizer`).
+                ice_servers: Vec::new(),
             },
         );
         self.signal_room(
