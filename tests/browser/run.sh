@@ -12,6 +12,14 @@ if [ ! -x /usr/bin/chromium ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium >/dev/null
 fi
 
+# ice-restart.test.mjs cuts a peer connection's UDP for real with iptables (root only; the test
+# skips itself, saying why, when iptables is missing or unusable).
+if ! command -v iptables >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+  echo "installing Debian iptables"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null || echo "could not install iptables"
+fi
+
 if [ ! -d node_modules/playwright-core ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
