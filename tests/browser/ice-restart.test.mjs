@@ -84,6 +84,19 @@ function watchSignalling(page) {
   return seen;
 }
 
+/** Remembers every text the page's live status notices show, however briefly. */
+async function rememberNotices(page) {
+  await page.addInitScript(() => {
+    window.__skaermNotices = [];
+    new MutationObserver(() => {
+      for (const notice of document.querySelectorAll("[data-role=reconnecting]")) {
+        const text = notice.textContent.trim();
+        if (text && window.__skaermNotices.at(-1) !== text) window.__skaermNotices.push(text);
+      }
+    }).observe(document, { subtree: true, childList: true, characterData: true });
+  });
+}
+
 async function metric(url, name) {
   const text = await (await fetch(`${url}/metrics`)).text();
   const line = text.split("\n").find((l) => l.startsWith(name));
@@ -129,6 +142,7 @@ test("a broken media path comes back by ICE restart, not by rejoining", { skip: 
 
   const citizen = await newPage(browser, { name: "citizen", viewport: { width: 820, height: 1180 }, hasTouch: true });
   const citizenWs = watchSignalling(citizen);
+  await rememberNotices(citizen);
   await citizen.goto(citizenUrl);
   await citizen.locator("#check-connection[data-state=ok]").waitFor({ timeout: 15_000 });
   await citizen.getByRole("button", { name: "Deltag" }).click();
@@ -149,7 +163,6 @@ test("a broken media path comes back by ICE restart, not by rejoining", { skip: 
   // The citizen's media path goes dead; its WebSocket (TCP) stays up.
   const heal = cut(ports);
   try {
-    await citizen.getByText("Forbinder igen … Du skal ikke gøre noget.").waitFor({ timeout: 20_000 });
     await eventually("the citizen asks for an ICE restart", async () => citizenWs.restarts > 0 || citizenWs, 20_000);
     // Keep the old path dead a little longer (about 6 s in all), as a real network change
     // would: the new path must not depend on it.
@@ -158,6 +171,11 @@ test("a broken media path comes back by ICE restart, not by rejoining", { skip: 
     heal();
   }
 
+  // The calm notice was shown meanwhile (it may be brief: the restart is quick).
+  assert.ok(
+    (await citizen.evaluate(() => window.__skaermNotices ?? [])).includes("Forbinder igen … Du skal ikke gøre noget."),
+    "the citizen saw the reconnecting notice",
+  );
   const stalled = { staff: await inboundMedia(staff), citizen: await inboundMedia(citizen) };
   await mediaFlows("citizen after the ICE restart", citizen, stalled.citizen);
   await mediaFlows("staff after the ICE restart", staff, stalled.staff);
