@@ -431,10 +431,12 @@ async fn an_ice_restart_asked_over_signalling_keeps_the_session_and_the_media() 
 
     // Same session: the staff heard of no leave or join, and the restart was counted.
     assert!(
-        !staff.messages()[staff_messages_before..].iter().any(|m| matches!(
-            m,
-            ServerMessage::ParticipantLeft { .. } | ServerMessage::ParticipantJoined { .. }
-        )),
+        !staff.messages()[staff_messages_before..]
+            .iter()
+            .any(|m| matches!(
+                m,
+                ServerMessage::ParticipantLeft { .. } | ServerMessage::ParticipantJoined { .. }
+            )),
         "the staff was told nothing: {:?}",
         &staff.messages()[staff_messages_before..]
     );
