@@ -256,3 +256,16 @@ fn interceptors(
         .with(Slot::from(FEEDBACK_TAP_SLOT), FeedbackTap::default())
         .with(Slot::from(REPORT_PROBE_SLOT), report_probe))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_local_ufrag_is_read_from_the_first_ice_ufrag_line() {
+        let sdp = "v=0\r\na=ice-lite\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ice-ufrag:abcDEF\r\na=ice-pwd:p\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:other\r\n";
+        assert_eq!(local_ufrag(sdp), Some("abcDEF"));
+        assert_eq!(local_ufrag("v=0\r\na=ice-ufrag:\r\n"), None);
+        assert_eq!(local_ufrag(""), None);
+    }
+}
