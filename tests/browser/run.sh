@@ -18,7 +18,7 @@ fi
 # configuration it would be an unauthenticated relay on every interface.
 if [ ! -x /usr/bin/turnserver ]; then
   echo "installing Debian coturn"
-  [ -n "$apt_updated" ] || $sudo_cmd apt-get update -qq
+  [ -n "$apt_updated" ] || { $sudo_cmd apt-get update -qq && apt_updated=1; }
   if DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq coturn >/dev/null; then
     if command -v systemctl >/dev/null 2>&1; then
       $sudo_cmd systemctl disable --now coturn >/dev/null 2>&1 || true
@@ -26,6 +26,15 @@ if [ ! -x /usr/bin/turnserver ]; then
   else
     echo "could not install coturn: the TURN browser test will be skipped" >&2
   fi
+fi
+
+# ice-restart.test.mjs cuts a peer connection's UDP for real with iptables (root only; the test
+# skips itself, saying why, when iptables is missing or unusable).
+if ! command -v iptables >/dev/null 2>&1 && ! [ -x /usr/sbin/iptables ]; then
+  echo "installing Debian iptables"
+  [ -n "$apt_updated" ] || { $sudo_cmd apt-get update -qq && apt_updated=1; }
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq iptables >/dev/null ||
+    echo "could not install iptables: the ICE-restart browser test will be skipped" >&2
 fi
 
 if [ ! -d node_modules/playwright-core ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

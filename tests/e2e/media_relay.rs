@@ -350,3 +350,104 @@ async fn staff_cannot_reach_another_municipalitys_visit() -> Result<()> {
     );
     Ok(())
 }
+
+/// The relay-side ICE ufrags of the offers `p` received, in order.
+fn offer_ufrags(p: &Participant) -> Vec<String> {
+    p.messages()
+        .iter()
+        .filter_map(|m| match m {
+            ServerMessage::Offer { sdp, .. } => sdp
+                .lines()
+                .find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
+                .map(str::to_owned),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `skaerm_ice_restarts_total{result}` from the server's metrics.
+async fn ice_restarts(server: &TestServer, result: &str) -> Result<f64> {
+    let metrics = reqwest::get(format!("{}/metrics", server.url()))
+        .await?
+        .text()
+        .await?;
+    let prefix = format!("skaerm_ice_restarts_total{{result=\"{result}\"}} ");
+    Ok(metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0))
+}
+
+/// A participant asks for an ICE restart over the real WebSocket: the relay offers fresh ICE
+/// credentials, a `webrtc`-crate peer (another ICE implementation than the relay's) answers and
+/// restarts, and media keeps flowing both ways in the same session; the restart is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ice_restart_asked_over_signalling_keeps_the_session_and_the_media() -> Result<()> {
+    let server = TestServer::start().await?;
+    let m = server.municipality("Testkommune").await?;
+    let visit = server.visit_soon(&m).await?;
+    let room = Some(RoomId(visit.id.0));
+    let staff_tab = Browser::new(&server.url())?;
+    staff_tab.login(&m.username, PASSWORD).await?;
+    let staff_token = staff_tab.start_visit(&visit).await?;
+    let secret = staff_tab.citizen_link(&visit).await?;
+    let citizen_tab = Browser::new(&server.url())?;
+    let (_, body) = citizen_tab.exchange_link(&secret).await?;
+    let citizen_token = body["media_token"].as_str().unwrap_or_default().to_owned();
+
+    let staff = joined(Participant::join(&server.ws_url(), &staff_token, BOTH, room).await?).await;
+    let citizen =
+        joined(Participant::join(&server.ws_url(), &citizen_token, BOTH, room).await?).await;
+    staff.let_in(&citizen).await?;
+    staff.wait_connected(Duration::from_secs(10)).await?;
+    citizen.wait_connected(Duration::from_secs(10)).await?;
+    warm_up(&staff, &citizen).await?;
+    warm_up(&citizen, &staff).await?;
+
+    let before = offer_ufrags(&citizen);
+    let staff_messages_before = staff.messages().len();
+    citizen
+        .send(skaerm_sfu::protocol::ClientMessage::RestartIce)
+        .await?;
+    let mut after = before.clone();
+    for _ in 0..250 {
+        after = offer_ufrags(&citizen);
+        if after.len() > before.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(after.len(), before.len() + 1, "one restart offer");
+    assert_ne!(after.last(), before.last(), "with a new ufrag");
+
+    // Media flows both ways again over the restarted ICE session.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    citizen.wait_connected(Duration::from_secs(10)).await?;
+    staff.clear_received();
+    citizen.clear_received();
+    warm_up(&staff, &citizen).await?;
+    warm_up(&citizen, &staff).await?;
+
+    // Same session: the staff heard of no leave or join, and the restart was counted.
+    assert!(
+        !staff.messages()[staff_messages_before..]
+            .iter()
+            .any(|m| matches!(
+                m,
+                ServerMessage::ParticipantLeft { .. } | ServerMessage::ParticipantJoined { .. }
+            )),
+        "the staff was told nothing: {:?}",
+        &staff.messages()[staff_messages_before..]
+    );
+    let mut counted = 0.0;
+    for _ in 0..50 {
+        counted = ice_restarts(&server, "restarted").await?;
+        if counted >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(counted, 1.0, "the relay counted one ICE restart");
+    Ok(())
+}

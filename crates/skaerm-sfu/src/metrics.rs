@@ -40,6 +40,8 @@ pub struct RelayMetrics {
     pub video_pauses: IntCounter,
     /// Audio-only fallbacks left.
     pub video_resumes: IntCounter,
+    /// ICE restarts asked for by clients, by result (`restarted`, `rate_limited`).
+    pub ice_restarts: IntCounterVec,
     /// Drops by reason.
     pub dropped: IntCounterVec,
     /// Joins by result (`ok` or an error code).
@@ -112,6 +114,11 @@ impl RelayMetrics {
                 "skaerm_video_resumes_total",
                 "Subscribers whose video resumed after a low-bandwidth pause",
             )?,
+            ice_restarts: counter_vec(
+                "skaerm_ice_restarts_total",
+                "ICE restarts asked for by clients (restart_ice), by result",
+                "result",
+            )?,
             dropped: counter_vec(
                 "skaerm_packets_dropped_total",
                 "Packets and messages dropped, by reason",
@@ -159,6 +166,9 @@ impl RelayMetrics {
                 .participants_by_quality
                 .with_label_values(&[quality.as_str()]);
         }
+        for result in ["restarted", "rate_limited"] {
+            metrics.ice_restarts.with_label_values(&[result]);
+        }
         // Make every drop reason visible from the start, at zero.
         for reason in DropReason::ALL {
             metrics.dropped.with_label_values(&[reason.as_str()]);
@@ -194,6 +204,15 @@ impl RelayMetrics {
             previous.video_resumes,
             now.video_resumes,
         );
+        self.ice_restarts
+            .with_label_values(&["restarted"])
+            .inc_by(now.ice_restarts.saturating_sub(previous.ice_restarts));
+        self.ice_restarts
+            .with_label_values(&["rate_limited"])
+            .inc_by(
+                now.ice_restarts_refused
+                    .saturating_sub(previous.ice_restarts_refused),
+            );
         self.join_failures.record_many(
             JoinFailure::IceTimeout,
             now.ice_timeouts.saturating_sub(previous.ice_timeouts),

@@ -99,6 +99,9 @@ pub enum ClientMessage {
     },
     /// Leave the room.
     Leave,
+    /// Ask the relay for an ICE restart: the client's network changed or its media path broke.
+    /// The relay answers with an `offer` carrying fresh ICE credentials (same session).
+    RestartIce,
     /// A host lets a waiting participant in.
     Admit {
         /// Who (from `participant_waiting` or `joined.waiting`).
@@ -385,6 +388,7 @@ const CLIENT_TYPES: &[&str] = &[
     "publish",
     "mute",
     "leave",
+    "restart_ice",
     "admit",
     "deny",
     "chat",
@@ -431,6 +435,8 @@ mod tests {
     fn unknown_fields_are_ignored() {
         let m = parse_client_message(r#"{"type":"leave","future":42}"#).unwrap();
         assert_eq!(m, ClientMessage::Leave);
+        let m = parse_client_message(r#"{"type":"restart_ice","future":42}"#).unwrap();
+        assert_eq!(m, ClientMessage::RestartIce);
     }
 
     #[test]

@@ -367,6 +367,7 @@ async fn in_room(
                     Ok(ClientMessage::Leave) => return Ending::Left,
                     Ok(ClientMessage::Answer { sdp, revision }) => Command::Answer { session, sdp, revision },
                     Ok(ClientMessage::Candidate { candidate }) => Command::Candidate { session, candidate },
+                    Ok(ClientMessage::RestartIce) => Command::RestartIce { session },
                     Ok(ClientMessage::Publish { audio, video }) => {
                         Command::Publish { session, publish: Publish { audio, video } }
                     }

@@ -203,6 +203,42 @@ impl Client {
         }
     }
 
+    /// The client's network changed: from now on it is reachable at `addr` (a new host
+    /// candidate; the old one stays in its agent, as a browser's does until ICE restarts).
+    fn move_to(&mut self, addr: &str) {
+        let addr: SocketAddr = addr.parse().unwrap();
+        let candidate = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: addr.ip().to_string(),
+                port: addr.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()
+        .unwrap();
+        self.pc
+            .add_local_candidate(RTCIceCandidate::from(&candidate).to_json().unwrap())
+            .unwrap();
+        self.addr = addr;
+    }
+
+    /// The relay-side ICE ufrags of the offers received so far, in order.
+    fn offer_ufrags(&self) -> Vec<String> {
+        self.messages
+            .iter()
+            .filter_map(|m| match m {
+                ServerMessage::Offer { sdp, .. } => sdp
+                    .lines()
+                    .find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
+                    .map(str::to_owned),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Applies an offer and returns the answer.
     fn answer(&mut self, now: Instant, sdp: String) -> String {
         self.pc
@@ -367,6 +403,8 @@ struct Net {
     lossy_uplinks: Vec<(SocketAddr, u32, u32)>,
     /// Sessions the core closed.
     closed: Vec<SessionId>,
+    /// Client addresses whose network is gone: nothing reaches them or leaves them.
+    cut: Vec<SocketAddr>,
 }
 
 /// One RTP datagram to lose on the virtual network: the SRTP header is in the clear, so the
@@ -419,6 +457,7 @@ impl Net {
             relay_video_seqs: HashMap::new(),
             lossy_uplinks: Vec::new(),
             closed: Vec::new(),
+            cut: Vec::new(),
         }
     }
 
@@ -489,7 +528,9 @@ impl Net {
                             .push(seq);
                     }
                 }
-                if self.lose(true, transmit.to, &transmit.payload) {
+                if self.lose(true, transmit.to, &transmit.payload)
+                    || self.cut.contains(&transmit.to)
+                {
                     continue;
                 }
                 if let Some(client) = self.clients.iter_mut().find(|c| c.addr == transmit.to) {
@@ -512,7 +553,10 @@ impl Net {
                 while let Some(out) = self.clients[i].pc.poll_write() {
                     progressed = true;
                     let from = self.clients[i].addr;
-                    if self.lose(false, from, &out.message) {
+                    if self.lose(false, from, &out.message)
+                        || self.cut.contains(&from)
+                        || self.cut.contains(&out.transport.local_addr)
+                    {
                         continue;
                     }
                     self.core.handle_datagram(
@@ -1643,4 +1687,198 @@ fn a_participant_whose_media_never_comes_up_is_counted_once_as_an_ice_timeout() 
     net.advance(Duration::from_secs(5));
     net.core.quality_snapshot(net.now);
     assert_eq!(net.core.counters().ice_timeouts, 1, "counted once");
+}
+
+/// A STUN binding request naming `relay_ufrag` (without integrity: a stranger's guess).
+fn binding_request(relay_ufrag: &str) -> BytesMut {
+    use rtc::stun::attributes::ATTR_USERNAME;
+    use rtc::stun::message::{BINDING_REQUEST, Message, Setter, TransactionId};
+    use rtc::stun::textattrs::Username;
+    let mut m = Message::new();
+    let setters: Vec<Box<dyn Setter>> = vec![
+        Box::new(BINDING_REQUEST),
+        Box::new(TransactionId::new()),
+        Box::new(Username::new(
+            ATTR_USERNAME,
+            format!("{relay_ufrag}:stranger"),
+        )),
+    ];
+    m.build(&setters).unwrap();
+    BytesMut::from(&m.raw[..])
+}
+
+#[test]
+fn a_participant_whose_network_changes_recovers_by_ice_restart_in_the_same_session() {
+    let (mut net, a, b) = Net::call();
+    let events_before = net.events.len();
+    let messages_before = net.clients[a].messages.len();
+    let old_ufrags = net.clients[b].offer_ufrags();
+    let old_ufrag = old_ufrags.last().cloned().unwrap();
+
+    // B's network goes away (wifi lost): nothing reaches or leaves its old address, long enough
+    // for both ends to notice.
+    let old_addr = net.clients[b].addr;
+    net.cut.push(old_addr);
+    for i in 0..300 {
+        for c in [a, b] {
+            net.clients[c].send_rtp(net.now, RtpCodecKind::Audio, payload("cut-audio", i));
+        }
+        net.advance(Duration::from_millis(20));
+    }
+    assert!(!net.clients[b].connected, "B's connection noticed the cut");
+
+    // B is on another network now and asks for an ICE restart on its (still open) socket.
+    net.clients[b].move_to("172.16.5.7:51000");
+    let session = net.clients[b].session;
+    net.core
+        .handle_command(net.now, Command::RestartIce { session });
+    net.advance(Duration::from_secs(3));
+
+    let ufrags = net.clients[b].offer_ufrags();
+    assert_eq!(ufrags.len(), old_ufrags.len() + 1, "one restart offer");
+    let new_ufrag = ufrags.last().cloned().unwrap();
+    assert_ne!(
+        new_ufrag, old_ufrag,
+        "the restart offer carries a new ufrag"
+    );
+    assert!(
+        net.clients[b].connected,
+        "checks from the new address connect"
+    );
+    assert_eq!(net.core.counters().ice_restarts, 1);
+
+    // Media flows again both ways, B from and to its new address.
+    for c in [a, b] {
+        net.clients[c].received.clear();
+    }
+    for i in 0..50 {
+        for c in [a, b] {
+            net.clients[c].send_rtp(net.now, RtpCodecKind::Audio, payload("after-audio", i));
+            net.clients[c].send_rtp(net.now, RtpCodecKind::Video, payload("after-video", i));
+        }
+        net.advance(Duration::from_millis(20));
+    }
+    for (me, other) in [(a, b), (b, a)] {
+        for (kind, pt) in [("audio", 111u8), ("video", 96u8)] {
+            let got = net.payloads(me, other, pt);
+            let want = payload(&format!("after-{kind}"), 49);
+            assert!(
+                got.contains(&want),
+                "{kind} must flow again to client {me} ({} packets)",
+                got.len()
+            );
+        }
+    }
+
+    // Same session, same participant: the others heard nothing, nobody left or joined.
+    assert!(!net.closed.contains(&session));
+    assert!(
+        !net.events[events_before..].iter().any(|e| matches!(
+            e,
+            RoomEvent::ParticipantLeft { .. } | RoomEvent::ParticipantJoined { .. }
+        )),
+        "no leave/join: {:?}",
+        &net.events[events_before..]
+    );
+    assert!(
+        !net.clients[a].messages[messages_before..]
+            .iter()
+            .any(|m| matches!(
+                m,
+                ServerMessage::ParticipantLeft { .. } | ServerMessage::ParticipantJoined { .. }
+            )),
+        "A was told nothing"
+    );
+    assert_eq!(net.core.participant_count(), 2);
+
+    // The old ufrag is forgotten: a check naming it from an unknown address is not routed.
+    let unknown_before = net.core.counters().drops(DropReason::UnknownUfrag);
+    let stranger: SocketAddr = "203.0.113.9:1234".parse().unwrap();
+    let now = net.now;
+    net.core
+        .handle_datagram(now, stranger, None, binding_request(&old_ufrag));
+    assert_eq!(
+        net.core.counters().drops(DropReason::UnknownUfrag),
+        unknown_before + 1
+    );
+    // A stranger naming the new ufrag gets routed but fails integrity: it is not bound, so
+    // its next datagram (not STUN) is an unknown source.
+    net.core
+        .handle_datagram(now, stranger, None, binding_request(&new_ufrag));
+    net.pump();
+    let unknown_source = net.core.counters().drops(DropReason::UnknownSource);
+    let mut rtp = vec![0x80u8, 96];
+    rtp.extend_from_slice(&[0u8; 30]);
+    net.core
+        .handle_datagram(now, stranger, None, BytesMut::from(&rtp[..]));
+    assert_eq!(
+        net.core.counters().drops(DropReason::UnknownSource),
+        unknown_source + 1,
+        "a forged check must not bind an address"
+    );
+}
+
+#[test]
+fn ice_restarts_are_rate_limited_counted_and_only_for_joined_participants() {
+    let (mut net, _a, b) = Net::call();
+    let session = net.clients[b].session;
+    let offers = |net: &Net| net.clients[b].offer_ufrags().len();
+    let refusals = |net: &Net| {
+        net.clients[b]
+            .messages
+            .iter()
+            .filter(|m| matches!(m, ServerMessage::Error { code, .. } if *code == skaerm_sfu::protocol::ErrorCode::RateLimited))
+            .count()
+    };
+    let start = offers(&net);
+
+    // Two asks before the answer: one restart (the second is absorbed, not counted).
+    net.core
+        .handle_command(net.now, Command::RestartIce { session });
+    net.core
+        .handle_command(net.now, Command::RestartIce { session });
+    net.advance(Duration::from_millis(200));
+    assert_eq!(offers(&net), start + 1);
+    assert_eq!(net.core.counters().ice_restarts, 1);
+
+    // A client asking in a loop: a burst of three in all, then refusals.
+    for _ in 0..10 {
+        net.core
+            .handle_command(net.now, Command::RestartIce { session });
+        net.advance(Duration::from_millis(200));
+    }
+    assert_eq!(offers(&net), start + 3, "three restarts at once, no more");
+    assert_eq!(net.core.counters().ice_restarts, 3);
+    assert_eq!(net.core.counters().ice_restarts_refused, 8);
+    assert_eq!(refusals(&net), 8);
+    let ufrags = net.clients[b].offer_ufrags();
+    let distinct: std::collections::HashSet<&String> = ufrags.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        4,
+        "the first ICE session's ufrag and a fresh one per restart"
+    );
+    assert!(net.clients[b].connected, "restarts in a row still connect");
+
+    // Later the budget refills by one.
+    net.advance(Duration::from_secs(10));
+    net.core
+        .handle_command(net.now, Command::RestartIce { session });
+    net.advance(Duration::from_millis(500));
+    assert_eq!(net.core.counters().ice_restarts, 4);
+    assert!(net.clients[b].connected);
+
+    // Someone not in a room gets not_joined, and nothing happens.
+    let stranger = SessionId::next();
+    net.core
+        .handle_command(net.now, Command::RestartIce { session: stranger });
+    let told = net.core.poll_output();
+    assert!(
+        matches!(
+            told,
+            Some(CoreOutput::Signal(s, ServerMessage::Error { code: skaerm_sfu::protocol::ErrorCode::NotJoined, .. })) if s == stranger
+        ),
+        "{told:?}"
+    );
+    assert_eq!(net.core.counters().ice_restarts, 4);
 }

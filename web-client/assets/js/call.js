@@ -1,8 +1,11 @@
 // One participant's call: the RTCPeerConnection to the relay and the signalling that drives
-// it. The relay always offers; this side answers, one offer at a time. When the connection is
-// lost (socket closed, media failed or disconnected for a while, server restarting) the call
-// rejoins by itself with a fresh media token, backing off; the relay treats the second join of
-// the same participant as a replacement of the first.
+// it. The relay always offers; this side answers, one offer at a time. When the media path
+// breaks (disconnected for a moment, or failed) while the socket is up, the call first asks the
+// relay for an ICE restart (`restart_ice`; the relay's next offer has fresh ICE credentials and
+// the browser finds a new path, same session); if media is not back within a few seconds, or
+// the socket is lost, the server restarts or a recoverable error arrives, the call rejoins by
+// itself with a fresh media token, backing off; the relay treats the second join of the same
+// participant as a replacement of the first.
 //
 // Events: "joined" {you, participants}, "participant-joined"/"participant-updated"
 // {participant}, "participant-left" {participant_id, reason}, "remote-stream"
@@ -22,8 +25,10 @@ import { Signalling } from "./signalling.js";
 const STATS_INTERVAL_MS = 2000;
 /** Measurements the quality level is smoothed over (the worst of them is shown). */
 const QUALITY_WINDOW = 3;
-/** How long the media may stay "disconnected" before we rejoin. */
-const DISCONNECTED_GRACE_MS = 4000;
+/** How long the media may stay "disconnected" before we ask for an ICE restart. */
+const DISCONNECTED_GRACE_MS = 2000;
+/** How long an ICE restart may take to bring the media back before we rejoin instead. */
+const ICE_RESTART_TIMEOUT_MS = 6000;
 /** Waits between rejoin attempts (with ±20% jitter); the last repeats. */
 const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000];
 /** After this long without a connection the call ends and the person is told. */
@@ -78,6 +83,8 @@ export class Call extends EventTarget {
     this.statsTimer = null;
     this.lastStats = null;
     this.disconnectedTimer = null;
+    /** The ICE restart under way: its deadline timer (null when none). */
+    this.iceRestartTimer = null;
     this.reconnectTimer = null;
     this.reconnecting = false;
     this.rejoining = false;
@@ -137,6 +144,8 @@ export class Call extends EventTarget {
       this.emit("state", { state });
       clearTimeout(this.disconnectedTimer);
       if (state === "connected") {
+        clearTimeout(this.iceRestartTimer);
+        this.iceRestartTimer = null;
         this.attempt = 0;
         this.lostAt = null;
         if (this.reconnecting) {
@@ -144,10 +153,10 @@ export class Call extends EventTarget {
           this.emit("reconnected");
         }
       } else if (state === "failed") {
-        this.reconnect("media_failed");
+        this.restartIce("media_failed");
       } else if (state === "disconnected") {
         this.disconnectedTimer = setTimeout(() => {
-          if (current() && pc.connectionState === "disconnected") this.reconnect("media_disconnected");
+          if (current() && pc.connectionState === "disconnected") this.restartIce("media_disconnected");
         }, DISCONNECTED_GRACE_MS);
       }
     });
@@ -239,7 +248,13 @@ export class Call extends EventTarget {
     s.addEventListener("error", (e) => {
       if (!current()) return;
       this.emit("error", e.detail);
-      // Only chat is rate limited; a bad_message/not_joined refuses our chat while one is out.
+      // The relay refused our ICE restart (asked too often): rejoin instead.
+      if (e.detail.code === "rate_limited" && this.iceRestartTimer && this.chatPending === 0) {
+        this.reconnect("ice_restart_refused");
+        return;
+      }
+      // Otherwise only chat is rate limited; a bad_message/not_joined refuses our chat while
+      // one is out.
       if (e.detail.code === "rate_limited"
         || (["bad_message", "not_joined"].includes(e.detail.code) && this.chatPending > 0)) {
         this.chatPending = Math.max(0, this.chatPending - 1);
@@ -302,10 +317,35 @@ export class Call extends EventTarget {
     this.signalling?.send({ type: "deny", participant_id: participantId });
   }
 
+  /**
+   * The media path broke but the session may be fine: ask the relay for an ICE restart on the
+   * open socket and answer its offer (as any offer); rejoin if media is not back in time, or
+   * at once when the socket is not open. One restart at a time.
+   */
+  restartIce(cause) {
+    if (this.ended || this.iceRestartTimer) return;
+    if (this.signalling?.socket?.readyState !== WebSocket.OPEN || !this.pc) {
+      this.reconnect(cause);
+      return;
+    }
+    if (!this.reconnecting) {
+      this.reconnecting = true;
+      this.emit("reconnecting", { cause });
+    }
+    const generation = this.generation;
+    this.iceRestartTimer = setTimeout(() => {
+      this.iceRestartTimer = null;
+      if (generation === this.generation && this.pc?.connectionState !== "connected") this.reconnect(cause);
+    }, ICE_RESTART_TIMEOUT_MS);
+    this.signalling.send({ type: "restart_ice" });
+  }
+
   /** Closes the current session's socket and peer connection, keeping the local media. */
   teardown() {
     this.generation++;
     clearTimeout(this.disconnectedTimer);
+    clearTimeout(this.iceRestartTimer);
+    this.iceRestartTimer = null;
     this.pc?.close();
     this.pc = null;
     this.signalling?.close();

@@ -14,12 +14,13 @@ use crate::media::bandwidth::{Fallback, FallbackPolicy, Transition};
 use crate::media::counters::{Counters, DropReason};
 use crate::media::demux::{DatagramKind, binding_request_ufrag, classify};
 use crate::media::engine::{
-    EngineError, FORWARDED_EXTENSIONS, IceCredentials, PeerFactory, codec_for,
+    EngineError, FORWARDED_EXTENSIONS, PeerFactory, codec_for, local_ufrag,
 };
 use crate::media::lobby::{Lobby, LobbyFull, Waiting};
 use crate::media::negotiation::AnswerVerdict;
 use crate::media::peer::{Inbound, MAX_ADDRS_PER_PEER, Peer, Publication, Subscription};
 use crate::media::quality::{LinkState, ParticipantQuality, RoomQuality, kbps};
+use crate::media::restart::RestartBudget;
 use crate::media::rewrite::RewritePlan;
 use crate::media::simulcast::{
     Continuity, LAYER_RIDS, LayerSelector, LayerVerdict, SIMULCAST_LAYER_BITRATES,
@@ -31,6 +32,7 @@ use crate::protocol::{
 };
 use bytes::{Bytes, BytesMut};
 use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCOfferOptions;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
@@ -82,6 +84,12 @@ pub enum Command {
         session: SessionId,
         /// The candidate.
         candidate: ClientCandidate,
+    },
+    /// The client asks for an ICE restart (its network changed or its media path broke): the
+    /// relay answers with an offer carrying fresh ICE credentials, rate limited per participant.
+    RestartIce {
+        /// The session.
+        session: SessionId,
     },
     /// The client changes what it sends.
     Publish {
@@ -464,6 +472,7 @@ impl MediaCore {
             } => self.answer(now, session, sdp, revision),
             Command::Candidate { session, candidate } => self.candidate(session, candidate),
             Command::Publish { session, publish } => self.publish(now, session, publish),
+            Command::RestartIce { session } => self.restart_ice(now, session),
             Command::Mute { session, muted } => self.mute(session, muted),
             Command::Chat { session, text, at } => self.chat(session, text, at),
             Command::Leave { session, reason } => {
@@ -1060,12 +1069,8 @@ impl MediaCore {
 
         let key = PeerKey(self.next_key);
         self.next_key += 1;
-        let credentials = IceCredentials::random();
         let (mut pc, estimate, reports) =
-            match self
-                .factory
-                .build(now, &credentials, self.config.fallback.floor_bps / 2)
-            {
+            match self.factory.build(now, self.config.fallback.floor_bps / 2) {
                 Ok(built) => built,
                 Err(err) => {
                     tracing::error!(%err, "could not create a peer connection");
@@ -1112,7 +1117,7 @@ impl MediaCore {
             Vec::new()
         };
 
-        self.by_ufrag.insert(credentials.ufrag.clone(), key);
+        // The ufrag routes first contact once the first offer has made it known (`send_offer`).
         self.sessions.insert(session, key);
         self.rooms.entry(grant.room).or_default().push(key);
         self.peers.insert(
@@ -1123,7 +1128,8 @@ impl MediaCore {
                 info: info.clone(),
                 publish,
                 pc,
-                ufrag: credentials.ufrag,
+                ufrag: String::new(),
+                restarts: RestartBudget::new(now),
                 addrs: Vec::new(),
                 negotiation: Default::default(),
                 connected: false,
@@ -1229,7 +1235,9 @@ impl MediaCore {
         let Some(mut peer) = self.peers.remove(&key) else {
             return;
         };
-        self.by_ufrag.remove(&peer.ufrag);
+        if self.by_ufrag.get(&peer.ufrag) == Some(&key) {
+            self.by_ufrag.remove(&peer.ufrag);
+        }
         for addr in &peer.addrs {
             if self.by_addr.get(addr) == Some(&key) {
                 self.by_addr.remove(addr);
@@ -1311,9 +1319,15 @@ impl MediaCore {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
+        let options = peer
+            .negotiation
+            .next_offer_restarts()
+            .then_some(RTCOfferOptions { ice_restart: true });
+        // Applying an ICE restart offer installs its fresh credentials at once: checks with the
+        // old ufrag fail integrity from now on.
         let offer = peer
             .pc
-            .create_offer(None)
+            .create_offer(options)
             .and_then(|offer| peer.pc.set_local_description(now, offer));
         // `rtc` refuses a local description other than the offer it created, so simulcast
         // reception is added to the text the client gets only; the answer's rids are what
@@ -1327,6 +1341,17 @@ impl MediaCore {
         });
         match (offer, sdp) {
             (Ok(()), Some(sdp)) => {
+                // First contact is routed by the ufrag of the current ICE session only: a new
+                // one (the first offer, an ICE restart) replaces the old in the routing table.
+                if let Some(ufrag) = local_ufrag(&sdp)
+                    && ufrag != peer.ufrag
+                {
+                    if self.by_ufrag.get(&peer.ufrag) == Some(&key) {
+                        self.by_ufrag.remove(&peer.ufrag);
+                    }
+                    peer.ufrag = ufrag.to_owned();
+                    self.by_ufrag.insert(peer.ufrag.clone(), key);
+                }
                 let revision = peer.negotiation.offer_sent();
                 let session = peer.session;
                 self.signal(session, ServerMessage::Offer { sdp, revision });
@@ -1381,6 +1406,43 @@ impl MediaCore {
             }
         }
         if wanted {
+            self.send_offer(now, key);
+        }
+        self.mark_dirty(key);
+    }
+
+    /// The client asks for an ICE restart. Bounded per participant ([`RestartBudget`]); a
+    /// restart already on its way to the client absorbs a second ask; with an offer
+    /// outstanding it waits for the answer like any renegotiation.
+    fn restart_ice(&mut self, now: Instant, session: SessionId) {
+        let Some(key) = self.sessions.get(&session).copied() else {
+            self.signal(
+                session,
+                ServerMessage::error(ErrorCode::NotJoined, "not joined"),
+            );
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        // Nothing offered yet means no ICE session to restart; the first offer is on its way.
+        if peer.ufrag.is_empty() || peer.negotiation.restart_under_way() {
+            return;
+        }
+        if !peer.restarts.allow(now) {
+            self.counters.ice_restarts_refused += 1;
+            self.signal(
+                session,
+                ServerMessage::error(
+                    ErrorCode::RateLimited,
+                    "too many ICE restarts; wait a moment",
+                ),
+            );
+            return;
+        }
+        self.counters.ice_restarts += 1;
+        tracing::debug!(peer = %key, "ICE restart requested");
+        if peer.negotiation.request_restart() {
             self.send_offer(now, key);
         }
         self.mark_dirty(key);

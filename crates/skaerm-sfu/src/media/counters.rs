@@ -101,6 +101,10 @@ pub struct Counters {
     /// Participants whose media connection was still not up [`crate::media::core::ICE_TIMEOUT`]
     /// after joining (each counted once; seen by the quality snapshot).
     pub ice_timeouts: u64,
+    /// ICE restarts made at a client's request (`restart_ice`).
+    pub ice_restarts: u64,
+    /// `restart_ice` requests refused because the participant asked too often.
+    pub ice_restarts_refused: u64,
     drops: [u64; DropReason::ALL.len()],
 }
 

@@ -3,7 +3,8 @@
 //! All peers share one port, so the relay tells them apart itself:
 //! - a datagram from a known 5-tuple goes to the peer bound to that address (O(1) map);
 //! - a STUN binding request from an unknown address is routed by the local half of its
-//!   `USERNAME` attribute (`<relay ufrag>:<client ufrag>`), which names one peer;
+//!   `USERNAME` attribute (`<relay ufrag>:<client ufrag>`), which names one peer (the ufrag of
+//!   its current ICE session: an ICE restart replaces it, and the old one routes nowhere);
 //! - anything else from an unknown address is dropped and counted.
 //!
 //! The address is bound to the peer only after that peer's ICE agent has answered the check

@@ -1,6 +1,10 @@
 //! Building the relay's side of a peer connection on the `rtc` core: codecs, header
-//! extensions, interceptors, ICE-lite with per-peer credentials, and one shared DTLS
-//! certificate.
+//! extensions, interceptors, ICE-lite, and one shared DTLS certificate.
+//!
+//! ICE credentials are left to `rtc`'s agent (random, 16-character ufrag and 32-character
+//! password from the crypto provider): fixed credentials in the setting engine would make an
+//! ICE restart offer the same ufrag again. The core learns each connection's ufrag from the
+//! offers it creates ([`local_ufrag`]).
 //!
 //! Every participant gets exactly the same codec set (Opus; VP8 with RTX) so the relay never
 //! needs to transcode, and because the relay is always the offerer, payload types and
@@ -9,7 +13,6 @@
 use crate::media::bandwidth::{Estimate, EstimateProbe};
 use crate::media::feedback::{FEEDBACK_TAP_SLOT, FeedbackTap};
 use crate::media::reports::{REPORT_PROBE_SLOT, ReportCells, ReportProbe};
-use rand::RngExt;
 use rtc::interceptor::{
     CongestionControlBuilder, NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder,
     Registry, SenderReportBuilder, Slot, TwccReceiverBuilder, TwccSenderBuilder,
@@ -114,30 +117,12 @@ pub(crate) struct PeerFactory {
     certificate: RTCCertificate,
 }
 
-/// ICE credentials of one relay-side peer connection; the ufrag routes its first datagrams.
-#[derive(Debug, Clone)]
-pub(crate) struct IceCredentials {
-    pub(crate) ufrag: String,
-    pub(crate) pwd: String,
-}
-
-impl IceCredentials {
-    /// Random credentials: 16 and 32 characters from the ICE alphabet (RFC 8839 §5.4 asks for
-    /// at least 24 and 128 bits of randomness).
-    pub(crate) fn random() -> Self {
-        IceCredentials {
-            ufrag: random_ice_chars(16),
-            pwd: random_ice_chars(32),
-        }
-    }
-}
-
-fn random_ice_chars(n: usize) -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let mut rng = rand::rng();
-    (0..n)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
+/// The ICE ufrag of a session description (`a=ice-ufrag:`; bundled, so the first one names the
+/// transport). `None` when there is none or it is empty.
+pub(crate) fn local_ufrag(sdp: &str) -> Option<&str> {
+    sdp.lines()
+        .find_map(|line| line.trim_end().strip_prefix("a=ice-ufrag:"))
+        .filter(|ufrag| !ufrag.is_empty())
 }
 
 impl PeerFactory {
@@ -155,13 +140,12 @@ impl PeerFactory {
         Ok(PeerFactory { certificate })
     }
 
-    /// A new relay-side connection: ICE-lite, the given credentials, our codecs; and the handle
+    /// A new relay-side connection: ICE-lite, our codecs; and the handle
     /// to its send-side bandwidth estimate and to what its RTCP reports say.
     /// `min_estimate_bps` bounds the estimate from below.
     pub(crate) fn build(
         &self,
         now: Instant,
-        credentials: &IceCredentials,
         min_estimate_bps: u64,
     ) -> Result<(RTCPeerConnection, Estimate, Arc<ReportCells>), EngineError> {
         let mut media_engine = MediaEngine::default();
@@ -194,10 +178,7 @@ impl PeerFactory {
         let (report_probe, reports) = ReportProbe::new();
         let registry = interceptors(&mut media_engine, probe, report_probe)?;
 
-        let setting_engine = SettingEngineBuilder::new()
-            .with_lite(true)
-            .with_ice_credentials(credentials.ufrag.clone(), credentials.pwd.clone())
-            .build();
+        let setting_engine = SettingEngineBuilder::new().with_lite(true).build();
 
         let configuration = RTCConfigurationBuilder::new()
             .with_certificates(vec![self.certificate.clone()])
@@ -274,4 +255,17 @@ fn interceptors(
         .with(Slot::SenderReport, SenderReportBuilder::new().build())
         .with(Slot::from(FEEDBACK_TAP_SLOT), FeedbackTap::default())
         .with(Slot::from(REPORT_PROBE_SLOT), report_probe))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_local_ufrag_is_read_from_the_first_ice_ufrag_line() {
+        let sdp = "v=0\r\na=ice-lite\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ice-ufrag:abcDEF\r\na=ice-pwd:p\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:other\r\n";
+        assert_eq!(local_ufrag(sdp), Some("abcDEF"));
+        assert_eq!(local_ufrag("v=0\r\na=ice-ufrag:\r\n"), None);
+        assert_eq!(local_ufrag(""), None);
+    }
 }

@@ -3,7 +3,8 @@
 //! [`core::MediaCore`] owns the peer connections and rooms of one worker; the other modules are
 //! its parts: datagram routing ([`demux`]), building `rtc` connections ([`engine`]), which
 //! inbound RTCP the core sees ([`feedback`]), subscribers' bandwidth and the audio-only
-//! fallback ([`bandwidth`]), the waiting room ([`lobby`]), offer/answer bookkeeping ([`negotiation`]), per-participant state
+//! fallback ([`bandwidth`]), the waiting room ([`lobby`]), offer/answer bookkeeping ([`negotiation`]), how often a client may restart ICE
+//! ([`restart`]), per-participant state
 //! ([`peer`]), packet rewriting for forwarding ([`rewrite`]), switching a stream's source on
 //! keyframes with continuous numbering ([`simulcast`]), drop/traffic counters ([`counters`]),
 //! what RTCP reports say about a connection ([`reports`]) and the per-participant quality
@@ -20,5 +21,6 @@ pub(crate) mod negotiation;
 pub(crate) mod peer;
 pub mod quality;
 pub(crate) mod reports;
+pub(crate) mod restart;
 pub(crate) mod rewrite;
 pub(crate) mod simulcast;

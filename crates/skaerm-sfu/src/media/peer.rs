@@ -5,6 +5,7 @@ use crate::ids::{PeerKey, RoomId, SessionId};
 use crate::media::bandwidth::{Estimate, Fallback};
 use crate::media::negotiation::Negotiation;
 use crate::media::reports::ReportCells;
+use crate::media::restart::RestartBudget;
 use crate::media::rewrite::RewritePlan;
 use crate::media::simulcast::{Continuity, LayerSelector};
 use crate::protocol::{ParticipantInfo, Publish};
@@ -85,8 +86,11 @@ pub(crate) struct Peer {
     pub(crate) publish: Publish,
     /// The `rtc` connection.
     pub(crate) pc: RTCPeerConnection,
-    /// Relay-side ICE ufrag (routes first contact).
+    /// Relay-side ICE ufrag of the current ICE session (routes first contact); empty until the
+    /// first offer, replaced by an ICE restart.
     pub(crate) ufrag: String,
+    /// How many more ICE restarts this participant may ask for.
+    pub(crate) restarts: RestartBudget,
     /// Client addresses bound to this peer, oldest first.
     pub(crate) addrs: Vec<SocketAddr>,
     /// Offer/answer state.
