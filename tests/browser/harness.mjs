@@ -249,6 +249,30 @@ export async function fakeScreen(page) {
   });
 }
 
+/** Logs `page` in through the real login form as a demo staff member (password `skaerm-demo`). */
+export async function logInAsStaff(page, username = "mette") {
+  await page.getByLabel("Brugernavn", { exact: true }).fill(username);
+  await page.getByLabel("Adgangskode").fill("skaerm-demo");
+  await page.getByRole("button", { name: "Log ind" }).click();
+}
+
+/**
+ * On the staff day list: hands out the first visit's citizen link, starts that visit and waits
+ * for the call page. Returns the citizen's link.
+ */
+export async function startFirstVisit(staff) {
+  const firstVisit = staff.locator("li.visit").first();
+  await firstVisit.waitFor();
+  await firstVisit.getByRole("button", { name: "Kopiér borgerlink" }).click();
+  const linkField = firstVisit.locator("input.link-value");
+  await linkField.waitFor();
+  const citizenUrl = await linkField.inputValue();
+  await firstVisit.getByRole("link", { name: "Start" }).click();
+  await staff.waitForURL(/\/visit\//);
+  await staff.getByRole("button", { name: "Afslut besøg" }).waitFor();
+  return citizenUrl;
+}
+
 /**
  * The citizen lands in the waiting room ("Din medarbejder lukker dig ind om lidt") and the
  * staff member lets them in with the panel's "Lad komme ind" button.

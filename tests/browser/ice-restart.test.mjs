@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import {
-  startServer, launchBrowser, newPage, inboundMedia, eventually, artifacts, admitFromWaitingRoom,
+  startServer, launchBrowser, newPage, inboundMedia, eventually, artifacts, admitFromWaitingRoom, logInAsStaff, startFirstVisit,
 } from "./harness.mjs";
 
 const RULE_COMMENT = "skaerm-ice-restart-test";
@@ -129,16 +129,8 @@ after(async () => {
 test("a broken media path comes back by ICE restart, not by rejoining", { skip: unavailable ?? false }, async () => {
   const staff = await newPage(browser, { name: "staff", viewport: { width: 1280, height: 800 } });
   await staff.goto(server.url);
-  await staff.getByLabel("Brugernavn").fill("mette");
-  await staff.getByLabel("Adgangskode").fill("skaerm-demo");
-  await staff.getByRole("button", { name: "Log ind" }).click();
-  const firstVisit = staff.locator("li.visit").first();
-  await firstVisit.getByRole("button", { name: "Kopiér borgerlink" }).click();
-  const linkField = firstVisit.locator("input.link-value");
-  await linkField.waitFor();
-  const citizenUrl = await linkField.inputValue();
-  await firstVisit.getByRole("link", { name: "Start" }).click();
-  await staff.getByRole("button", { name: "Afslut besøg" }).waitFor();
+  await logInAsStaff(staff);
+  const citizenUrl = await startFirstVisit(staff);
 
   const citizen = await newPage(browser, { name: "citizen", viewport: { width: 820, height: 1180 }, hasTouch: true });
   const citizenWs = watchSignalling(citizen);

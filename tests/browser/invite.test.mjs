@@ -5,7 +5,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
-  startServer, launchBrowser, newPage, eventually, artifacts, admitFromWaitingRoom, decodingStreams, playingVideos,
+  startServer, launchBrowser, newPage, eventually, artifacts, admitFromWaitingRoom, decodingStreams, playingVideos, logInAsStaff, startFirstVisit,
 } from "./harness.mjs";
 
 let server;
@@ -26,18 +26,8 @@ const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.pn
 test("staff invite a relative who joins as third participant; all three decode video", async () => {
   const staff = await newPage(browser, { name: "staff-invite", viewport: { width: 1280, height: 900 } });
   await staff.goto(server.url);
-  await staff.getByLabel("Brugernavn").fill("mette");
-  await staff.getByLabel("Adgangskode").fill("skaerm-demo");
-  await staff.getByRole("button", { name: "Log ind" }).click();
-  const firstVisit = staff.locator("li.visit").first();
-  await firstVisit.waitFor();
-  await firstVisit.getByRole("button", { name: "Kopiér borgerlink" }).click();
-  const linkField = firstVisit.locator("input.link-value");
-  await linkField.waitFor();
-  const citizenUrl = await linkField.inputValue();
-  await firstVisit.getByRole("link", { name: "Start" }).click();
-  await staff.waitForURL(/\/visit\//);
-  await staff.getByRole("button", { name: "Afslut besøg" }).waitFor();
+  await logInAsStaff(staff);
+  const citizenUrl = await startFirstVisit(staff);
 
   const citizen = await newPage(browser, { name: "citizen-invite", viewport: { width: 820, height: 1180 }, hasTouch: true });
   await citizen.goto(citizenUrl);

@@ -6,7 +6,9 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { startServer, launchBrowser, newPage, inboundMedia, eventually, artifacts, admitFromWaitingRoom } from "./harness.mjs";
+import {
+  startServer, launchBrowser, newPage, inboundMedia, eventually, artifacts, admitFromWaitingRoom, logInAsStaff,
+} from "./harness.mjs";
 
 let server;
 let browser;
@@ -50,9 +52,7 @@ test("the ops page shows the live call without names and refreshes itself", asyn
   // A visit in progress: staff and citizen in a call.
   const staff = await newPage(browser, { name: "staff", viewport: { width: 1280, height: 800 } });
   await staff.goto(server.url);
-  await staff.getByLabel("Brugernavn").fill("mette");
-  await staff.getByLabel("Adgangskode").fill("skaerm-demo");
-  await staff.getByRole("button", { name: "Log ind" }).click();
+  await logInAsStaff(staff);
   const firstVisit = staff.locator("li.visit").first();
   await firstVisit.waitFor();
   const staffName = (await staff.locator("#staff-name").innerText()).trim();

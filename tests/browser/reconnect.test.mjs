@@ -6,7 +6,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
-  startServer, launchBrowser, newPage, inboundMedia, eventually, artifacts, admitFromWaitingRoom,
+  startServer, launchBrowser, newPage, inboundMedia, eventually, artifacts, admitFromWaitingRoom, logInAsStaff, startFirstVisit,
 } from "./harness.mjs";
 
 let server;
@@ -40,16 +40,8 @@ async function decoding(name, page, ms = 30_000) {
 test("after a server crash and restart, both sides rejoin without a click", async () => {
   const staff = await newPage(browser, { name: "staff", viewport: { width: 1280, height: 800 } });
   await staff.goto(server.url);
-  await staff.getByLabel("Brugernavn").fill("mette");
-  await staff.getByLabel("Adgangskode").fill("skaerm-demo");
-  await staff.getByRole("button", { name: "Log ind" }).click();
-  const firstVisit = staff.locator("li.visit").first();
-  await firstVisit.getByRole("button", { name: "Kopiér borgerlink" }).click();
-  const linkField = firstVisit.locator("input.link-value");
-  await linkField.waitFor();
-  const citizenUrl = await linkField.inputValue();
-  await firstVisit.getByRole("link", { name: "Start" }).click();
-  await staff.getByRole("button", { name: "Afslut besøg" }).waitFor();
+  await logInAsStaff(staff);
+  const citizenUrl = await startFirstVisit(staff);
 
   const citizen = await newPage(browser, { name: "citizen", viewport: { width: 820, height: 1180 }, hasTouch: true });
   await citizen.goto(citizenUrl);

@@ -7,7 +7,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
-  startServer, launchBrowser, newPage, inboundMedia, eventually, artifacts, expectAccessible,
+  startServer, launchBrowser, newPage, inboundMedia, eventually, artifacts, expectAccessible, logInAsStaff,
 } from "./harness.mjs";
 
 let server;
@@ -43,9 +43,7 @@ test("staff pair a tablet, call it from a visit, the tablet answers, both see vi
     page.on("websocket", (ws) => ws.on("framereceived", ({ payload }) => signalled[name].push(String(payload))));
   }
   await staff.goto(server.url);
-  await staff.getByLabel("Brugernavn").fill("mette");
-  await staff.getByLabel("Adgangskode").fill("skaerm-demo");
-  await staff.getByRole("button", { name: "Log ind" }).click();
+  await logInAsStaff(staff);
   const firstVisit = staff.locator("li.visit").first();
   await firstVisit.waitFor();
   const citizenName = await firstVisit.locator(".visit-citizen").innerText();

@@ -7,8 +7,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import {
-  startServer, startTurnServer, turnserverBinary, launchBrowser, newPage, inboundMedia,
-  eventually, admitFromWaitingRoom,
+  startServer, startTurnServer, turnserverBinary, launchBrowser, newPage, inboundMedia, eventually, admitFromWaitingRoom, logInAsStaff, startFirstVisit,
 } from "./harness.mjs";
 
 const coturnMissing = turnserverBinary() === null;
@@ -85,16 +84,8 @@ function selectedPair(page) {
 test("a citizen whose network blocks UDP joins through coturn over TCP", { skip }, async () => {
   const staff = await newPage(browser, { name: "staff", viewport: { width: 1280, height: 800 } });
   await staff.goto(server.url);
-  await staff.getByLabel("Brugernavn").fill("mette");
-  await staff.getByLabel("Adgangskode").fill("skaerm-demo");
-  await staff.getByRole("button", { name: "Log ind" }).click();
-  const firstVisit = staff.locator("li.visit").first();
-  await firstVisit.getByRole("button", { name: "Kopiér borgerlink" }).click();
-  const linkField = firstVisit.locator("input.link-value");
-  await linkField.waitFor();
-  const citizenUrl = await linkField.inputValue();
-  await firstVisit.getByRole("link", { name: "Start" }).click();
-  await staff.getByRole("button", { name: "Afslut besøg" }).waitFor();
+  await logInAsStaff(staff);
+  const citizenUrl = await startFirstVisit(staff);
 
   const citizen = await newPage(browser, { name: "citizen", viewport: { width: 820, height: 1180 }, hasTouch: true });
   // The UDP-blocking network: relay candidates only, TURN over TCP only. What the page asked

@@ -4,8 +4,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
-  startServer, launchBrowser, newPage, inboundMedia, eventually, artifacts, expectAccessible, denyMedia,
-  fakeScreen, admitFromWaitingRoom,
+  startServer, launchBrowser, newPage, inboundMedia, eventually, artifacts, expectAccessible, denyMedia, fakeScreen, admitFromWaitingRoom, logInAsStaff,
 } from "./harness.mjs";
 
 let server;
@@ -76,9 +75,7 @@ test("staff and citizen see and hear each other through the relay", async () => 
   await staff.getByLabel("Brugernavn").waitFor();
   await expectAccessible(staff, "staff login");
   await shot(staff, "00-staff-login");
-  await staff.getByLabel("Brugernavn").fill("mette");
-  await staff.getByLabel("Adgangskode").fill("skaerm-demo");
-  await staff.getByRole("button", { name: "Log ind" }).click();
+  await logInAsStaff(staff);
   const firstVisit = staff.locator("li.visit").first();
   await firstVisit.waitFor();
   assert.match(await firstVisit.innerText(), /SEL §85/);
