@@ -234,10 +234,7 @@ async fn a_token_for_another_visit_is_refused() -> Result<()> {
     staff.wait_connected(Duration::from_secs(10)).await?;
 
     // A third peer holding a valid token — for the other visit — asks for this one.
-    let secret = staff_tab.citizen_link(&other_visit).await?;
-    let (status, body) = Browser::new(&server.url())?.exchange_link(&secret).await?;
-    assert_eq!(status, 200);
-    let other_token = body["media_token"].as_str().unwrap_or_default().to_owned();
+    let other_token = staff_tab.citizen_token(&other_visit).await?;
     match Participant::join(
         &server.ws_url(),
         &other_token,
@@ -391,10 +388,7 @@ async fn an_ice_restart_asked_over_signalling_keeps_the_session_and_the_media() 
     let staff_tab = Browser::new(&server.url())?;
     staff_tab.login(&m.username, PASSWORD).await?;
     let staff_token = staff_tab.start_visit(&visit).await?;
-    let secret = staff_tab.citizen_link(&visit).await?;
-    let citizen_tab = Browser::new(&server.url())?;
-    let (_, body) = citizen_tab.exchange_link(&secret).await?;
-    let citizen_token = body["media_token"].as_str().unwrap_or_default().to_owned();
+    let citizen_token = staff_tab.citizen_token(&visit).await?;
 
     let staff = joined(Participant::join(&server.ws_url(), &staff_token, BOTH, room).await?).await;
     let citizen =

@@ -81,10 +81,7 @@ async fn ops_sees_the_live_call_without_names_and_the_metrics_carry_its_quality(
         (403, Some("forbidden_role"))
     );
     let staff_token = staff_tab.start_visit(&visit).await?;
-    let secret = staff_tab.citizen_link(&visit).await?;
-    let (status, body) = Browser::new(&server.url())?.exchange_link(&secret).await?;
-    assert_eq!(status, 200, "{body}");
-    let citizen_token = body["media_token"].as_str().unwrap_or_default().to_owned();
+    let citizen_token = staff_tab.citizen_token(&visit).await?;
     let http = reqwest::Client::new();
     for request in [
         http.get(format!("{}/api/ops/calls", server.url()))
@@ -229,10 +226,7 @@ async fn ops_see_only_their_municipalitys_calls_until_they_end() -> Result<()> {
     let staff_tab = Browser::new(&server.url())?;
     staff_tab.login(&m.username, PASSWORD).await?;
     let staff_token = staff_tab.start_visit(&visit).await?;
-    let secret = staff_tab.citizen_link(&visit).await?;
-    let (status, body) = Browser::new(&server.url())?.exchange_link(&secret).await?;
-    assert_eq!(status, 200, "{body}");
-    let citizen_token = body["media_token"].as_str().unwrap_or_default().to_owned();
+    let citizen_token = staff_tab.citizen_token(&visit).await?;
     let audio = Publish {
         audio: true,
         video: false,

@@ -371,4 +371,18 @@ impl Browser {
     pub async fn exchange_link(&self, secret: &str) -> Result<(u16, Value)> {
         self.post(&format!("/api/join/{secret}"), json!({})).await
     }
+
+    /// As this staff member: issues `visit`'s citizen link and exchanges it in a fresh browser
+    /// (the citizen's, no cookies); returns the citizen's media token.
+    pub async fn citizen_token(&self, visit: &Visit) -> Result<String> {
+        let secret = self.citizen_link(visit).await?;
+        let (status, body) = Browser::new(self.base())?.exchange_link(&secret).await?;
+        if status != 200 {
+            bail!("link exchange failed: {status} {body}");
+        }
+        body["media_token"]
+            .as_str()
+            .map(str::to_owned)
+            .context("the link exchange gave no media token")
+    }
 }

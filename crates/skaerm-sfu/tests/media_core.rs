@@ -106,6 +106,24 @@ struct Client {
     layers: Vec<u32>,
 }
 
+/// Gives a client connection a UDP host candidate at `addr`.
+fn add_host_candidate(pc: &mut RTCPeerConnection, addr: SocketAddr) {
+    let candidate = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()
+    .unwrap();
+    pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json().unwrap())
+        .unwrap();
+}
+
 impl Client {
     fn new(now: Instant, addr: &str) -> Client {
         Client::build(now, addr, false)
@@ -171,20 +189,7 @@ impl Client {
                 layers = ssrcs.clone();
             }
         }
-        let candidate = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: addr.ip().to_string(),
-                port: addr.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()
-        .unwrap();
-        pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json().unwrap())
-            .unwrap();
+        add_host_candidate(&mut pc, addr);
         Client {
             session: SessionId::next(),
             participant: ParticipantId(Uuid::new_v4()),
@@ -207,21 +212,7 @@ impl Client {
     /// candidate; the old one stays in its agent, as a browser's does until ICE restarts).
     fn move_to(&mut self, addr: &str) {
         let addr: SocketAddr = addr.parse().unwrap();
-        let candidate = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: addr.ip().to_string(),
-                port: addr.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()
-        .unwrap();
-        self.pc
-            .add_local_candidate(RTCIceCandidate::from(&candidate).to_json().unwrap())
-            .unwrap();
+        add_host_candidate(&mut self.pc, addr);
         self.addr = addr;
     }
 
