@@ -2,7 +2,8 @@
 //! server: staff issue the invite over HTTP, the guest exchanges it at the citizen door for a
 //! token with its own participant id and name, and staff, citizen and guest all receive each
 //! other's audio and video through the relay (real `webrtc` peers). The doors that stay shut: a
-//! revoked invite (at the door and for a token already held), an invite for another visit,
+//! revoked invite (at the door and for a token already held; a guest in the call when its
+//! invite is revoked is taken out at once), an invite for another visit,
 //! someone who neither owns nor co-hosts the visit.
 
 #![allow(clippy::unwrap_used)] // tests may panic on setup failures
@@ -14,7 +15,7 @@ use serde_json::json;
 use skaerm_e2e::participant::{JoinOutcome, Participant};
 use skaerm_e2e::server::{Browser, PASSWORD, TestServer};
 use skaerm_sfu::ids::RoomId;
-use skaerm_sfu::protocol::{Publish, ServerMessage};
+use skaerm_sfu::protocol::{EndReason, LeaveReason, Publish, ServerMessage};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -214,6 +215,35 @@ async fn an_invited_relative_joins_as_third_participant_and_all_exchange_media()
         .delete(&format!("/api/visits/{id}/guest-links/{invite_id}"))
         .await?;
     assert_eq!(status, 204);
+    // The relative was in the call: revoking takes them out at once, they are told not to
+    // come back, and the others see them leave.
+    guest
+        .wait_for(Duration::from_secs(5), |m| {
+            matches!(
+                m,
+                ServerMessage::Ended {
+                    reason: EndReason::AccessRevoked
+                }
+            )
+        })
+        .await?;
+    let (close, _) = guest.wait_closed(Duration::from_secs(5)).await?;
+    assert_eq!(close, 1000);
+    for other in [&staff, &citizen] {
+        other
+            .wait_for(Duration::from_secs(5), |m| {
+                matches!(m, ServerMessage::ParticipantLeft { participant_id, reason }
+                    if participant_id.to_string() == invite_id && *reason == LeaveReason::Removed)
+            })
+            .await?;
+    }
+    assert!(
+        !citizen
+            .messages()
+            .iter()
+            .any(|m| matches!(m, ServerMessage::Ended { .. })),
+        "only the revoked guest's session ended"
+    );
     let (status, body) = guest_tab.exchange_link(&guest_secret).await?;
     assert_eq!(
         (status, body["code"].as_str()),

@@ -185,6 +185,8 @@ pub enum EndReason {
     MediaFailed,
     /// A host turned this participant away from the waiting room.
     Denied,
+    /// Staff revoked this participant's invitation: the session ends and must not rejoin.
+    AccessRevoked,
 }
 
 /// Server → client.

@@ -3,7 +3,7 @@
 
 use crate::config::RelayConfig;
 use crate::grant::JoinAuthorizer;
-use crate::ids::RoomId;
+use crate::ids::{ParticipantId, RoomId};
 use crate::media::core::{Command, CoreConfig, MediaCore, RoomEvent};
 use crate::media::engine::EngineError;
 use crate::metrics::RelayMetrics;
@@ -163,6 +163,29 @@ impl Sfu {
         worker
             .send(
                 ToWorker::Command(Command::CloseRoom { room, reason }),
+                Duration::from_secs(5),
+            )
+            .await
+    }
+
+    /// Takes one participant out of a room, from the call or its waiting room (e.g. its
+    /// invitation was revoked); it is told `reason`. False when the worker could not be reached.
+    pub async fn remove_participant(
+        &self,
+        room: RoomId,
+        participant: ParticipantId,
+        reason: EndReason,
+    ) -> bool {
+        let Some(worker) = self.signalling.worker_for(room) else {
+            return false;
+        };
+        worker
+            .send(
+                ToWorker::Command(Command::RemoveParticipant {
+                    room,
+                    participant,
+                    reason,
+                }),
                 Duration::from_secs(5),
             )
             .await

@@ -226,6 +226,7 @@ function finished(reason) {
   const key = reason === "replaced" ? "call.replaced"
     : reason === "left" ? "citizen.left"
     : reason === "denied" ? "citizen.denied"
+    : reason === "access_revoked" ? "citizen.revoked"
     : reason === "media_failed" || reason === "disconnected" ? "call.failed"
     : "call.ended";
   const again = key === "citizen.left" ? "citizen.rejoin" : key === "call.failed" ? "citizen.try_again" : null;

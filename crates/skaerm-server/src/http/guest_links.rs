@@ -1,7 +1,8 @@
 //! Staff endpoints inviting a third participant (a relative, an interpreter, a colleague) to a
 //! visit with a one-off link: issuing one (the secret is shown once and stored only as a hash),
 //! listing and revoking them. The guest opens the link at the citizen page `/j/{secret}`; the
-//! exchange is in [`crate::http::join`], the room admission in [`crate::admission`].
+//! exchange is in [`crate::http::join`], the room admission in [`crate::admission`]. Revoking
+//! an invite also takes its guest out of the call (or the waiting room) at once.
 
 use crate::http::body::Body;
 use crate::http::problem::Problem;
@@ -15,6 +16,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use skaerm_auth::citizen_link::CitizenLinkSecret;
 use skaerm_scheduling::{GuestKind, GuestLink, GuestLinkId, NewGuestLink};
+use skaerm_sfu::ids::{ParticipantId, RoomId};
+use skaerm_sfu::protocol::EndReason;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -156,5 +159,17 @@ pub async fn revoke(
         .await
         .map_err(store_problem)?;
     tracing::info!(visit = %visit.id, staff = %session.staff, invite = %link_id, "guest invite revoked");
+    // The invite's id is the guest's participant id: whoever came in with it leaves now.
+    if !state
+        .sfu
+        .remove_participant(
+            RoomId(visit.id.0),
+            ParticipantId(link_id),
+            EndReason::AccessRevoked,
+        )
+        .await
+    {
+        tracing::warn!(visit = %visit.id, invite = %link_id, "the relay could not be told to remove the revoked guest");
+    }
     Ok(StatusCode::NO_CONTENT)
 }

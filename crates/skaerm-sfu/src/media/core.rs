@@ -135,6 +135,17 @@ pub enum Command {
         /// Receive time, milliseconds since the Unix epoch.
         at: u64,
     },
+    /// Take one participant out of a room (in the call or in its waiting room), e.g. because
+    /// staff revoked the invitation it joined with; it is told `reason` and closed, the others
+    /// see it leave as `removed`, and the room forgets it was ever admitted.
+    RemoveParticipant {
+        /// The room.
+        room: RoomId,
+        /// Who.
+        participant: crate::ids::ParticipantId,
+        /// Told to the participant.
+        reason: EndReason,
+    },
     /// End a room for everyone in it.
     CloseRoom {
         /// The room.
@@ -490,6 +501,11 @@ impl MediaCore {
                 session,
                 participant,
             } => self.deny(session, participant),
+            Command::RemoveParticipant {
+                room,
+                participant,
+                reason,
+            } => self.remove_participant(now, room, participant, reason),
             Command::CloseRoom { room, reason } => {
                 let members = self.rooms.get(&room).cloned().unwrap_or_default();
                 for key in members {
@@ -1040,6 +1056,34 @@ impl MediaCore {
         self.outputs
             .push_back(CoreOutput::Close(waiting.session, SessionClose::NORMAL));
         self.left_lobby(&waiting, LeaveReason::Denied);
+    }
+
+    /// Takes `participant` out of `room`: out of the call or out of the waiting room.
+    fn remove_participant(
+        &mut self,
+        now: Instant,
+        room: RoomId,
+        participant: crate::ids::ParticipantId,
+        reason: EndReason,
+    ) {
+        self.lobby.forget_admitted(room, participant);
+        let member = self.rooms.get(&room).and_then(|members| {
+            members
+                .iter()
+                .copied()
+                .find(|k| self.peers.get(k).is_some_and(|p| p.info.id == participant))
+        });
+        if let Some(key) = member {
+            tracing::info!(%room, %participant, ?reason, "participant removed from the call");
+            self.remove_peer(now, key, LeaveReason::Removed, Some(reason));
+        }
+        if let Some(waiting) = self.lobby.remove_participant(room, participant) {
+            tracing::info!(%room, %participant, ?reason, "participant removed from the waiting room");
+            self.signal(waiting.session, ServerMessage::Ended { reason });
+            self.outputs
+                .push_back(CoreOutput::Close(waiting.session, SessionClose::NORMAL));
+            self.left_lobby(&waiting, LeaveReason::Removed);
+        }
     }
 
     /// Builds the peer connection and enters the room (a join that needs no admission, or an

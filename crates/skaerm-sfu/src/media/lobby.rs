@@ -107,6 +107,14 @@ impl Lobby {
         }
     }
 
+    /// Forgets that this participant was admitted to this room (its invitation was revoked):
+    /// a later join waits again.
+    pub(crate) fn forget_admitted(&mut self, room: RoomId, participant: ParticipantId) {
+        if let Some(list) = self.admitted.get_mut(&room) {
+            list.retain(|p| *p != participant);
+        }
+    }
+
     /// The room is over: forget its waiting room and admissions; returns who was waiting.
     pub(crate) fn close_room(&mut self, room: RoomId) -> Vec<Waiting> {
         self.admitted.remove(&room);
