@@ -40,6 +40,8 @@ pub struct RelayMetrics {
     pub video_pauses: IntCounter,
     /// Audio-only fallbacks left.
     pub video_resumes: IntCounter,
+    /// ICE checks that arrived before the client's answer, held and answered after it.
+    pub early_checks_replayed: IntCounter,
     /// Drops by reason.
     pub dropped: IntCounterVec,
     /// Joins by result (`ok` or an error code).
@@ -111,6 +113,10 @@ impl RelayMetrics {
             video_resumes: counter(
                 "skaerm_video_resumes_total",
                 "Subscribers whose video resumed after a low-bandwidth pause",
+            )?,
+            early_checks_replayed: counter(
+                "skaerm_early_ice_checks_replayed_total",
+                "ICE checks that arrived before the client's answer, held and fed to the connection once it was applied",
             )?,
             dropped: counter_vec(
                 "skaerm_packets_dropped_total",
@@ -193,6 +199,11 @@ impl RelayMetrics {
             &self.video_resumes,
             previous.video_resumes,
             now.video_resumes,
+        );
+        add(
+            &self.early_checks_replayed,
+            previous.early_checks_replayed,
+            now.early_checks_replayed,
         );
         self.join_failures.record_many(
             JoinFailure::IceTimeout,

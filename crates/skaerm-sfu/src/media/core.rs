@@ -13,6 +13,7 @@ use crate::ids::{PeerKey, RoomId, SessionId};
 use crate::media::bandwidth::{Fallback, FallbackPolicy, Transition};
 use crate::media::counters::{Counters, DropReason};
 use crate::media::demux::{DatagramKind, binding_request_ufrag, classify};
+use crate::media::early_checks::EarlyCheck;
 use crate::media::engine::{
     EngineError, FORWARDED_EXTENSIONS, IceCredentials, PeerFactory, codec_for,
 };
@@ -432,14 +433,27 @@ impl MediaCore {
             self.counters.drop(DropReason::UnknownSource);
             return;
         };
+        let transport = TransportContext {
+            local_addr,
+            peer_addr: from,
+            ecn: None,
+            transport_protocol: TransportProtocol::UDP,
+        };
+        if !peer.answered {
+            // A check that beat the client's answer: `rtc` would refuse it (no remote
+            // credentials yet) and the client would retry only at its next tick. Held and fed
+            // to the connection right after the answer (`early_checks`).
+            let dropped = peer.early_checks.hold(EarlyCheck {
+                at: now,
+                transport,
+                datagram: payload,
+            });
+            self.counters.drop_many(DropReason::EarlyCheck, dropped);
+            return;
+        }
         let read = peer.pc.handle_read(TaggedBytesMut {
             now,
-            transport: TransportContext {
-                local_addr,
-                peer_addr: from,
-                ecn: None,
-                transport_protocol: TransportProtocol::UDP,
-            },
+            transport,
             message: payload,
         });
         if read.is_err() {
@@ -1097,6 +1111,8 @@ impl MediaCore {
                 ufrag: credentials.ufrag,
                 addrs: Vec::new(),
                 negotiation: Default::default(),
+                answered: false,
+                early_checks: Default::default(),
                 connected: false,
                 armed: None,
                 publications: Vec::new(),
@@ -1198,6 +1214,8 @@ impl MediaCore {
         let Some(mut peer) = self.peers.remove(&key) else {
             return;
         };
+        self.counters
+            .drop_many(DropReason::EarlyCheck, peer.early_checks.len());
         self.by_ufrag.remove(&peer.ufrag);
         for addr in &peer.addrs {
             if self.by_addr.get(addr) == Some(&key) {
@@ -1343,6 +1361,24 @@ impl MediaCore {
             return;
         }
         let wanted = peer.negotiation.answer_applied();
+        if !peer.answered {
+            peer.answered = true;
+            // The client's first checks may have come before its answer: answer them now.
+            let (held, expired) = peer.early_checks.release(now);
+            self.counters.drop_many(DropReason::EarlyCheck, expired);
+            for check in held {
+                let read = peer.pc.handle_read(TaggedBytesMut {
+                    now,
+                    transport: check.transport,
+                    message: check.datagram,
+                });
+                if read.is_ok() {
+                    self.counters.early_checks_replayed += 1;
+                } else {
+                    self.counters.drop(DropReason::PeerRejected);
+                }
+            }
+        }
         let newly_active = self.activate_subscriptions(key);
         if self.peers.get(&key).is_some_and(|p| p.connected) {
             for (publisher, track) in newly_active {
