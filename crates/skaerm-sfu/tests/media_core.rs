@@ -536,6 +536,9 @@ impl Net {
                 }
             }
             for i in 0..self.clients.len() {
+                // What a client sent in one go reaches the relay as one batch, like one
+                // `recvmmsg` on the worker.
+                let mut batch = Vec::new();
                 while let Some(out) = self.clients[i].pc.poll_write() {
                     progressed = true;
                     let from = self.clients[i].addr;
@@ -545,13 +548,9 @@ impl Net {
                     if out.message.first().is_some_and(|b| *b < 4) {
                         self.first_check.entry(from).or_insert(self.now);
                     }
-                    self.core.handle_datagram(
-                        self.now,
-                        from,
-                        Some(out.transport.peer_addr.ip()),
-                        out.message,
-                    );
+                    batch.push((from, Some(out.transport.peer_addr.ip()), out.message));
                 }
+                self.core.handle_datagrams(self.now, batch);
                 self.clients[i].drain();
             }
             if !progressed {

@@ -272,12 +272,12 @@ struct Pending {
 pub struct MediaCore {
     config: CoreConfig,
     factory: PeerFactory,
-    peers: HashMap<PeerKey, Peer>,
+    peers: FastMap<PeerKey, Peer>,
     next_key: u64,
-    sessions: HashMap<SessionId, PeerKey>,
-    rooms: HashMap<RoomId, Vec<PeerKey>>,
-    by_ufrag: HashMap<String, PeerKey>,
-    by_addr: HashMap<SocketAddr, PeerKey>,
+    sessions: FastMap<SessionId, PeerKey>,
+    rooms: FastMap<RoomId, Vec<PeerKey>>,
+    by_ufrag: FastMap<String, PeerKey>,
+    by_addr: FastMap<SocketAddr, PeerKey>,
     timers: BinaryHeap<Reverse<(Instant, PeerKey)>>,
     outputs: VecDeque<CoreOutput>,
     transmits: VecDeque<Transmit>,
@@ -297,8 +297,12 @@ pub struct MediaCore {
     /// Waiting rooms and who was admitted.
     lobby: Lobby,
     /// Per peer, the previous quality sample (for bit rates over the interval).
-    quality_samples: HashMap<PeerKey, QualitySample>,
+    quality_samples: FastMap<PeerKey, QualitySample>,
 }
+
+/// The core's maps, looked up several times per packet: foldhash (seeded per map, so a client
+/// choosing its source addresses cannot aim at collisions) instead of SipHash.
+type FastMap<K, V> = foldhash::HashMap<K, V>;
 
 /// A participant whose media connection is not up this long after the first quality snapshot
 /// that saw it is counted as a failed join (`ice_timeout`), once.
@@ -325,12 +329,12 @@ impl MediaCore {
             lobby: Lobby::new(config.max_peers),
             config,
             factory: PeerFactory::new()?,
-            peers: HashMap::new(),
+            peers: FastMap::default(),
             next_key: 1,
-            sessions: HashMap::new(),
-            rooms: HashMap::new(),
-            by_ufrag: HashMap::new(),
-            by_addr: HashMap::new(),
+            sessions: FastMap::default(),
+            rooms: FastMap::default(),
+            by_ufrag: FastMap::default(),
+            by_addr: FastMap::default(),
             timers: BinaryHeap::new(),
             outputs: VecDeque::new(),
             transmits: VecDeque::new(),
@@ -341,7 +345,7 @@ impl MediaCore {
             owed_keyframes: Vec::new(),
             next_bandwidth_check: None,
             layer_keyframes_wanted: Vec::new(),
-            quality_samples: HashMap::new(),
+            quality_samples: FastMap::default(),
         })
     }
 
@@ -405,25 +409,57 @@ impl MediaCore {
         dst_ip: Option<IpAddr>,
         payload: BytesMut,
     ) {
+        self.read_datagram(now, from, dst_ip, payload);
+        self.drain(now);
+    }
+
+    /// A batch of datagrams that arrived together (one `recvmmsg`): `(from, dst_ip, payload)`
+    /// as for [`MediaCore::handle_datagram`]. Each is read into its connection and the
+    /// connections are drained once, at the end: a publisher's burst (a video frame) is
+    /// forwarded, and each subscriber's share encrypted, in one sweep of each `rtc` pipeline
+    /// instead of one sweep per packet. The batch's datagrams go out together anyway. A STUN
+    /// check is drained at once, so the address it binds routes the rest of the batch.
+    pub fn handle_datagrams(
+        &mut self,
+        now: Instant,
+        datagrams: impl IntoIterator<Item = (SocketAddr, Option<IpAddr>, BytesMut)>,
+    ) {
+        for (from, dst_ip, payload) in datagrams {
+            if self.read_datagram(now, from, dst_ip, payload) == DatagramKind::Stun {
+                self.drain(now);
+            }
+        }
+        self.drain(now);
+    }
+
+    /// Hands one datagram to its peer's connection (or holds or drops it) and marks the peer
+    /// for draining. Returns the datagram's kind.
+    fn read_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        dst_ip: Option<IpAddr>,
+        payload: BytesMut,
+    ) -> DatagramKind {
         self.counters.datagrams_in += 1;
         self.counters.bytes_in += payload.len() as u64;
         let kind = classify(&payload);
         if kind == DatagramKind::Unknown {
             self.counters.drop(DropReason::Malformed);
-            return;
+            return kind;
         }
         let key = match self.by_addr.get(&from) {
             Some(key) => *key,
             None => {
                 if kind != DatagramKind::Stun {
                     self.counters.drop(DropReason::UnknownSource);
-                    return;
+                    return kind;
                 }
                 match binding_request_ufrag(&payload).and_then(|u| self.by_ufrag.get(&u)) {
                     Some(key) => *key,
                     None => {
                         self.counters.drop(DropReason::UnknownUfrag);
-                        return;
+                        return kind;
                     }
                 }
             }
@@ -431,7 +467,7 @@ impl MediaCore {
         let local_addr = self.local_addr_for(dst_ip);
         let Some(peer) = self.peers.get_mut(&key) else {
             self.counters.drop(DropReason::UnknownSource);
-            return;
+            return kind;
         };
         let transport = TransportContext {
             local_addr,
@@ -449,7 +485,7 @@ impl MediaCore {
                 datagram: payload,
             });
             self.counters.drop_many(DropReason::EarlyCheck, dropped);
-            return;
+            return kind;
         }
         let read = peer.pc.handle_read(TaggedBytesMut {
             now,
@@ -460,7 +496,7 @@ impl MediaCore {
             self.counters.drop(DropReason::PeerRejected);
         }
         self.mark_dirty(key);
-        self.drain(now);
+        kind
     }
 
     /// A command from signalling.
