@@ -42,6 +42,8 @@ pub struct RelayMetrics {
     pub video_resumes: IntCounter,
     /// ICE restarts asked for by clients, by result (`restarted`, `rate_limited`).
     pub ice_restarts: IntCounterVec,
+    /// ICE checks that arrived before the client's answer, held and answered after it.
+    pub early_checks_replayed: IntCounter,
     /// Drops by reason.
     pub dropped: IntCounterVec,
     /// Joins by result (`ok` or an error code).
@@ -118,6 +120,10 @@ impl RelayMetrics {
                 "skaerm_ice_restarts_total",
                 "ICE restarts asked for by clients (restart_ice), by result",
                 "result",
+            )?,
+            early_checks_replayed: counter(
+                "skaerm_early_ice_checks_replayed_total",
+                "ICE checks that arrived before the client's answer, held and fed to the connection once it was applied",
             )?,
             dropped: counter_vec(
                 "skaerm_packets_dropped_total",
@@ -213,6 +219,11 @@ impl RelayMetrics {
                 now.ice_restarts_refused
                     .saturating_sub(previous.ice_restarts_refused),
             );
+        add(
+            &self.early_checks_replayed,
+            previous.early_checks_replayed,
+            now.early_checks_replayed,
+        );
         self.join_failures.record_many(
             JoinFailure::IceTimeout,
             now.ice_timeouts.saturating_sub(previous.ice_timeouts),

@@ -86,10 +86,17 @@ impl Signalling {
     }
 }
 
+/// Initial read buffer of one signalling WebSocket.
+const SESSION_READ_BUFFER: usize = 4 * 1024;
+
 async fn upgrade(State(signalling): State<Signalling>, ws: WebSocketUpgrade) -> Response {
     let max = signalling.inner.config.max_signalling_frame;
+    // tungstenite reserves its whole read buffer per connection up front (128 KiB by
+    // default); signalling messages are small and the buffer grows for a larger one (up to
+    // `max`), so a session starts with a few KiB.
     ws.max_message_size(max)
         .max_frame_size(max)
+        .read_buffer_size(SESSION_READ_BUFFER)
         .on_upgrade(move |socket| run_session(signalling, socket))
 }
 

@@ -272,17 +272,17 @@ impl Worker {
                 }
             };
             let now = Instant::now();
-            for (meta, slice) in self.recv_meta.iter().zip(slices.iter()).take(count) {
-                let stride = meta.stride.max(1);
-                for datagram in slice[..meta.len.min(slice.len())].chunks(stride) {
-                    self.core.handle_datagram(
-                        now,
-                        meta.addr,
-                        meta.dst_ip,
-                        BytesMut::from(datagram),
-                    );
-                }
-            }
+            let datagrams = self
+                .recv_meta
+                .iter()
+                .zip(slices.iter())
+                .take(count)
+                .flat_map(|(meta, slice)| {
+                    slice[..meta.len.min(slice.len())]
+                        .chunks(meta.stride.max(1))
+                        .map(|datagram| (meta.addr, meta.dst_ip, BytesMut::from(datagram)))
+                });
+            self.core.handle_datagrams(now, datagrams);
             self.send_transmits();
             if count < RECV_BATCH {
                 return;

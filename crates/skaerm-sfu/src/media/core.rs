@@ -13,6 +13,7 @@ use crate::ids::{PeerKey, RoomId, SessionId};
 use crate::media::bandwidth::{Fallback, FallbackPolicy, Transition};
 use crate::media::counters::{Counters, DropReason};
 use crate::media::demux::{DatagramKind, binding_request_ufrag, classify};
+use crate::media::early_checks::EarlyCheck;
 use crate::media::engine::{
     EngineError, FORWARDED_EXTENSIONS, PeerFactory, codec_for, local_ufrag,
 };
@@ -274,6 +275,12 @@ pub struct CoreConfig {
     pub simulcast: bool,
 }
 
+/// Datagrams of a batch read before the touched connections are drained. Draining less often
+/// saves pipeline sweeps, but every `rtc` handler queue of a connection grows to what one drain
+/// carries and never shrinks (~200 B per queued message in each of ~10 queues), so it is kept
+/// small: at 8, a participant's queues stay near 20 KiB.
+const DRAIN_EVERY: usize = 8;
+
 /// How often subscribers' bandwidth estimates are looked at.
 const BANDWIDTH_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -290,12 +297,12 @@ struct Pending {
 pub struct MediaCore {
     config: CoreConfig,
     factory: PeerFactory,
-    peers: HashMap<PeerKey, Peer>,
+    peers: FastMap<PeerKey, Peer>,
     next_key: u64,
-    sessions: HashMap<SessionId, PeerKey>,
-    rooms: HashMap<RoomId, Vec<PeerKey>>,
-    by_ufrag: HashMap<String, PeerKey>,
-    by_addr: HashMap<SocketAddr, PeerKey>,
+    sessions: FastMap<SessionId, PeerKey>,
+    rooms: FastMap<RoomId, Vec<PeerKey>>,
+    by_ufrag: FastMap<String, PeerKey>,
+    by_addr: FastMap<SocketAddr, PeerKey>,
     timers: BinaryHeap<Reverse<(Instant, PeerKey)>>,
     outputs: VecDeque<CoreOutput>,
     transmits: VecDeque<Transmit>,
@@ -315,8 +322,12 @@ pub struct MediaCore {
     /// Waiting rooms and who was admitted.
     lobby: Lobby,
     /// Per peer, the previous quality sample (for bit rates over the interval).
-    quality_samples: HashMap<PeerKey, QualitySample>,
+    quality_samples: FastMap<PeerKey, QualitySample>,
 }
+
+/// The core's maps, looked up several times per packet: foldhash (seeded per map, so a client
+/// choosing its source addresses cannot aim at collisions) instead of SipHash.
+type FastMap<K, V> = foldhash::HashMap<K, V>;
 
 /// A participant whose media connection is not up this long after the first quality snapshot
 /// that saw it is counted as a failed join (`ice_timeout`), once.
@@ -343,12 +354,12 @@ impl MediaCore {
             lobby: Lobby::new(config.max_peers),
             config,
             factory: PeerFactory::new()?,
-            peers: HashMap::new(),
+            peers: FastMap::default(),
             next_key: 1,
-            sessions: HashMap::new(),
-            rooms: HashMap::new(),
-            by_ufrag: HashMap::new(),
-            by_addr: HashMap::new(),
+            sessions: FastMap::default(),
+            rooms: FastMap::default(),
+            by_ufrag: FastMap::default(),
+            by_addr: FastMap::default(),
             timers: BinaryHeap::new(),
             outputs: VecDeque::new(),
             transmits: VecDeque::new(),
@@ -359,7 +370,7 @@ impl MediaCore {
             owed_keyframes: Vec::new(),
             next_bandwidth_check: None,
             layer_keyframes_wanted: Vec::new(),
-            quality_samples: HashMap::new(),
+            quality_samples: FastMap::default(),
         })
     }
 
@@ -423,25 +434,63 @@ impl MediaCore {
         dst_ip: Option<IpAddr>,
         payload: BytesMut,
     ) {
+        self.read_datagram(now, from, dst_ip, payload);
+        self.drain(now);
+    }
+
+    /// A batch of datagrams that arrived together (one `recvmmsg`): `(from, dst_ip, payload)`
+    /// as for [`MediaCore::handle_datagram`]. They are read into their connections and the
+    /// connections drained every [`DRAIN_EVERY`] datagrams and at the end: a publisher's burst
+    /// (a video frame) is forwarded, and each subscriber's share encrypted, in one sweep of each
+    /// `rtc` pipeline instead of one sweep per packet. The batch's datagrams go out together
+    /// anyway. A STUN check is drained at once, so the address it binds routes the rest of the
+    /// batch.
+    pub fn handle_datagrams(
+        &mut self,
+        now: Instant,
+        datagrams: impl IntoIterator<Item = (SocketAddr, Option<IpAddr>, BytesMut)>,
+    ) {
+        let mut undrained = 0;
+        for (from, dst_ip, payload) in datagrams {
+            undrained += 1;
+            if self.read_datagram(now, from, dst_ip, payload) == DatagramKind::Stun
+                || undrained == DRAIN_EVERY
+            {
+                self.drain(now);
+                undrained = 0;
+            }
+        }
+        self.drain(now);
+    }
+
+    /// Hands one datagram to its peer's connection (or holds or drops it) and marks the peer
+    /// for draining. Returns the datagram's kind.
+    fn read_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        dst_ip: Option<IpAddr>,
+        payload: BytesMut,
+    ) -> DatagramKind {
         self.counters.datagrams_in += 1;
         self.counters.bytes_in += payload.len() as u64;
         let kind = classify(&payload);
         if kind == DatagramKind::Unknown {
             self.counters.drop(DropReason::Malformed);
-            return;
+            return kind;
         }
         let key = match self.by_addr.get(&from) {
             Some(key) => *key,
             None => {
                 if kind != DatagramKind::Stun {
                     self.counters.drop(DropReason::UnknownSource);
-                    return;
+                    return kind;
                 }
                 match binding_request_ufrag(&payload).and_then(|u| self.by_ufrag.get(&u)) {
                     Some(key) => *key,
                     None => {
                         self.counters.drop(DropReason::UnknownUfrag);
-                        return;
+                        return kind;
                     }
                 }
             }
@@ -449,23 +498,36 @@ impl MediaCore {
         let local_addr = self.local_addr_for(dst_ip);
         let Some(peer) = self.peers.get_mut(&key) else {
             self.counters.drop(DropReason::UnknownSource);
-            return;
+            return kind;
         };
+        let transport = TransportContext {
+            local_addr,
+            peer_addr: from,
+            ecn: None,
+            transport_protocol: TransportProtocol::UDP,
+        };
+        if !peer.answered {
+            // A check that beat the client's answer: `rtc` would refuse it (no remote
+            // credentials yet) and the client would retry only at its next tick. Held and fed
+            // to the connection right after the answer (`early_checks`).
+            let dropped = peer.early_checks.hold(EarlyCheck {
+                at: now,
+                transport,
+                datagram: payload,
+            });
+            self.counters.drop_many(DropReason::EarlyCheck, dropped);
+            return kind;
+        }
         let read = peer.pc.handle_read(TaggedBytesMut {
             now,
-            transport: TransportContext {
-                local_addr,
-                peer_addr: from,
-                ecn: None,
-                transport_protocol: TransportProtocol::UDP,
-            },
+            transport,
             message: payload,
         });
         if read.is_err() {
             self.counters.drop(DropReason::PeerRejected);
         }
         self.mark_dirty(key);
-        self.drain(now);
+        kind
     }
 
     /// A command from signalling.
@@ -1176,6 +1238,8 @@ impl MediaCore {
                 restarts: RestartBudget::new(now),
                 addrs: Vec::new(),
                 negotiation: Default::default(),
+                answered: false,
+                early_checks: Default::default(),
                 connected: false,
                 armed: None,
                 publications: Vec::new(),
@@ -1279,6 +1343,8 @@ impl MediaCore {
         let Some(mut peer) = self.peers.remove(&key) else {
             return;
         };
+        self.counters
+            .drop_many(DropReason::EarlyCheck, peer.early_checks.len());
         if self.by_ufrag.get(&peer.ufrag) == Some(&key) {
             self.by_ufrag.remove(&peer.ufrag);
         }
@@ -1443,6 +1509,24 @@ impl MediaCore {
             return;
         }
         let wanted = peer.negotiation.answer_applied();
+        if !peer.answered {
+            peer.answered = true;
+            // The client's first checks may have come before its answer: answer them now.
+            let (held, expired) = peer.early_checks.release(now);
+            self.counters.drop_many(DropReason::EarlyCheck, expired);
+            for check in held {
+                let read = peer.pc.handle_read(TaggedBytesMut {
+                    now,
+                    transport: check.transport,
+                    message: check.datagram,
+                });
+                if read.is_ok() {
+                    self.counters.early_checks_replayed += 1;
+                } else {
+                    self.counters.drop(DropReason::PeerRejected);
+                }
+            }
+        }
         let newly_active = self.activate_subscriptions(key);
         if self.peers.get(&key).is_some_and(|p| p.connected) {
             for (publisher, track) in newly_active {

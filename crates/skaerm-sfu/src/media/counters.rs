@@ -30,11 +30,14 @@ pub enum DropReason {
     BeforeSwitch,
     /// A simulcast layer this subscriber does not receive (not a loss: the selection).
     LayerNotSelected,
+    /// An ICE check that arrived before the client's answer and could not be held (too many,
+    /// too big) or expired before the answer came.
+    EarlyCheck,
 }
 
 impl DropReason {
     /// All reasons, for registering metric labels up front.
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::UnknownSource,
         DropReason::UnknownUfrag,
         DropReason::Malformed,
@@ -48,6 +51,7 @@ impl DropReason {
         DropReason::AwaitingKeyframe,
         DropReason::BeforeSwitch,
         DropReason::LayerNotSelected,
+        DropReason::EarlyCheck,
     ];
 
     /// Metric label value.
@@ -66,14 +70,13 @@ impl DropReason {
             DropReason::AwaitingKeyframe => "awaiting_keyframe",
             DropReason::BeforeSwitch => "before_switch",
             DropReason::LayerNotSelected => "layer_not_selected",
+            DropReason::EarlyCheck => "early_check",
         }
     }
 
+    /// Position in [`DropReason::ALL`], which lists the reasons in declaration order.
     fn index(self) -> usize {
-        DropReason::ALL
-            .iter()
-            .position(|r| *r == self)
-            .unwrap_or_default()
+        self as usize
     }
 }
 
@@ -105,6 +108,9 @@ pub struct Counters {
     pub ice_restarts: u64,
     /// `restart_ice` requests refused because the participant asked too often.
     pub ice_restarts_refused: u64,
+    /// ICE checks held because they arrived before the client's answer, and fed to the
+    /// connection when the answer was applied (each saves the client a check retry).
+    pub early_checks_replayed: u64,
     drops: [u64; DropReason::ALL.len()],
 }
 
@@ -114,8 +120,34 @@ impl Counters {
         self.drops[reason.index()] += 1;
     }
 
+    /// Counts `n` drops.
+    pub fn drop_many(&mut self, reason: DropReason, n: usize) {
+        self.drops[reason.index()] += n as u64;
+    }
+
     /// Drops so far for `reason`.
     pub fn drops(&self, reason: DropReason) -> u64 {
         self.drops[reason.index()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_counts_in_its_own_slot() {
+        let mut counters = Counters::default();
+        for (i, reason) in DropReason::ALL.into_iter().enumerate() {
+            assert_eq!(
+                reason.index(),
+                i,
+                "ALL must list {reason:?} in declaration order"
+            );
+            counters.drop_many(reason, i + 1);
+        }
+        for (i, reason) in DropReason::ALL.into_iter().enumerate() {
+            assert_eq!(counters.drops(reason), i as u64 + 1);
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! The media plane: everything that touches RTP, as sans-I/O logic.
 //!
 //! [`core::MediaCore`] owns the peer connections and rooms of one worker; the other modules are
-//! its parts: datagram routing ([`demux`]), building `rtc` connections ([`engine`]), which
+//! its parts: datagram routing ([`demux`]), ICE checks that beat the answer
+//! ([`early_checks`]), building `rtc` connections ([`engine`]), which
 //! inbound RTCP the core sees ([`feedback`]), subscribers' bandwidth and the audio-only
 //! fallback ([`bandwidth`]), the waiting room ([`lobby`]), offer/answer bookkeeping ([`negotiation`]), how often a client may restart ICE
 //! ([`restart`]), per-participant state
@@ -14,6 +15,7 @@ pub mod bandwidth;
 pub mod core;
 pub mod counters;
 pub(crate) mod demux;
+pub(crate) mod early_checks;
 pub(crate) mod engine;
 pub(crate) mod feedback;
 pub mod lobby;

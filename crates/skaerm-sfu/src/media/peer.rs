@@ -3,6 +3,7 @@
 
 use crate::ids::{PeerKey, RoomId, SessionId};
 use crate::media::bandwidth::{Estimate, Fallback};
+use crate::media::early_checks::EarlyChecks;
 use crate::media::negotiation::Negotiation;
 use crate::media::reports::ReportCells;
 use crate::media::restart::RestartBudget;
@@ -95,6 +96,10 @@ pub(crate) struct Peer {
     pub(crate) addrs: Vec<SocketAddr>,
     /// Offer/answer state.
     pub(crate) negotiation: Negotiation,
+    /// A client answer has been applied (the ICE agent knows the client's credentials).
+    pub(crate) answered: bool,
+    /// ICE checks that arrived before the first answer, fed to `pc` once it is applied.
+    pub(crate) early_checks: EarlyChecks,
     /// DTLS is up: media can flow to it.
     pub(crate) connected: bool,
     /// The deadline this peer is registered under in the worker's timer heap.
