@@ -199,7 +199,14 @@ pub(crate) struct LayerSelector {
     /// interval before that: what arrived in either counts as live.
     seen: u64,
     seen_before: u64,
+    /// Bandwidth checks since the target's keyframe was last asked for, while the switch to it
+    /// is pending.
+    waiting: u32,
 }
+
+/// Bandwidth checks (of 250 ms) after which a pending switch asks for the keyframe again: a
+/// keyframe request can be lost or ignored, and browsers send no periodic keyframes.
+const KEYFRAME_RETRY_CHECKS: u32 = 4;
 
 /// Share of the estimate a layer may use (the rest is headroom for audio and retransmissions).
 const ESTIMATE_SHARE: f64 = 0.85;
@@ -214,6 +221,7 @@ impl LayerSelector {
             target: 0,
             seen: 0,
             seen_before: 0,
+            waiting: 0,
         }
     }
 
@@ -230,7 +238,8 @@ impl LayerSelector {
     /// Chooses the target layer for `estimate` among the live layers (all of them before any
     /// packet arrived): the best whose bitrate fits in its share, else the lowest. Without an
     /// estimate the target changes only when it stopped arriving. Called once per bandwidth
-    /// check; returns the new target when it changed (ask that layer for a keyframe).
+    /// check; returns the target when its keyframe is to be asked for: when it changed, and
+    /// again every `KEYFRAME_RETRY_CHECKS` checks while the switch to it is pending.
     pub(crate) fn choose(&mut self, estimate: Option<u64>) -> Option<usize> {
         let arrived = self.seen | self.seen_before;
         self.seen_before = self.seen;
@@ -239,18 +248,28 @@ impl LayerSelector {
         let target = match estimate {
             Some(estimate) => {
                 let budget = estimate as f64 * ESTIMATE_SHARE;
-                let mut live_layers = (0..self.bitrates.len()).filter(|l| live(*l));
+                let live_layers = (0..self.bitrates.len()).filter(|l| live(*l));
                 let lowest = live_layers.clone().next().unwrap_or(0);
                 live_layers
                     .filter(|l| self.bitrates[*l] as f64 <= budget)
                     .next_back()
                     .unwrap_or(lowest)
             }
-            None if live(self.target) => return None,
+            None if live(self.target) => self.target,
             None => (0..self.bitrates.len()).find(|l| live(*l)).unwrap_or(0),
         };
-        (target != self.target).then(|| {
+        if target != self.target {
             self.target = target;
+            self.waiting = 0;
+            return Some(target);
+        }
+        if self.current == Some(target) {
+            self.waiting = 0;
+            return None;
+        }
+        self.waiting += 1;
+        (self.waiting >= KEYFRAME_RETRY_CHECKS).then(|| {
+            self.waiting = 0;
             target
         })
     }
@@ -266,7 +285,10 @@ impl LayerSelector {
                 LayerVerdict::Skip
             };
         }
-        if layer == self.target && keyframe_start {
+        // Nothing flows yet: any keyframe up to the target starts the stream (the target's own
+        // keyframe may be slow to come); the switch up to the target follows at its keyframe.
+        let starts = self.current.is_none() && layer <= self.target;
+        if keyframe_start && (layer == self.target || starts) {
             self.current = Some(layer);
             return LayerVerdict::SwitchHere;
         }
@@ -450,6 +472,30 @@ mod tests {
         assert_eq!(s.choose(None), None, "the half layer arrived last interval");
         s.accept(0, false);
         assert_eq!(s.choose(None), Some(0));
+    }
+
+    #[test]
+    fn a_pending_switch_asks_again_and_a_lower_keyframe_starts_the_stream() {
+        let mut s = LayerSelector::new(vec![150_000, 500_000, 1_500_000]);
+        assert_eq!(s.choose(Some(2_000_000)), Some(2));
+        // The top layer's keyframe does not come: asked for again every fourth check.
+        let asked: Vec<Option<usize>> = (0..8)
+            .map(|_| {
+                s.accept(2, false);
+                s.choose(Some(2_000_000))
+            })
+            .collect();
+        assert_eq!(asked, [None, None, None, Some(2), None, None, None, Some(2)]);
+        // Meanwhile a keyframe of a lower layer starts the stream; the top one follows.
+        assert_eq!(s.accept(1, true), LayerVerdict::SwitchHere);
+        assert_eq!(s.accept(1, false), LayerVerdict::Forward);
+        assert_eq!(s.accept(0, true), LayerVerdict::Skip, "already flowing");
+        assert_eq!(s.accept(2, true), LayerVerdict::SwitchHere);
+        s.accept(2, false);
+        for _ in 0..8 {
+            assert_eq!(s.choose(Some(2_000_000)), None, "switched: nothing to ask");
+            s.accept(2, false);
+        }
     }
 
     #[test]
