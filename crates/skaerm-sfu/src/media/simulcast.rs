@@ -459,7 +459,11 @@ mod tests {
         // The top layer stops (the publisher's uplink is short): after two quiet intervals the
         // half layer is the target again, even with room for the top.
         s.accept(1, false);
-        assert_eq!(s.choose(Some(2_000_000)), None, "it arrived in this interval");
+        assert_eq!(
+            s.choose(Some(2_000_000)),
+            None,
+            "it arrived in this interval"
+        );
         s.accept(1, false);
         assert_eq!(s.choose(Some(2_000_000)), None, "and in the one before");
         s.accept(1, false);
@@ -485,7 +489,10 @@ mod tests {
                 s.choose(Some(2_000_000))
             })
             .collect();
-        assert_eq!(asked, [None, None, None, Some(2), None, None, None, Some(2)]);
+        assert_eq!(
+            asked,
+            [None, None, None, Some(2), None, None, None, Some(2)]
+        );
         // Meanwhile a keyframe of a lower layer starts the stream; the top one follows.
         assert_eq!(s.accept(1, true), LayerVerdict::SwitchHere);
         assert_eq!(s.accept(1, false), LayerVerdict::Forward);
