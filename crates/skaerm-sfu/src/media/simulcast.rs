@@ -248,11 +248,10 @@ impl LayerSelector {
         let target = match estimate {
             Some(estimate) => {
                 let budget = estimate as f64 * ESTIMATE_SHARE;
-                let live_layers = (0..self.bitrates.len()).filter(|l| live(*l));
+                let mut live_layers = (0..self.bitrates.len()).filter(|l| live(*l));
                 let lowest = live_layers.clone().next().unwrap_or(0);
                 live_layers
-                    .filter(|l| self.bitrates[*l] as f64 <= budget)
-                    .next_back()
+                    .rfind(|l| self.bitrates[*l] as f64 <= budget)
                     .unwrap_or(lowest)
             }
             None if live(self.target) => self.target,
