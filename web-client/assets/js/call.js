@@ -35,6 +35,9 @@ const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000];
 const RECONNECT_GIVE_UP_MS = 5 * 60 * 1000;
 /** Fatal errors a rejoin with a fresh token can cure. */
 const RECOVERABLE_ERRORS = new Set(["media_failed", "server_busy", "internal", "token_expired"]);
+/** How much smaller than the camera each simulcast layer the relay asks for is, by rid. */
+const SIMULCAST_SCALE = { f: 1, h: 2, q: 4 };
+
 /** Token-renewal answers that mean the visit is over. */
 const VISIT_OVER_CODES = new Set(["link_expired", "visit_closed"]);
 
@@ -408,6 +411,7 @@ export class Call extends EventTarget {
     this.negotiation = this.negotiation.then(async () => {
       if (!pc || pc.signalingState === "closed" || pc !== this.pc) return;
       await pc.setRemoteDescription({ type: "offer", sdp });
+      if (/^a=simulcast:recv /m.test(sdp)) await this.sendSimulcast(pc);
       await pc.setLocalDescription(await pc.createAnswer());
       s.send({ type: "answer", sdp: pc.localDescription.sdp, revision });
     }).catch((error) => {
@@ -415,6 +419,33 @@ export class Call extends EventTarget {
       console.warn("could not answer the offer", error);
       this.emit("error", { code: "negotiation", fatal: false });
     });
+  }
+
+  /**
+   * The relay asks for simulcast (`a=simulcast:recv`): Chromium does not associate an
+   * `addTrack` transceiver with an offered simulcast m-line, but makes a new receive-only
+   * transceiver whose sender has the offer's rids as encodings. The camera moves onto that
+   * sender (its layers scaled f = full, h = half, q = quarter) and the unassociated `addTrack`
+   * transceiver is stopped; later offers find the camera sender associated and change nothing.
+   */
+  async sendSimulcast(pc) {
+    const camera = pc.getTransceivers().find((t) => t.sender === this.videoSender);
+    if (!camera || camera.mid !== null || !camera.sender.track) return;
+    const offered = pc.getTransceivers().find((t) => t !== camera && t.mid !== null && !t.currentDirection
+      && t.receiver.track.kind === "video" && !t.sender.track
+      && t.sender.getParameters().encodings.some((e) => e.rid));
+    if (!offered) return;
+    const track = camera.sender.track;
+    await offered.sender.replaceTrack(track);
+    if (this.localStream) offered.sender.setStreams(this.localStream);
+    offered.direction = "sendrecv";
+    const parameters = offered.sender.getParameters();
+    for (const encoding of parameters.encodings) {
+      encoding.scaleResolutionDownBy = SIMULCAST_SCALE[encoding.rid] ?? 1;
+    }
+    await offered.sender.setParameters(parameters);
+    camera.stop();
+    this.videoSender = offered.sender;
   }
 
   onTrack(event) {

@@ -187,13 +187,26 @@ pub(crate) enum LayerVerdict {
 }
 
 /// Which of a publisher's layers one subscriber receives. Layers are indexed from the lowest
-/// quality; each has a nominal bitrate.
+/// quality; each has a nominal bitrate. Only layers that arrive are chosen: a browser may send
+/// fewer layers than asked for (Chromium sends no quarter layer of a 640x480 camera, and turns
+/// layers off when its uplink is short).
 #[derive(Debug, Clone)]
 pub(crate) struct LayerSelector {
     bitrates: Vec<u64>,
     current: Option<usize>,
     target: usize,
+    /// Layers (bit per index) that delivered a packet since the last `choose`, and in the
+    /// interval before that: what arrived in either counts as live.
+    seen: u64,
+    seen_before: u64,
+    /// Bandwidth checks since the target's keyframe was last asked for, while the switch to it
+    /// is pending.
+    waiting: u32,
 }
+
+/// Bandwidth checks (of 250 ms) after which a pending switch asks for the keyframe again: a
+/// keyframe request can be lost or ignored, and browsers send no periodic keyframes.
+const KEYFRAME_RETRY_CHECKS: u32 = 4;
 
 /// Share of the estimate a layer may use (the rest is headroom for audio and retransmissions).
 const ESTIMATE_SHARE: f64 = 0.85;
@@ -206,6 +219,9 @@ impl LayerSelector {
             bitrates,
             current: None,
             target: 0,
+            seen: 0,
+            seen_before: 0,
+            waiting: 0,
         }
     }
 
@@ -219,17 +235,40 @@ impl LayerSelector {
         self.current = None;
     }
 
-    /// Chooses the target layer for `estimate`: the best whose bitrate fits in its share, else
-    /// the lowest. Returns the new target when it changed (ask that layer for a keyframe).
+    /// Chooses the target layer for `estimate` among the live layers (all of them before any
+    /// packet arrived): the best whose bitrate fits in its share, else the lowest. Without an
+    /// estimate the target changes only when it stopped arriving. Called once per bandwidth
+    /// check; returns the target when its keyframe is to be asked for: when it changed, and
+    /// again every `KEYFRAME_RETRY_CHECKS` checks while the switch to it is pending.
     pub(crate) fn choose(&mut self, estimate: Option<u64>) -> Option<usize> {
-        let budget = estimate? as f64 * ESTIMATE_SHARE;
-        let target = self
-            .bitrates
-            .iter()
-            .rposition(|b| *b as f64 <= budget)
-            .unwrap_or(0);
-        (target != self.target).then(|| {
+        let arrived = self.seen | self.seen_before;
+        self.seen_before = self.seen;
+        self.seen = 0;
+        let live = |layer: usize| arrived == 0 || arrived & (1u64 << layer.min(63)) != 0;
+        let target = match estimate {
+            Some(estimate) => {
+                let budget = estimate as f64 * ESTIMATE_SHARE;
+                let mut live_layers = (0..self.bitrates.len()).filter(|l| live(*l));
+                let lowest = live_layers.clone().next().unwrap_or(0);
+                live_layers
+                    .rfind(|l| self.bitrates[*l] as f64 <= budget)
+                    .unwrap_or(lowest)
+            }
+            None if live(self.target) => self.target,
+            None => (0..self.bitrates.len()).find(|l| live(*l)).unwrap_or(0),
+        };
+        if target != self.target {
             self.target = target;
+            self.waiting = 0;
+            return Some(target);
+        }
+        if self.current == Some(target) {
+            self.waiting = 0;
+            return None;
+        }
+        self.waiting += 1;
+        (self.waiting >= KEYFRAME_RETRY_CHECKS).then(|| {
+            self.waiting = 0;
             target
         })
     }
@@ -237,6 +276,7 @@ impl LayerSelector {
     /// The verdict for a packet of `layer`. The current layer keeps flowing until the target
     /// layer delivers a keyframe; only then does the switch happen.
     pub(crate) fn accept(&mut self, layer: usize, keyframe_start: bool) -> LayerVerdict {
+        self.seen |= 1u64 << layer.min(63);
         if self.current == Some(self.target) {
             return if layer == self.target {
                 LayerVerdict::Forward
@@ -244,7 +284,10 @@ impl LayerSelector {
                 LayerVerdict::Skip
             };
         }
-        if layer == self.target && keyframe_start {
+        // Nothing flows yet: any keyframe up to the target starts the stream (the target's own
+        // keyframe may be slow to come); the switch up to the target follows at its keyframe.
+        let starts = self.current.is_none() && layer <= self.target;
+        if keyframe_start && (layer == self.target || starts) {
             self.current = Some(layer);
             return LayerVerdict::SwitchHere;
         }
@@ -389,8 +432,76 @@ mod tests {
         assert_eq!(s.accept(2, false), LayerVerdict::Forward);
         assert_eq!(s.accept(1, true), LayerVerdict::SwitchHere);
         // Nothing fits: the lowest, never nothing.
+        assert_eq!(s.accept(0, false), LayerVerdict::Skip);
         assert_eq!(s.choose(Some(50_000)), Some(0));
         assert_eq!(s.choose(None), None, "no estimate, no change");
+    }
+
+    #[test]
+    fn only_layers_that_arrive_are_chosen() {
+        let mut s = LayerSelector::new(vec![150_000, 500_000, 1_500_000]);
+        // Before any packet: by the estimate alone (the lowest fits 400 kbit/s).
+        assert_eq!(s.choose(Some(400_000)), None);
+        // The publisher sends only the half and full layers (no quarter layer).
+        assert_eq!(s.accept(1, false), LayerVerdict::Skip);
+        assert_eq!(s.accept(2, true), LayerVerdict::Skip);
+        assert_eq!(
+            s.choose(Some(400_000)),
+            Some(1),
+            "nothing live fits: the lowest live layer, not the missing one"
+        );
+        assert_eq!(s.accept(1, true), LayerVerdict::SwitchHere);
+        assert_eq!(s.accept(2, false), LayerVerdict::Skip);
+        // More room: the top layer.
+        assert_eq!(s.choose(Some(2_000_000)), Some(2));
+        assert_eq!(s.accept(2, true), LayerVerdict::SwitchHere);
+        // The top layer stops (the publisher's uplink is short): after two quiet intervals the
+        // half layer is the target again, even with room for the top.
+        s.accept(1, false);
+        assert_eq!(
+            s.choose(Some(2_000_000)),
+            None,
+            "it arrived in this interval"
+        );
+        s.accept(1, false);
+        assert_eq!(s.choose(Some(2_000_000)), None, "and in the one before");
+        s.accept(1, false);
+        assert_eq!(s.choose(Some(2_000_000)), Some(1));
+        // Without an estimate, a live target stays; a target that stopped is replaced.
+        s.accept(0, false);
+        s.accept(1, false);
+        assert_eq!(s.choose(None), None);
+        s.accept(0, false);
+        assert_eq!(s.choose(None), None, "the half layer arrived last interval");
+        s.accept(0, false);
+        assert_eq!(s.choose(None), Some(0));
+    }
+
+    #[test]
+    fn a_pending_switch_asks_again_and_a_lower_keyframe_starts_the_stream() {
+        let mut s = LayerSelector::new(vec![150_000, 500_000, 1_500_000]);
+        assert_eq!(s.choose(Some(2_000_000)), Some(2));
+        // The top layer's keyframe does not come: asked for again every fourth check.
+        let asked: Vec<Option<usize>> = (0..8)
+            .map(|_| {
+                s.accept(2, false);
+                s.choose(Some(2_000_000))
+            })
+            .collect();
+        assert_eq!(
+            asked,
+            [None, None, None, Some(2), None, None, None, Some(2)]
+        );
+        // Meanwhile a keyframe of a lower layer starts the stream; the top one follows.
+        assert_eq!(s.accept(1, true), LayerVerdict::SwitchHere);
+        assert_eq!(s.accept(1, false), LayerVerdict::Forward);
+        assert_eq!(s.accept(0, true), LayerVerdict::Skip, "already flowing");
+        assert_eq!(s.accept(2, true), LayerVerdict::SwitchHere);
+        s.accept(2, false);
+        for _ in 0..8 {
+            assert_eq!(s.choose(Some(2_000_000)), None, "switched: nothing to ask");
+            s.accept(2, false);
+        }
     }
 
     #[test]
