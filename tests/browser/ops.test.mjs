@@ -83,10 +83,10 @@ test("the ops page shows the live call without names and refreshes itself", asyn
   // Ops (the demo's operations account, a browser of its own) opens /ops.
   const ops = await newPage(browser, { name: "ops", viewport: { width: 1400, height: 900 } });
   await ops.goto(server.url);
-  await ops.getByLabel("Brugernavn").fill("ole");
-  await ops.getByLabel("Adgangskode").fill("skaerm-demo");
-  await ops.getByRole("button", { name: "Log ind" }).click();
-  await ops.waitForResponse((r) => r.url().endsWith("/api/session"));
+  // Listen before logging in: the login's answer can come before a later listener starts.
+  const loggedIn = ops.waitForResponse((r) => r.url().endsWith("/api/session"));
+  await logInAsStaff(ops, "ole");
+  await loggedIn;
   await ops.goto(`${server.url}/ops`);
   const call = ops.locator("article.ops-call");
   const rows = call.locator("tbody tr");
