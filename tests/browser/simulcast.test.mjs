@@ -115,15 +115,7 @@ async function oneDecodingStream(page) {
   return decoding.length === 1 ? decoding[0] : { streams };
 }
 
-// Known relay bug (ARCHITECTURE.md, Simulcast): `rtc` forgets a simulcast m-line's rid→SSRC
-// bindings when the publisher's connection is renegotiated (a new participant, a rejoin), and
-// Chromium stops sending rid header extensions once the relay's RTCP acknowledged its SSRCs; a
-// publisher renegotiated after that is no longer received (video only). This test passes when
-// the staff page's renegotiation comes before that point and fails otherwise, so it is marked
-// `todo` (run and reported, not failing the suite) until the bug is fixed.
-test("the staff page publishes rid-tagged layers and the citizen decodes one stream of them, across a layer switch", {
-  todo: "rtc loses rid bindings on renegotiation; remove when fixed",
-}, async () => {
+test("the staff page publishes rid-tagged layers and the citizen decodes one stream of them, across a layer switch", async () => {
   let diagnose = async () => {};
   try {
     await simulcastCall((d) => { diagnose = d; });
@@ -145,6 +137,13 @@ async function simulcastCall(setDiagnose) {
   const citizenUrl = await visit.locator("input.link-value").inputValue();
   await visit.getByRole("link", { name: "Start" }).click();
   await staff.getByRole("button", { name: "Afslut besøg" }).waitFor();
+  // The staff publishes alone for a few seconds first: the relay's receiver reports acknowledge
+  // the layers' SSRCs, Chromium stops tagging them with mid/rid, and the citizen's arrival then
+  // renegotiates the staff's connection. `rtc` 0.21.1 lost the layers there (the fix we carry:
+  // crates/patched/README.md).
+  await eventually("the staff page encodes before the citizen comes", async () =>
+    (await risingLayers(staff, 1000)).rising.length >= 2, 30_000);
+  await new Promise((r) => setTimeout(r, 3000));
 
   // The citizen keeps the client's own camera request (640x480).
   const citizen = await newPage(browser, { name: "citizen", viewport: { width: 820, height: 1180 } });

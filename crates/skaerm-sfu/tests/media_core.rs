@@ -267,8 +267,21 @@ impl Client {
     }
 
     /// Sends one packet of simulcast layer `layer` (0 = q, 1 = h, 2 = f) with its mid and rid
-    /// header extensions, as a browser does.
+    /// header extensions, as a browser does until its SSRCs are acknowledged.
     fn send_layer(&mut self, now: Instant, layer: usize, seq: u16, payload: Bytes) {
+        self.send_layer_tagged(now, layer, seq, payload, true);
+    }
+
+    /// Sends one packet of simulcast layer `layer`, with the mid and rid header extensions
+    /// when `tagged`; a browser leaves them off once receiver reports acknowledged its SSRCs.
+    fn send_layer_tagged(
+        &mut self,
+        now: Instant,
+        layer: usize,
+        seq: u16,
+        payload: Bytes,
+        tagged: bool,
+    ) {
         let (sender, _) = self.senders[&RtpCodecKind::Video];
         let mut rtp_sender = self.pc.rtp_sender(sender).unwrap();
         let params = rtp_sender.get_parameters();
@@ -299,12 +312,14 @@ impl Client {
             marker: true,
             ..Default::default()
         };
-        header
-            .set_extension(mid_id, Bytes::from(mid.into_bytes()))
-            .unwrap();
-        header
-            .set_extension(rid_id, Bytes::from(["q", "h", "f"][layer]))
-            .unwrap();
+        if tagged {
+            header
+                .set_extension(mid_id, Bytes::from(mid.into_bytes()))
+                .unwrap();
+            header
+                .set_extension(rid_id, Bytes::from(["q", "h", "f"][layer]))
+                .unwrap();
+        }
         let mut rtp_sender = self.pc.rtp_sender(sender).unwrap();
         rtp_sender
             .write_rtp(now, rtc::rtp::Packet { header, payload })
@@ -1211,6 +1226,84 @@ fn a_simulcast_publisher_reaches_a_subscriber_as_one_stream_switching_on_keyfram
             "sequence numbers to B must be continuous: {seqs:?}"
         );
     }
+}
+
+/// A browser tags its simulcast layers with mid/rid header extensions only until the relay's
+/// receiver reports acknowledge their SSRCs. The relay must keep the SSRCs it learned when the
+/// publisher's connection is renegotiated (here: the subscriber joins later), or the untagged
+/// layers can never be bound again and the publisher's video is lost.
+#[test]
+fn a_simulcast_publisher_stays_received_across_renegotiation_once_its_layers_are_untagged() {
+    let mut net = Net::with_simulcast(true);
+    let room = RoomId(Uuid::new_v4());
+    let client = Client::simulcast(net.now, "192.168.1.10:40000");
+    let a = net.clients.len();
+    let command = Command::Join {
+        session: client.session,
+        grant: JoinGrant {
+            room,
+            participant: client.participant,
+            role: Role::Host,
+            display_name: "simulcast".into(),
+            needs_admission: false,
+            admitted_by: None,
+        },
+        publish: Publish {
+            audio: true,
+            video: true,
+        },
+    };
+    net.clients.push(client);
+    net.core.handle_command(net.now, command);
+    net.advance(Duration::from_secs(2));
+    assert!(net.clients[a].connected, "A connects alone");
+
+    // A publishes alone for a while, tagged: the relay binds each layer's SSRC by its rid.
+    let mut frame = 0usize;
+    let mut tick = |net: &mut Net, tagged: bool| {
+        for layer in 0..3 {
+            let seq = (layer as u16 * 20_000).wrapping_add(frame as u16);
+            let tag = format!("L{layer}-{frame}");
+            net.clients[a].send_layer_tagged(net.now, layer, seq, vp8_payload(true, &tag), tagged);
+        }
+        frame += 1;
+        net.advance(Duration::from_millis(33));
+    };
+    for _ in 0..30 {
+        tick(&mut net, true);
+    }
+    let offers_to_a = |net: &Net| {
+        net.clients[a]
+            .messages
+            .iter()
+            .filter(|m| matches!(m, ServerMessage::Offer { .. }))
+            .count()
+    };
+    let offers_before = offers_to_a(&net);
+
+    // B joins: A's connection is renegotiated to carry B's media. From now on A's layers are
+    // untagged, as a browser's are after its SSRCs were acknowledged.
+    let b = net.join(room, "192.168.1.20:40000");
+    net.advance(Duration::from_secs(2));
+    assert!(net.clients[b].connected, "B connects");
+    for n in 0..30 {
+        for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+            net.clients[b].send_rtp(net.now, kind, payload("b", n));
+        }
+        net.advance(Duration::from_millis(33));
+    }
+    assert!(
+        offers_to_a(&net) > offers_before,
+        "A's connection was renegotiated when B joined"
+    );
+    for _ in 0..60 {
+        tick(&mut net, false);
+    }
+    let video_at_b = net.payloads(b, a, 96);
+    assert!(
+        !video_at_b.is_empty(),
+        "B must receive A's video after A's connection was renegotiated"
+    );
 }
 
 // ---- the waiting room ------------------------------------------------------------------------
