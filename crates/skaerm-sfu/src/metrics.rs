@@ -238,15 +238,10 @@ impl RelayMetrics {
         }
     }
 
-    /// Observes one worker's quality snapshot: each participant's RTT, jitter and loss into the
-    /// histograms (no per-participant labels). Returns the count by quality state, for
-    /// [`RelayMetrics::publish_quality_counts`].
-    pub(crate) fn observe_quality(&self, rooms: &[RoomQuality]) -> [i64; 4] {
-        let mut counts = [0i64; 4];
+    /// Observes a quality sample: each participant's RTT, jitter and loss into the histograms
+    /// (no per-participant labels).
+    pub(crate) fn observe_quality(&self, rooms: &[RoomQuality]) {
         for p in rooms.iter().flat_map(|r| &r.participants) {
-            if let Some(i) = Quality::ALL.iter().position(|q| *q == p.quality) {
-                counts[i] += 1;
-            }
             if let Some(ms) = p.rtt_ms {
                 self.rtt.observe(ms / 1000.0);
             }
@@ -257,7 +252,6 @@ impl RelayMetrics {
                 self.loss.observe(pct / 100.0);
             }
         }
-        counts
     }
 
     /// Moves the by-quality gauges from a worker's previous counts to its current ones.

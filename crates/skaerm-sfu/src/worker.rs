@@ -9,10 +9,10 @@
 //! does not keep up is dropped, never buffered without bound).
 
 use crate::grant::JoinGrant;
-use crate::ids::SessionId;
+use crate::ids::{RoomId, SessionId};
 use crate::media::core::{Command, CoreOutput, MediaCore, RoomEvent, SessionClose, Transmit};
 use crate::media::counters::{Counters, DropReason};
-use crate::media::quality::RoomQuality;
+use crate::media::quality::{QualitySlice, RoomQuality, quality_counts};
 use crate::metrics::RelayMetrics;
 use crate::protocol::{ErrorCode, LeaveReason, Publish, ServerMessage};
 use bytes::BytesMut;
@@ -31,12 +31,19 @@ const RECV_BATCH: usize = 32;
 const RECV_SLOT: usize = 64 * 1024;
 /// Datagrams per `sendmmsg` call.
 const SEND_BATCH: usize = 32;
+/// Datagrams handed to the core between two sends: a packet waits for at most this many
+/// others before its forwards go out.
+const FORWARD_GROUP: usize = 8;
 /// Batches read per wake-up before looking at commands and timers again.
 const BATCHES_PER_WAKE: usize = 8;
 /// How often counters are published to Prometheus.
 const METRICS_INTERVAL: Duration = Duration::from_millis(500);
-/// How often the quality snapshot is taken and published.
+/// How often each room's quality is sampled and published.
 const QUALITY_INTERVAL: Duration = Duration::from_secs(1);
+/// Into how many shares the rooms are split for sampling: one share per
+/// `QUALITY_INTERVAL / QUALITY_SLICES`, so reading every connection's statistics never stalls
+/// the media path for all rooms at once.
+const QUALITY_SLICES: u32 = 10;
 
 /// The latest quality snapshot of one worker, as published to the application.
 #[derive(Debug, Clone, Default)]
@@ -144,12 +151,17 @@ struct Worker {
     outboxes: HashMap<SessionId, mpsc::Sender<Outbound>>,
     recv_storage: Vec<u8>,
     recv_meta: [RecvMeta; RECV_BATCH],
+    /// The datagrams of one receive batch, on their way into the core (reused).
+    received: Vec<(std::net::SocketAddr, Option<std::net::IpAddr>, BytesMut)>,
     /// Datagrams being sent in one batch (reused).
     send_batch: Vec<Transmit>,
     index: usize,
     quality: watch::Sender<Arc<WorkerQuality>>,
     /// Participants by quality state as last published to the gauges.
     published_quality: [i64; 4],
+    /// The latest quality sample of every room, and the share of rooms sampled next.
+    room_quality: HashMap<RoomId, RoomQuality>,
+    quality_slice: u32,
 }
 
 impl Worker {
@@ -176,17 +188,20 @@ impl Worker {
             outboxes: HashMap::new(),
             recv_storage: vec![0u8; RECV_BATCH * RECV_SLOT],
             recv_meta: [RecvMeta::default(); RECV_BATCH],
+            received: Vec::with_capacity(RECV_BATCH),
             send_batch: Vec::with_capacity(SEND_BATCH),
             index,
             quality,
             published_quality: [0; 4],
+            room_quality: HashMap::new(),
+            quality_slice: 0,
         })
     }
 
     async fn run(mut self, mut receiver: mpsc::Receiver<ToWorker>) {
         let mut metrics_tick = tokio::time::interval(METRICS_INTERVAL);
         metrics_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut quality_tick = tokio::time::interval(QUALITY_INTERVAL);
+        let mut quality_tick = tokio::time::interval(QUALITY_INTERVAL / QUALITY_SLICES);
         quality_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.flush();
@@ -272,18 +287,26 @@ impl Worker {
                 }
             };
             let now = Instant::now();
-            let datagrams = self
-                .recv_meta
-                .iter()
-                .zip(slices.iter())
-                .take(count)
-                .flat_map(|(meta, slice)| {
-                    slice[..meta.len.min(slice.len())]
-                        .chunks(meta.stride.max(1))
-                        .map(|datagram| (meta.addr, meta.dst_ip, BytesMut::from(datagram)))
-                });
-            self.core.handle_datagrams(now, datagrams);
-            self.send_transmits();
+            let mut received = std::mem::take(&mut self.received);
+            received.extend(
+                self.recv_meta
+                    .iter()
+                    .zip(slices.iter())
+                    .take(count)
+                    .flat_map(|(meta, slice)| {
+                        slice[..meta.len.min(slice.len())]
+                            .chunks(meta.stride.max(1))
+                            .map(|datagram| (meta.addr, meta.dst_ip, BytesMut::from(datagram)))
+                    }),
+            );
+            // A few datagrams at a time, each group's forwards sent before the next group is
+            // read: the first packet of a batch does not wait for the whole batch.
+            while !received.is_empty() {
+                let group = received.len().min(FORWARD_GROUP);
+                self.core.handle_datagrams(now, received.drain(..group));
+                self.send_transmits();
+            }
+            self.received = received;
             if count < RECV_BATCH {
                 return;
             }
@@ -377,11 +400,24 @@ impl Worker {
         }
     }
 
-    /// Takes the core's quality snapshot, observes it into the histograms and gauges, and
-    /// publishes it to the application (replacing the previous one; nothing queues up).
+    /// Samples the next share of the rooms, observes the sample into the histograms, and
+    /// publishes every room's latest sample to the application and the by-quality gauges
+    /// (replacing the previous publication; nothing queues up). A room that ended drops out
+    /// when its share comes round again.
     fn publish_quality(&mut self) {
-        let rooms = self.core.quality_snapshot(Instant::now());
-        let counts = self.metrics.observe_quality(&rooms);
+        let slice = QualitySlice {
+            index: self.quality_slice,
+            of: QUALITY_SLICES,
+        };
+        self.quality_slice = (self.quality_slice + 1) % QUALITY_SLICES;
+        let sampled = self.core.quality_snapshot(Instant::now(), slice);
+        self.metrics.observe_quality(&sampled);
+        self.room_quality.retain(|room, _| !slice.contains(*room));
+        self.room_quality
+            .extend(sampled.into_iter().map(|room| (room.room, room)));
+        let mut rooms: Vec<RoomQuality> = self.room_quality.values().cloned().collect();
+        rooms.sort_by_key(|r| std::cmp::Reverse(r.age));
+        let counts = quality_counts(&rooms);
         self.metrics
             .publish_quality_counts(&self.published_quality, &counts);
         self.published_quality = counts;

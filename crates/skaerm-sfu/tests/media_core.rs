@@ -32,7 +32,7 @@ use skaerm_sfu::ids::{ParticipantId, RoomId, SessionId};
 use skaerm_sfu::media::bandwidth::FallbackPolicy;
 use skaerm_sfu::media::core::{Command, CoreConfig, CoreOutput, MediaCore, RoomEvent};
 use skaerm_sfu::media::counters::DropReason;
-use skaerm_sfu::media::quality::{LinkState, Quality};
+use skaerm_sfu::media::quality::{LinkState, Quality, QualitySlice};
 use skaerm_sfu::protocol::{LeaveReason, Publish, Role, ServerMessage, VideoPauseReason};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -1719,9 +1719,9 @@ fn talk(net: &mut Net, a: usize, b: usize, rounds: usize) {
 #[test]
 fn quality_snapshots_show_live_media_and_a_lossy_uplink_as_poor() {
     let (mut net, a, b) = Net::call();
-    net.core.quality_snapshot(net.now); // the baseline of the bit rates
+    net.core.quality_snapshot(net.now, QualitySlice::ALL); // the baseline of the bit rates
     talk(&mut net, a, b, 100);
-    let rooms = net.core.quality_snapshot(net.now);
+    let rooms = net.core.quality_snapshot(net.now, QualitySlice::ALL);
     assert_eq!(rooms.len(), 1);
     assert_eq!(rooms[0].participants.len(), 2);
     assert!(rooms[0].age >= Duration::from_secs(2), "{:?}", rooms[0].age);
@@ -1750,7 +1750,7 @@ fn quality_snapshots_show_live_media_and_a_lossy_uplink_as_poor() {
     let a_addr = net.clients[a].addr;
     net.lossy_uplinks.push((a_addr, 4, 0));
     talk(&mut net, a, b, 150);
-    let rooms = net.core.quality_snapshot(net.now);
+    let rooms = net.core.quality_snapshot(net.now, QualitySlice::ALL);
     let a_id = net.clients[a].participant;
     let pa = rooms[0]
         .participants
@@ -1789,17 +1789,17 @@ fn a_participant_whose_media_never_comes_up_is_counted_once_as_an_ice_timeout() 
             },
         },
     );
-    let rooms = net.core.quality_snapshot(net.now);
+    let rooms = net.core.quality_snapshot(net.now, QualitySlice::ALL);
     assert_eq!(rooms[0].participants[0].state, LinkState::Connecting);
     assert_eq!(rooms[0].participants[0].quality, Quality::Unknown);
     net.advance(Duration::from_secs(14));
-    net.core.quality_snapshot(net.now);
+    net.core.quality_snapshot(net.now, QualitySlice::ALL);
     assert_eq!(net.core.counters().ice_timeouts, 0, "not yet");
     net.advance(Duration::from_secs(2));
-    net.core.quality_snapshot(net.now);
+    net.core.quality_snapshot(net.now, QualitySlice::ALL);
     assert_eq!(net.core.counters().ice_timeouts, 1);
     net.advance(Duration::from_secs(5));
-    net.core.quality_snapshot(net.now);
+    net.core.quality_snapshot(net.now, QualitySlice::ALL);
     assert_eq!(net.core.counters().ice_timeouts, 1, "counted once");
 }
 

@@ -20,7 +20,7 @@ use crate::media::engine::{
 use crate::media::lobby::{Lobby, LobbyFull, Waiting};
 use crate::media::negotiation::AnswerVerdict;
 use crate::media::peer::{Inbound, MAX_ADDRS_PER_PEER, Peer, Publication, Subscription};
-use crate::media::quality::{LinkState, ParticipantQuality, RoomQuality, kbps};
+use crate::media::quality::{LinkState, ParticipantQuality, QualitySlice, RoomQuality, kbps};
 use crate::media::restart::RestartBudget;
 use crate::media::rewrite::RewritePlan;
 use crate::media::simulcast::{
@@ -622,13 +622,16 @@ impl MediaCore {
 
     // ---- quality --------------------------------------------------------------------------
 
-    /// A quality snapshot of every room and participant, for operations. Meant to be called
-    /// about once a second (bit rates are over the time since the previous call). Reads `rtc`'s
-    /// stats for byte and NACK/PLI counters, the report probe for round trip, loss and jitter,
-    /// and the GCC estimate. No display names.
-    pub fn quality_snapshot(&mut self, now: Instant) -> Vec<RoomQuality> {
-        let mut rooms = Vec::with_capacity(self.rooms.len());
+    /// A quality snapshot of the rooms in `slice` and their participants, for operations.
+    /// Meant to cover each room about once a second (bit rates are over the time since the
+    /// room's previous sample). Reads `rtc`'s stats for byte and NACK/PLI counters, the report
+    /// probe for round trip, loss and jitter, and the GCC estimate. No display names.
+    pub fn quality_snapshot(&mut self, now: Instant, slice: QualitySlice) -> Vec<RoomQuality> {
+        let mut rooms = Vec::new();
         for (room, members) in &self.rooms {
+            if !slice.contains(*room) {
+                continue;
+            }
             let mut participants = Vec::with_capacity(members.len());
             let mut oldest = now;
             for key in members {

@@ -147,6 +147,38 @@ pub struct RoomQuality {
     pub participants: Vec<ParticipantQuality>,
 }
 
+/// Participants by quality state, in the order of [`Quality::ALL`].
+pub fn quality_counts(rooms: &[RoomQuality]) -> [i64; 4] {
+    let mut counts = [0i64; 4];
+    for p in rooms.iter().flat_map(|r| &r.participants) {
+        if let Some(i) = Quality::ALL.iter().position(|q| *q == p.quality) {
+            counts[i] += 1;
+        }
+    }
+    counts
+}
+
+/// Which rooms one quality sample covers: those whose id falls into share `index` of `of`.
+/// Sampling a worker's rooms a share at a time spreads the cost of reading every connection's
+/// statistics over the sampling period, so the media path never stalls for all of them at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QualitySlice {
+    /// Which share, `0..of`.
+    pub index: u32,
+    /// Into how many shares the rooms are split.
+    pub of: u32,
+}
+
+impl QualitySlice {
+    /// Every room.
+    pub const ALL: QualitySlice = QualitySlice { index: 0, of: 1 };
+
+    /// Whether `room` belongs to this share.
+    pub fn contains(self, room: RoomId) -> bool {
+        room.0.as_u128() % u128::from(self.of.max(1)) == u128::from(self.index)
+    }
+}
+
 /// Bit rate in kbit/s of `bytes` over `elapsed`.
 pub(crate) fn kbps(bytes: u64, elapsed: Duration) -> f64 {
     let seconds = elapsed.as_secs_f64();
@@ -159,6 +191,21 @@ pub(crate) fn kbps(bytes: u64, elapsed: Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_room_is_in_exactly_one_share_and_the_shares_are_even() {
+        let mut per_share = [0usize; 10];
+        for _ in 0..1000 {
+            let room = RoomId(uuid::Uuid::new_v4());
+            assert!(QualitySlice::ALL.contains(room));
+            let shares: Vec<u32> = (0..10)
+                .filter(|&index| QualitySlice { index, of: 10 }.contains(room))
+                .collect();
+            assert_eq!(shares.len(), 1, "{room:?} is in {shares:?}");
+            per_share[shares[0] as usize] += 1;
+        }
+        assert!(per_share.iter().all(|&n| n > 50), "{per_share:?}");
+    }
 
     #[test]
     fn thresholds_decide_good_weak_and_poor() {
