@@ -109,9 +109,11 @@ async function accept(ringing) {
     inCall = false;
     declined = fresh.visit.id;
     $("#call").replaceChildren();
+    $("#call-title").hidden = true;
     show("waiting");
   });
   $("#call-title").textContent = t("citizen.with", { name: fresh.visit.staff_display_name });
+  $("#call-title").hidden = false;
   show("call");
   try {
     await call.start();
