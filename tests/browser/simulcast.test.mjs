@@ -140,7 +140,7 @@ async function simulcastCall(setDiagnose) {
   // The staff publishes alone for a few seconds first: the relay's receiver reports acknowledge
   // the layers' SSRCs, Chromium stops tagging them with mid/rid, and the citizen's arrival then
   // renegotiates the staff's connection. `rtc` 0.21.1 lost the layers there (the fix we carry:
-  // crates/patched/README.md).
+  // crates/vendor/README.md).
   await eventually("the staff page encodes before the citizen comes", async () =>
     (await risingLayers(staff, 1000)).rising.length >= 2, 30_000);
   await new Promise((r) => setTimeout(r, 3000));

@@ -1129,24 +1129,7 @@ fn a_simulcast_publisher_reaches_a_subscriber_as_one_stream_switching_on_keyfram
     let mut net = Net::with_simulcast(true);
     let room = RoomId(Uuid::new_v4());
     let client = Client::simulcast(net.now, "192.168.1.10:40000");
-    let a = net.clients.len();
-    let command = Command::Join {
-        session: client.session,
-        grant: JoinGrant {
-            room,
-            participant: client.participant,
-            role: Role::Guest,
-            display_name: "simulcast".into(),
-            needs_admission: false,
-            admitted_by: None,
-        },
-        publish: Publish {
-            audio: true,
-            video: true,
-        },
-    };
-    net.clients.push(client);
-    net.core.handle_command(net.now, command);
+    let a = net.join_client(room, client, Role::Guest, false, None);
     let b = net.join(room, "192.168.1.20:40000");
     net.advance(Duration::from_secs(2));
     assert!(net.clients[a].connected && net.clients[b].connected);
@@ -1237,24 +1220,7 @@ fn a_simulcast_publisher_stays_received_across_renegotiation_once_its_layers_are
     let mut net = Net::with_simulcast(true);
     let room = RoomId(Uuid::new_v4());
     let client = Client::simulcast(net.now, "192.168.1.10:40000");
-    let a = net.clients.len();
-    let command = Command::Join {
-        session: client.session,
-        grant: JoinGrant {
-            room,
-            participant: client.participant,
-            role: Role::Host,
-            display_name: "simulcast".into(),
-            needs_admission: false,
-            admitted_by: None,
-        },
-        publish: Publish {
-            audio: true,
-            video: true,
-        },
-    };
-    net.clients.push(client);
-    net.core.handle_command(net.now, command);
+    let a = net.join_client(room, client, Role::Host, false, None);
     net.advance(Duration::from_secs(2));
     assert!(net.clients[a].connected, "A connects alone");
 
@@ -1325,13 +1291,26 @@ impl Net {
         by: Option<ParticipantId>,
     ) -> usize {
         let client = Client::new(self.now, addr);
+        self.join_client(room, client, role, needs_admission, by)
+    }
+
+    /// Joins a client the test built (e.g. a simulcast one) as `role`, publishing audio and
+    /// video.
+    fn join_client(
+        &mut self,
+        room: RoomId,
+        client: Client,
+        role: Role,
+        needs_admission: bool,
+        by: Option<ParticipantId>,
+    ) -> usize {
         let command = Command::Join {
             session: client.session,
             grant: JoinGrant {
                 room,
                 participant: client.participant,
                 role,
-                display_name: format!("{role:?} {addr}"),
+                display_name: format!("{role:?} {}", client.addr),
                 needs_admission,
                 admitted_by: by,
             },
