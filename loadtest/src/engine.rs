@@ -96,12 +96,12 @@ pub enum Command {
         /// The report.
         reply: oneshot::Sender<EngineReport>,
     },
-    /// Whether `participant` has received remote media yet.
-    HasMedia {
-        /// Who.
-        participant: u32,
+    /// How many of the first `participants` have not received remote media yet.
+    WithoutMedia {
+        /// Participants 0..this are asked about.
+        participants: u32,
         /// Answer.
-        reply: oneshot::Sender<bool>,
+        reply: oneshot::Sender<usize>,
     },
 }
 
@@ -150,6 +150,29 @@ pub struct EngineHandle {
     sender: mpsc::Sender<Command>,
 }
 
+/// The engine's task: stopping it does not go through the (possibly full) command queue.
+pub struct EngineTask {
+    stop: Option<oneshot::Sender<()>>,
+    join: tokio::task::JoinHandle<()>,
+}
+
+impl EngineTask {
+    /// Tells the engine to stop and waits for it, at most `grace`; a task still running then
+    /// is aborted (dropped at its next await: it never blocks without one). Returns whether it
+    /// stopped by itself. Either way its socket and peer connections are gone afterwards.
+    pub async fn shutdown(mut self, grace: Duration) -> bool {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if tokio::time::timeout(grace, &mut self.join).await.is_ok() {
+            return true;
+        }
+        self.join.abort();
+        let _ = tokio::time::timeout(grace, &mut self.join).await;
+        false
+    }
+}
+
 impl EngineHandle {
     /// Sends a command.
     pub async fn send(&self, command: Command) -> Result<()> {
@@ -179,7 +202,7 @@ impl Engine {
         participants: u32,
         profile: MediaProfile,
         shared_ip: Option<IpAddr>,
-    ) -> Result<EngineHandle> {
+    ) -> Result<(EngineHandle, EngineTask)> {
         let io = UdpIo::bind("0.0.0.0:0".parse()?, 16 << 20)?;
         let epoch = Instant::now();
         let (sender, receiver) = mpsc::channel(1024);
@@ -201,8 +224,15 @@ impl Engine {
             by_remote: HashMap::new(),
             touched: Vec::with_capacity(64),
         };
-        tokio::task::spawn_local(engine.run(receiver));
-        Ok(EngineHandle { sender })
+        let (stop, stop_rx) = oneshot::channel();
+        let join = tokio::task::spawn_local(engine.run(receiver, stop_rx));
+        Ok((
+            EngineHandle { sender },
+            EngineTask {
+                stop: Some(stop),
+                join,
+            },
+        ))
     }
 
     fn local(&self, conn: usize) -> SocketAddr {
@@ -223,7 +253,7 @@ impl Engine {
         &mut self.conns[conn]
     }
 
-    async fn run(mut self, mut receiver: mpsc::Receiver<Command>) {
+    async fn run(mut self, mut receiver: mpsc::Receiver<Command>, mut stop: oneshot::Receiver<()>) {
         loop {
             self.io.send_all(&mut self.out);
             let now = Instant::now();
@@ -233,6 +263,8 @@ impl Engine {
             let sleep = deadline.max(now);
             tokio::select! {
                 biased;
+                // Told to stop, or the owner is gone.
+                _ = &mut stop => return,
                 command = receiver.recv() => match command {
                     Some(command) => self.handle_command(command),
                     None => return,
@@ -365,8 +397,14 @@ impl Engine {
                     failed_connections: failed,
                 });
             }
-            Command::HasMedia { participant, reply } => {
-                let _ = reply.send(self.acc.has_media(participant));
+            Command::WithoutMedia {
+                participants,
+                reply,
+            } => {
+                let missing = (0..participants)
+                    .filter(|p| !self.acc.has_media(*p))
+                    .count();
+                let _ = reply.send(missing);
             }
         }
     }
@@ -529,5 +567,36 @@ impl Engine {
                 self.drain(index);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_engine_is_gone_and_refuses_commands() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        tokio::task::LocalSet::new().block_on(&runtime, async {
+            let (handle, task) = Engine::spawn(2, MediaProfile::default(), None).expect("engine");
+            let missing = handle
+                .ask(|reply| Command::WithoutMedia {
+                    participants: 2,
+                    reply,
+                })
+                .await
+                .expect("a running engine answers");
+            assert_eq!(missing, 2);
+            // The handle (a sender) is still alive: only the stop signal ends the engine.
+            assert!(
+                task.shutdown(Duration::from_secs(2)).await,
+                "stopped by itself"
+            );
+            let after = handle.send(Command::WsOpen { participant: 0 }).await;
+            assert!(after.is_err(), "the engine still takes commands");
+        });
     }
 }

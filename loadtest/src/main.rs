@@ -121,6 +121,11 @@ struct Common {
     /// Video frames per second.
     #[arg(long, default_value_t = 30)]
     fps: u32,
+    /// Deadline of each step, seconds (setup, joins, warm-up, window). Default: derived from
+    /// the step (60 s + 0.1 s per visit + joins at the join rate + 20 s for media + warm-up +
+    /// window + 30 s). A step past its deadline is stopped and counted as failed.
+    #[arg(long)]
+    step_timeout: Option<f64>,
 }
 
 impl Common {
@@ -138,6 +143,9 @@ impl Common {
                 ..synth::MediaProfile::default()
             },
             log_dir: PathBuf::from("loadtest/results/logs"),
+            step_timeout: self
+                .step_timeout
+                .map(|s| Duration::from_secs_f64(s.max(0.001))),
         }
     }
 }

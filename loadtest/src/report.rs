@@ -212,7 +212,11 @@ pub fn markdown(report: &BenchReport) -> String {
                 r.latency.p99_ms,
                 r.join.p50_ms,
                 r.rss_per_participant_kib,
-                if r.passed { "yes" } else { "no" }
+                match (&r.failure, r.passed) {
+                    (Some(failure), _) => format!("no ({failure})"),
+                    (None, true) => "yes".to_owned(),
+                    (None, false) => "no".to_owned(),
+                }
             );
         }
     }
@@ -255,6 +259,7 @@ mod tests {
             not_joined: 0,
             silent_streams: 0,
             errors: Vec::new(),
+            failure: None,
             passed: true,
         }
     }

@@ -32,6 +32,8 @@ pub struct MediaProfile {
     pub max_payload: usize,
     /// Audio payload size.
     pub audio_payload: usize,
+    /// Video as three simulcast layers (rid q, h, f) instead of one stream.
+    pub simulcast: bool,
 }
 
 impl Default for MediaProfile {
@@ -42,6 +44,7 @@ impl Default for MediaProfile {
             keyframe_every: 90,
             max_payload: 1200,
             audio_payload: 100,
+            simulcast: false,
         }
     }
 }

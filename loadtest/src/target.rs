@@ -135,8 +135,14 @@ impl Target {
         ))
     }
 
-    /// Starts `skaerm` with its data in `data_dir`, on loopback only.
-    pub async fn skaerm(bin: &Path, data_dir: &Path, cpu: Option<usize>) -> Result<Target> {
+    /// Starts `skaerm` with its data in `data_dir`, on loopback only; with `simulcast`, the
+    /// relay asks publishers for three layers (`--simulcast`).
+    pub async fn skaerm(
+        bin: &Path,
+        data_dir: &Path,
+        cpu: Option<usize>,
+        simulcast: bool,
+    ) -> Result<Target> {
         let http_port = free_port(false)?;
         let udp_port = free_port(true)?;
         let mut cmd = command(bin, cpu);
@@ -148,7 +154,13 @@ impl Target {
             .args(["--udp-bind-ip", "127.0.0.1"])
             .args(["--announce-ip", "127.0.0.1"])
             .args(["--max-participants", "2"])
-            .env("RUST_LOG", "warn");
+            .env(
+                "RUST_LOG",
+                std::env::var("SKAERM_LOADTEST_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            );
+        if simulcast {
+            cmd.arg("--simulcast");
+        }
         let (mut target, url) =
             Target::spawn(cmd, data_dir.join("skaerm.log"), Some("skaerm ready:")).await?;
         target.http = Some(url);
@@ -190,6 +202,13 @@ impl Target {
         let url = format!("{}/metrics", self.http.as_ref()?);
         let text = client.get(url).send().await.ok()?.text().await.ok()?;
         metric_sum(&text, "skaerm_packets_dropped_total")
+    }
+
+    /// Kills it at once (SIGKILL) and reaps it, waiting at most 10 s: for a step abandoned at
+    /// its deadline, whose server may be too busy to shut down cleanly.
+    pub async fn kill(mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
     }
 
     /// Stops it: SIGINT first (skaerm shuts down cleanly, profilers write their output), SIGKILL
