@@ -7,7 +7,7 @@
 use crate::accounting::{Accounting, Summary};
 use crate::baseline::SrtpPeer;
 use crate::net::{Outgoing, UdpIo, conn_of};
-use crate::rtc_peer::{PeerState, RtcPeer};
+use crate::rtc_peer::{Inbound, PeerState, RtcPeer};
 use crate::stamp::Stamp;
 use crate::synth::{MediaProfile, Source, SynthPacket};
 use anyhow::{Result, anyhow};
@@ -286,6 +286,7 @@ impl Engine {
 
     fn handle_command(&mut self, command: Command) {
         let now = Instant::now();
+        let simulcast = self.profile.simulcast;
         match command {
             Command::Answer {
                 conn,
@@ -298,7 +299,13 @@ impl Engine {
                 let result = (|| {
                     let slot = self.slot(conn);
                     if slot.is_none() {
-                        let peer = RtcPeer::new(now, local, publishes, &format!("p{participant}"))?;
+                        let peer = RtcPeer::new(
+                            now,
+                            local,
+                            publishes,
+                            simulcast,
+                            &format!("p{participant}"),
+                        )?;
                         *slot = Some(Conn {
                             participant,
                             publishes,
@@ -320,7 +327,8 @@ impl Engine {
             } => {
                 let local = self.local(conn);
                 let result = (|| {
-                    let mut peer = RtcPeer::new(now, local, true, &format!("p{participant}"))?;
+                    let mut peer =
+                        RtcPeer::new(now, local, true, simulcast, &format!("p{participant}"))?;
                     let offer = peer.offer(now)?;
                     *self.slot(conn) = Some(Conn {
                         participant,
@@ -461,12 +469,13 @@ impl Engine {
         for _ in 0..16 {
             let now = Instant::now();
             let now_ns = ns_since(self.epoch, now);
-            let (conns, acc, received, by_remote, touched) = (
+            let (conns, acc, received, by_remote, touched, sources) = (
                 &mut self.conns,
                 &mut self.acc,
                 &mut self.received_in_window,
                 &self.by_remote,
                 &mut self.touched,
+                &mut self.sources,
             );
             touched.clear();
             let in_window = self
@@ -491,7 +500,14 @@ impl Engine {
                 };
                 match &mut conn.peer {
                     Peer::Rtc(peer) => {
-                        peer.handle_datagram(now, from, data, |p| on_media(p));
+                        peer.handle_datagram(now, from, data, |inbound| match inbound {
+                            Inbound::Media(payload) => on_media(payload),
+                            Inbound::KeyframeRequest(layer) => {
+                                if let Some(Some(source)) = sources.get_mut(participant as usize) {
+                                    source.request_keyframe(layer);
+                                }
+                            }
+                        });
                         if !touched.contains(&index) {
                             touched.push(index);
                         }

@@ -20,6 +20,9 @@ pub struct BenchReport {
     pub generator_cpu: Option<usize>,
     /// Video bitrate per participant.
     pub video_kbps: u64,
+    /// Video sent as three simulcast layers.
+    #[serde(default)]
+    pub simulcast: bool,
     /// Measurement window per step, seconds.
     pub window_s: f64,
     /// Per mode.
@@ -139,13 +142,18 @@ pub fn markdown(report: &BenchReport) -> String {
     let _ = writeln!(md, "# Relay benchmark, {}\n", report.started_at);
     let _ = writeln!(
         md,
-        "Machine: {}. Server pinned to CPU {}, generator to CPU {}. Video {} kbit/s at 30 fps plus \
+        "Machine: {}. Server pinned to CPU {}, generator to CPU {}. Video {} kbit/s at 30 fps{} plus \
          50 audio packets/s per participant; {:.0} s window per step; a step passes below 0.5% loss \
          with the server's CPU below 97%.\n\nCommand: `{}`\n",
         report.machine,
         opt(report.server_cpu.map(|c| c as f64), 0),
         opt(report.generator_cpu.map(|c| c as f64), 0),
         report.video_kbps,
+        if report.simulcast {
+            " (top layer of three simulcast layers at 1/8, 1/4 and 1 of it)"
+        } else {
+            ""
+        },
         report.window_s,
         report.command
     );
@@ -258,6 +266,7 @@ mod tests {
             generator_lag_events: 0,
             not_joined: 0,
             silent_streams: 0,
+            simulcast_layer_packets: None,
             errors: Vec::new(),
             failure: None,
             passed: true,
@@ -297,6 +306,7 @@ mod tests {
             server_cpu: Some(0),
             generator_cpu: Some(1),
             video_kbps: 1200,
+            simulcast: false,
             window_s: 10.0,
             modes,
             targets: checks,

@@ -131,6 +131,10 @@ pub struct RunReport {
     pub not_joined: usize,
     /// Streams with nothing sent or nothing received in the window.
     pub silent_streams: usize,
+    /// With simulcast: video packets received in the window per layer (q, h, f), i.e. which
+    /// layers the server forwarded.
+    #[serde(default)]
+    pub simulcast_layer_packets: Option<[u64; 3]>,
     /// First errors of participants whose signalling failed.
     pub errors: Vec<String>,
     /// Why the step did not finish ("timed out after … s"); its numbers are then all zero.
@@ -177,6 +181,7 @@ impl RunReport {
             generator_lag_events: 0,
             not_joined: participants as usize,
             silent_streams: 0,
+            simulcast_layer_packets: None,
             errors: Vec::new(),
             failure: Some(reason),
             passed: false,
@@ -524,6 +529,7 @@ async fn measure(
         generator_lag_events: report.generator_lag_events,
         not_joined: s.not_joined.len(),
         silent_streams: s.silent_streams.len(),
+        simulcast_layer_packets: options.profile.simulcast.then_some(s.layer_packets),
         errors,
         failure: None,
         passed: false,
@@ -648,6 +654,7 @@ pub(crate) mod tests {
             generator_lag_events: 0,
             not_joined: 0,
             silent_streams: 0,
+            simulcast_layer_packets: None,
             errors: Vec::new(),
             failure: None,
             passed: true,
@@ -772,5 +779,37 @@ pub(crate) mod tests {
         let log = logs.path().join("skaerm-1.log");
         let log = std::fs::read_to_string(&log).expect("the server's log is kept");
         assert!(log.is_empty() || !log.contains("panicked"), "{log}");
+    }
+
+    /// Two visits through the real (debug) server with simulcast on both sides: every
+    /// participant gets audio and video both ways, the video as one layer at a time chosen by
+    /// the relay — the lowest at first, as its bandwidth estimate starts low — and nothing is
+    /// lost beyond what a layer switch may cost at its edges.
+    #[test]
+    fn a_simulcast_step_through_the_real_server_carries_audio_and_video_both_ways() {
+        let logs = tempfile::tempdir().expect("tempdir");
+        let options = RunOptions {
+            profile: MediaProfile {
+                simulcast: true,
+                ..MediaProfile::default()
+            },
+            step_timeout: Some(Duration::from_secs(120)),
+            ..options(logs.path())
+        };
+        let report = block_on(run_step(Mode::Skaerm, 2, &options)).expect("a report");
+        assert_eq!(report.failure, None);
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert_eq!(report.not_joined, 0, "{report:?}");
+        assert_eq!(
+            report.silent_streams, 0,
+            "audio and video both ways: {report:?}"
+        );
+        let layers = report.simulcast_layer_packets.expect("layers counted");
+        assert!(
+            layers[0] > 0,
+            "the relay starts subscribers on layer q: {layers:?}"
+        );
+        assert!(report.sent > 0 && report.loss_pct < 1.0, "{report:?}");
+        assert_eq!(report.server_drops, Some(0), "{report:?}");
     }
 }

@@ -197,11 +197,18 @@ impl Target {
         metric_sum(&text, "skaerm_rtp_packets_forwarded_total")
     }
 
-    /// Drops counted by the server (skaerm only).
+    /// Drops counted by the server (skaerm only), except the simulcast layers it did not
+    /// select for a subscriber (`reason="layer_not_selected"`: by design, not a loss).
     pub async fn dropped_total(&self, client: &reqwest::Client) -> Option<u64> {
         let url = format!("{}/metrics", self.http.as_ref()?);
         let text = client.get(url).send().await.ok()?.text().await.ok()?;
-        metric_sum(&text, "skaerm_packets_dropped_total")
+        let all = metric_sum(&text, "skaerm_packets_dropped_total")?;
+        let unselected = metric_sum(
+            &text,
+            "skaerm_packets_dropped_total{reason=\"layer_not_selected\"}",
+        )
+        .unwrap_or(0);
+        Some(all.saturating_sub(unselected))
     }
 
     /// Kills it at once (SIGKILL) and reaps it, waiting at most 10 s: for a step abandoned at
@@ -238,7 +245,8 @@ pub fn metric_sum(text: &str, name: &str) -> Option<u64> {
         let Some(rest) = line.strip_prefix(name) else {
             continue;
         };
-        if !(rest.starts_with(' ') || rest.starts_with('{')) {
+        // `name` may end in a label set (one sample) or not (every label set).
+        if !(rest.starts_with(' ') || (rest.starts_with('{') && !name.ends_with('}'))) {
             continue;
         }
         let value = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
@@ -267,5 +275,9 @@ mod tests {
             Some(12345)
         );
         assert_eq!(metric_sum(text, "skaerm_nothing"), None);
+        assert_eq!(
+            metric_sum(text, "skaerm_packets_dropped_total{reason=\"queue_full\"}"),
+            Some(4)
+        );
     }
 }
