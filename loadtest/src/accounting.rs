@@ -19,6 +19,55 @@ use crate::stamp::{LAYERS, STREAMS_PER_PARTICIPANT, Stamp};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+/// A step of a participant's join, in order (the generator's view of its timeline).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JoinMark {
+    /// The WebSocket opened (Janus: the first API request; baseline: media started).
+    WsOpen,
+    /// The server's `joined` message arrived.
+    Joined,
+    /// The first offer arrived.
+    OfferReceived,
+    /// The first answer went out.
+    AnswerSent,
+    /// The client's ICE agent is connected (its nominated pair).
+    IceConnected,
+    /// DTLS is done: the peer connection is connected.
+    DtlsConnected,
+    /// The first media packet was sent.
+    FirstSent,
+    /// The first remote media packet arrived (the end of the join).
+    FirstReceived,
+}
+
+impl JoinMark {
+    /// Every mark, in order.
+    pub const ALL: [JoinMark; 8] = [
+        JoinMark::WsOpen,
+        JoinMark::Joined,
+        JoinMark::OfferReceived,
+        JoinMark::AnswerSent,
+        JoinMark::IceConnected,
+        JoinMark::DtlsConnected,
+        JoinMark::FirstSent,
+        JoinMark::FirstReceived,
+    ];
+}
+
+/// When, after the WebSocket opened, participants reached one [`JoinMark`].
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct Milestone {
+    /// The mark (snake case).
+    pub mark: String,
+    /// Median, ms after the WebSocket opened.
+    pub p50_ms: f64,
+    /// 95th percentile.
+    pub p95_ms: f64,
+    /// Participants that reached it.
+    pub count: u64,
+}
+
 /// Highest latency the histograms track (10 s, in microseconds).
 const MAX_MICROS: u64 = 10_000_000;
 
@@ -33,8 +82,8 @@ pub struct Accounting {
     latency_us: Histogram<u64>,
     /// Packets that carried no stamp or an unknown stream.
     foreign: u64,
-    ws_open_ns: Vec<Option<u64>>,
-    first_media_ns: Vec<Option<u64>>,
+    /// Per participant, when it reached each [`JoinMark`] (first time only).
+    marks: Vec<[Option<u64>; JoinMark::ALL.len()]>,
 }
 
 /// Percentiles in milliseconds.
@@ -65,6 +114,8 @@ pub struct Summary {
     pub latency: Percentiles,
     /// WebSocket open → first remote media packet.
     pub join: Percentiles,
+    /// The join's steps: when participants reached each mark after the WebSocket opened.
+    pub join_timeline: Vec<Milestone>,
     /// Streams that sent nothing inside the window or had nothing received (a participant's
     /// video counts as one stream, whatever its layers).
     pub silent_streams: Vec<u32>,
@@ -107,8 +158,7 @@ impl Accounting {
             span: vec![None; streams],
             latency_us: histogram(),
             foreign: 0,
-            ws_open_ns: vec![None; participants as usize],
-            first_media_ns: vec![None; participants as usize],
+            marks: vec![[None; JoinMark::ALL.len()]; participants as usize],
         }
     }
 
@@ -145,11 +195,7 @@ impl Accounting {
             self.foreign += 1;
             return;
         }
-        if let Some(first) = self.first_media_ns.get_mut(receiver as usize)
-            && first.is_none()
-        {
-            *first = Some(now_ns);
-        }
+        self.on_mark(receiver, JoinMark::FirstReceived, now_ns);
         if self.in_window(stamp.sent_ns) {
             let stream = stamp.stream.0 as usize;
             self.received[stream] += 1;
@@ -163,18 +209,28 @@ impl Accounting {
         }
     }
 
-    /// `participant`'s WebSocket opened (or, without signalling, its media started) at `ns`.
-    pub fn on_ws_open(&mut self, participant: u32, ns: u64) {
-        if let Some(slot) = self.ws_open_ns.get_mut(participant as usize) {
+    /// `participant` reached `mark` at `ns` (only the first time counts; the WebSocket opening
+    /// restarts the timeline: a reconnect is a new join).
+    pub fn on_mark(&mut self, participant: u32, mark: JoinMark, ns: u64) {
+        let Some(marks) = self.marks.get_mut(participant as usize) else {
+            return;
+        };
+        let slot = &mut marks[mark as usize];
+        if slot.is_none() || mark == JoinMark::WsOpen {
             *slot = Some(ns);
         }
     }
 
+    /// `participant`'s WebSocket opened (or, without signalling, its media started) at `ns`.
+    pub fn on_ws_open(&mut self, participant: u32, ns: u64) {
+        self.on_mark(participant, JoinMark::WsOpen, ns);
+    }
+
     /// Whether `participant` has received remote media.
     pub fn has_media(&self, participant: u32) -> bool {
-        self.first_media_ns
+        self.marks
             .get(participant as usize)
-            .is_some_and(Option::is_some)
+            .is_some_and(|m| m[JoinMark::FirstReceived as usize].is_some())
     }
 
     /// Packets expected and received of stream `i` when its expectation is all it sent.
@@ -210,6 +266,18 @@ impl Accounting {
                 "sent {:?}\nreceived {:?}\nspans {:?}",
                 self.sent, self.received, self.span
             );
+            for (p, marks) in self.marks.iter().enumerate() {
+                let open = marks[0].unwrap_or_default();
+                let ms: Vec<String> = marks
+                    .iter()
+                    .map(|m| {
+                        m.map_or("-".to_owned(), |m| {
+                            format!("{:.1}", m.saturating_sub(open) as f64 / 1e6)
+                        })
+                    })
+                    .collect();
+                eprintln!("participant {p} join marks (ms): {}", ms.join(" "));
+            }
         }
         let per = STREAMS_PER_PARTICIPANT as usize;
         let (mut sent, mut received) = (0, 0);
@@ -237,24 +305,47 @@ impl Accounting {
         } else {
             (sent - received) as f64 * 100.0 / sent as f64
         };
-        let mut join = histogram();
+        let mut timeline: Vec<Histogram<u64>> = JoinMark::ALL.iter().map(|_| histogram()).collect();
         let mut not_joined = Vec::new();
-        for (p, (open, first)) in self.ws_open_ns.iter().zip(&self.first_media_ns).enumerate() {
-            match (open, first) {
-                (Some(open), Some(first)) => {
-                    join.saturating_record(
-                        (first.saturating_sub(*open) / 1000).clamp(1, MAX_MICROS),
-                    );
+        for (p, marks) in self.marks.iter().enumerate() {
+            let Some(open) = marks[JoinMark::WsOpen as usize] else {
+                not_joined.push(p as u32);
+                continue;
+            };
+            if marks[JoinMark::FirstReceived as usize].is_none() {
+                not_joined.push(p as u32);
+            }
+            for (at, h) in marks.iter().zip(&mut timeline) {
+                if let Some(at) = at {
+                    h.saturating_record((at.saturating_sub(open) / 1000).clamp(1, MAX_MICROS));
                 }
-                _ => not_joined.push(p as u32),
             }
         }
+        let join = &timeline[JoinMark::FirstReceived as usize];
+        let join_timeline = JoinMark::ALL
+            .iter()
+            .zip(&timeline)
+            .skip(1)
+            .map(|(mark, h)| {
+                let p = percentiles(h);
+                Milestone {
+                    mark: serde_json::to_value(mark)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    p50_ms: p.p50_ms,
+                    p95_ms: p.p95_ms,
+                    count: p.count,
+                }
+            })
+            .collect();
         Summary {
             sent,
             received,
             loss_pct,
             latency: percentiles(&self.latency_us),
-            join: percentiles(&join),
+            join: percentiles(join),
+            join_timeline,
             silent_streams,
             layer_packets,
             not_joined,
@@ -386,6 +477,14 @@ mod tests {
             summary.join
         );
         assert_eq!(summary.not_joined, vec![1]);
+        let received = summary
+            .join_timeline
+            .iter()
+            .find(|m| m.mark == "first_received")
+            .expect("the last mark");
+        assert_eq!(received.count, 1);
+        assert!((received.p50_ms - 150.0).abs() < 0.2);
+        assert_eq!(summary.join_timeline.len(), JoinMark::ALL.len() - 1);
         assert_eq!(summary.foreign, 1);
         assert!(acc.has_media(0) && !acc.has_media(1));
         assert_eq!(

@@ -4,7 +4,7 @@
 //! queue. The loop: wait for datagrams, a command or the next due packet; receive in batches;
 //! emit due media; fire peer timers every few milliseconds; send in batches.
 
-use crate::accounting::{Accounting, Summary};
+use crate::accounting::{Accounting, JoinMark, Summary};
 use crate::baseline::SrtpPeer;
 use crate::net::{Outgoing, UdpIo, conn_of};
 use crate::rtc_peer::{Inbound, PeerState, RtcPeer};
@@ -85,6 +85,15 @@ pub enum Command {
     WsOpen {
         /// Who.
         participant: u32,
+    },
+    /// `participant` reached a step of its join at `at` (signalling: joined, offer, answer).
+    Mark {
+        /// Who.
+        participant: u32,
+        /// Which step.
+        mark: JoinMark,
+        /// When.
+        at: Instant,
     },
     /// Count packets sent from now for `length`.
     Window {
@@ -369,6 +378,14 @@ impl Engine {
             Command::WsOpen { participant } => {
                 self.acc.on_ws_open(participant, ns_since(self.epoch, now));
             }
+            Command::Mark {
+                participant,
+                mark,
+                at,
+            } => {
+                self.acc
+                    .on_mark(participant, mark, ns_since(self.epoch, at));
+            }
             Command::Window { length } => {
                 self.window = Some((now, now + length));
                 self.received_in_window = 0;
@@ -446,6 +463,10 @@ impl Engine {
         if let Peer::Rtc(peer) = &mut c.peer {
             let first = self.out.len();
             peer.drain(&mut self.out);
+            for (mark, at) in peer.take_marks() {
+                self.acc
+                    .on_mark(c.participant, mark, ns_since(self.epoch, at));
+            }
             if self.shared_ip.is_some() {
                 for o in &self.out[first..] {
                     self.by_remote.insert(o.to, conn);
@@ -543,6 +564,10 @@ impl Engine {
             };
             self.packets.clear();
             source.poll(now, &mut self.packets);
+            if !self.packets.is_empty() {
+                self.acc
+                    .on_mark(participant, JoinMark::FirstSent, ns_since(self.epoch, now));
+            }
             self.schedule
                 .push(Reverse((source.next_due(), participant)));
             // The publishing connection of this participant.

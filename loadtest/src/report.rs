@@ -255,6 +255,7 @@ mod tests {
                 p50_ms: 250.0,
                 ..Percentiles::default()
             },
+            join_timeline: Vec::new(),
             server_cpu_pct: cpu,
             generator_cpu_pct: 90.0,
             pps_per_core: Some(pps * 100.0 / cpu),

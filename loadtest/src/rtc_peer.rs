@@ -11,6 +11,7 @@
 //! has acknowledged its SSRCs (which `rtc` never does), so the receiver can always tell layers
 //! apart by rid, also after a renegotiation.
 
+use crate::accounting::JoinMark;
 use crate::net::Outgoing;
 use crate::stamp::{Kind, LAYER_RIDS};
 use crate::synth::SynthPacket;
@@ -26,7 +27,7 @@ use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::state::{RTCIceConnectionState, RTCPeerConnectionState};
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
@@ -132,6 +133,8 @@ pub struct RtcPeer {
     audio: Option<Sender>,
     video: Option<Sender>,
     state: PeerState,
+    /// Join marks reached since the engine last looked (ICE, DTLS connected).
+    marks: Vec<(JoinMark, Instant)>,
 }
 
 fn codec(kind: Kind) -> RTCRtpCodec {
@@ -235,6 +238,7 @@ impl RtcPeer {
             audio,
             video,
             state: PeerState::Connecting,
+            marks: Vec::new(),
         })
     }
 
@@ -415,17 +419,34 @@ impl RtcPeer {
 
     fn poll_events(&mut self) {
         while let Some(event) = self.pc.poll_event() {
-            if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) = event {
-                tracing::debug!(local = %self.local, ?state, "peer connection state");
-                self.state = match state {
-                    RTCPeerConnectionState::Connected => PeerState::Connected,
-                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
-                        PeerState::Failed
-                    }
-                    _ => self.state,
-                };
+            match event {
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                    tracing::debug!(local = %self.local, ?state, "peer connection state");
+                    self.state = match state {
+                        RTCPeerConnectionState::Connected => {
+                            self.marks.push((JoinMark::DtlsConnected, Instant::now()));
+                            PeerState::Connected
+                        }
+                        RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                            PeerState::Failed
+                        }
+                        _ => self.state,
+                    };
+                }
+                RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(
+                    RTCIceConnectionState::Connected,
+                ) => {
+                    tracing::debug!(local = %self.local, "ICE connected");
+                    self.marks.push((JoinMark::IceConnected, Instant::now()));
+                }
+                _ => {}
             }
         }
+    }
+
+    /// The join marks reached since the last call.
+    pub fn take_marks(&mut self) -> Vec<(JoinMark, Instant)> {
+        std::mem::take(&mut self.marks)
     }
 
     /// Moves pending datagrams to `out`, sent from this peer's address.

@@ -109,6 +109,9 @@ pub struct RunReport {
     pub latency: Percentiles,
     /// WebSocket open → first remote media packet.
     pub join: Percentiles,
+    /// The join's steps as the generator saw them (ms after the WebSocket opened).
+    #[serde(default)]
+    pub join_timeline: Vec<crate::accounting::Milestone>,
     /// Server CPU, percent of one core.
     pub server_cpu_pct: f64,
     /// Generator CPU, percent of one core.
@@ -170,6 +173,7 @@ impl RunReport {
             loss_pct: 100.0,
             latency: Percentiles::default(),
             join: Percentiles::default(),
+            join_timeline: Vec::new(),
             server_cpu_pct: 0.0,
             generator_cpu_pct: 0.0,
             pps_per_core: None,
@@ -515,6 +519,7 @@ async fn measure(
         loss_pct: s.loss_pct,
         latency: s.latency,
         join: s.join,
+        join_timeline: s.join_timeline,
         server_cpu_pct,
         generator_cpu_pct: gen0.percent_until(&gen1, ticks),
         pps_per_core: (server_cpu_pct > 1.0).then(|| forwarded * 100.0 / server_cpu_pct),
@@ -643,6 +648,7 @@ pub(crate) mod tests {
             loss_pct: 0.0,
             latency: Percentiles::default(),
             join: Percentiles::default(),
+            join_timeline: Vec::new(),
             server_cpu_pct: 10.0,
             generator_cpu_pct: 10.0,
             pps_per_core: None,
