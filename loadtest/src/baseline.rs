@@ -3,10 +3,12 @@
 //! no RTCP, no WebRTC state machine) and the generator's matching participant, both keyed from
 //! one shared seed so no handshake is needed. Participants `2k` and `2k+1` form visit `k`; the
 //! SSRC says who sent a packet; the forwarder learns each participant's address from its first
-//! authentic packet.
+//! authentic packet. With simulcast, every layer is received and decrypted (authenticated, as a
+//! relay must) and only the top layer (f) is forwarded, as a relay forwards one layer per
+//! subscriber and loopback leaves room for the top one.
 
 use crate::net::{Outgoing, UdpIo};
-use crate::stamp::Kind;
+use crate::stamp::{Kind, LAYERS, StreamId};
 use crate::synth::SynthPacket;
 use anyhow::{Context, Result, anyhow};
 use bytes::Bytes;
@@ -69,14 +71,18 @@ fn context(seed: u64, participant: u32, direction: Direction) -> Result<SrtpCont
     .map_err(|e| anyhow!("SRTP context: {e}"))
 }
 
-/// The SSRC of `participant`'s `kind`.
-pub fn ssrc_of(participant: u32, kind: Kind) -> u32 {
-    SSRC_BASE + participant * 2 + u32::from(kind == Kind::Video)
+/// The SSRC of a stream.
+pub fn ssrc_of(stream: StreamId) -> u32 {
+    SSRC_BASE + stream.0
 }
 
-/// The participant an SSRC belongs to.
-pub fn participant_of(ssrc: u32) -> Option<u32> {
-    ssrc.checked_sub(SSRC_BASE).map(|x| x / 2)
+/// The participant an SSRC belongs to, and whether the forwarder passes it on: audio and the
+/// top video layer (the one video stream without simulcast) are forwarded; the lower simulcast
+/// layers are not.
+pub fn participant_of(ssrc: u32) -> Option<(u32, bool)> {
+    let stream = StreamId(ssrc.checked_sub(SSRC_BASE)?);
+    let forwarded = stream.video_layer().is_none_or(|l| l == LAYERS - 1);
+    Some((stream.participant(), forwarded))
 }
 
 /// The generator's side: one participant with pre-shared keys.
@@ -112,7 +118,7 @@ impl SrtpPeer {
                 },
                 sequence_number: packet.rtp_seq,
                 timestamp: packet.rtp_ts,
-                ssrc: ssrc_of(self.participant, packet.kind),
+                ssrc: ssrc_of(packet.stream(self.participant)),
                 marker: packet.marker,
                 ..Default::default()
             },
@@ -146,6 +152,8 @@ pub struct ForwarderCounters {
     pub forwarded: u64,
     /// Packets dropped (unknown SSRC, failed decryption, other side not seen yet).
     pub dropped: u64,
+    /// Lower simulcast layers received and decrypted but not forwarded.
+    pub not_forwarded: u64,
 }
 
 /// The forwarder's state for `participants` participants.
@@ -183,9 +191,14 @@ impl Forwarder {
 
     fn forward(&mut self, from: SocketAddr, data: &[u8], out: &mut Vec<Outgoing>) -> Option<()> {
         let ssrc = u32::from_be_bytes(data.get(8..12)?.try_into().ok()?);
-        let sender = participant_of(ssrc)? as usize;
+        let (sender, forwarded) = participant_of(ssrc)?;
+        let sender = sender as usize;
         let plain = self.up.get_mut(sender)?.decrypt_rtp(data).ok()?;
         self.addrs[sender] = Some(from);
+        if !forwarded {
+            self.counters.not_forwarded += 1;
+            return Some(());
+        }
         let receiver = sender ^ 1;
         let to = (*self.addrs.get(receiver)?)?;
         let encrypted = self.down.get_mut(receiver)?.encrypt_rtp(&plain).ok()?;
@@ -292,5 +305,48 @@ mod tests {
         forwarder.handle(a_addr, &forged, &mut out);
         assert_eq!(forwarder.counters.dropped, dropped + 1);
         assert_eq!(StreamId::of(0, Kind::Video).participant(), 0);
+    }
+
+    #[test]
+    fn with_simulcast_only_the_top_layer_is_forwarded_after_decryption() {
+        let seed = 7;
+        let fwd_addr: SocketAddr = "127.0.0.1:9".parse().expect("addr");
+        let a_addr: SocketAddr = "127.2.0.1:5000".parse().expect("addr");
+        let b_addr: SocketAddr = "127.2.0.2:5000".parse().expect("addr");
+        let mut a = SrtpPeer::new(seed, 0, a_addr.ip(), fwd_addr).expect("a");
+        let mut b = SrtpPeer::new(seed, 1, b_addr.ip(), fwd_addr).expect("b");
+        let mut forwarder = Forwarder::new(seed, 2).expect("forwarder");
+        let epoch = Instant::now();
+        let profile = MediaProfile {
+            simulcast: true,
+            ..MediaProfile::default()
+        };
+        let mut packets = Vec::new();
+        Source::new(0, profile, epoch, epoch).poll(epoch, &mut packets);
+        let mut out = Vec::new();
+        let mut wire = Vec::new();
+        b.send(&packets[0], &mut wire).expect("send");
+        forwarder.handle(b_addr, &wire[0].data, &mut out);
+        assert_eq!(forwarder.counters.dropped, 1, "A not seen yet");
+        out.clear();
+        wire.clear();
+        for p in &packets {
+            a.send(p, &mut wire).expect("send");
+        }
+        for w in &wire {
+            forwarder.handle(a_addr, &w.data, &mut out);
+        }
+        let lower = packets
+            .iter()
+            .filter(|p| p.layer.is_some_and(|l| l < LAYERS - 1))
+            .count();
+        assert!(lower >= 2, "q and h packets in the first frame");
+        assert_eq!(out.len(), packets.len() - lower);
+        assert_eq!(forwarder.counters.not_forwarded, lower as u64);
+        assert_eq!(forwarder.counters.dropped, 1, "nothing of A's dropped");
+        for o in &out {
+            let stamp = Stamp::read_from(&b.receive(&o.data).expect("B decrypts")).expect("stamp");
+            assert!(stamp.stream.video_layer().is_none_or(|l| l == LAYERS - 1));
+        }
     }
 }

@@ -4,10 +4,10 @@
 //! queue. The loop: wait for datagrams, a command or the next due packet; receive in batches;
 //! emit due media; fire peer timers every few milliseconds; send in batches.
 
-use crate::accounting::{Accounting, Summary};
+use crate::accounting::{Accounting, JoinMark, Summary};
 use crate::baseline::SrtpPeer;
 use crate::net::{Outgoing, UdpIo, conn_of};
-use crate::rtc_peer::{PeerState, RtcPeer};
+use crate::rtc_peer::{Inbound, PeerState, RtcPeer};
 use crate::stamp::Stamp;
 use crate::synth::{MediaProfile, Source, SynthPacket};
 use anyhow::{Result, anyhow};
@@ -86,6 +86,15 @@ pub enum Command {
         /// Who.
         participant: u32,
     },
+    /// `participant` reached a step of its join at `at` (signalling: joined, offer, answer).
+    Mark {
+        /// Who.
+        participant: u32,
+        /// Which step.
+        mark: JoinMark,
+        /// When.
+        at: Instant,
+    },
     /// Count packets sent from now for `length`.
     Window {
         /// Window length.
@@ -96,12 +105,12 @@ pub enum Command {
         /// The report.
         reply: oneshot::Sender<EngineReport>,
     },
-    /// Whether `participant` has received remote media yet.
-    HasMedia {
-        /// Who.
-        participant: u32,
+    /// How many of the first `participants` have not received remote media yet.
+    WithoutMedia {
+        /// Participants 0..this are asked about.
+        participants: u32,
         /// Answer.
-        reply: oneshot::Sender<bool>,
+        reply: oneshot::Sender<usize>,
     },
 }
 
@@ -150,6 +159,29 @@ pub struct EngineHandle {
     sender: mpsc::Sender<Command>,
 }
 
+/// The engine's task: stopping it does not go through the (possibly full) command queue.
+pub struct EngineTask {
+    stop: Option<oneshot::Sender<()>>,
+    join: tokio::task::JoinHandle<()>,
+}
+
+impl EngineTask {
+    /// Tells the engine to stop and waits for it, at most `grace`; a task still running then
+    /// is aborted (dropped at its next await: it never blocks without one). Returns whether it
+    /// stopped by itself. Either way its socket and peer connections are gone afterwards.
+    pub async fn shutdown(mut self, grace: Duration) -> bool {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if tokio::time::timeout(grace, &mut self.join).await.is_ok() {
+            return true;
+        }
+        self.join.abort();
+        let _ = tokio::time::timeout(grace, &mut self.join).await;
+        false
+    }
+}
+
 impl EngineHandle {
     /// Sends a command.
     pub async fn send(&self, command: Command) -> Result<()> {
@@ -179,7 +211,7 @@ impl Engine {
         participants: u32,
         profile: MediaProfile,
         shared_ip: Option<IpAddr>,
-    ) -> Result<EngineHandle> {
+    ) -> Result<(EngineHandle, EngineTask)> {
         let io = UdpIo::bind("0.0.0.0:0".parse()?, 16 << 20)?;
         let epoch = Instant::now();
         let (sender, receiver) = mpsc::channel(1024);
@@ -201,8 +233,15 @@ impl Engine {
             by_remote: HashMap::new(),
             touched: Vec::with_capacity(64),
         };
-        tokio::task::spawn_local(engine.run(receiver));
-        Ok(EngineHandle { sender })
+        let (stop, stop_rx) = oneshot::channel();
+        let join = tokio::task::spawn_local(engine.run(receiver, stop_rx));
+        Ok((
+            EngineHandle { sender },
+            EngineTask {
+                stop: Some(stop),
+                join,
+            },
+        ))
     }
 
     fn local(&self, conn: usize) -> SocketAddr {
@@ -223,7 +262,7 @@ impl Engine {
         &mut self.conns[conn]
     }
 
-    async fn run(mut self, mut receiver: mpsc::Receiver<Command>) {
+    async fn run(mut self, mut receiver: mpsc::Receiver<Command>, mut stop: oneshot::Receiver<()>) {
         loop {
             self.io.send_all(&mut self.out);
             let now = Instant::now();
@@ -233,6 +272,8 @@ impl Engine {
             let sleep = deadline.max(now);
             tokio::select! {
                 biased;
+                // Told to stop, or the owner is gone.
+                _ = &mut stop => return,
                 command = receiver.recv() => match command {
                     Some(command) => self.handle_command(command),
                     None => return,
@@ -254,6 +295,7 @@ impl Engine {
 
     fn handle_command(&mut self, command: Command) {
         let now = Instant::now();
+        let simulcast = self.profile.simulcast;
         match command {
             Command::Answer {
                 conn,
@@ -266,7 +308,13 @@ impl Engine {
                 let result = (|| {
                     let slot = self.slot(conn);
                     if slot.is_none() {
-                        let peer = RtcPeer::new(now, local, publishes, &format!("p{participant}"))?;
+                        let peer = RtcPeer::new(
+                            now,
+                            local,
+                            publishes,
+                            simulcast,
+                            &format!("p{participant}"),
+                        )?;
                         *slot = Some(Conn {
                             participant,
                             publishes,
@@ -288,7 +336,8 @@ impl Engine {
             } => {
                 let local = self.local(conn);
                 let result = (|| {
-                    let mut peer = RtcPeer::new(now, local, true, &format!("p{participant}"))?;
+                    let mut peer =
+                        RtcPeer::new(now, local, true, simulcast, &format!("p{participant}"))?;
                     let offer = peer.offer(now)?;
                     *self.slot(conn) = Some(Conn {
                         participant,
@@ -329,6 +378,14 @@ impl Engine {
             Command::WsOpen { participant } => {
                 self.acc.on_ws_open(participant, ns_since(self.epoch, now));
             }
+            Command::Mark {
+                participant,
+                mark,
+                at,
+            } => {
+                self.acc
+                    .on_mark(participant, mark, ns_since(self.epoch, at));
+            }
             Command::Window { length } => {
                 self.window = Some((now, now + length));
                 self.received_in_window = 0;
@@ -365,8 +422,14 @@ impl Engine {
                     failed_connections: failed,
                 });
             }
-            Command::HasMedia { participant, reply } => {
-                let _ = reply.send(self.acc.has_media(participant));
+            Command::WithoutMedia {
+                participants,
+                reply,
+            } => {
+                let missing = (0..participants)
+                    .filter(|p| !self.acc.has_media(*p))
+                    .count();
+                let _ = reply.send(missing);
             }
         }
     }
@@ -400,6 +463,10 @@ impl Engine {
         if let Peer::Rtc(peer) = &mut c.peer {
             let first = self.out.len();
             peer.drain(&mut self.out);
+            for (mark, at) in peer.take_marks() {
+                self.acc
+                    .on_mark(c.participant, mark, ns_since(self.epoch, at));
+            }
             if self.shared_ip.is_some() {
                 for o in &self.out[first..] {
                     self.by_remote.insert(o.to, conn);
@@ -423,12 +490,13 @@ impl Engine {
         for _ in 0..16 {
             let now = Instant::now();
             let now_ns = ns_since(self.epoch, now);
-            let (conns, acc, received, by_remote, touched) = (
+            let (conns, acc, received, by_remote, touched, sources) = (
                 &mut self.conns,
                 &mut self.acc,
                 &mut self.received_in_window,
                 &self.by_remote,
                 &mut self.touched,
+                &mut self.sources,
             );
             touched.clear();
             let in_window = self
@@ -453,7 +521,14 @@ impl Engine {
                 };
                 match &mut conn.peer {
                     Peer::Rtc(peer) => {
-                        peer.handle_datagram(now, from, data, |p| on_media(p));
+                        peer.handle_datagram(now, from, data, |inbound| match inbound {
+                            Inbound::Media(payload) => on_media(payload),
+                            Inbound::KeyframeRequest(layer) => {
+                                if let Some(Some(source)) = sources.get_mut(participant as usize) {
+                                    source.request_keyframe(layer);
+                                }
+                            }
+                        });
                         if !touched.contains(&index) {
                             touched.push(index);
                         }
@@ -489,6 +564,10 @@ impl Engine {
             };
             self.packets.clear();
             source.poll(now, &mut self.packets);
+            if !self.packets.is_empty() {
+                self.acc
+                    .on_mark(participant, JoinMark::FirstSent, ns_since(self.epoch, now));
+            }
             self.schedule
                 .push(Reverse((source.next_due(), participant)));
             // The publishing connection of this participant.
@@ -529,5 +608,36 @@ impl Engine {
                 self.drain(index);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_engine_is_gone_and_refuses_commands() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        tokio::task::LocalSet::new().block_on(&runtime, async {
+            let (handle, task) = Engine::spawn(2, MediaProfile::default(), None).expect("engine");
+            let missing = handle
+                .ask(|reply| Command::WithoutMedia {
+                    participants: 2,
+                    reply,
+                })
+                .await
+                .expect("a running engine answers");
+            assert_eq!(missing, 2);
+            // The handle (a sender) is still alive: only the stop signal ends the engine.
+            assert!(
+                task.shutdown(Duration::from_secs(2)).await,
+                "stopped by itself"
+            );
+            let after = handle.send(Command::WsOpen { participant: 0 }).await;
+            assert!(after.is_err(), "the engine still takes commands");
+        });
     }
 }

@@ -121,6 +121,17 @@ struct Common {
     /// Video frames per second.
     #[arg(long, default_value_t = 30)]
     fps: u32,
+    /// Publish video as three simulcast layers (rid q, h, f at 1/8, 1/4 and all of
+    /// --video-kbps: 150/300/1200 kbit/s by default), each its own SSRC with the mid and rid
+    /// header extensions; skaerm is started with --simulcast and forwards one layer per
+    /// subscriber, the baseline forwards the top layer, Janus picks one per subscriber.
+    #[arg(long)]
+    simulcast: bool,
+    /// Deadline of each step, seconds (setup, joins, warm-up, window). Default: derived from
+    /// the step (60 s + 0.1 s per visit + joins at the join rate + 20 s for media + warm-up +
+    /// window + 30 s). A step past its deadline is stopped and counted as failed.
+    #[arg(long)]
+    step_timeout: Option<f64>,
 }
 
 impl Common {
@@ -135,9 +146,13 @@ impl Common {
             profile: synth::MediaProfile {
                 video_bps: self.video_kbps * 1000,
                 fps: self.fps.max(1),
+                simulcast: self.simulcast,
                 ..synth::MediaProfile::default()
             },
             log_dir: PathBuf::from("loadtest/results/logs"),
+            step_timeout: self
+                .step_timeout
+                .map(|s| Duration::from_secs_f64(s.max(0.001))),
         }
     }
 }
@@ -218,6 +233,7 @@ async fn run_command(command: Cmd) -> Result<()> {
                 server_cpu: common.server_cpu,
                 generator_cpu: common.generator_cpu,
                 video_kbps: common.video_kbps,
+                simulcast: common.simulcast,
                 window_s: options.window.as_secs_f64(),
                 modes: results,
                 targets,

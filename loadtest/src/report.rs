@@ -20,6 +20,9 @@ pub struct BenchReport {
     pub generator_cpu: Option<usize>,
     /// Video bitrate per participant.
     pub video_kbps: u64,
+    /// Video sent as three simulcast layers.
+    #[serde(default)]
+    pub simulcast: bool,
     /// Measurement window per step, seconds.
     pub window_s: f64,
     /// Per mode.
@@ -139,13 +142,18 @@ pub fn markdown(report: &BenchReport) -> String {
     let _ = writeln!(md, "# Relay benchmark, {}\n", report.started_at);
     let _ = writeln!(
         md,
-        "Machine: {}. Server pinned to CPU {}, generator to CPU {}. Video {} kbit/s at 30 fps plus \
+        "Machine: {}. Server pinned to CPU {}, generator to CPU {}. Video {} kbit/s at 30 fps{} plus \
          50 audio packets/s per participant; {:.0} s window per step; a step passes below 0.5% loss \
          with the server's CPU below 97%.\n\nCommand: `{}`\n",
         report.machine,
         opt(report.server_cpu.map(|c| c as f64), 0),
         opt(report.generator_cpu.map(|c| c as f64), 0),
         report.video_kbps,
+        if report.simulcast {
+            " (top layer of three simulcast layers at 1/8, 1/4 and 1 of it)"
+        } else {
+            ""
+        },
         report.window_s,
         report.command
     );
@@ -212,7 +220,11 @@ pub fn markdown(report: &BenchReport) -> String {
                 r.latency.p99_ms,
                 r.join.p50_ms,
                 r.rss_per_participant_kib,
-                if r.passed { "yes" } else { "no" }
+                match (&r.failure, r.passed) {
+                    (Some(failure), _) => format!("no ({failure})"),
+                    (None, true) => "yes".to_owned(),
+                    (None, false) => "no".to_owned(),
+                }
             );
         }
     }
@@ -243,6 +255,7 @@ mod tests {
                 p50_ms: 250.0,
                 ..Percentiles::default()
             },
+            join_timeline: Vec::new(),
             server_cpu_pct: cpu,
             generator_cpu_pct: 90.0,
             pps_per_core: Some(pps * 100.0 / cpu),
@@ -254,7 +267,9 @@ mod tests {
             generator_lag_events: 0,
             not_joined: 0,
             silent_streams: 0,
+            simulcast_layer_packets: None,
             errors: Vec::new(),
+            failure: None,
             passed: true,
         }
     }
@@ -292,6 +307,7 @@ mod tests {
             server_cpu: Some(0),
             generator_cpu: Some(1),
             video_kbps: 1200,
+            simulcast: false,
             window_s: 10.0,
             modes,
             targets: checks,

@@ -3,7 +3,7 @@
 
 use crate::accounting::Percentiles;
 use crate::baseline::SrtpPeer;
-use crate::engine::{Command, Engine, EngineHandle};
+use crate::engine::{Command, Engine, EngineHandle, EngineTask};
 use crate::net::conn_ip;
 use crate::procstat::{CpuSample, clock_ticks, rss_bytes};
 use crate::step::{StepOutcome, StepSearch, passes};
@@ -59,6 +59,29 @@ pub struct RunOptions {
     pub profile: MediaProfile,
     /// Where logs of servers under test go.
     pub log_dir: PathBuf,
+    /// Overrides the deadline of each step ([`RunOptions::step_deadline`]).
+    pub step_timeout: Option<Duration>,
+}
+
+impl RunOptions {
+    /// How long a step of `visits` visits may take from start to report before it is abandoned
+    /// and counted as failed: a minute for the server's start, 100 ms per visit for seeding and
+    /// the staff logins (argon2), the joins at the join rate, the wait for everyone's media,
+    /// the warm-up, the window, and half a minute of margin. Generous: a step that needs it is
+    /// one the generator or the server could not keep up with.
+    pub fn step_deadline(&self, visits: u32) -> Duration {
+        if let Some(timeout) = self.step_timeout {
+            return timeout;
+        }
+        let joins = Duration::from_secs_f64(f64::from(visits) / self.join_rate.max(0.1));
+        Duration::from_secs(60)
+            + Duration::from_millis(100) * visits
+            + joins
+            + self.join_timeout
+            + self.warmup
+            + self.window
+            + Duration::from_secs(30)
+    }
 }
 
 /// The numbers of one step.
@@ -86,6 +109,9 @@ pub struct RunReport {
     pub latency: Percentiles,
     /// WebSocket open → first remote media packet.
     pub join: Percentiles,
+    /// The join's steps as the generator saw them (ms after the WebSocket opened).
+    #[serde(default)]
+    pub join_timeline: Vec<crate::accounting::Milestone>,
     /// Server CPU, percent of one core.
     pub server_cpu_pct: f64,
     /// Generator CPU, percent of one core.
@@ -108,10 +134,63 @@ pub struct RunReport {
     pub not_joined: usize,
     /// Streams with nothing sent or nothing received in the window.
     pub silent_streams: usize,
+    /// With simulcast: video packets received in the window per layer (q, h, f), i.e. which
+    /// layers the server forwarded.
+    #[serde(default)]
+    pub simulcast_layer_packets: Option<[u64; 3]>,
     /// First errors of participants whose signalling failed.
     pub errors: Vec<String>,
-    /// Whether the step passed (loss < 0.5%, CPU not saturated, everyone joined).
+    /// Why the step did not finish ("timed out after … s"); its numbers are then all zero.
+    #[serde(default)]
+    pub failure: Option<String>,
+    /// Whether the step passed (finished, loss < 0.5%, CPU not saturated, everyone joined).
     pub passed: bool,
+}
+
+impl RunReport {
+    /// What the step search judges.
+    pub fn outcome(&self) -> StepOutcome {
+        StepOutcome {
+            loss_pct: self.loss_pct,
+            server_cpu_pct: self.server_cpu_pct,
+            all_joined: self.not_joined == 0 && self.silent_streams == 0,
+            timed_out: self.failure.is_some(),
+        }
+    }
+
+    /// A step that did not finish, for `reason`.
+    pub fn failed(mode: Mode, visits: u32, window: Duration, reason: String) -> RunReport {
+        let participants = visits * 2;
+        RunReport {
+            mode,
+            visits,
+            participants,
+            window_s: window.as_secs_f64(),
+            server_forwarded_pps: None,
+            received_pps: 0.0,
+            sent: 0,
+            received: 0,
+            loss_pct: 100.0,
+            latency: Percentiles::default(),
+            join: Percentiles::default(),
+            join_timeline: Vec::new(),
+            server_cpu_pct: 0.0,
+            generator_cpu_pct: 0.0,
+            pps_per_core: None,
+            rss_idle_mib: 0.0,
+            rss_loaded_mib: 0.0,
+            rss_per_participant_kib: 0.0,
+            server_drops: None,
+            generator_send_failures: 0,
+            generator_lag_events: 0,
+            not_joined: participants as usize,
+            silent_streams: 0,
+            simulcast_layer_packets: None,
+            errors: Vec::new(),
+            failure: Some(reason),
+            passed: false,
+        }
+    }
 }
 
 /// A mode's search result.
@@ -142,66 +221,135 @@ impl ModeResult {
 
 const BASELINE_SEED: u64 = 0x5ca1_ab1e;
 
-struct Participants {
+/// Everything a step starts that must be stopped whatever becomes of the step (it may be
+/// abandoned at its deadline in the middle of any await): the server under test, the media
+/// engine and the participants' signalling tasks.
+struct StepResources {
+    target: Option<Target>,
+    /// The server's log, kept after the target is gone.
+    log: Option<PathBuf>,
+    engine: Option<EngineTask>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<Result<()>>>,
 }
 
-/// Runs one step of `mode` with `visits` visits.
+impl StepResources {
+    fn new() -> StepResources {
+        StepResources {
+            target: None,
+            log: None,
+            engine: None,
+            stop: watch::channel(false).0,
+            tasks: Vec::new(),
+        }
+    }
+
+    /// Stops everything, each part within a bounded time: the participants are told to leave,
+    /// the engine to stop (aborted after 2 s), participants still running after a shared grace
+    /// period are aborted, and the server is stopped (killed at once after a timeout).
+    async fn release(&mut self, timed_out: bool) {
+        let _ = self.stop.send(true);
+        let grace = Instant::now() + Duration::from_secs(if timed_out { 1 } else { 3 });
+        if timed_out && let Some(engine) = self.engine.take() {
+            // Free the generator's core first: an overloaded engine is what hangs a step.
+            engine.shutdown(Duration::from_secs(2)).await;
+        }
+        for task in &mut self.tasks {
+            let _ = tokio::time::timeout_at(grace.into(), task).await;
+        }
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        if let Some(engine) = self.engine.take()
+            && !engine.shutdown(Duration::from_secs(2)).await
+        {
+            eprintln!("the media engine did not stop within 2 s: aborted");
+        }
+        if let Some(target) = self.target.take() {
+            if timed_out {
+                target.kill().await;
+            } else {
+                target.stop().await;
+            }
+        }
+    }
+}
+
+/// Runs one step of `mode` with `visits` visits. A step that does not finish within its
+/// deadline ([`RunOptions::step_deadline`]) is abandoned: everything it started is stopped and
+/// it comes back as a failed step ([`RunReport::failure`]).
 pub async fn run_step(mode: Mode, visits: u32, options: &RunOptions) -> Result<RunReport> {
-    let participants = visits * 2;
     let data = tempfile::Builder::new()
         .prefix("skaerm-loadtest-")
         .tempdir()
         .context("temporary data directory")?;
+    let deadline = options.step_deadline(visits);
+    let mut resources = StepResources::new();
+    let outcome = tokio::time::timeout(
+        deadline,
+        step(mode, visits, options, data.path(), &mut resources),
+    )
+    .await;
+    resources.release(outcome.is_err()).await;
+    // The server's log of every step is kept for inspection.
+    if let Some(log) = &resources.log {
+        let _ = std::fs::create_dir_all(&options.log_dir);
+        let _ = std::fs::copy(log, options.log_dir.join(format!("{mode}-{visits}.log")));
+    }
+    if std::env::var_os("SKAERM_LOADTEST_KEEP").is_some() {
+        eprintln!("keeping {}", data.keep().display());
+    }
+    match outcome {
+        Ok(result) => result,
+        Err(_) => {
+            let reason = format!("timed out after {:.0} s", deadline.as_secs_f64());
+            eprintln!("[{mode}] {visits} visits: {reason}");
+            Ok(RunReport::failed(mode, visits, options.window, reason))
+        }
+    }
+}
+
+/// Starts the server under test and drives the step; what it starts goes into `resources`.
+async fn step(
+    mode: Mode,
+    visits: u32,
+    options: &RunOptions,
+    data: &std::path::Path,
+    resources: &mut StepResources,
+) -> Result<RunReport> {
+    let participants = visits * 2;
     let http = reqwest::Client::new();
     let mut seeded = None;
     let target = match mode {
         Mode::Skaerm => {
-            let visits_seeded = seed::seed(&seed::sqlite_url(data.path()), visits).await?;
-            let target =
-                Target::skaerm(&options.skaerm_bin, data.path(), options.server_cpu).await?;
+            let visits_seeded = seed::seed(&seed::sqlite_url(data), visits).await?;
+            let target = Target::skaerm(
+                &options.skaerm_bin,
+                data,
+                options.server_cpu,
+                options.profile.simulcast,
+            )
+            .await?;
             seeded = Some(visits_seeded);
             target
         }
         Mode::Baseline => {
-            Target::forwarder(participants, BASELINE_SEED, options.server_cpu, data.path()).await?
+            Target::forwarder(participants, BASELINE_SEED, options.server_cpu, data).await?
         }
-        Mode::Janus => janus::start(data.path(), options.server_cpu).await?,
+        Mode::Janus => janus::start(data, options.server_cpu).await?,
     };
-    let result = drive(mode, visits, options, &target, seeded, &http).await;
-    let log = target.log.clone();
-    target.stop().await;
-    // The server's log of every step is kept for inspection.
-    let _ = std::fs::create_dir_all(&options.log_dir);
-    let _ = std::fs::copy(&log, options.log_dir.join(format!("{mode}-{visits}.log")));
-    if std::env::var_os("SKAERM_LOADTEST_KEEP").is_some() {
-        eprintln!("keeping {}", data.keep().display());
-    }
-    result
-}
-
-async fn drive(
-    mode: Mode,
-    visits: u32,
-    options: &RunOptions,
-    target: &Target,
-    seeded: Option<Vec<seed::SeededVisit>>,
-    http: &reqwest::Client,
-) -> Result<RunReport> {
-    let participants = visits * 2;
+    resources.log = Some(target.log.clone());
+    let target = &*resources.target.insert(target);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut rss_idle = rss_bytes(target.pid)?;
     let shared_ip = match mode {
         Mode::Janus => Some(janus::host_ip()?),
         _ => None,
     };
-    let engine = Engine::spawn(participants, options.profile, shared_ip)?;
-    let (stop, stop_rx) = watch::channel(false);
-    let mut group = Participants {
-        stop,
-        tasks: Vec::new(),
-    };
+    let (engine, engine_task) = Engine::spawn(participants, options.profile, shared_ip)?;
+    resources.engine = Some(engine_task);
+    let stop_rx = resources.stop.subscribe();
+    let tasks = &mut resources.tasks;
     let interval = Duration::from_secs_f64(1.0 / options.join_rate.max(0.1));
     match mode {
         Mode::Skaerm => {
@@ -221,16 +369,14 @@ async fn drive(
             for (i, t) in tokens.into_iter().enumerate() {
                 tokio::time::sleep_until((start + interval * i as u32).into()).await;
                 for (p, token) in [(2 * i as u32, t.staff), (2 * i as u32 + 1, t.citizen)] {
-                    group
-                        .tasks
-                        .push(tokio::task::spawn_local(visit::participant(
-                            ws_url.clone(),
-                            token,
-                            p,
-                            p as usize,
-                            engine.clone(),
-                            stop_rx.clone(),
-                        )));
+                    tasks.push(tokio::task::spawn_local(visit::participant(
+                        ws_url.clone(),
+                        token,
+                        p,
+                        p as usize,
+                        engine.clone(),
+                        stop_rx.clone(),
+                    )));
                 }
             }
         }
@@ -258,16 +404,14 @@ async fn drive(
             for i in 0..visits {
                 tokio::time::sleep_until((start + interval * i).into()).await;
                 for p in [2 * i, 2 * i + 1] {
-                    group
-                        .tasks
-                        .push(tokio::task::spawn_local(janus::participant(
-                            base.clone(),
-                            i,
-                            p,
-                            participants,
-                            engine.clone(),
-                            stop_rx.clone(),
-                        )));
+                    tasks.push(tokio::task::spawn_local(janus::participant(
+                        base.clone(),
+                        i,
+                        p,
+                        participants,
+                        engine.clone(),
+                        stop_rx.clone(),
+                    )));
                 }
             }
         }
@@ -277,31 +421,21 @@ async fn drive(
         visits,
         rss_idle,
     };
-    let result = measure(step, options, target, &engine, &mut group, http).await;
-    let _ = group.stop.send(true);
-    for task in group.tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
-    }
-    result
+    measure(step, options, target, &engine, tasks, &http).await
 }
 
 async fn wait_for_media(participants: u32, engine: &EngineHandle, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
-    let mut waiting: Vec<u32> = (0..participants).collect();
-    while !waiting.is_empty() && Instant::now() < deadline {
-        let mut still = Vec::new();
-        for &p in &waiting {
-            if !engine
-                .ask(|reply| Command::HasMedia {
-                    participant: p,
-                    reply,
-                })
-                .await?
-            {
-                still.push(p);
-            }
+    while Instant::now() < deadline {
+        let missing = engine
+            .ask(|reply| Command::WithoutMedia {
+                participants,
+                reply,
+            })
+            .await?;
+        if missing == 0 {
+            break;
         }
-        waiting = still;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(())
@@ -319,7 +453,7 @@ async fn measure(
     options: &RunOptions,
     target: &Target,
     engine: &EngineHandle,
-    group: &mut Participants,
+    tasks: &mut Vec<JoinHandle<Result<()>>>,
     http: &reqwest::Client,
 ) -> Result<RunReport> {
     let StepId {
@@ -330,7 +464,7 @@ async fn measure(
     let participants = visits * 2;
     wait_for_media(participants, engine, options.join_timeout).await?;
     let mut errors = Vec::new();
-    for task in &mut group.tasks {
+    for task in tasks.iter_mut() {
         if task.is_finished() {
             match task.await {
                 Ok(Err(err)) => errors.push(format!("{err:#}")),
@@ -339,7 +473,7 @@ async fn measure(
             }
         }
     }
-    group.tasks.retain(|t| !t.is_finished());
+    tasks.retain(|t| !t.is_finished());
     errors.truncate(5);
     tokio::time::sleep(options.warmup).await;
 
@@ -385,6 +519,7 @@ async fn measure(
         loss_pct: s.loss_pct,
         latency: s.latency,
         join: s.join,
+        join_timeline: s.join_timeline,
         server_cpu_pct,
         generator_cpu_pct: gen0.percent_until(&gen1, ticks),
         pps_per_core: (server_cpu_pct > 1.0).then(|| forwarded * 100.0 / server_cpu_pct),
@@ -399,14 +534,12 @@ async fn measure(
         generator_lag_events: report.generator_lag_events,
         not_joined: s.not_joined.len(),
         silent_streams: s.silent_streams.len(),
+        simulcast_layer_packets: options.profile.simulcast.then_some(s.layer_packets),
         errors,
+        failure: None,
         passed: false,
     };
-    run.passed = passes(&StepOutcome {
-        loss_pct: run.loss_pct,
-        server_cpu_pct: run.server_cpu_pct,
-        all_joined: run.not_joined == 0 && run.silent_streams == 0,
-    });
+    run.passed = passes(&run.outcome());
     Ok(run)
 }
 
@@ -419,6 +552,9 @@ pub async fn search(mode: Mode, start: u32, max: u32, options: &RunOptions) -> M
         eprintln!("[{mode}] step: {visits} visits");
         match run_step(mode, visits, options).await {
             Ok(report) => {
+                if let Some(failure) = &report.failure {
+                    eprintln!("[{mode}] {visits} visits failed: {failure}");
+                }
                 eprintln!(
                     "[{mode}] {visits} visits: loss {:.3}%, server {:.0}% CPU, {:.0} fwd pkt/s, p99 {:.2} ms, join p50 {:.0} ms, passed {}",
                     report.loss_pct,
@@ -428,7 +564,7 @@ pub async fn search(mode: Mode, start: u32, max: u32, options: &RunOptions) -> M
                     report.join.p50_ms,
                     report.passed
                 );
-                search.record(visits, report.passed);
+                search.record(visits, passes(&report.outcome()));
                 steps.push(report);
             }
             Err(err) => {
@@ -459,6 +595,9 @@ pub async fn search(mode: Mode, start: u32, max: u32, options: &RunOptions) -> M
 /// Fails unless the run shows zero loss and media both ways in every visit.
 pub fn check_smoke(report: &RunReport) -> Result<()> {
     let mut problems = Vec::new();
+    if let Some(failure) = &report.failure {
+        problems.push(failure.clone());
+    }
     if report.sent == 0 {
         problems.push("nothing was sent".to_owned());
     }
@@ -493,7 +632,7 @@ pub fn check_smoke(report: &RunReport) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn report() -> RunReport {
@@ -509,6 +648,7 @@ mod tests {
             loss_pct: 0.0,
             latency: Percentiles::default(),
             join: Percentiles::default(),
+            join_timeline: Vec::new(),
             server_cpu_pct: 10.0,
             generator_cpu_pct: 10.0,
             pps_per_core: None,
@@ -520,7 +660,9 @@ mod tests {
             generator_lag_events: 0,
             not_joined: 0,
             silent_streams: 0,
+            simulcast_layer_packets: None,
             errors: Vec::new(),
+            failure: None,
             passed: true,
         }
     }
@@ -554,5 +696,126 @@ mod tests {
             ..report()
         };
         assert!(check_smoke(&failed).is_err());
+        let timed_out = RunReport::failed(Mode::Skaerm, 3, Duration::from_secs(3), "t".into());
+        assert!(check_smoke(&timed_out).is_err());
+        assert!(!passes(&timed_out.outcome()));
+    }
+
+    /// The `skaerm` binary of the workspace build (or `$SKAERM_BIN`).
+    pub(crate) fn skaerm_bin() -> PathBuf {
+        let path = std::env::var_os("SKAERM_BIN").map_or_else(
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/skaerm"),
+            PathBuf::from,
+        );
+        assert!(
+            path.exists(),
+            "{} is missing: run `cargo build --workspace` first",
+            path.display()
+        );
+        path
+    }
+
+    /// Processes whose parent is this test process.
+    fn children() -> Vec<u32> {
+        let me = std::process::id();
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid …; comm may contain spaces, so split after the ')'.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(me) {
+                found.push(pid);
+            }
+        }
+        found
+    }
+
+    pub(crate) fn options(log_dir: &std::path::Path) -> RunOptions {
+        RunOptions {
+            skaerm_bin: skaerm_bin(),
+            server_cpu: None,
+            warmup: Duration::from_millis(500),
+            window: Duration::from_secs(2),
+            join_rate: 20.0,
+            join_timeout: Duration::from_secs(20),
+            profile: MediaProfile::default(),
+            log_dir: log_dir.to_owned(),
+            step_timeout: None,
+        }
+    }
+
+    pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        tokio::task::LocalSet::new().block_on(&runtime, future)
+    }
+
+    /// A step whose window outlasts its deadline by far comes back as a timed-out failure soon
+    /// after the deadline, with its server gone, instead of running on.
+    #[test]
+    fn a_step_past_its_deadline_stops_everything_and_fails() {
+        let logs = tempfile::tempdir().expect("tempdir");
+        let options = RunOptions {
+            window: Duration::from_secs(600),
+            step_timeout: Some(Duration::from_secs(8)),
+            ..options(logs.path())
+        };
+        let started = Instant::now();
+        let report = block_on(run_step(Mode::Skaerm, 1, &options)).expect("a report");
+        let took = started.elapsed();
+        assert!(
+            report.failure.as_deref() == Some("timed out after 8 s"),
+            "{report:?}"
+        );
+        assert!(!report.passed && !passes(&report.outcome()));
+        assert!(took < Duration::from_secs(8 + 12), "took {took:?}");
+        assert!(took >= Duration::from_secs(8), "took {took:?}");
+        assert_eq!(children(), Vec::<u32>::new(), "the server is still running");
+        let log = logs.path().join("skaerm-1.log");
+        let log = std::fs::read_to_string(&log).expect("the server's log is kept");
+        assert!(log.is_empty() || !log.contains("panicked"), "{log}");
+    }
+
+    /// Two visits through the real (debug) server with simulcast on both sides: every
+    /// participant gets audio and video both ways, the video as one layer at a time chosen by
+    /// the relay — the lowest at first, as its bandwidth estimate starts low — and nothing is
+    /// lost beyond what a layer switch may cost at its edges.
+    #[test]
+    fn a_simulcast_step_through_the_real_server_carries_audio_and_video_both_ways() {
+        let logs = tempfile::tempdir().expect("tempdir");
+        let options = RunOptions {
+            profile: MediaProfile {
+                simulcast: true,
+                ..MediaProfile::default()
+            },
+            step_timeout: Some(Duration::from_secs(120)),
+            ..options(logs.path())
+        };
+        let report = block_on(run_step(Mode::Skaerm, 2, &options)).expect("a report");
+        assert_eq!(report.failure, None);
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert_eq!(report.not_joined, 0, "{report:?}");
+        assert_eq!(
+            report.silent_streams, 0,
+            "audio and video both ways: {report:?}"
+        );
+        let layers = report.simulcast_layer_packets.expect("layers counted");
+        assert!(
+            layers[0] > 0,
+            "the relay starts subscribers on layer q: {layers:?}"
+        );
+        assert!(report.sent > 0 && report.loss_pct < 1.0, "{report:?}");
+        assert_eq!(report.server_drops, Some(0), "{report:?}");
     }
 }

@@ -6,9 +6,18 @@
 pub const STAMP_LEN: usize = 20;
 const MAGIC: [u8; 4] = *b"SKLT";
 
-/// A stream: one publisher's audio or video.
+/// A stream: one publisher's audio, its video, or one simulcast layer of its video. Each
+/// participant has [`STREAMS_PER_PARTICIPANT`] slots: audio, layers q and h, and the full video
+/// (layer f, or the one stream without simulcast).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamId(pub u32);
+
+/// Stream slots per participant.
+pub const STREAMS_PER_PARTICIPANT: u32 = 4;
+/// Simulcast layers, lowest first (rid q, h, f).
+pub const LAYERS: usize = 3;
+/// The rids of the layers, lowest first.
+pub const LAYER_RIDS: [&str; LAYERS] = ["q", "h", "f"];
 
 /// Audio or video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -20,25 +29,40 @@ pub enum Kind {
 }
 
 impl StreamId {
-    /// The stream of `participant`'s `kind`.
+    /// The stream of `participant`'s `kind` (video: the one stream, or the top layer).
     pub fn of(participant: u32, kind: Kind) -> StreamId {
-        StreamId(participant * 2 + u32::from(kind == Kind::Video))
+        match kind {
+            Kind::Audio => StreamId(participant * STREAMS_PER_PARTICIPANT),
+            Kind::Video => StreamId::layer(participant, LAYERS - 1),
+        }
+    }
+
+    /// Simulcast layer `layer` (0 = q, lowest) of `participant`'s video.
+    pub fn layer(participant: u32, layer: usize) -> StreamId {
+        let layer = layer.min(LAYERS - 1) as u32;
+        StreamId(participant * STREAMS_PER_PARTICIPANT + 1 + layer)
     }
 
     /// The publishing participant.
-    #[cfg_attr(not(test), expect(dead_code, reason = "tests read stamps back"))]
     pub fn participant(self) -> u32 {
-        self.0 / 2
+        self.0 / STREAMS_PER_PARTICIPANT
     }
 
     /// Audio or video.
     #[cfg_attr(not(test), expect(dead_code, reason = "tests read stamps back"))]
     pub fn kind(self) -> Kind {
-        if self.0 % 2 == 1 {
-            Kind::Video
-        } else {
+        if self.0.is_multiple_of(STREAMS_PER_PARTICIPANT) {
             Kind::Audio
+        } else {
+            Kind::Video
         }
+    }
+
+    /// The video layer (0 = q … 2 = f, which is also the one stream without simulcast).
+    pub fn video_layer(self) -> Option<usize> {
+        (self.0 % STREAMS_PER_PARTICIPANT)
+            .checked_sub(1)
+            .map(|l| l as usize)
     }
 }
 
@@ -105,6 +129,15 @@ mod tests {
         assert_eq!(stamp.stream.participant(), 7);
         assert_eq!(stamp.stream.kind(), Kind::Video);
         assert_eq!(StreamId::of(7, Kind::Audio).kind(), Kind::Audio);
+        assert_eq!(StreamId::of(7, Kind::Audio).video_layer(), None);
+        assert_eq!(StreamId::of(7, Kind::Video).video_layer(), Some(2));
+        let q = StreamId::layer(7, 0);
+        assert_eq!(
+            (q.participant(), q.kind(), q.video_layer()),
+            (7, Kind::Video, Some(0))
+        );
+        assert_eq!(StreamId::layer(7, 2), StreamId::of(7, Kind::Video));
+        assert_ne!(StreamId::layer(6, 2), StreamId::of(7, Kind::Audio));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The step search for the largest load a target sustains: a step passes when its loss is below
-//! the limit (0.5%) and the server's CPU is not saturated. The load doubles until a step fails,
+//! The step search for the largest load a target sustains: a step passes when it finished within
+//! its deadline, its loss is below the limit (0.5%) and the server's CPU is not saturated; a step
+//! that timed out is a failure like any other, so the search bisects below it. The load doubles until a step fails,
 //! then bisects between the last pass and the first failure down to a resolution of about 10%.
 //! A plain state machine: it proposes visit counts and is told the outcomes.
 
@@ -12,6 +13,8 @@ pub struct StepOutcome {
     pub server_cpu_pct: f64,
     /// Every participant joined and received media.
     pub all_joined: bool,
+    /// The step did not finish within its deadline (its other numbers mean nothing).
+    pub timed_out: bool,
 }
 
 /// Loss at or above this fails a step (percent).
@@ -21,7 +24,8 @@ pub const CPU_SATURATED_PCT: f64 = 97.0;
 
 /// Whether a step passes.
 pub fn passes(outcome: &StepOutcome) -> bool {
-    outcome.all_joined
+    !outcome.timed_out
+        && outcome.all_joined
         && outcome.loss_pct < LOSS_LIMIT_PCT
         && outcome.server_cpu_pct < CPU_SATURATED_PCT
 }
@@ -119,6 +123,7 @@ mod tests {
             loss_pct: 0.1,
             server_cpu_pct: 60.0,
             all_joined: true,
+            timed_out: false,
         };
         assert!(passes(&ok));
         assert!(!passes(&StepOutcome {
@@ -133,5 +138,40 @@ mod tests {
             all_joined: false,
             ..ok
         }));
+        assert!(!passes(&StepOutcome {
+            timed_out: true,
+            ..ok
+        }));
+    }
+
+    /// The unbounded bench that hung: every step up to 640 visits passes, every step from 1000
+    /// on never finishes. Timed-out steps (perfect numbers otherwise: nothing was measured) must
+    /// fail, so the search bisects below them and ends.
+    #[test]
+    fn a_timed_out_step_fails_and_the_search_bisects_below_it() {
+        let mut search = StepSearch::new(10, 2000);
+        let mut tried = Vec::new();
+        let mut timed_out = Vec::new();
+        while let Some(v) = search.next() {
+            assert!(tried.len() < 20, "the search does not end: {tried:?}");
+            tried.push(v);
+            let hangs = v >= 1000;
+            let outcome = StepOutcome {
+                loss_pct: if hangs { 0.0 } else { 0.1 },
+                server_cpu_pct: if hangs { 0.0 } else { 50.0 },
+                all_joined: true,
+                timed_out: hangs,
+            };
+            if hangs {
+                timed_out.push(v);
+            }
+            search.record(v, passes(&outcome));
+        }
+        assert_eq!(&tried[..8], &[10, 20, 40, 80, 160, 320, 640, 1280]);
+        let best = search.best().expect("a passing load");
+        assert!((900..1000).contains(&best), "best {best}, tried {tried:?}");
+        assert!(!timed_out.is_empty() && timed_out.iter().all(|v| *v > best));
+        // After the first timeout, no step at or above it is tried again.
+        assert!(tried[8..].iter().all(|v| *v < 1280), "{tried:?}");
     }
 }

@@ -135,8 +135,14 @@ impl Target {
         ))
     }
 
-    /// Starts `skaerm` with its data in `data_dir`, on loopback only.
-    pub async fn skaerm(bin: &Path, data_dir: &Path, cpu: Option<usize>) -> Result<Target> {
+    /// Starts `skaerm` with its data in `data_dir`, on loopback only; with `simulcast`, the
+    /// relay asks publishers for three layers (`--simulcast`).
+    pub async fn skaerm(
+        bin: &Path,
+        data_dir: &Path,
+        cpu: Option<usize>,
+        simulcast: bool,
+    ) -> Result<Target> {
         let http_port = free_port(false)?;
         let udp_port = free_port(true)?;
         let mut cmd = command(bin, cpu);
@@ -148,7 +154,13 @@ impl Target {
             .args(["--udp-bind-ip", "127.0.0.1"])
             .args(["--announce-ip", "127.0.0.1"])
             .args(["--max-participants", "2"])
-            .env("RUST_LOG", "warn");
+            .env(
+                "RUST_LOG",
+                std::env::var("SKAERM_LOADTEST_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            );
+        if simulcast {
+            cmd.arg("--simulcast");
+        }
         let (mut target, url) =
             Target::spawn(cmd, data_dir.join("skaerm.log"), Some("skaerm ready:")).await?;
         target.http = Some(url);
@@ -185,11 +197,25 @@ impl Target {
         metric_sum(&text, "skaerm_rtp_packets_forwarded_total")
     }
 
-    /// Drops counted by the server (skaerm only).
+    /// Drops counted by the server (skaerm only), except the simulcast layers it did not
+    /// select for a subscriber (`reason="layer_not_selected"`: by design, not a loss).
     pub async fn dropped_total(&self, client: &reqwest::Client) -> Option<u64> {
         let url = format!("{}/metrics", self.http.as_ref()?);
         let text = client.get(url).send().await.ok()?.text().await.ok()?;
-        metric_sum(&text, "skaerm_packets_dropped_total")
+        let all = metric_sum(&text, "skaerm_packets_dropped_total")?;
+        let unselected = metric_sum(
+            &text,
+            "skaerm_packets_dropped_total{reason=\"layer_not_selected\"}",
+        )
+        .unwrap_or(0);
+        Some(all.saturating_sub(unselected))
+    }
+
+    /// Kills it at once (SIGKILL) and reaps it, waiting at most 10 s: for a step abandoned at
+    /// its deadline, whose server may be too busy to shut down cleanly.
+    pub async fn kill(mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
     }
 
     /// Stops it: SIGINT first (skaerm shuts down cleanly, profilers write their output), SIGKILL
@@ -219,7 +245,8 @@ pub fn metric_sum(text: &str, name: &str) -> Option<u64> {
         let Some(rest) = line.strip_prefix(name) else {
             continue;
         };
-        if !(rest.starts_with(' ') || rest.starts_with('{')) {
+        // `name` may end in a label set (one sample) or not (every label set).
+        if !(rest.starts_with(' ') || (rest.starts_with('{') && !name.ends_with('}'))) {
             continue;
         }
         let value = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
@@ -248,5 +275,9 @@ mod tests {
             Some(12345)
         );
         assert_eq!(metric_sum(text, "skaerm_nothing"), None);
+        assert_eq!(
+            metric_sum(text, "skaerm_packets_dropped_total{reason=\"queue_full\"}"),
+            Some(4)
+        );
     }
 }

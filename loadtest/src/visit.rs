@@ -4,6 +4,7 @@
 //! every `offer` through the media engine (PROTOCOL.md). Each participant's HTTP client uses its
 //! own loopback source address, as separate devices would (the server rate-limits per address).
 
+use crate::accounting::JoinMark;
 use crate::engine::{Command, EngineHandle};
 use crate::seed::{PASSWORD, SeededVisit};
 use anyhow::{Context, Result, bail};
@@ -90,7 +91,9 @@ pub async fn participant(
     engine: EngineHandle,
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
-    let (ws, _) = tokio_tungstenite::connect_async(&ws_url)
+    // Without Nagle, as a browser's WebSocket: a small message (an `admit` right after the
+    // `join`) must not wait for the server's delayed ACK of the one before.
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(&ws_url, None, true)
         .await
         .with_context(|| format!("connecting {ws_url}"))?;
     engine.send(Command::WsOpen { participant }).await?;
@@ -130,6 +133,7 @@ pub async fn participant(
         let message: Value = serde_json::from_str(text.as_str()).context("server message")?;
         match message["type"].as_str() {
             Some("offer") => {
+                mark(&engine, participant, JoinMark::OfferReceived).await?;
                 let sdp = message["sdp"]
                     .as_str()
                     .context("offer without sdp")?
@@ -152,12 +156,14 @@ pub async fn participant(
                 };
                 sink.send(Message::text(serde_json::to_string(&answer)?))
                     .await?;
+                mark(&engine, participant, JoinMark::AnswerSent).await?;
             }
             // The staff participant (the host) lets the citizen in from the waiting room.
             Some("participant_waiting") => {
                 admit(&mut sink, &message["participant"]["id"]).await?;
             }
             Some("joined") => {
+                mark(&engine, participant, JoinMark::Joined).await?;
                 for waiting in message["waiting"].as_array().into_iter().flatten() {
                     admit(&mut sink, &waiting["id"]).await?;
                 }
@@ -169,6 +175,18 @@ pub async fn participant(
             _ => {}
         }
     }
+}
+
+/// Tells the engine `participant` reached `mark` now.
+async fn mark(engine: &EngineHandle, participant: u32, mark: JoinMark) -> Result<()> {
+    let at = std::time::Instant::now();
+    engine
+        .send(Command::Mark {
+            participant,
+            mark,
+            at,
+        })
+        .await
 }
 
 /// Sends `admit` for the waiting participant whose id is `id`.

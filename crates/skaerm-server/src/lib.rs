@@ -32,6 +32,7 @@ pub mod turn;
 pub use config::ServerConfig;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use skaerm_sfu::Sfu;
 use skaerm_sfu::config::RelayConfig;
 use std::net::SocketAddr;
@@ -165,6 +166,14 @@ impl Server {
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();
         let serving = match tls {
             None => tokio::spawn(async move {
+                // No Nagle: signalling is small messages in bursts (`joined` then `offer`), and
+                // a second small write waiting for the client's delayed ACK of the first cost
+                // 40 ms per burst on loopback (HTTPS through axum-server sets it by default).
+                let listener = listener.tap_io(|tcp| {
+                    if let Err(err) = tcp.set_nodelay(true) {
+                        tracing::debug!(%err, "could not set TCP_NODELAY");
+                    }
+                });
                 let result = axum::serve(
                     listener,
                     app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -17,7 +17,7 @@ use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::state::{RTCIceConnectionState, RTCPeerConnectionState};
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
@@ -94,6 +94,8 @@ struct Client {
     /// Payloads received, by stream id and kind.
     received: Vec<(String, u8, Bytes)>,
     connected: bool,
+    /// Its ICE agent has connected (the DTLS handshake may still be under way).
+    ice_connected: bool,
     messages: Vec<ServerMessage>,
     /// Next sequence number per sending kind (each SSRC has its own sequence space).
     seq: HashMap<RtpCodecKind, u16>,
@@ -199,6 +201,7 @@ impl Client {
             tracks: HashMap::new(),
             received: Vec::new(),
             connected: false,
+            ice_connected: false,
             messages: Vec::new(),
             seq: HashMap::new(),
             receivers: HashMap::new(),
@@ -361,6 +364,9 @@ impl Client {
                 }
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
                     self.connected = state == RTCPeerConnectionState::Connected;
+                }
+                RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(state) => {
+                    self.ice_connected = state == RTCIceConnectionState::Connected;
                 }
                 _ => {}
             }
@@ -2013,4 +2019,28 @@ fn a_check_that_beats_the_answer_is_answered_as_soon_as_the_answer_is_applied() 
         "connected {took:?} after the answer: the early check was not answered"
     );
     assert_eq!(net.core.counters().drops(DropReason::EarlyCheck), 0);
+}
+
+/// The relay is the DTLS client: its ClientHello must leave as soon as ICE has selected a
+/// pair, not at the connection's next ICE check tick 200 ms later (which every join paid).
+#[test]
+fn the_dtls_handshake_follows_ice_at_once() {
+    let mut net = Net::new();
+    let room = RoomId(Uuid::new_v4());
+    let a = net.join(room, "192.168.1.10:40000");
+    let start = net.now;
+    let mut ice_at = None;
+    while !net.clients[a].connected && net.now < start + Duration::from_secs(2) {
+        net.advance(Duration::from_millis(1));
+        if ice_at.is_none() && net.clients[a].ice_connected {
+            ice_at = Some(net.now);
+        }
+    }
+    assert!(net.clients[a].connected, "the client must connect");
+    let ice_at = ice_at.expect("the client's ICE agent connected");
+    let handshake = net.now - ice_at;
+    assert!(
+        handshake < Duration::from_millis(20),
+        "DTLS connected {handshake:?} after ICE (200 ms: the ClientHello waited for a tick)"
+    );
 }
