@@ -41,9 +41,11 @@ async function freePorts() {
  * Starts `skaerm` with a fresh data directory on fixed free ports; resolves once it is ready.
  * `kill()` stops it abruptly (SIGKILL, as a crash would) and `restart()` starts it again on the
  * same ports and data directory (without re-seeding the demo, which would re-issue the citizen
- * link). `env` adds environment variables (e.g. SKAERM_LINK_OPENS_BEFORE_MIN).
+ * link). `env` adds environment variables (e.g. SKAERM_LINK_OPENS_BEFORE_MIN). `host` is the
+ * address it listens, binds its relay and announces candidates on (loopback unless given; the
+ * public URL and so the citizen links follow the listen address); `args` adds flags.
  */
-export async function startServer({ env = {} } = {}) {
+export async function startServer({ env = {}, host = "127.0.0.1", args = [] } = {}) {
   const bin = process.env.SKAERM_BIN || join(repoRoot, "target/debug/skaerm");
   const dataDir = mkdtempSync(join(tmpdir(), "skaerm-browser-"));
   const ports = await freePorts();
@@ -52,15 +54,16 @@ export async function startServer({ env = {} } = {}) {
 
   const spawnServer = async (extraArgs) => {
     child = spawn(bin, [
-      "--listen", `127.0.0.1:${ports.tcp}`,
+      "--listen", `${host}:${ports.tcp}`,
       "--data-dir", dataDir,
       "--udp-port", String(ports.udp),
-      "--udp-bind-ip", "127.0.0.1",
-      "--announce-ip", "127.0.0.1",
+      "--udp-bind-ip", host,
+      "--announce-ip", host,
       // One test file logs the same demo accounts in many times a minute from one address; the
       // brute-force limits themselves are proven by tests/e2e/attacks.rs.
       "--login-limit-per-user", "500",
       "--login-limit-per-ip", "500",
+      ...args,
       ...extraArgs,
     ], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || "info", ...env } });
     const running = child;
@@ -107,10 +110,14 @@ export async function startServer({ env = {} } = {}) {
   };
 }
 
-/** Debian Chromium, headless, with fake media devices that need no permission prompt. */
-export async function launchBrowser() {
+/**
+ * Debian Chromium, headless, with fake media devices that need no permission prompt.
+ * `executablePath` runs another executable (e.g. a wrapper starting Chromium in a network
+ * namespace); `args` adds command-line flags.
+ */
+export async function launchBrowser({ executablePath, args = [] } = {}) {
   return chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    executablePath: executablePath || process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
     args: [
       "--no-sandbox",
@@ -123,6 +130,7 @@ export async function launchBrowser() {
       "--use-fake-ui-for-media-stream",
       "--use-fake-device-for-media-stream",
       "--autoplay-policy=no-user-gesture-required",
+      ...args,
     ],
   });
 }

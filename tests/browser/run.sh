@@ -37,6 +37,23 @@ if ! command -v iptables >/dev/null 2>&1 && ! [ -x /usr/sbin/iptables ]; then
     echo "could not install iptables: the ICE-restart browser test will be skipped" >&2
 fi
 
+# bad-network.test.mjs puts the citizen's browser in a network namespace behind a shaped veth
+# pair (ip, tc; root only, skipped with the reason otherwise). Without sch_netem in the kernel
+# it delays packets with delay-line.py (python3).
+has() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+if ! has ip || ! has tc; then
+  echo "installing Debian iproute2"
+  [ -n "$apt_updated" ] || { $sudo_cmd apt-get update -qq && apt_updated=1; }
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq iproute2 >/dev/null ||
+    echo "could not install iproute2: the bad-network browser test will be skipped" >&2
+fi
+if ! command -v python3 >/dev/null 2>&1; then
+  echo "installing Debian python3"
+  [ -n "$apt_updated" ] || { $sudo_cmd apt-get update -qq && apt_updated=1; }
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq python3 >/dev/null ||
+    echo "could not install python3: the bad-network browser test fails where the kernel has no netem" >&2
+fi
+
 if [ ! -d node_modules/playwright-core ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi

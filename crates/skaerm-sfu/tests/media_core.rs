@@ -20,7 +20,7 @@ use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::{RTCIceConnectionState, RTCPeerConnectionState};
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
@@ -350,6 +350,37 @@ impl Client {
             .rtp_receiver(receiver)
             .unwrap()
             .write_rtcp(now, vec![Box::new(pli)])
+            .unwrap();
+    }
+
+    /// Asks for a retransmission of `seqs` of the inbound video track from `stream`.
+    fn send_nack(&mut self, now: Instant, stream: &str, seqs: &[u16]) {
+        let (receiver, ssrc) = self
+            .tracks
+            .iter()
+            .filter(|(_, s)| s.as_str() == stream)
+            .filter_map(|(track, _)| self.receivers.get(track).copied())
+            .find(|(receiver, _)| {
+                self.pc
+                    .rtp_receiver(*receiver)
+                    .is_some_and(|r| r.track().kind() == RtpCodecKind::Video)
+            })
+            .unwrap();
+        let nack = TransportLayerNack {
+            sender_ssrc: 0,
+            media_ssrc: ssrc,
+            nacks: seqs
+                .iter()
+                .map(|&packet_id| NackPair {
+                    packet_id,
+                    lost_packets: 0,
+                })
+                .collect(),
+        };
+        self.pc
+            .rtp_receiver(receiver)
+            .unwrap()
+            .write_rtcp(now, vec![Box::new(nack)])
             .unwrap();
     }
 
@@ -1056,6 +1087,25 @@ fn a_starved_subscriber_falls_back_to_audio_only_and_resumes_with_a_keyframe() {
         "no video may reach B while paused"
     );
     assert!(net.core.counters().drops(DropReason::VideoPaused) >= dropped_before + 25);
+    // B asks again for video it missed before the pause (still in the relay's send cache):
+    // nothing is resent while paused, the line is too weak for video.
+    let rtx_before = net.relay_rtp.get(&(b_addr, 97)).copied().unwrap_or(0);
+    let missed: Vec<u16> = net.relay_video_seqs[&b_addr]
+        .iter()
+        .rev()
+        .take(5)
+        .copied()
+        .collect();
+    let a_stream = net.clients[a].participant.to_string();
+    net.clients[b].send_nack(net.now, &a_stream, &missed);
+    for _ in 0..10 {
+        tick(&mut net, &mut i);
+    }
+    assert_eq!(
+        net.relay_rtp.get(&(b_addr, 97)).copied().unwrap_or(0),
+        rtx_before,
+        "no retransmission may reach B while its video is paused"
+    );
     let audio = net.payloads(b, a, 111);
     for n in first..i {
         assert!(

@@ -756,6 +756,8 @@ impl MediaCore {
             }
             let estimate = peer.estimate.get();
             if let Some(t) = peer.fallback.update(now, estimate) {
+                // Nothing is resent to a subscriber whose video is paused.
+                peer.nacks.set_closed(t == Transition::Pause);
                 changes.push((*key, t));
             }
             for subscription in &mut peer.subscriptions {
@@ -1178,7 +1180,7 @@ impl MediaCore {
 
         let key = PeerKey(self.next_key);
         self.next_key += 1;
-        let (mut pc, estimate, reports) =
+        let (mut pc, estimate, reports, nacks) =
             match self.factory.build(now, self.config.fallback.floor_bps / 2) {
                 Ok(built) => built,
                 Err(err) => {
@@ -1251,6 +1253,7 @@ impl MediaCore {
                 next_track: 0,
                 estimate,
                 fallback: Fallback::new(self.config.fallback),
+                nacks,
                 reports,
             },
         );

@@ -11,7 +11,9 @@
 //! extension ids are the same on every leg.
 
 use crate::media::bandwidth::{Estimate, EstimateProbe};
-use crate::media::feedback::{FEEDBACK_TAP_SLOT, FeedbackTap};
+use crate::media::feedback::{
+    FEEDBACK_TAP_SLOT, FeedbackTap, NACK_GATE_SLOT, NackGate, NackSwitch,
+};
 use crate::media::reports::{REPORT_PROBE_SLOT, ReportCells, ReportProbe};
 use rtc::interceptor::{
     CongestionControlBuilder, NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder,
@@ -140,14 +142,14 @@ impl PeerFactory {
         Ok(PeerFactory { certificate })
     }
 
-    /// A new relay-side connection: ICE-lite, our codecs; and the handle
-    /// to its send-side bandwidth estimate and to what its RTCP reports say.
+    /// A new relay-side connection: ICE-lite, our codecs; and the handles to its send-side
+    /// bandwidth estimate, to what its RTCP reports say and to the switch of its NACK gate.
     /// `min_estimate_bps` bounds the estimate from below.
     pub(crate) fn build(
         &self,
         now: Instant,
         min_estimate_bps: u64,
-    ) -> Result<(RTCPeerConnection, Estimate, Arc<ReportCells>), EngineError> {
+    ) -> Result<(RTCPeerConnection, Estimate, Arc<ReportCells>, NackSwitch), EngineError> {
         let mut media_engine = MediaEngine::default();
         media_engine.register_codec(opus(), RtpCodecKind::Audio)?;
         media_engine.register_codec(vp8(), RtpCodecKind::Video)?;
@@ -176,7 +178,8 @@ impl PeerFactory {
         }
         let (probe, estimate) = EstimateProbe::new(min_estimate_bps);
         let (report_probe, reports) = ReportProbe::new();
-        let registry = interceptors(&mut media_engine, probe, report_probe)?;
+        let (nack_gate, nacks) = NackGate::new();
+        let registry = interceptors(&mut media_engine, probe, report_probe, nack_gate)?;
 
         let setting_engine = SettingEngineBuilder::new().with_lite(true).build();
 
@@ -190,7 +193,7 @@ impl PeerFactory {
             .with_media_engine(media_engine)
             .with_interceptor_registry(registry)
             .build(now)?;
-        Ok((pc, estimate, reports))
+        Ok((pc, estimate, reports, nacks))
     }
 }
 
@@ -201,6 +204,8 @@ impl PeerFactory {
 ///   fallback ([`crate::media::bandwidth`]). No pacer: the relay never delays media to shape
 ///   it.
 /// - TWCC sender: numbers outgoing packets with the transport-wide sequence extension.
+/// - NACK gate: holds the subscriber's NACKs back while its video is paused (audio-only
+///   fallback), so nothing is resent then ([`crate::media::feedback`]).
 /// - NACK responder: keeps the last [`SEND_CACHE_PACKETS`] forwarded packets of each outbound
 ///   video stream and answers the subscriber's NACKs from them (as RTX when the subscriber
 ///   negotiated it, else the original packet). Forwarded packets pass through it because the
@@ -215,6 +220,7 @@ fn interceptors(
     media_engine: &mut MediaEngine,
     probe: EstimateProbe,
     report_probe: ReportProbe,
+    nack_gate: NackGate,
 ) -> Result<Registry, EngineError> {
     for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
         media_engine.register_feedback(
@@ -238,6 +244,7 @@ fn interceptors(
             CongestionControlBuilder::new(probe).build(),
         )
         .with(Slot::TwccSender, TwccSenderBuilder::new().build())
+        .with(Slot::from(NACK_GATE_SLOT), nack_gate)
         .with(
             Slot::NackResponder,
             NackResponderBuilder::new()

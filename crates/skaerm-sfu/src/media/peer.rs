@@ -4,6 +4,7 @@
 use crate::ids::{PeerKey, RoomId, SessionId};
 use crate::media::bandwidth::{Estimate, Fallback};
 use crate::media::early_checks::EarlyChecks;
+use crate::media::feedback::NackSwitch;
 use crate::media::negotiation::Negotiation;
 use crate::media::reports::ReportCells;
 use crate::media::restart::RestartBudget;
@@ -116,6 +117,8 @@ pub(crate) struct Peer {
     pub(crate) estimate: Estimate,
     /// Whether video to this participant is paused for lack of bandwidth.
     pub(crate) fallback: Fallback,
+    /// Closed while its video is paused: its NACKs are then not answered.
+    pub(crate) nacks: NackSwitch,
     /// What RTCP reports say about its path (for the quality snapshot).
     pub(crate) reports: Arc<ReportCells>,
 }
