@@ -329,10 +329,9 @@ impl Client {
             .unwrap();
     }
 
-    /// Asks for a keyframe on the inbound video track from `stream`.
-    fn send_pli(&mut self, now: Instant, stream: &str) {
-        let (receiver, ssrc) = self
-            .tracks
+    /// The receiver and SSRC of the inbound video track from `stream`.
+    fn video_receiver_from(&mut self, stream: &str) -> (RTCRtpReceiverId, u32) {
+        self.tracks
             .iter()
             .filter(|(_, s)| s.as_str() == stream)
             .filter_map(|(track, _)| self.receivers.get(track).copied())
@@ -341,7 +340,12 @@ impl Client {
                     .rtp_receiver(*receiver)
                     .is_some_and(|r| r.track().kind() == RtpCodecKind::Video)
             })
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Asks for a keyframe on the inbound video track from `stream`.
+    fn send_pli(&mut self, now: Instant, stream: &str) {
+        let (receiver, ssrc) = self.video_receiver_from(stream);
         let pli = PictureLossIndication {
             sender_ssrc: 0,
             media_ssrc: ssrc,
@@ -355,17 +359,7 @@ impl Client {
 
     /// Asks for a retransmission of `seqs` of the inbound video track from `stream`.
     fn send_nack(&mut self, now: Instant, stream: &str, seqs: &[u16]) {
-        let (receiver, ssrc) = self
-            .tracks
-            .iter()
-            .filter(|(_, s)| s.as_str() == stream)
-            .filter_map(|(track, _)| self.receivers.get(track).copied())
-            .find(|(receiver, _)| {
-                self.pc
-                    .rtp_receiver(*receiver)
-                    .is_some_and(|r| r.track().kind() == RtpCodecKind::Video)
-            })
-            .unwrap();
+        let (receiver, ssrc) = self.video_receiver_from(stream);
         let nack = TransportLayerNack {
             sender_ssrc: 0,
             media_ssrc: ssrc,
