@@ -167,6 +167,8 @@ impl RTCPeerConnection {
             data_read_outs: VecDeque::new(),
             write_outs: VecDeque::new(),
             event_outs: VecDeque::new(),
+            read_belt: VecDeque::new(),
+            write_belt: VecDeque::new(),
             stats: RTCStatsAccumulator::default(),
             now,
         };

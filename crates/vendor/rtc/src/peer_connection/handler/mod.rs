@@ -128,6 +128,12 @@ pub(crate) struct PipelineContext {
     pub(crate) write_outs: VecDeque<TaggedBytesMut>,
     pub(crate) event_outs: VecDeque<RTCPeerConnectionEvent>,
 
+    /// Skærm patch: the belts a sweep moves messages on between handlers, kept between sweeps
+    /// so a sweep does not allocate and free one per call (they are empty between sweeps and
+    /// keep the capacity of the largest sweep).
+    pub(crate) read_belt: VecDeque<TaggedRTCMessageInternal>,
+    pub(crate) write_belt: VecDeque<TaggedRTCMessageInternal>,
+
     // Statistics accumulator
     pub(crate) stats: RTCStatsAccumulator,
 
@@ -259,7 +265,8 @@ impl RTCPeerConnection {
     fn flush_writes(&mut self) {
         use sansio::Protocol;
 
-        let mut intermediate_wouts = VecDeque::new();
+        // Skærm patch: the belt is reused (see `PipelineContext::write_belt`).
+        let mut intermediate_wouts = std::mem::take(&mut self.pipeline_context.write_belt);
 
         for_each_handler!(reverse: process_handler!(self, handler, {
             while let Some(msg) = intermediate_wouts.pop_front() {
@@ -282,10 +289,12 @@ impl RTCPeerConnection {
                 });
             }
         }
+        self.pipeline_context.write_belt = intermediate_wouts;
     }
 
     fn pump_reads(&mut self, msg: Option<TaggedRTCMessageInternal>) {
-        let mut intermediate_routs = VecDeque::<TaggedRTCMessageInternal>::new();
+        // Skærm patch: the belt is reused (see `PipelineContext::read_belt`).
+        let mut intermediate_routs = std::mem::take(&mut self.pipeline_context.read_belt);
 
         if let Some(msg) = msg {
             intermediate_routs.push_back(msg);
@@ -349,6 +358,7 @@ impl RTCPeerConnection {
                 }
             }
         }
+        self.pipeline_context.read_belt = intermediate_routs;
     }
 
     /// Returns whether any handler raised an event during the sweep.
@@ -411,7 +421,15 @@ impl sansio::Protocol<TaggedBytesMut, TaggedRTCMessage, TaggedRTCEvent> for RTCP
     }
 
     fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.pump_reads(None);
+        // Skærm patch: sweep the pipeline only when nothing is waiting. Every message a sweep
+        // moves lands behind the ones already here, so handing those out first keeps the order;
+        // sweeping again for each of them cost one empty pass through every handler (and the
+        // whole interceptor chain) per message.
+        if self.pipeline_context.media_read_outs.is_empty()
+            && self.pipeline_context.data_read_outs.is_empty()
+        {
+            self.pump_reads(None);
+        }
 
         if let (Some(data), Some(media)) = (
             self.pipeline_context.data_read_outs.front(),
@@ -457,7 +475,10 @@ impl sansio::Protocol<TaggedBytesMut, TaggedRTCMessage, TaggedRTCEvent> for RTCP
     }
 
     fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.flush_writes();
+        // Skærm patch: flush only when nothing is waiting (as `poll_read`).
+        if self.pipeline_context.write_outs.is_empty() {
+            self.flush_writes();
+        }
         self.pipeline_context.write_outs.pop_front()
     }
 

@@ -35,8 +35,13 @@ use crate::statistics::StatsSelector;
 use crate::statistics::report::{RTCStatsReport, RTCStatsReportEntry};
 use ice::CandidatePairStats;
 use sctp::StreamId;
-use std::collections::HashMap;
 use std::time::Instant;
+
+/// Skærm patch: the accumulator's maps are looked up for every packet each way (the selected
+/// ICE pair by its string key, the RTP stream by SSRC, the RTX reverse map), so they hash with
+/// `foldhash` instead of SipHash (seeded per process, like the relay's own maps). Their keys are
+/// this connection's negotiated candidates and bound streams, a handful per connection.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Master statistics accumulator for a peer connection.
 ///
