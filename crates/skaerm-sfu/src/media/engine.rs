@@ -11,10 +11,9 @@
 //! extension ids are the same on every leg.
 
 use crate::media::bandwidth::{Estimate, EstimateProbe};
-use crate::media::feedback::{
-    FEEDBACK_TAP_SLOT, FeedbackTap, NACK_GATE_SLOT, NackGate, NackSwitch,
-};
-use crate::media::reports::{REPORT_PROBE_SLOT, ReportCells, ReportProbe};
+use crate::media::feedback::{NackGate, NackSwitch};
+use crate::media::reports::{ReportCells, ReportProbe};
+use crate::media::tap::{RELAY_TAP_SLOT, RelayTap};
 use rtc::interceptor::{
     CongestionControlBuilder, NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder,
     Registry, SenderReportBuilder, Slot, TwccReceiverBuilder, TwccSenderBuilder,
@@ -179,7 +178,8 @@ impl PeerFactory {
         let (probe, estimate) = EstimateProbe::new(min_estimate_bps);
         let (report_probe, reports) = ReportProbe::new();
         let (nack_gate, nacks) = NackGate::new();
-        let registry = interceptors(&mut media_engine, probe, report_probe, nack_gate)?;
+        let tap = RelayTap::new(report_probe, nack_gate);
+        let registry = interceptors(&mut media_engine, probe, tap)?;
 
         let setting_engine = SettingEngineBuilder::new().with_lite(true).build();
 
@@ -199,13 +199,15 @@ impl PeerFactory {
 
 /// The interceptor chain of a relay-side connection, wire-most first:
 ///
+/// - Wire-most, the relay's own tap ([`crate::media::tap`]): reads SR/RR both ways and counts
+///   bytes for the quality snapshot, holds a paused subscriber's NACKs back (so nothing is
+///   resent then) and marks the keyframe requests and NACKs the core acts on; everything else
+///   passes untouched.
 /// - Congestion control: records every packet that leaves (retransmissions included) and runs
 ///   GCC on the subscriber's transport-wide feedback; the estimate drives the audio-only
 ///   fallback ([`crate::media::bandwidth`]). No pacer: the relay never delays media to shape
 ///   it.
 /// - TWCC sender: numbers outgoing packets with the transport-wide sequence extension.
-/// - NACK gate: holds the subscriber's NACKs back while its video is paused (audio-only
-///   fallback), so nothing is resent then ([`crate::media::feedback`]).
 /// - NACK responder: keeps the last [`SEND_CACHE_PACKETS`] forwarded packets of each outbound
 ///   video stream and answers the subscriber's NACKs from them (as RTX when the subscriber
 ///   negotiated it, else the original packet). Forwarded packets pass through it because the
@@ -213,14 +215,11 @@ impl PeerFactory {
 /// - NACK generator: notices gaps in a publisher's video and NACKs them upstream.
 /// - TWCC receiver: transport-wide feedback to publishers (their send-side estimate).
 /// - Receiver and sender reports.
-/// - The feedback tap: lets keyframe requests and NACKs through to the core.
-/// - Wire-most, the report probe: reads SR/RR both ways for the quality snapshot
-///   ([`crate::media::reports`]); it passes everything on untouched.
+/// - Application-most, `rtc`'s terminus: drops inbound RTCP the tap did not mark.
 fn interceptors(
     media_engine: &mut MediaEngine,
     probe: EstimateProbe,
-    report_probe: ReportProbe,
-    nack_gate: NackGate,
+    tap: RelayTap,
 ) -> Result<Registry, EngineError> {
     for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
         media_engine.register_feedback(
@@ -244,7 +243,6 @@ fn interceptors(
             CongestionControlBuilder::new(probe).build(),
         )
         .with(Slot::TwccSender, TwccSenderBuilder::new().build())
-        .with(Slot::from(NACK_GATE_SLOT), nack_gate)
         .with(
             Slot::NackResponder,
             NackResponderBuilder::new()
@@ -260,8 +258,7 @@ fn interceptors(
         .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build())
         .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
         .with(Slot::SenderReport, SenderReportBuilder::new().build())
-        .with(Slot::from(FEEDBACK_TAP_SLOT), FeedbackTap::default())
-        .with(Slot::from(REPORT_PROBE_SLOT), report_probe))
+        .with(Slot::from(RELAY_TAP_SLOT), tap))
 }
 
 #[cfg(test)]

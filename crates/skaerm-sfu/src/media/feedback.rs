@@ -2,37 +2,24 @@
 //!
 //! `rtc`'s interceptor chain ends in a terminus that drops inbound RTCP unless an interceptor
 //! marked the packet for the application: by default an SFU would never see a subscriber's
-//! keyframe request. [`FeedbackTap`] sits at the application end of every relay-side chain and
-//! marks the feedback the core acts on — PLI and FIR (relayed to the publisher, throttled) and
-//! NACK (already answered by the NACK responder further down the chain; the core only counts
-//! it). Receiver reports and transport-wide feedback stay inside the chain, where the report and
-//! congestion-control interceptors consume them.
+//! keyframe request. [`mark_for_core`] marks the feedback the core acts on — PLI and FIR
+//! (relayed to the publisher, throttled) and NACK (answered by the NACK responder further up
+//! the chain; the core only counts it). Receiver reports and transport-wide feedback stay
+//! inside the chain, where the report and congestion-control interceptors consume them.
 //!
-//! [`NackGate`] sits wire-side of the NACK responder and holds a subscriber's NACKs back while
-//! its video is paused for lack of bandwidth (the core closes its [`NackSwitch`]): answering
-//! them would resend video the subscriber no longer gets, on the very line too weak for video,
-//! and crowd out its audio.
+//! [`NackGate`] holds a subscriber's NACKs back while its video is paused for lack of
+//! bandwidth (the core closes its [`NackSwitch`]): answering them would resend video the
+//! subscriber no longer gets, on the very line too weak for video, and crowd out its audio.
+//!
+//! Both run inside the relay's one wire-most interceptor ([`crate::media::tap`]), so a NACK
+//! held back never reaches the responder.
 
-use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::interceptor::{Attribute, Packet, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
-use rtc::sansio::Protocol;
-use rtc::shared::error::Error;
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
-
-/// Chain position of the tap: application-most, after every interceptor that reads RTCP.
-pub(crate) const FEEDBACK_TAP_SLOT: usize = 20_000;
-
-/// Marks keyframe requests and NACKs for delivery to the application.
-#[derive(Default)]
-pub(crate) struct FeedbackTap {
-    read: VecDeque<TaggedPacket>,
-    write: VecDeque<TaggedPacket>,
-}
 
 /// Whether the core wants to see this RTCP packet.
 pub(crate) fn wanted(packet: &dyn rtc::rtcp::Packet) -> bool {
@@ -42,47 +29,14 @@ pub(crate) fn wanted(packet: &dyn rtc::rtcp::Packet) -> bool {
         || any.is::<TransportLayerNack>()
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackTap {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtcp(packets) = &msg.message.packet
-            && packets.iter().any(|p| wanted(p.as_ref()))
-        {
-            msg.message.add(Attribute::DeliverToApplication);
-        }
-        self.read.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.read.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.write.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.write.pop_front()
+/// Marks an inbound message for delivery to the core when it carries feedback the core wants.
+pub(crate) fn mark_for_core(msg: &mut TaggedPacket) {
+    if let Packet::Rtcp(packets) = &msg.message.packet
+        && packets.iter().any(|p| wanted(p.as_ref()))
+    {
+        msg.message.add(Attribute::DeliverToApplication);
     }
 }
-
-impl Interceptor for FeedbackTap {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
-}
-
-/// Chain position of the NACK gate: wire-side of the NACK responder ([`rtc::interceptor::Slot::NackResponder`]
-/// at 4_000; inbound packets walk from the wire up), so a NACK it holds back is never answered.
-pub(crate) const NACK_GATE_SLOT: usize = 3_500;
 
 /// Whether a connection's inbound NACKs are answered. The core closes it while the subscriber's
 /// video is paused and opens it on resume; the connection's [`NackGate`] reads it. One relaxed
@@ -102,10 +56,9 @@ impl NackSwitch {
 }
 
 /// Drops inbound NACKs while its [`NackSwitch`] is closed; everything else passes untouched.
+#[derive(Debug)]
 pub(crate) struct NackGate {
     switch: NackSwitch,
-    read: VecDeque<TaggedPacket>,
-    write: VecDeque<TaggedPacket>,
 }
 
 impl NackGate {
@@ -115,22 +68,15 @@ impl NackGate {
         (
             NackGate {
                 switch: switch.clone(),
-                read: VecDeque::new(),
-                write: VecDeque::new(),
             },
             switch,
         )
     }
-}
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for NackGate {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+    /// Takes the NACKs out of an inbound message while the gate is closed. Returns whether the
+    /// message is still worth passing on (an RTCP list emptied here is dropped unless it
+    /// carries attributes).
+    pub(crate) fn admit(&self, msg: &mut TaggedPacket) -> bool {
         if self.switch.is_closed()
             && let Packet::Rtcp(packets) = &mut msg.message.packet
             && packets
@@ -139,33 +85,10 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for NackGate {
         {
             packets.retain(|p| !p.as_any().is::<TransportLayerNack>());
             // An empty RTCP list is an attribute carrier: keep it only if it carries some.
-            if packets.is_empty() && msg.message.attributes.is_empty() {
-                return Ok(());
-            }
+            return !(packets.is_empty() && msg.message.attributes.is_empty());
         }
-        self.read.push_back(msg);
-        Ok(())
+        true
     }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.read.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.write.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.write.pop_front()
-    }
-}
-
-impl Interceptor for NackGate {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 #[cfg(test)]
@@ -174,16 +97,20 @@ mod tests {
     use rtc::interceptor::AttributedPacket;
     use rtc::rtcp::receiver_report::ReceiverReport;
     use rtc::shared::TransportContext;
+    use std::time::Instant;
 
-    fn through(packets: Vec<Box<dyn rtc::rtcp::Packet>>) -> TaggedPacket {
-        let mut tap = FeedbackTap::default();
-        tap.handle_read(TaggedPacket {
+    fn rtcp(packets: Vec<Box<dyn rtc::rtcp::Packet>>) -> TaggedPacket {
+        TaggedPacket {
             now: Instant::now(),
             transport: TransportContext::default(),
             message: AttributedPacket::new(Packet::Rtcp(packets)),
-        })
-        .unwrap_or_else(|_| unreachable!());
-        tap.poll_read().unwrap_or_else(|| unreachable!())
+        }
+    }
+
+    fn through(packets: Vec<Box<dyn rtc::rtcp::Packet>>) -> TaggedPacket {
+        let mut msg = rtcp(packets);
+        mark_for_core(&mut msg);
+        msg
     }
 
     #[test]
@@ -199,17 +126,9 @@ mod tests {
         assert!(!rr.message.has(&Attribute::DeliverToApplication));
     }
 
-    fn gated(
-        gate: &mut NackGate,
-        packets: Vec<Box<dyn rtc::rtcp::Packet>>,
-    ) -> Option<TaggedPacket> {
-        gate.handle_read(TaggedPacket {
-            now: Instant::now(),
-            transport: TransportContext::default(),
-            message: AttributedPacket::new(Packet::Rtcp(packets)),
-        })
-        .unwrap_or_else(|_| unreachable!());
-        gate.poll_read()
+    fn gated(gate: &NackGate, packets: Vec<Box<dyn rtc::rtcp::Packet>>) -> Option<TaggedPacket> {
+        let mut msg = rtcp(packets);
+        gate.admit(&mut msg).then_some(msg)
     }
 
     fn kinds(msg: &TaggedPacket) -> (usize, usize) {
@@ -225,21 +144,21 @@ mod tests {
 
     #[test]
     fn an_open_gate_lets_nacks_through() {
-        let (mut gate, _switch) = NackGate::new();
-        let msg = gated(&mut gate, vec![Box::new(TransportLayerNack::default())]);
+        let (gate, _switch) = NackGate::new();
+        let msg = gated(&gate, vec![Box::new(TransportLayerNack::default())]);
         assert_eq!(msg.as_ref().map(kinds), Some((1, 0)));
     }
 
     #[test]
     fn a_closed_gate_holds_nacks_back_and_passes_the_rest() {
-        let (mut gate, switch) = NackGate::new();
+        let (gate, switch) = NackGate::new();
         switch.set_closed(true);
         assert!(
-            gated(&mut gate, vec![Box::new(TransportLayerNack::default())]).is_none(),
+            gated(&gate, vec![Box::new(TransportLayerNack::default())]).is_none(),
             "a lone NACK is dropped"
         );
         let compound = gated(
-            &mut gate,
+            &gate,
             vec![
                 Box::new(ReceiverReport::default()),
                 Box::new(TransportLayerNack::default()),
@@ -253,24 +172,23 @@ mod tests {
         );
 
         switch.set_closed(false);
-        let msg = gated(&mut gate, vec![Box::new(TransportLayerNack::default())]);
+        let msg = gated(&gate, vec![Box::new(TransportLayerNack::default())]);
         assert_eq!(msg.as_ref().map(kinds), Some((1, 0)), "reopened");
     }
 
     #[test]
     fn a_closed_gate_keeps_attributes_of_an_emptied_packet() {
-        let (mut gate, switch) = NackGate::new();
+        let (gate, switch) = NackGate::new();
         switch.set_closed(true);
         let mut message =
             AttributedPacket::new(Packet::Rtcp(vec![Box::new(TransportLayerNack::default())]));
         message.add(Attribute::DeliverToApplication);
-        gate.handle_read(TaggedPacket {
+        let mut msg = TaggedPacket {
             now: Instant::now(),
             transport: TransportContext::default(),
             message,
-        })
-        .unwrap_or_else(|_| unreachable!());
-        let kept = gate.poll_read();
+        };
+        let kept = gate.admit(&mut msg).then_some(msg);
         assert!(
             kept.as_ref()
                 .is_some_and(|m| m.message.has(&Attribute::DeliverToApplication))

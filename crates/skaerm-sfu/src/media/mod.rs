@@ -8,8 +8,9 @@
 //! ([`restart`]), per-participant state
 //! ([`peer`]), packet rewriting for forwarding ([`rewrite`]), switching a stream's source on
 //! keyframes with continuous numbering ([`simulcast`]), drop/traffic counters ([`counters`]),
-//! what RTCP reports say about a connection ([`reports`]) and the per-participant quality
-//! snapshot for operations ([`quality`]).
+//! what RTCP reports say about a connection ([`reports`]), the relay's one interceptor that
+//! reads, gates and marks what passes ([`tap`]) and the per-participant quality snapshot for
+//! operations ([`quality`]).
 
 pub mod bandwidth;
 pub mod core;
@@ -26,3 +27,4 @@ pub(crate) mod reports;
 pub(crate) mod restart;
 pub(crate) mod rewrite;
 pub(crate) mod simulcast;
+pub(crate) mod tap;

@@ -131,7 +131,7 @@ pub struct ParticipantQuality {
     pub keyframe_requests_received: u64,
     /// NACKs the relay sent it (for its own media) so far.
     pub nacks_sent: u64,
-    /// PLIs the relay sent it so far.
+    /// Keyframe requests (PLI/FIR) the relay sent it so far.
     pub plis_sent: u64,
 }
 
