@@ -3,7 +3,7 @@
 //! - [`media`]: the sans-I/O media plane — one [`media::core::MediaCore`] per worker owns the
 //!   `rtc` peer connections of its rooms and forwards RTP between them;
 //! - [`worker`]: the I/O edge of a media worker — a thread with its own UDP socket, driving
-//!   its core;
+//!   its core; `gso` groups its outgoing datagrams into GSO sends;
 //! - [`signalling`]: the WebSocket endpoint speaking [`protocol`] (see `PROTOCOL.md`);
 //! - [`grant`]: how the application decides who may join which room;
 //! - [`metrics`]: Prometheus metrics of the relay;
@@ -13,6 +13,7 @@
 pub mod chat;
 pub mod config;
 pub mod grant;
+mod gso;
 pub mod ids;
 pub mod join_failures;
 pub mod media;

@@ -9,6 +9,7 @@
 //! does not keep up is dropped, never buffered without bound).
 
 use crate::grant::JoinGrant;
+use crate::gso;
 use crate::ids::{RoomId, SessionId};
 use crate::media::core::{Command, CoreOutput, MediaCore, RoomEvent, SessionClose, Transmit};
 use crate::media::counters::{Counters, DropReason};
@@ -155,6 +156,8 @@ struct Worker {
     received: Vec<(std::net::SocketAddr, Option<std::net::IpAddr>, BytesMut)>,
     /// Datagrams being sent in one batch (reused).
     send_batch: Vec<Transmit>,
+    /// One GSO run's datagrams back to back (at most [`gso::MAX_BYTES`]).
+    gso_buffer: Vec<u8>,
     index: usize,
     quality: watch::Sender<Arc<WorkerQuality>>,
     /// Participants by quality state as last published to the gauges.
@@ -190,6 +193,7 @@ impl Worker {
             recv_meta: [RecvMeta::default(); RECV_BATCH],
             received: Vec::with_capacity(RECV_BATCH),
             send_batch: Vec::with_capacity(SEND_BATCH),
+            gso_buffer: Vec::with_capacity(gso::MAX_BYTES),
             index,
             quality,
             published_quality: [0; 4],
@@ -375,9 +379,12 @@ impl Worker {
         }
     }
 
-    /// Sends everything the core has queued, up to [`SEND_BATCH`] datagrams per system call.
-    /// Datagrams the socket refuses (buffer full) are dropped and counted, never queued.
+    /// Sends everything the core has queued: runs of datagrams that can share one GSO send
+    /// (`gso.rs`: a video frame to one subscriber) as one, the others up to [`SEND_BATCH`] per
+    /// `sendmmsg`, in the order the core queued them. Datagrams the socket refuses (buffer full)
+    /// are dropped and counted, never queued.
     fn send_transmits(&mut self) {
+        let max_segments = self.state.max_gso_segments();
         loop {
             self.send_batch.clear();
             while self.send_batch.len() < SEND_BATCH {
@@ -389,13 +396,63 @@ impl Worker {
             if self.send_batch.is_empty() {
                 return;
             }
-            let sent = send_batch(&self.socket, &self.state, &self.send_batch);
-            for (i, transmit) in self.send_batch.iter().enumerate() {
-                if i < sent {
-                    self.core.count_sent(transmit.payload.len());
-                } else {
-                    self.core.count_drop(DropReason::SendFailed);
+            let batch = std::mem::take(&mut self.send_batch);
+            let mut singles = 0; // start of the datagrams not yet sent
+            let mut at = 0;
+            while at < batch.len() {
+                let run = gso::run_length(&batch[at..], max_segments);
+                if run < 2 {
+                    at += 1;
+                    continue;
                 }
+                self.send_singles(&batch[singles..at]);
+                self.send_run(&batch[at..at + run]);
+                at += run;
+                singles = at;
+            }
+            self.send_singles(&batch[singles..]);
+            self.send_batch = batch;
+        }
+    }
+
+    /// Sends datagrams one each, in as few `sendmmsg` calls as the socket allows.
+    fn send_singles(&mut self, transmits: &[Transmit]) {
+        if transmits.is_empty() {
+            return;
+        }
+        let sent = send_batch(&self.socket, &self.state, transmits);
+        for (i, transmit) in transmits.iter().enumerate() {
+            if i < sent {
+                self.core.count_sent(transmit.payload.len());
+            } else {
+                self.core.count_drop(DropReason::SendFailed);
+            }
+        }
+    }
+
+    /// Sends a GSO run (same destination, equal sizes but a shorter last) as one buffer.
+    fn send_run(&mut self, run: &[Transmit]) {
+        self.gso_buffer.clear();
+        for transmit in run {
+            self.gso_buffer.extend_from_slice(&transmit.payload);
+        }
+        let first = &run[0];
+        let udp = quinn_udp::Transmit {
+            destination: first.to,
+            ecn: None,
+            contents: &self.gso_buffer,
+            segment_size: Some(first.payload.len()),
+            src_ip: None,
+        };
+        let (socket, state) = (&self.socket, &self.state);
+        let result = socket.try_io(Interest::WRITABLE, || {
+            state.try_send(UdpSockRef::from(socket), &udp)
+        });
+        for transmit in run {
+            if result.is_ok() {
+                self.core.count_sent(transmit.payload.len());
+            } else {
+                self.core.count_drop(DropReason::SendFailed);
             }
         }
     }
