@@ -160,6 +160,17 @@ function namespacedChromium(dir) {
   return path;
 }
 
+/** The relay's drop and feedback counters, for a failure's diagnosis. */
+async function relayCounters() {
+  try {
+    const response = await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+    const wanted = ["skaerm_packets_dropped_total", "skaerm_rtp_packets_forwarded_total", "skaerm_nacks", "skaerm_keyframe"];
+    return (await response.text()).split("\n").filter((l) => wanted.some((w) => l.startsWith(w))).join("\n");
+  } catch (error) {
+    return `metrics unavailable: ${error.message}`;
+  }
+}
+
 async function metric(name) {
   const response = await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
   assert.equal(response.status, 200, "the metrics answer with the token");
@@ -168,7 +179,8 @@ async function metric(name) {
   return found ? Number(found.split(" ").pop()) : 0;
 }
 
-/** The relay's view of the citizen (GET /api/ops/calls as ops): estimate, loss, rtt, paused. */
+/** The relay's view of the citizen (GET /api/ops/calls as ops): estimate, loss, rtt, bit rates,
+ *  paused, and the feedback (NACK, PLI) both ways. */
 async function relayViewOfCitizen() {
   try {
     if (!opsCookie) {
@@ -182,8 +194,10 @@ async function relayViewOfCitizen() {
     const { calls } = await (await fetch(`${server.url}/api/ops/calls`, { headers: { cookie: opsCookie } })).json();
     const guest = calls.flatMap((c) => c.participants).find((p) => p.role === "guest");
     if (!guest) return null;
-    const { estimate_kbps, loss_pct, rtt_ms, jitter_ms, bitrate_out_kbps, video_paused, quality } = guest;
-    return { estimate_kbps, loss_pct, rtt_ms, jitter_ms, bitrate_out_kbps, video_paused, quality };
+    const { estimate_kbps, loss_pct, rtt_ms, jitter_ms, bitrate_in_kbps, bitrate_out_kbps, video_paused, quality,
+      nacks_received, keyframe_requests_received, nacks_sent, plis_sent } = guest;
+    return { estimate_kbps, loss_pct, rtt_ms, jitter_ms, bitrate_in_kbps, bitrate_out_kbps, video_paused, quality,
+      nacks_received, keyframe_requests_received, nacks_sent, plis_sent };
   } catch (error) {
     return `ops view unavailable: ${error.message}`;
   }
@@ -333,6 +347,7 @@ test("a visit on a bad rural line: media both ways, losses repaired by NACK, no 
     await shot(citizen, "bad-network-citizen-rural-line");
   } catch (error) {
     console.log(`[bad-network] failed in phase ${phase}; relay's view of the citizen: ${JSON.stringify(await relayViewOfCitizen())}`);
+    console.log(`[bad-network] relay counters:\n${await relayCounters()}`);
     if (call.citizen || phase !== "start") console.log(`[bad-network] server log tail:\n${server.log().slice(-4000)}`);
     throw error;
   }
