@@ -1,7 +1,7 @@
 //! Days as municipal staff live them: calendar days in Europe/Copenhagen, turned into UTC
 //! instants (a day is 23 or 25 hours long on the daylight-saving Sundays).
 
-use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Days, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Europe::Copenhagen;
 
 /// `[start, end)` of `date` in Copenhagen, as UTC instants.
@@ -12,6 +12,17 @@ pub fn copenhagen_day_bounds(date: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) 
         .map(local_midnight)
         .unwrap_or(start);
     (start, end)
+}
+
+/// How far ahead a staff member's default visit list reaches, whatever the time of day.
+pub const LIST_AHEAD_HOURS: i64 = 6;
+
+/// `[start, end)` of a staff member's default visit list at `now`: today in Copenhagen, and,
+/// late in the day, the next [`LIST_AHEAD_HOURS`] hours too, so an evening or night shift's
+/// visits after midnight are on the list before midnight (§83 home care runs at night).
+pub fn today_and_ahead(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let (start, end) = copenhagen_day_bounds(now.with_timezone(&Copenhagen).date_naive());
+    (start, end.max(now + Duration::hours(LIST_AHEAD_HOURS)))
 }
 
 /// The first instant of `date` in Copenhagen. Midnight always exists there (the clocks change
@@ -27,6 +38,24 @@ fn local_midnight(date: NaiveDate) -> DateTime<Utc> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_default_list_is_today_and_at_night_the_next_six_hours() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap_or_default();
+        // 10:00 in Copenhagen (CET, UTC+1): today only.
+        let (from, to) = today_and_ahead(at("2026-12-06T09:00:00Z"));
+        assert_eq!(
+            (from, to),
+            (at("2026-12-05T23:00:00Z"), at("2026-12-06T23:00:00Z"))
+        );
+        // 23:05 in Copenhagen: from this morning's midnight to 05:05 tomorrow.
+        let (from, to) = today_and_ahead(at("2026-12-06T22:05:00Z"));
+        assert_eq!(
+            (from, to),
+            (at("2026-12-05T23:00:00Z"), at("2026-12-07T04:05:00Z"))
+        );
+    }
+
     use super::*;
 
     fn hours(date: (i32, u32, u32)) -> i64 {

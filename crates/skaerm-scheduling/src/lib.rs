@@ -23,7 +23,7 @@ pub mod recurrence;
 pub mod reports;
 pub mod store;
 
-pub use calendar::copenhagen_day_bounds;
+pub use calendar::{copenhagen_day_bounds, today_and_ahead};
 pub use care_record::CareRecord;
 pub use conflicts::SchedulingRules;
 pub use ids::{CitizenId, GuestLinkId, OutboxId, SeriesId, StaffId, TenantId, VisitId};

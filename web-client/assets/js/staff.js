@@ -2,6 +2,7 @@
 // (kept live) or a week, start one, hand out the citizen link; planning (planner.js); the
 // team's monthly report (report.js); the citizens' tablets (devices.js).
 import { api, ApiError } from "./api.js";
+import { localParts } from "./cph-time.js";
 import { t, translate, languageSwitch, onLanguageChange, clock, lang } from "./i18n.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -38,6 +39,12 @@ function addDays(day, n) {
   const date = new Date(`${day}T12:00:00Z`);
   date.setUTCDate(date.getUTCDate() + n);
   return date.toISOString().slice(0, 10);
+}
+
+/** A day's visits; today's include the next hours past midnight (the server's default list),
+ *  so an evening or night shift sees its next visits on its start page. */
+function dayVisits(day) {
+  return day === todayInCopenhagen() ? api.visitsToday() : api.visitsOn(day);
 }
 
 function mondayOf(day) {
@@ -140,7 +147,7 @@ async function load() {
   $("#visits-status").textContent = t("staff.loading");
   try {
     if (view.mode === "day") {
-      const fresh = (await api.visitsOn(view.day)).visits;
+      const fresh = (await dayVisits(view.day)).visits;
       if (ticket !== loading) return;
       visits = fresh;
       week = null;
@@ -238,7 +245,7 @@ async function refreshVisits() {
   const day = view.day;
   let fresh;
   try {
-    fresh = (await api.visitsOn(day)).visits;
+    fresh = (await dayVisits(day)).visits;
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) showLogin();
     return;
@@ -270,10 +277,16 @@ function renderVisits() {
     item.className = "visit";
     item.dataset.visitId = visit.id;
     item.dataset.status = visit.status;
+    const startDay = localParts(visit.planned_start).date;
+    item.dataset.day = startDay;
 
     const time = document.createElement("p");
     time.className = "visit-time";
     time.textContent = `${clock(visit.planned_start)}–${clock(visit.planned_end)}`;
+    // Past midnight on today's list: the day is said too.
+    if (view.mode === "day" && startDay !== view.day) {
+      time.textContent = `${dayLabel(startDay, { weekday: "short", day: "numeric", month: "short" })} ${time.textContent}`;
+    }
     const who = document.createElement("p");
     who.className = "visit-citizen";
     who.textContent = visit.citizen.display_name;

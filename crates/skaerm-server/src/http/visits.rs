@@ -18,7 +18,7 @@ use skaerm_auth::refs::{ParticipantRef, TenantRef, VisitRef};
 use skaerm_auth::tokens::{MediaGrantRequest, MediaRole};
 use skaerm_scheduling::{
     CitizenId, EndedBy, LegalBasis, NewVisit, Outcome, SeriesId, StaffId, StoreError, Visit,
-    VisitId, VisitQuery, VisitStatus, copenhagen_day_bounds,
+    VisitId, VisitQuery, VisitStatus, copenhagen_day_bounds, today_and_ahead,
 };
 use skaerm_sfu::ids::RoomId;
 use skaerm_sfu::protocol::EndReason;
@@ -193,7 +193,8 @@ async fn envelope(state: &AppState, visit: Visit) -> Result<Json<VisitEnvelope>,
 /// Query of the visit list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ListQuery {
-    /// A Copenhagen calendar day (default: today), unless `from`/`to` are given.
+    /// A Copenhagen calendar day, unless `from`/`to` are given. Without any of them: today, and
+    /// late in the day the next 6 hours too (`today_and_ahead`).
     day: Option<NaiveDate>,
     /// Planned to start at or after (RFC 3339).
     from: Option<DateTime<Utc>>,
@@ -215,11 +216,10 @@ pub async fn list(
 ) -> Result<Json<VisitList>, Problem> {
     let (from, to) = match (query.from, query.to) {
         (Some(from), Some(to)) => (from, to),
-        (None, None) => copenhagen_day_bounds(query.day.unwrap_or_else(|| {
-            Utc::now()
-                .with_timezone(&skaerm_scheduling::TIME_ZONE)
-                .date_naive()
-        })),
+        (None, None) => match query.day {
+            Some(day) => copenhagen_day_bounds(day),
+            None => today_and_ahead(Utc::now()),
+        },
         _ => {
             return Err(Problem::new(
                 StatusCode::BAD_REQUEST,
