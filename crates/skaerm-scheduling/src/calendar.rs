@@ -38,6 +38,7 @@ fn local_midnight(date: NaiveDate) -> DateTime<Utc> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn the_default_list_is_today_and_at_night_the_next_six_hours() {
@@ -55,8 +56,6 @@ mod tests {
             (at("2026-12-05T23:00:00Z"), at("2026-12-07T04:05:00Z"))
         );
     }
-
-    use super::*;
 
     fn hours(date: (i32, u32, u32)) -> i64 {
         let d = NaiveDate::from_ymd_opt(date.0, date.1, date.2).unwrap();
