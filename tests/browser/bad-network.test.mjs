@@ -19,8 +19,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  startServer, launchBrowser, newPage, inboundMedia, eventually, artifacts, admitFromWaitingRoom, expectMediaRising,
-  logInAsStaff, startFirstVisit,
+  startServer, launchBrowser, newPage, inboundMedia, eventually, admitFromWaitingRoom, expectMediaRising,
+  logInAsStaff, startFirstVisit, screenshot,
 } from "./harness.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -35,7 +35,6 @@ const METRICS_TOKEN = "bad-network-test-metrics-token";
 /** The line: one-way delay ± jitter, random loss per direction, and the rates. */
 const LINE = { delayMs: 100, jitterMs: 20, lossPct: 2, rate: "2mbit", collapsed: "100kbit", recovered: "3mbit" };
 
-const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function run(cmd, args, { inNs = false } = {}) {
@@ -344,7 +343,7 @@ test("a visit on a bad rural line: media both ways, losses repaired by NACK, no 
     const steadyTo = await citizenStats(citizen);
     console.log(`[bad-network] 20 s on the line: video ${JSON.stringify(steadyFrom.video)} → ${JSON.stringify(steadyTo.video)}, `
       + `rtt ${steadyTo.rttMs} ms; relay's view ${JSON.stringify(await relayViewOfCitizen())}`);
-    await shot(citizen, "bad-network-citizen-rural-line");
+    await screenshot(citizen, "bad-network-citizen-rural-line");
   } catch (error) {
     console.log(`[bad-network] failed in phase ${phase}; relay's view of the citizen: ${JSON.stringify(await relayViewOfCitizen())}`);
     console.log(`[bad-network] relay counters:\n${await relayCounters()}`);
@@ -372,7 +371,7 @@ test("the citizen's downlink collapses: audio only, said on the page, video back
       (await pausedText(citizen)).includes("Din forbindelse er svag") || await pausedText(citizen), 45_000);
     const pausedAfter = Date.now() - collapsedAt;
     assert.ok((await metric("skaerm_video_pauses_total")) > pausesBefore, "the relay counted the pause");
-    await shot(citizen, "bad-network-citizen-audio-only");
+    await screenshot(citizen, "bad-network-citizen-audio-only");
 
     // While paused: audio keeps arriving; video does not (beyond what was already queued).
     phase = "paused";
@@ -413,7 +412,7 @@ test("the citizen's downlink collapses: audio only, said on the page, video back
     const notices = await citizen.evaluate(() => window.__skaermNotices);
     assert.deepEqual(notices.reconnecting, [], "no reconnect through it all");
     console.log(`[bad-network] video resumed ${resumedAfter} ms after the line recovered`);
-    await shot(citizen, "bad-network-citizen-recovered");
+    await screenshot(citizen, "bad-network-citizen-recovered");
   } catch (error) {
     console.log(`[bad-network] failed in phase ${phase}; relay's view every 2 s:\n${trace.map((t) => JSON.stringify(t)).join("\n")}`);
     console.log(`[bad-network] server log tail:\n${server.log().slice(-4000)}`);

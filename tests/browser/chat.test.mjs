@@ -1,26 +1,13 @@
 // In-call text chat: staff and citizen, in two real browsers through the relay, write to each
 // other; hostile markup shows as text; the panel passes axe with the chat open.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import {
-  startServer, launchBrowser, newPage, eventually, artifacts, expectAccessible, admitFromWaitingRoom, logInAsStaff, startFirstVisit,
+  newPage, eventually, expectAccessible, admitFromWaitingRoom, logInAsStaff, startFirstVisit, serverAndBrowser,
+  screenshot,
 } from "./harness.mjs";
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
-
-const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+const { server, browser } = await serverAndBrowser();
 
 /** The chat log's messages as {who, time, text}. */
 async function messages(page) {
@@ -84,8 +71,8 @@ test("staff and citizen chat both ways in the call; markup shows as text", async
   await eventually("the staff page announces the citizen's message", async () =>
     (await staff.locator("#chat-announce").innerText()).includes(hostile) || await staff.locator("#chat-announce").innerText());
 
-  await shot(staff, "30-staff-chat");
-  await shot(citizen, "31-citizen-chat");
+  await screenshot(staff, "30-staff-chat");
+  await screenshot(citizen, "31-citizen-chat");
   await expectAccessible(staff, "staff call with chat");
   await expectAccessible(citizen, "citizen call with chat open");
 

@@ -1,6 +1,7 @@
 // Shared pieces of the browser tests: the real server binary on ephemeral ports, Debian's
 // Chromium with fake camera and microphone, and reading WebRTC stats from a page without
 // test hooks in the product (peer connections are captured by an init script).
+import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import dgram from "node:dgram";
 import net from "node:net";
@@ -8,6 +9,7 @@ import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
+import { after } from "node:test";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
@@ -133,6 +135,27 @@ export async function launchBrowser({ executablePath, args = [] } = {}) {
       ...args,
     ],
   });
+}
+
+/**
+ * The setup most test files share: a started server (`startServer(serverOptions)`) and a
+ * launched browser, both stopped after the file's tests (browser first). Call it at the top
+ * of a test file: `const { server, browser } = await serverAndBrowser({ env: {...} });`.
+ */
+export async function serverAndBrowser(serverOptions = {}) {
+  const running = {};
+  after(async () => {
+    await running.browser?.close();
+    await running.server?.stop();
+  });
+  running.server = await startServer(serverOptions);
+  running.browser = await launchBrowser();
+  return running;
+}
+
+/** Saves a full-page screenshot of `page` as artifacts/<name>.png. */
+export function screenshot(page, name) {
+  return page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
 }
 
 /** A page whose RTCPeerConnections are remembered in window.__skaermTestPeers. */
@@ -310,6 +333,34 @@ export async function decodingStreams(page) {
 export async function playingVideos(page) {
   return page.evaluate(() => [...document.querySelectorAll("video.remote-video, video.other-video")]
     .filter((v) => v.videoWidth > 0 && v.readyState >= 2).length);
+}
+
+/** Waits until the page's open peer connection decodes video and receives audio, and keeps on. */
+export async function expectDecoding(name, page, ms = 30_000) {
+  let first;
+  await eventually(`${name} decodes video and receives audio`, async () => {
+    first = await inboundMedia(page);
+    return (first.framesDecoded > 0 && first.audioPackets > 0) || first;
+  }, ms);
+  await eventually(`${name} keeps decoding`, async () => {
+    const now = await inboundMedia(page);
+    return now.framesDecoded > first.framesDecoded + 10 || now;
+  }, ms);
+}
+
+/**
+ * Logs a demo account (password `skaerm-demo`) in through the API, asserting 200; returns
+ * every cookie the login set (session and refresh) as a `cookie` header value, as a browser
+ * would send them back.
+ */
+export async function apiLogin(server, username) {
+  const response = await fetch(`${server.url}/api/session`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-skaerm-csrf": "1" },
+    body: JSON.stringify({ username, password: "skaerm-demo" }),
+  });
+  assert.equal(response.status, 200);
+  return response.headers.getSetCookie().map((c) => c.split(";")[0]).join("; ");
 }
 
 /**

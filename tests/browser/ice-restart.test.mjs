@@ -4,12 +4,12 @@
 // session (no new WebSocket), on the same RTCPeerConnection (no rejoin), counted by the server's
 // `skaerm_ice_restarts_total`. Needs root and iptables (tests/run-all.sh installs it); without
 // them the test is skipped with the reason.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { join } from "node:path";
 import {
-  startServer, launchBrowser, newPage, inboundMedia, eventually, artifacts, admitFromWaitingRoom, logInAsStaff, startFirstVisit,
+  newPage, inboundMedia, eventually, admitFromWaitingRoom, logInAsStaff, startFirstVisit,
+  serverAndBrowser, screenshot,
 } from "./harness.mjs";
 
 const RULE_COMMENT = "skaerm-ice-restart-test";
@@ -112,19 +112,7 @@ async function mediaFlows(name, page, since, ms = 30_000) {
 }
 
 const unavailable = firewallUnavailable();
-let server;
-let browser;
-
-before(async () => {
-  if (unavailable) return;
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const { server, browser } = unavailable ? {} : await serverAndBrowser();
 
 test("a broken media path comes back by ICE restart, not by rejoining", { skip: unavailable ?? false }, async () => {
   const staff = await newPage(browser, { name: "staff", viewport: { width: 1280, height: 800 } });
@@ -173,7 +161,7 @@ test("a broken media path comes back by ICE restart, not by rejoining", { skip: 
   await mediaFlows("staff after the ICE restart", staff, stalled.staff);
   await eventually("the reconnect notice goes away", async () =>
     (await citizen.getByText("Forbinder igen", { exact: false }).count()) === 0);
-  await citizen.screenshot({ path: join(artifacts, "ice-restart-citizen-recovered.png"), fullPage: true });
+  await screenshot(citizen, "ice-restart-citizen-recovered");
 
   // A restart, not a rejoin: same WebSocket, same peer connections, a new offer on them, and
   // the relay counted the restart.

@@ -1,27 +1,14 @@
 // Staff invite a relative into a running visit with a one-off link ("Invitér deltager" on the
 // call page); the relative opens it at the citizen page and joins as a third participant; all
 // three browsers decode the other two's video.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import {
-  startServer, launchBrowser, newPage, eventually, artifacts, admitFromWaitingRoom, decodingStreams, playingVideos, logInAsStaff, startFirstVisit,
+  newPage, eventually, admitFromWaitingRoom, decodingStreams, playingVideos, logInAsStaff, startFirstVisit,
+  serverAndBrowser, screenshot,
 } from "./harness.mjs";
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
-
-const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+const { server, browser } = await serverAndBrowser();
 
 test("staff invite a relative who joins as third participant; all three decode video", async () => {
   const staff = await newPage(browser, { name: "staff-invite", viewport: { width: 1280, height: 900 } });
@@ -46,7 +33,7 @@ test("staff invite a relative who joins as third participant; all three decode v
   assert.match(inviteUrl, /\/j\/[A-Za-z0-9_-]{27}$/);
   assert.notEqual(inviteUrl, citizenUrl);
   await staff.getByRole("button", { name: "Kopiér link" }).waitFor();
-  await shot(staff, "07-staff-invite");
+  await screenshot(staff, "07-staff-invite");
 
   // The relative opens the same kind of page and joins.
   const relative = await newPage(browser, { name: "relative", viewport: { width: 820, height: 1180 }, hasTouch: true });
@@ -66,8 +53,8 @@ test("staff invite a relative who joins as third participant; all three decode v
   await eventually("staff show the relative's name", async () =>
     (await staff.locator(".call-layout").innerText()).includes("Søn <b>Jens</b>"));
   assert.equal(await staff.locator(".call-layout b").count(), 0);
-  await shot(staff, "08-staff-three-way");
-  await shot(relative, "09-relative-in-call");
+  await screenshot(staff, "08-staff-three-way");
+  await screenshot(relative, "09-relative-in-call");
 
   await staff.getByRole("button", { name: "Afslut besøg" }).click();
   await staff.getByRole("dialog").getByRole("button", { name: "Afslut nu" }).click();

@@ -6,31 +6,21 @@
 // participant; everyone decodes the others; staff end the visit as completed with a note; the
 // day list shows it completed and the team lead's (Mette's) monthly report counts it.
 // Every main screen is checked with axe-core and saved to artifacts/journey/.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import {
-  startServer, launchBrowser, newPage, eventually, artifacts, expectAccessible, admitFromWaitingRoom,
-  expectMediaRising, playingVideos, reportNumber, copenhagen,
+  newPage, eventually, artifacts, expectAccessible, admitFromWaitingRoom, expectMediaRising, playingVideos,
+  reportNumber, copenhagen, serverAndBrowser,
 } from "./harness.mjs";
 
-let server;
-let browser;
 const screens = join(artifacts, "journey");
 mkdirSync(screens, { recursive: true });
 
-before(async () => {
-  // The visit is planned from this minute until Mette's next demo visit (a few minutes), and
-  // the journey on a loaded machine may outlast it: its links keep working for two hours after.
-  server = await startServer({ env: { SKAERM_LINK_CLOSES_AFTER_MIN: "120" } });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+// The visit is planned from this minute until Mette's next demo visit (a few minutes), and
+// the journey on a loaded machine may outlast it: its links keep working for two hours after.
+const { server, browser } = await serverAndBrowser({ env: { SKAERM_LINK_CLOSES_AFTER_MIN: "120" } });
 
 /** A main screen: no serious accessibility problem, and a screenshot of it. */
 async function mainScreen(page, file, name) {

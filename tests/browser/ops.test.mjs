@@ -1,45 +1,14 @@
 // Ops watches a live call: the /ops page lists the visit's participants with their RTT,
 // jitter, loss, bit rates and quality — by opaque id and role, never by name — refreshes by
 // itself, and has no serious or critical accessibility violations.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { join } from "node:path";
 import {
-  startServer, launchBrowser, newPage, inboundMedia, eventually, artifacts, admitFromWaitingRoom, logInAsStaff,
+  newPage, inboundMedia, eventually, admitFromWaitingRoom, logInAsStaff, serverAndBrowser, screenshot,
+  expectAccessible,
 } from "./harness.mjs";
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
-
-const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
-
-// Same helper as the other pages' tests use (axe through the DevTools protocol, which the
-// strict CSP does not block).
-const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
-async function expectAccessible(page, name) {
-  await page.evaluate(axeSource);
-  const violations = await page.evaluate(async () => {
-    const result = await window.axe.run(document, {
-      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] },
-      resultTypes: ["violations"],
-    });
-    return result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, targets: v.nodes.slice(0, 5).map((n) => n.target.join(" ")) }));
-  });
-  const serious = violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-  assert.deepEqual(serious, [], `axe found serious/critical violations on ${name}`);
-}
+const { server, browser } = await serverAndBrowser();
 
 test("the ops page shows the live call without names and refreshes itself", async () => {
   // Without a staff session the page says so and shows nothing.
@@ -114,7 +83,7 @@ test("the ops page shows the live call without names and refreshes itself", asyn
   const updated = await ops.locator("#ops-updated").innerText();
   await eventually("the page refreshes", async () => (await ops.locator("#ops-updated").innerText()) !== updated || updated, 6_000);
 
-  await shot(ops, "10-ops-live-call");
+  await screenshot(ops, "10-ops-live-call");
   await expectAccessible(ops, "ops");
 
   // English works too.
@@ -165,6 +134,6 @@ test("a poor participant is flagged red and in words, failures are listed by rea
   const failures = await page.locator("#ops-failures").innerText();
   assert.match(failures, /Medieforbindelsen kom aldrig op \(UDP blokeret\?\)\s*2/);
   assert.match(failures, /Udløbet adgangsnøgle\s*1/);
-  await shot(page, "11-ops-poor-participant");
+  await screenshot(page, "11-ops-poor-participant");
   await expectAccessible(page, "ops with a poor participant");
 });

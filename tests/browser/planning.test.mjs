@@ -2,38 +2,25 @@
 // one dead), a refused double-booking in plain words, a weekly series in the week view with
 // "this one" and "this and following" edits and a cancellation, and the team lead's monthly
 // report with its chart and CSV download. axe-core on every new screen; screenshots saved.
-import { test, before, after } from "node:test";
+import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import {
-  startServer, launchBrowser, newPage, eventually, artifacts, expectAccessible, reportNumber, copenhagen,
+  newPage, eventually, expectAccessible, reportNumber, copenhagen, serverAndBrowser, screenshot, logInAsStaff,
 } from "./harness.mjs";
 
-let server;
-let browser;
+// Links open an hour ahead, so a visit planned for half an hour from now can be opened.
+const { server, browser } = await serverAndBrowser({ env: { SKAERM_LINK_OPENS_BEFORE_MIN: "60" } });
 let staff;
 /** The visit planned in the first test: {date, time} in Copenhagen. */
 let planned;
 
 before(async () => {
-  // Links open an hour ahead, so a visit planned for half an hour from now can be opened.
-  server = await startServer({ env: { SKAERM_LINK_OPENS_BEFORE_MIN: "60" } });
-  browser = await launchBrowser();
   staff = await newPage(browser, { name: "staff", viewport: { width: 1280, height: 900 } });
   await staff.goto(server.url);
-  await staff.getByLabel("Brugernavn", { exact: true }).fill("mette");
-  await staff.getByLabel("Adgangskode", { exact: true }).fill("skaerm-demo");
-  await staff.getByRole("button", { name: "Log ind" }).click();
+  await logInAsStaff(staff);
   await staff.locator("li.visit").first().waitFor();
 });
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
-
-const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
 
 async function openPlanner() {
   await staff.getByRole("navigation", { name: "Sider" }).getByRole("link", { name: "Planlæg besøg" }).click();
@@ -55,7 +42,7 @@ async function planVisit(citizen, { date, time }, minutes = 15) {
 test("staff plans a visit, re-issues the citizen link, and the citizen's check opens from it", async () => {
   await openPlanner();
   await expectAccessible(staff, "plan a visit");
-  await shot(staff, "10-plan-visit");
+  await screenshot(staff, "10-plan-visit");
 
   // Half an hour from now, between the demo's visits (now+5 for 15 min, now+60).
   const start = Math.ceil((Date.now() + 30 * 60_000) / 300_000) * 300_000;
@@ -72,12 +59,12 @@ test("staff plans a visit, re-issues the citizen link, and the citizen's check o
   const first = await field.inputValue();
   assert.match(first, /\/j\/[A-Za-z0-9_-]{27}$/);
   await expectAccessible(staff, "visit planned, with its link");
-  await shot(staff, "11-plan-visit-done-link");
+  await screenshot(staff, "11-plan-visit-done-link");
   await staff.getByRole("button", { name: /Lav et nyt link/ }).click();
   await staff.getByText("Det gamle link virker ikke længere").waitFor();
   const second = await staff.getByLabel("Borgerlink til besøget", { exact: true }).inputValue();
   assert.notEqual(second, first);
-  await shot(staff, "12-plan-link-reissued");
+  await screenshot(staff, "12-plan-link-reissued");
 
   // The old link is dead at the API and says so on the citizen's page; the new one opens the check.
   const old = await fetch(`${server.url}/api/join/${first.split("/j/")[1]}`, { method: "POST" });
@@ -90,7 +77,7 @@ test("staff plans a visit, re-issues the citizen link, and the citizen's check o
   for (const row of ["camera", "microphone", "connection"]) {
     await citizen.locator(`#check-${row}[data-state=ok]`).waitFor({ timeout: 15_000 });
   }
-  await shot(citizen, "13-citizen-check-from-planned-link");
+  await screenshot(citizen, "13-citizen-check-from-planned-link");
   await citizen.context().close();
 });
 
@@ -107,7 +94,7 @@ test("a double-booking is refused next to the form, naming the visit it collides
   // Nothing was planned: the form is still there.
   assert.equal(await staff.locator("#plan-done").isHidden(), true);
   await expectAccessible(staff, "conflict message");
-  await shot(staff, "14-plan-conflict");
+  await screenshot(staff, "14-plan-conflict");
 
   // Moving Karen's visit onto the demo visit with Poul (an hour ahead) is refused the same way;
   // five minutes later than planned is fine.
@@ -157,14 +144,14 @@ test("a weekly series shows in the week view; one occurrence moves, the rest cha
   await staff.getByLabel("Efter et antal besøg", { exact: true }).check();
   await staff.getByLabel("Antal besøg", { exact: true }).fill("4");
   await expectAccessible(staff, "plan a series");
-  await shot(staff, "15-plan-series");
+  await screenshot(staff, "15-plan-series");
   await staff.getByRole("button", { name: "Planlæg serien" }).click();
   await staff.getByRole("heading", { name: "Serien er planlagt: 4 besøg" }).waitFor();
   assert.equal(await staff.locator("#plan-occurrences li").count(), 4);
   await staff.getByRole("button", { name: "Lav ét link til hele serien" }).click();
   assert.match(await staff.getByLabel("Borgerlink til alle besøg i serien", { exact: true }).inputValue(), /\/j\//);
   await expectAccessible(staff, "series planned");
-  await shot(staff, "16-plan-series-done");
+  await screenshot(staff, "16-plan-series-done");
 
   // The week view of that week shows Monday's and Thursday's occurrences.
   await staff.getByRole("link", { name: "Se ugen" }).click();
@@ -178,7 +165,7 @@ test("a weekly series shows in the week view; one occurrence moves, the rest cha
   await thursdayVisit.waitFor();
   assert.match(await mondayVisit.innerText(), /08\.00/);
   await expectAccessible(staff, "week view with a series");
-  await shot(staff, "17-week-series");
+  await screenshot(staff, "17-week-series");
 
   // "This one": Thursday's visit moves to 09:30 on its own.
   await thursdayVisit.getByRole("link").click();
@@ -186,7 +173,7 @@ test("a weekly series shows in the week view; one occurrence moves, the rest cha
   await staff.getByLabel("Kun dette besøg", { exact: true }).check();
   await staff.getByLabel("Klokkeslæt", { exact: true }).fill("09:30");
   await expectAccessible(staff, "edit a series occurrence");
-  await shot(staff, "18-edit-occurrence");
+  await screenshot(staff, "18-edit-occurrence");
   await staff.getByRole("button", { name: "Flyt besøget" }).click();
   await staff.locator("#plan-status").getByText(/Besøget er flyttet til .* kl\. 09\.30/).waitFor();
 
@@ -208,7 +195,7 @@ test("a weekly series shows in the week view; one occurrence moves, the rest cha
   await repeat.getByLabel("Mandag", { exact: true }).uncheck();
   await repeat.getByLabel("Tirsdag", { exact: true }).check();
   await expectAccessible(staff, "edit this and following");
-  await shot(staff, "18b-edit-following");
+  await screenshot(staff, "18b-edit-following");
   await staff.getByRole("button", { name: "Gem for dette og følgende besøg" }).click();
   await staff.locator("#plan-status").getByText("Ændret for dette og følgende besøg (2 besøg).").waitFor();
   const tuesday = new Date(`${nextMondayDay}T12:00:00Z`);
@@ -228,7 +215,7 @@ test("a weekly series shows in the week view; one occurrence moves, the rest cha
   await staff.getByRole("button", { name: "Aflys besøget" }).click();
   await staff.getByText("Vil du aflyse besøget? Det kan ikke fortrydes.").waitFor();
   await expectAccessible(staff, "cancel a visit");
-  await shot(staff, "19-cancel-visit");
+  await screenshot(staff, "19-cancel-visit");
   await staff.getByRole("button", { name: "Ja, aflys" }).click();
   await staff.getByText("Besøget er aflyst.").waitFor();
   await staff.goto(`${server.url}/?day=${tuesdayDay}`);
@@ -262,7 +249,7 @@ test("the monthly report counts a visit ended as completed; chart and CSV downlo
   assert.match(await chart.getAttribute("aria-labelledby"), /report-chart-svg-title/);
   assert.ok((await chart.locator("rect.bar-completed").count()) >= 2);
   await expectAccessible(staff, "monthly report");
-  await shot(staff, "20-report");
+  await screenshot(staff, "20-report");
 
   // The CSV download holds the same number.
   const [download] = await Promise.all([
@@ -308,7 +295,7 @@ test("staff subscribe to their visits: the calendar address works, a new one ret
   assert.match(ics, /BEGIN:VCALENDAR/);
   assert.match(ics, /Birthe S\./, "the series planned above is in the feed");
   await expectAccessible(staff, "calendar address");
-  await shot(staff, "21-calendar-feed");
+  await screenshot(staff, "21-calendar-feed");
 
   await staff.getByRole("button", { name: /Lav en ny adresse/ }).click();
   await staff.getByText("Ny adresse lavet. Den gamle virker ikke længere").waitFor();
@@ -330,7 +317,7 @@ test("the planning page in English, and planning by keyboard alone", async () =>
   assert.equal(await staff.locator("#plan-basis option[value=sel_85]").innerText(), "SEL §85 socio-pedagogical support");
   assert.equal(await staff.locator("html").getAttribute("lang"), "en");
   await expectAccessible(staff, "plan a visit, English");
-  await shot(staff, "22-plan-visit-english");
+  await screenshot(staff, "22-plan-visit-english");
   await staff.getByRole("button", { name: "Skift til dansk" }).click();
   await staff.getByRole("heading", { name: "Planlæg et besøg" }).waitFor();
 

@@ -2,35 +2,11 @@
 // page for three VP8 layers (rid f/h/q) in its offer, Chromium answers with
 // `a=simulcast:send` and sends rid-tagged layers, and the citizen receives one of them as one
 // continuous stream — also across a layer switch as the relay's estimate towards it grows.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  startServer, launchBrowser, newPage, eventually, admitFromWaitingRoom, expectMediaRising,
-} from "./harness.mjs";
+import { newPage, eventually, admitFromWaitingRoom, expectMediaRising, serverAndBrowser, apiLogin } from "./harness.mjs";
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer({ env: { SKAERM_SIMULCAST: "true", SKAERM_LINK_OPENS_BEFORE_MIN: "60" } });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
-
-/** A logged-in API session's cookies. */
-async function login(username) {
-  const response = await fetch(`${server.url}/api/session`, {
-    method: "POST",
-    headers: { "content-type": "application/json", "x-skaerm-csrf": "1" },
-    body: JSON.stringify({ username, password: "skaerm-demo" }),
-  });
-  assert.equal(response.status, 200);
-  return response.headers.getSetCookie().map((c) => c.split(";")[0]).join("; ");
-}
+const { server, browser } = await serverAndBrowser({ env: { SKAERM_SIMULCAST: "true", SKAERM_LINK_OPENS_BEFORE_MIN: "60" } });
 
 /** The relay's view of the live calls' participants (GET /api/ops/calls as ops). */
 async function opsParticipants(cookie) {
@@ -153,7 +129,7 @@ async function simulcastCall(setDiagnose) {
   await admitFromWaitingRoom(staff, citizen);
   await citizen.getByRole("button", { name: "Læg på" }).waitFor();
 
-  const ops0 = await login("ole");
+  const ops0 = await apiLogin(server, "ole");
   setDiagnose(async () => {
     console.log("DIAG citizen inbound", JSON.stringify(await inboundVideo(citizen)));
     console.log("DIAG staff inbound", JSON.stringify(await inboundVideo(staff)));
@@ -197,7 +173,7 @@ async function simulcastCall(setDiagnose) {
 
   // The relay says which layer each subscriber gets (ops view): the citizen one of the
   // staff's three, the staff one the citizen sends (never the missing quarter layer).
-  const ops = await login("ole");
+  const ops = await apiLogin(server, "ole");
   let roles;
   await eventually("the relay reports a layer per subscriber", async () => {
     roles = Object.fromEntries((await opsParticipants(ops)).map((p) => [p.role, p]));

@@ -3,27 +3,11 @@
 // big red button), the citizen answers and the tablet goes straight into the call (staff called
 // it: no waiting room, no "Lad komme ind"), and both decode video; staff unpair it and the
 // tablet is signed out (shows a new pairing code).
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import {
-  startServer, launchBrowser, newPage, inboundMedia, eventually, artifacts, expectAccessible, logInAsStaff,
-} from "./harness.mjs";
+import { newPage, inboundMedia, eventually, expectAccessible, logInAsStaff, serverAndBrowser, screenshot } from "./harness.mjs";
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer({ env: { SKAERM_LINK_OPENS_BEFORE_MIN: "60" } });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
-
-const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+const { server, browser } = await serverAndBrowser({ env: { SKAERM_LINK_OPENS_BEFORE_MIN: "60" } });
 
 test("staff pair a tablet, call it from a visit, the tablet answers, both see video, unpair signs it out", async () => {
   const tablet = await newPage(browser, { name: "tablet", viewport: { width: 820, height: 1180 }, hasTouch: true });
@@ -32,7 +16,7 @@ test("staff pair a tablet, call it from a visit, the tablet answers, both see vi
   await eventually("the tablet shows a pairing code", async () =>
     /^[A-Z2-9]{4}-[A-Z2-9]{4}$/.test(await codeText.innerText()) || await codeText.innerText());
   const code = await codeText.innerText();
-  await shot(tablet, "60-tablet-pairing-code");
+  await screenshot(tablet, "60-tablet-pairing-code");
 
   // Staff log in; the visits page has the tablets card.
   const staff = await newPage(browser, { name: "staff", viewport: { width: 1280, height: 900 } });
@@ -64,7 +48,7 @@ test("staff pair a tablet, call it from a visit, the tablet answers, both see vi
   await listed.waitFor();
   assert.equal(await listed.count(), 1);
   assert.match(await listed.innerText(), new RegExp(`${citizenName} · Stuen`));
-  await shot(staff, "61-staff-tablets");
+  await screenshot(staff, "61-staff-tablets");
   await expectAccessible(staff, "staff tablets card");
 
   // The tablet notices by itself that it is paired.
@@ -95,7 +79,7 @@ test("staff pair a tablet, call it from a visit, the tablet answers, both see vi
   assert.equal(looks[1].color, "rgb(179, 38, 30)", "decline is red");
   for (const look of looks) assert.ok(look.height >= 100 && look.width >= 250, `big buttons: ${JSON.stringify(look)}`);
   assert.equal(await decline.count(), 1);
-  await shot(tablet, "62-tablet-ringing");
+  await screenshot(tablet, "62-tablet-ringing");
   await expectAccessible(tablet, "tablet ringing");
 
   // The citizen answers; the tablet goes straight into the call: staff called it, so nobody
@@ -121,8 +105,8 @@ test("staff pair a tablet, call it from a visit, the tablet answers, both see vi
   assert.equal(await staff.getByRole("button", { name: "Lad komme ind" }).count(), 0, "staff are not asked to let the tablet in");
   assert.equal(await staff.locator("#lobby-panel").isHidden(), true);
   await expectAccessible(tablet, "tablet in the call");
-  await shot(tablet, "63-tablet-in-call");
-  await shot(staff, "64-staff-in-call-with-tablet");
+  await screenshot(tablet, "63-tablet-in-call");
+  await screenshot(staff, "64-staff-in-call-with-tablet");
 
   // Staff hang up and unpair the tablet from the staff page: the tablet is signed out.
   await staff.getByRole("button", { name: "Afslut besøg" }).click();
@@ -140,5 +124,5 @@ test("staff pair a tablet, call it from a visit, the tablet answers, both see vi
     const fresh = await codeText.innerText();
     return (/^[A-Z2-9]{4}-[A-Z2-9]{4}$/.test(fresh) && fresh !== code) || fresh;
   });
-  await shot(tablet, "65-tablet-signed-out");
+  await screenshot(tablet, "65-tablet-signed-out");
 });

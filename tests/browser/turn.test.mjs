@@ -7,7 +7,8 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import {
-  startServer, startTurnServer, turnserverBinary, launchBrowser, newPage, inboundMedia, eventually, admitFromWaitingRoom, logInAsStaff, startFirstVisit,
+  startServer, startTurnServer, turnserverBinary, launchBrowser, newPage, admitFromWaitingRoom, logInAsStaff,
+  startFirstVisit, expectDecoding,
 } from "./harness.mjs";
 
 const coturnMissing = turnserverBinary() === null;
@@ -40,19 +41,6 @@ after(async () => {
   await server?.stop();
   await turn?.stop();
 });
-
-/** Waits until the page's open peer connection decodes video and receives audio, and keeps on. */
-async function decoding(name, page, ms = 30_000) {
-  let first;
-  await eventually(`${name} decodes video and receives audio`, async () => {
-    first = await inboundMedia(page);
-    return (first.framesDecoded > 0 && first.audioPackets > 0) || first;
-  }, ms);
-  await eventually(`${name} keeps decoding`, async () => {
-    const now = await inboundMedia(page);
-    return now.framesDecoded > first.framesDecoded + 10 || now;
-  }, ms);
-}
 
 /** The selected candidate pair of the page's open peer connection, from getStats. */
 function selectedPair(page) {
@@ -129,8 +117,8 @@ test("a citizen whose network blocks UDP joins through coturn over TCP", { skip 
   assert.ok(lifetime > 3600 && lifetime <= 6 * 3600, `the credential lives a few hours (${lifetime} s)`);
   assert.match(opaque, /^[0-9a-f]{32}$/, "the username carries an opaque id only");
 
-  await decoding("staff", staff);
-  await decoding("citizen", citizen);
+  await expectDecoding("staff", staff);
+  await expectDecoding("citizen", citizen);
 
   const pair = await selectedPair(citizen);
   assert.equal(pair.state, "succeeded", JSON.stringify(pair));

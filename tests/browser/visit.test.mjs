@@ -1,25 +1,14 @@
 // A staff member and a citizen, in two real browsers, see and hear each other through
 // Skærm's relay — from a scheduled visit, on first try.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import {
-  startServer, launchBrowser, newPage, inboundMedia, eventually, artifacts, expectAccessible, denyMedia, fakeScreen, admitFromWaitingRoom, logInAsStaff,
+  newPage, inboundMedia, eventually, expectAccessible, denyMedia, fakeScreen, admitFromWaitingRoom,
+  logInAsStaff, serverAndBrowser, screenshot, apiLogin,
 } from "./harness.mjs";
 
-let server;
-let browser;
-
-before(async () => {
   // Links open an hour ahead, so the demo's later visits can be joined too.
-  server = await startServer({ env: { SKAERM_LINK_OPENS_BEFORE_MIN: "60" } });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const { server, browser } = await serverAndBrowser({ env: { SKAERM_LINK_OPENS_BEFORE_MIN: "60" } });
 
 /** Ends the visit from the staff call page with the default outcome (completed). */
 async function endVisit(staff) {
@@ -33,14 +22,7 @@ async function endVisit(staff) {
  * visits of their own that start soon rather than the demo's later ones).
  */
 async function planSoon(username, citizenName, minutes) {
-  const login = await fetch(`${server.url}/api/session`, {
-    method: "POST",
-    headers: { "content-type": "application/json", "x-skaerm-csrf": "1" },
-    body: JSON.stringify({ username, password: "skaerm-demo" }),
-  });
-  assert.equal(login.status, 200);
-  // Every cookie the login set (session and refresh), as a browser would send them back.
-  const cookie = login.headers.getSetCookie().map((c) => c.split(";")[0]).join("; ");
+  const cookie = await apiLogin(server, username);
   const listed = await fetch(`${server.url}/api/visits`, { headers: { cookie } });
   assert.equal(listed.status, 200, await listed.clone().text());
   const list = await listed.json();
@@ -66,20 +48,18 @@ async function planSoon(username, citizenName, minutes) {
   return JSON.parse(text).visit;
 }
 
-const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
-
 test("staff and citizen see and hear each other through the relay", async () => {
   // Staff: log in with the demo account and see today's visits.
   const staff = await newPage(browser, { name: "staff", viewport: { width: 1280, height: 800 } });
   await staff.goto(server.url);
   await staff.getByLabel("Brugernavn").waitFor();
   await expectAccessible(staff, "staff login");
-  await shot(staff, "00-staff-login");
+  await screenshot(staff, "00-staff-login");
   await logInAsStaff(staff);
   const firstVisit = staff.locator("li.visit").first();
   await firstVisit.waitFor();
   assert.match(await firstVisit.innerText(), /SEL §85/);
-  await shot(staff, "01-staff-today");
+  await screenshot(staff, "01-staff-today");
   await expectAccessible(staff, "staff day list");
 
   // Staff hands out the citizen link.
@@ -121,7 +101,7 @@ test("staff and citizen see and hear each other through the relay", async () => 
     return (levels.length > 3 && Math.max(...levels) > 0.05 && distinct.size >= 3) || levels.slice(-5);
   }, 10_000);
   assert.equal(await citizen.getByRole("button", { name: "Deltag" }).count(), 1, "one Deltag button");
-  await shot(citizen, "02-citizen-check");
+  await screenshot(citizen, "02-citizen-check");
   await expectAccessible(citizen, "citizen join/check");
   await join.click();
 
@@ -130,7 +110,7 @@ test("staff and citizen see and hear each other through the relay", async () => 
   assert.equal(await citizen.getByRole("button", { name: "Læg på" }).count(), 0, "not in the call yet");
   const waitingMedia = await inboundMedia(citizen);
   assert.equal(waitingMedia.videoPackets + waitingMedia.audioPackets, 0, "no media before admission");
-  await shot(citizen, "20-citizen-waiting-room");
+  await screenshot(citizen, "20-citizen-waiting-room");
   await expectAccessible(citizen, "citizen waiting room");
   await citizen.getByRole("button", { name: "Switch to English" }).click();
   await citizen.getByRole("heading", { name: "Your care worker will let you in shortly" }).waitFor();
@@ -147,7 +127,7 @@ test("staff and citizen see and hear each other through the relay", async () => 
     /venter i venteværelset\.$/.test(await staff.locator("#lobby-announce[aria-live]").innerText())
     || await staff.locator("#lobby-announce").innerText());
   assert.match(await staff.title(), /^\(1\) venter – /);
-  await shot(staff, "21-staff-waiting-room");
+  await screenshot(staff, "21-staff-waiting-room");
   await expectAccessible(staff, "staff waiting-room panel");
   // Keyboard only: Tab reaches "Lad komme ind", and Enter lets the citizen in.
   await staff.locator("body").focus();
@@ -180,8 +160,8 @@ test("staff and citizen see and hear each other through the relay", async () => 
     const now = await inboundMedia(citizen);
     return now.framesDecoded > before.framesDecoded + 10 || now;
   });
-  await shot(staff, "03-staff-in-call");
-  await shot(citizen, "04-citizen-in-call");
+  await screenshot(staff, "03-staff-in-call");
+  await screenshot(citizen, "04-citizen-in-call");
   // The quality indicator says it in words, with an icon, not by colour alone.
   await citizen.locator(".quality[data-level]").getByText(/Forbindelse: (God|Svag|Dårlig)/).waitFor({ timeout: 10_000 });
   assert.equal(await citizen.locator(".quality-icon[aria-hidden=true]").count(), 1);
@@ -199,7 +179,7 @@ test("staff and citizen see and hear each other through the relay", async () => 
   const dialog = staff.getByRole("dialog", { name: "Afslut besøget" });
   await dialog.waitFor();
   assert.equal(await dialog.getByRole("radio", { name: "Gennemført" }).isChecked(), true);
-  await shot(staff, "19-staff-end-dialog");
+  await screenshot(staff, "19-staff-end-dialog");
   await expectAccessible(staff, "staff end-visit dialog");
   // Changing one's mind keeps the call going.
   await dialog.getByRole("button", { name: "Tilbage til besøget" }).click();
@@ -210,7 +190,7 @@ test("staff and citizen see and hear each other through the relay", async () => 
   await dialog.getByRole("button", { name: "Afslut nu" }).click();
   await citizen.getByText("Besøget er slut. Tak for i dag.").waitFor({ timeout: 10_000 });
   await staff.getByText("Besøget er afsluttet.").waitFor({ timeout: 10_000 });
-  await shot(citizen, "05-citizen-ended");
+  await screenshot(citizen, "05-citizen-ended");
   await expectAccessible(citizen, "citizen ended");
   await expectAccessible(staff, "staff ended");
 
@@ -236,7 +216,7 @@ test("staff and citizen see and hear each other through the relay", async () => 
   assert.equal(await staff.locator(".week-day").count(), 7);
   assert.equal(await todayColumn.locator("li.week-visit").count(), todayCount);
   await todayColumn.locator("li.week-visit[data-status=completed]").first().waitFor();
-  await shot(staff, "15-staff-week");
+  await screenshot(staff, "15-staff-week");
   await expectAccessible(staff, "staff week view");
   // The choice survives a reload; a day's heading opens that day.
   await staff.reload();
@@ -257,7 +237,7 @@ test("the citizen page explains an unknown link in Danish and switches to Englis
   await page.getByRole("button", { name: "Join" }).waitFor();
   await page.getByText("The link does not work.", { exact: false }).waitFor();
   assert.equal(await page.evaluate(() => document.documentElement.lang), "en");
-  await shot(page, "06-citizen-unknown-link");
+  await screenshot(page, "06-citizen-unknown-link");
   await expectAccessible(page, "citizen unknown link");
 });
 
@@ -276,7 +256,7 @@ test("a link that is not open yet says on arrival when to come", async () => {
   const page = await newPage(browser, { name: "early", viewport: { width: 820, height: 1180 } });
   await page.goto(url);
   await page.getByText(/Besøget er ikke begyndt endnu\. Du kan komme ind fra kl\. \d\d\.\d\d\./).waitFor();
-  await shot(page, "16-citizen-too-early");
+  await screenshot(page, "16-citizen-too-early");
 });
 
 test("without camera permission and without a connection, the check gives plain advice", async () => {
@@ -292,7 +272,7 @@ test("without camera permission and without a connection, the check gives plain 
   assert.equal(await page.getByText("Alt virker.", { exact: false }).count(), 0);
   // Still one big button, and the advice is in English too.
   assert.equal(await page.getByRole("button", { name: "Deltag" }).count(), 1);
-  await shot(page, "07-citizen-check-denied");
+  await screenshot(page, "07-citizen-check-denied");
   // Keyboard only: Tab reaches "Tjek igen" and "Deltag", and the focus is visible.
   const reached = [];
   for (let i = 0; i < 8 && !reached.includes("join"); i += 1) {
@@ -392,7 +372,7 @@ test("display names are shown as text; a citizen without devices joins to watch;
   await staff.locator(".remote-name").getByText(HOSTILE, { exact: false }).waitFor({ timeout: 20_000 });
   await assertNoMarkup(citizen, "citizen call");
   await assertNoMarkup(staff, "staff call");
-  await shot(citizen, "11-citizen-hostile-name");
+  await screenshot(citizen, "11-citizen-hostile-name");
 
   // The relay pauses video for this weak connection, and later resumes it (messages as in
   // PROTOCOL.md, injected into the real socket). Per participant: two paused, one resumed.
@@ -400,7 +380,7 @@ test("display names are shown as text; a citizen without devices joins to watch;
   citizenSocket().send(JSON.stringify({ ...paused, participant_id: "p-a" }));
   citizenSocket().send(JSON.stringify({ ...paused, participant_id: "p-b" }));
   await citizen.getByText("Din forbindelse er svag – vi viser kun lyd for at holde samtalen i gang.").waitFor();
-  await shot(citizen, "12-citizen-video-paused");
+  await screenshot(citizen, "12-citizen-video-paused");
   await expectAccessible(citizen, "citizen call with the weak-connection notice");
   citizenSocket().send(JSON.stringify({ type: "video_resumed", participant_id: "p-a" }));
   await new Promise((r) => setTimeout(r, 500));
@@ -432,8 +412,8 @@ test("display names are shown as text; a citizen without devices joins to watch;
     const media = await inboundMedia(citizen);
     return (media.aspect !== null && media.aspect > 1.6) || media;
   });
-  await shot(staff, "13-staff-sharing-screen");
-  await shot(citizen, "14-citizen-sees-shared-screen");
+  await screenshot(staff, "13-staff-sharing-screen");
+  await screenshot(citizen, "14-citizen-sees-shared-screen");
   await staff.getByRole("button", { name: "Stop deling" }).click();
   await eventually("citizen decodes the camera again", async () => {
     const media = await inboundMedia(citizen);
@@ -469,7 +449,7 @@ test("on a lossy line the quality indicator says so in words, on both sides", as
   await staff.getByRole("region", { name: "Venteværelse" }).waitFor({ state: "hidden" });
   await eventually("staff hear that the citizen was turned away", async () =>
     /er afvist\.$/.test(await staff.locator("#lobby-announce").innerText()) || await staff.locator("#lobby-announce").innerText());
-  await shot(citizen, "22-citizen-denied");
+  await screenshot(citizen, "22-citizen-denied");
   await expectAccessible(citizen, "citizen denied");
   await new Promise((r) => setTimeout(r, 1500));
   assert.equal((await inboundMedia(citizen)).open, 0, "a denied citizen does not rejoin by itself");
@@ -491,7 +471,7 @@ test("on a lossy line the quality indicator says so in words, on both sides", as
       || await page.locator(".quality").evaluate((e) => `${e.dataset.level} ${e.textContent} ${e.hidden}`), 30_000);
     assert.equal(await page.locator(".quality[data-level=poor] .quality-icon[aria-hidden=true]").count(), 1, name);
   }
-  await shot(citizen, "18-citizen-poor-connection");
+  await screenshot(citizen, "18-citizen-poor-connection");
   await endVisit(staff);
   await citizen.getByText("Besøget er slut. Tak for i dag.").waitFor({ timeout: 10_000 });
 });

@@ -14,15 +14,10 @@ use skaerm_auth::roles::Role;
 use skaerm_auth::tokens::{MediaGrantRequest, MediaRole, TokenService};
 use skaerm_e2e::participant::{JoinOutcome, Participant};
 use skaerm_e2e::server::{Browser, Municipality, PASSWORD, TestServer};
+use skaerm_e2e::setup::AUDIO_AND_VIDEO as BOTH;
 use skaerm_scheduling::Visit;
 use skaerm_server::http::csrf::CSRF_HEADER;
 use skaerm_sfu::ids::RoomId;
-use skaerm_sfu::protocol::Publish;
-
-const BOTH: Publish = Publish {
-    audio: true,
-    video: true,
-};
 
 /// Joins with `token` and returns the refusal code; fails the test when admitted.
 async fn refusal(server: &TestServer, token: &str, room: Option<&Visit>) -> Result<String> {
@@ -40,21 +35,7 @@ fn citizen_token(
     at: DateTime<Utc>,
 ) -> String {
     server
-        .server
-        .state()
-        .services
-        .tokens
-        .issue_media(
-            &MediaGrantRequest {
-                participant: ParticipantRef(m.citizen.id.0),
-                visit: VisitRef(visit.id.0),
-                tenant: TenantRef(m.tenant.id.0),
-                role: MediaRole::Guest,
-                name: "Citizen".into(),
-                answered_call: None,
-            },
-            at,
-        )
+        .sign_citizen_token(m, visit, "Citizen", None, at)
         .unwrap()
 }
 

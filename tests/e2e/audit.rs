@@ -7,16 +7,11 @@
 use anyhow::Result;
 use serde_json::{Value, json};
 use skaerm_auth::roles::Role;
-use skaerm_e2e::participant::{JoinOutcome, Participant};
+use skaerm_e2e::participant::Participant;
 use skaerm_e2e::server::{Browser, PASSWORD, TestServer};
+use skaerm_e2e::setup::AUDIO_ONLY;
 use skaerm_sfu::ids::RoomId;
-use skaerm_sfu::protocol::Publish;
 use std::time::Duration;
-
-const AUDIO: Publish = Publish {
-    audio: true,
-    video: false,
-};
 
 fn actions(events: &Value) -> Vec<(String, String)> {
     events["events"]
@@ -32,13 +27,6 @@ fn actions(events: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn joined(outcome: JoinOutcome) -> Participant {
-    match outcome {
-        JoinOutcome::Joined(p) => *p,
-        JoinOutcome::Refused { code, .. } => panic!("join refused: {code}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_visit_leaves_an_audit_trail_that_only_the_admin_can_export() -> Result<()> {
     let server = TestServer::start().await?;
@@ -46,8 +34,7 @@ async fn a_visit_leaves_an_audit_trail_that_only_the_admin_can_export() -> Resul
     let admin_user = server.account(&m, "Anne Admin", &[Role::Admin]).await?;
     let visit = server.visit_soon(&m).await?;
 
-    let staff = Browser::new(&server.url())?;
-    staff.login(&m.username, PASSWORD).await?;
+    let staff = server.signed_in(&m.username).await?;
     let staff_token = staff.start_visit(&visit).await?;
     let secret = staff.citizen_link(&visit).await?;
     let (status, body) = Browser::new(&server.url())?.exchange_link(&secret).await?;
@@ -55,9 +42,12 @@ async fn a_visit_leaves_an_audit_trail_that_only_the_admin_can_export() -> Resul
     let citizen_token = body["media_token"].as_str().unwrap().to_owned();
 
     let room = Some(RoomId(visit.id.0));
-    let host = joined(Participant::join(&server.ws_url(), &staff_token, AUDIO, room).await?).await;
-    let guest =
-        joined(Participant::join(&server.ws_url(), &citizen_token, AUDIO, room).await?).await;
+    let host = Participant::join(&server.ws_url(), &staff_token, AUDIO_ONLY, room)
+        .await?
+        .joined();
+    let guest = Participant::join(&server.ws_url(), &citizen_token, AUDIO_ONLY, room)
+        .await?
+        .joined();
     // The citizen waits until the staff member lets them in; only then is their media joined.
     host.let_in(&guest).await?;
     guest.leave().await?;
@@ -75,8 +65,7 @@ async fn a_visit_leaves_an_audit_trail_that_only_the_admin_can_export() -> Resul
         (403, Some("forbidden_role"))
     );
 
-    let admin = Browser::new(&server.url())?;
-    admin.login(&admin_user, PASSWORD).await?;
+    let admin = server.signed_in(&admin_user).await?;
     // Room events arrive asynchronously: wait until both leaves are in.
     let mut export = Value::Null;
     for _ in 0..50 {
@@ -163,8 +152,7 @@ async fn a_visit_leaves_an_audit_trail_that_only_the_admin_can_export() -> Resul
     // Another municipality's administrator sees none of it.
     let b = server.municipality("Anden Kommune").await?;
     let other_admin = server.account(&b, "Bo Admin", &[Role::Admin]).await?;
-    let tab = Browser::new(&server.url())?;
-    tab.login(&other_admin, PASSWORD).await?;
+    let tab = server.signed_in(&other_admin).await?;
     let (_, theirs) = tab.get("/api/admin/audit").await?;
     let theirs = theirs["events"].as_array().unwrap();
     assert!(
@@ -181,8 +169,7 @@ async fn admins_create_accounts_and_change_roles_only_in_their_municipality() ->
     let m = server.municipality("Testkommune").await?;
     let other = server.municipality("Anden Kommune").await?;
     let admin_user = server.account(&m, "Anne Admin", &[Role::Admin]).await?;
-    let admin = Browser::new(&server.url())?;
-    admin.login(&admin_user, PASSWORD).await?;
+    let admin = server.signed_in(&admin_user).await?;
 
     let (status, body) = admin
         .post(
@@ -260,8 +247,7 @@ async fn planning_viewing_and_series_links_are_audited() -> Result<()> {
     let server = TestServer::start().await?;
     let m = server.municipality("Revisionskommune").await?;
     let admin_user = server.account(&m, "Admin", &[Role::Admin]).await?;
-    let staff = Browser::new(&server.url())?;
-    staff.login(&m.username, PASSWORD).await?;
+    let staff = server.signed_in(&m.username).await?;
 
     let start = chrono::Utc::now() + chrono::Duration::days(2);
     let (status, body) = staff
@@ -291,8 +277,7 @@ async fn planning_viewing_and_series_links_are_audited() -> Result<()> {
         .await?;
     assert_eq!(status, 204);
 
-    let admin = Browser::new(&server.url())?;
-    admin.login(&admin_user, PASSWORD).await?;
+    let admin = server.signed_in(&admin_user).await?;
     let (status, export) = admin.get("/api/admin/audit").await?;
     assert_eq!(status, 200, "{export}");
     let events = export["events"].as_array().unwrap();

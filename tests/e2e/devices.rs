@@ -13,20 +13,16 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use serde_json::{Value, json};
 use skaerm_auth::devices::DeviceRef;
-use skaerm_auth::refs::{ParticipantRef, StaffRef, TenantRef, VisitRef};
+use skaerm_auth::refs::StaffRef;
 use skaerm_auth::roles::Role;
-use skaerm_auth::tokens::{AnsweredCall, MediaGrantRequest, MediaRole};
+use skaerm_auth::tokens::AnsweredCall;
 use skaerm_e2e::participant::{JoinOutcome, Participant};
-use skaerm_e2e::server::{Browser, Municipality, PASSWORD, TestServer};
+use skaerm_e2e::server::{Browser, Municipality, TestServer};
+use skaerm_e2e::setup::AUDIO_ONLY;
 use skaerm_scheduling::Visit;
 use skaerm_sfu::ids::RoomId;
-use skaerm_sfu::protocol::{Publish, ServerMessage};
+use skaerm_sfu::protocol::ServerMessage;
 use std::time::Duration;
-
-const AUDIO: Publish = Publish {
-    audio: true,
-    video: false,
-};
 
 /// A tablet: a browser with its own cookie jar.
 async fn tablet_requests_pairing(server: &TestServer) -> Result<(Browser, String)> {
@@ -50,8 +46,7 @@ async fn a_paired_tablet_is_called_joins_and_is_revoked_by_unpairing() -> Result
     assert!(page.text().await?.contains("/assets/js/tablet.js"));
     let (tablet, code) = tablet_requests_pairing(&server).await?;
 
-    let staff = Browser::new(&server.url())?;
-    staff.login(&m.username, PASSWORD).await?;
+    let staff = server.signed_in(&m.username).await?;
     // Typed sloppily: lower case, no dash.
     let typed = code.replace('-', "").to_lowercase();
     let (status, body) = staff
@@ -94,9 +89,9 @@ async fn a_paired_tablet_is_called_joins_and_is_revoked_by_unpairing() -> Result
     assert_eq!(body["visit"]["id"], json!(visit.id));
     let token = body["media_token"].as_str().unwrap().to_owned();
     let room = Some(RoomId(visit.id.0));
-    let host = Participant::join(&server.ws_url(), &staff_token, AUDIO, room).await?;
+    let host = Participant::join(&server.ws_url(), &staff_token, AUDIO_ONLY, room).await?;
     assert!(matches!(host, JoinOutcome::Joined(_)));
-    match Participant::join(&server.ws_url(), &token, AUDIO, room).await? {
+    match Participant::join(&server.ws_url(), &token, AUDIO_ONLY, room).await? {
         JoinOutcome::Joined(p) => {
             assert!(!p.waited, "the called tablet does not wait");
             p.leave().await?
@@ -119,8 +114,7 @@ async fn pairing_stays_inside_the_municipality_and_the_care_roles() -> Result<()
     let server = TestServer::start().await?;
     let a = server.municipality("Kommune A").await?;
     let b = server.municipality("Kommune B").await?;
-    let staff_b = Browser::new(&server.url())?;
-    staff_b.login(&b.username, PASSWORD).await?;
+    let staff_b = server.signed_in(&b.username).await?;
 
     // B's staff cannot pair a tablet to A's citizen.
     let (_, code) = tablet_requests_pairing(&server).await?;
@@ -133,8 +127,7 @@ async fn pairing_stays_inside_the_municipality_and_the_care_roles() -> Result<()
     assert_eq!(status, 404);
     // Ops cannot pair at all.
     let ops = server.account(&a, "Olga Drift", &[Role::Ops]).await?;
-    let ops_tab = Browser::new(&server.url())?;
-    ops_tab.login(&ops, PASSWORD).await?;
+    let ops_tab = server.signed_in(&ops).await?;
     let (status, body) = ops_tab
         .post(
             "/api/devices/pair",
@@ -146,8 +139,7 @@ async fn pairing_stays_inside_the_municipality_and_the_care_roles() -> Result<()
         (403, Some("forbidden_role"))
     );
     // A wrong code is refused.
-    let staff_a = Browser::new(&server.url())?;
-    staff_a.login(&a.username, PASSWORD).await?;
+    let staff_a = server.signed_in(&a.username).await?;
     let (status, _) = staff_a
         .post(
             "/api/devices/pair",
@@ -190,7 +182,14 @@ async fn pairing_stays_inside_the_municipality_and_the_care_roles() -> Result<()
 
 /// Joins with `token`; fails unless the server let the participant in (waiting or not).
 async fn joined(server: &TestServer, token: &str, visit: &Visit) -> Result<Participant> {
-    match Participant::join(&server.ws_url(), token, AUDIO, Some(RoomId(visit.id.0))).await? {
+    match Participant::join(
+        &server.ws_url(),
+        token,
+        AUDIO_ONLY,
+        Some(RoomId(visit.id.0)),
+    )
+    .await?
+    {
         JoinOutcome::Joined(p) => Ok(*p),
         JoinOutcome::Refused { code, .. } => bail!("refused: {code}"),
     }
@@ -206,21 +205,7 @@ fn token_claiming(
     call: AnsweredCall,
 ) -> String {
     server
-        .server
-        .state()
-        .services
-        .tokens
-        .issue_media(
-            &MediaGrantRequest {
-                participant: ParticipantRef(m.citizen.id.0),
-                visit: VisitRef(visit.id.0),
-                tenant: TenantRef(m.tenant.id.0),
-                role: MediaRole::Guest,
-                name: m.citizen.display_name.clone(),
-                answered_call: Some(call),
-            },
-            Utc::now(),
-        )
+        .sign_citizen_token(m, visit, &m.citizen.display_name, Some(call), Utc::now())
         .unwrap()
 }
 
@@ -230,8 +215,7 @@ async fn a_called_tablet_skips_the_waiting_room_a_link_and_a_forged_call_do_not(
     let m = server.municipality("Testkommune").await?;
     let admin_user = server.account(&m, "Anne Admin", &[Role::Admin]).await?;
     let (tablet, code) = tablet_requests_pairing(&server).await?;
-    let staff = Browser::new(&server.url())?;
-    staff.login(&m.username, PASSWORD).await?;
+    let staff = server.signed_in(&m.username).await?;
     let (status, body) = staff
         .post(
             "/api/devices/pair",
@@ -292,7 +276,14 @@ async fn a_called_tablet_skips_the_waiting_room_a_link_and_a_forged_call_do_not(
         URL_SAFE_NO_PAD.encode(tampered_claims.to_string()),
         parts[2]
     );
-    match Participant::join(&server.ws_url(), &tampered, AUDIO, Some(RoomId(visit.id.0))).await? {
+    match Participant::join(
+        &server.ws_url(),
+        &tampered,
+        AUDIO_ONLY,
+        Some(RoomId(visit.id.0)),
+    )
+    .await?
+    {
         JoinOutcome::Refused { code, .. } => assert_eq!(code, "token_invalid"),
         JoinOutcome::Joined(_) => panic!("a tampered token joined"),
     }
@@ -341,8 +332,7 @@ async fn a_called_tablet_skips_the_waiting_room_a_link_and_a_forged_call_do_not(
     host.leave().await?;
 
     // Audited as admitted by the calling staff member.
-    let admin = Browser::new(&server.url())?;
-    admin.login(&admin_user, PASSWORD).await?;
+    let admin = server.signed_in(&admin_user).await?;
     let mut admitted = Vec::new();
     for _ in 0..50 {
         let (status, body) = admin.get("/api/admin/audit").await?;

@@ -9,38 +9,15 @@
 #![allow(clippy::unwrap_used)] // tests may panic on setup failures
 
 use anyhow::Result;
-use bytes::Bytes;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde_json::json;
 use skaerm_e2e::participant::{JoinOutcome, Participant};
-use skaerm_e2e::server::{Browser, PASSWORD, TestServer};
+use skaerm_e2e::server::{Browser, TestServer};
+use skaerm_e2e::setup::{AUDIO_AND_VIDEO, payload};
 use skaerm_sfu::ids::RoomId;
-use skaerm_sfu::protocol::{EndReason, LeaveReason, Publish, ServerMessage};
+use skaerm_sfu::protocol::{EndReason, LeaveReason, ServerMessage};
 use std::collections::HashSet;
 use std::time::Duration;
-
-const BOTH: Publish = Publish {
-    audio: true,
-    video: true,
-};
-
-fn payload(tag: &str, kind: RtpCodecKind, i: usize) -> Bytes {
-    let size = if kind == RtpCodecKind::Audio {
-        160
-    } else {
-        1100
-    };
-    let mut text = format!("{tag}-{kind}-{i:05}-").into_bytes();
-    text.resize(size, b'.');
-    Bytes::from(text)
-}
-
-async fn joined(outcome: JoinOutcome) -> Participant {
-    match outcome {
-        JoinOutcome::Joined(p) => *p,
-        JoinOutcome::Refused { code, close } => panic!("join refused: {code} (close {close:?})"),
-    }
-}
 
 /// Issues an invite; returns the whole answer.
 async fn invite(
@@ -110,8 +87,7 @@ async fn an_invited_relative_joins_as_third_participant_and_all_exchange_media()
     let room = Some(RoomId(visit.id.0));
     let id = visit.id.to_string();
 
-    let staff_tab = Browser::new(&server.url())?;
-    staff_tab.login(&m.username, PASSWORD).await?;
+    let staff_tab = server.signed_in(&m.username).await?;
     let staff_token = staff_tab.start_visit(&visit).await?;
     let citizen_secret = staff_tab.citizen_link(&visit).await?;
 
@@ -143,8 +119,7 @@ async fn an_invited_relative_joins_as_third_participant_and_all_exchange_media()
         "{body}"
     );
     let stranger = server.municipality("Nabokommune").await?;
-    let stranger_tab = Browser::new(&server.url())?;
-    stranger_tab.login(&stranger.username, PASSWORD).await?;
+    let stranger_tab = server.signed_in(&stranger.username).await?;
     let (status, body) = invite(&stranger_tab, &id, "X", "colleague").await?;
     assert_eq!(status, 404, "{body}");
     let anonymous = Browser::new(&server.url())?;
@@ -164,10 +139,15 @@ async fn an_invited_relative_joins_as_third_participant_and_all_exchange_media()
     assert!(body["guest"].is_null(), "{body}");
     let citizen_token = body["media_token"].as_str().unwrap().to_owned();
 
-    let staff = joined(Participant::join(&server.ws_url(), &staff_token, BOTH, room).await?).await;
-    let citizen =
-        joined(Participant::join(&server.ws_url(), &citizen_token, BOTH, room).await?).await;
-    let guest = joined(Participant::join(&server.ws_url(), &guest_token, BOTH, room).await?).await;
+    let staff = Participant::join(&server.ws_url(), &staff_token, AUDIO_AND_VIDEO, room)
+        .await?
+        .joined();
+    let citizen = Participant::join(&server.ws_url(), &citizen_token, AUDIO_AND_VIDEO, room)
+        .await?
+        .joined();
+    let guest = Participant::join(&server.ws_url(), &guest_token, AUDIO_AND_VIDEO, room)
+        .await?
+        .joined();
     // Both the citizen and the relative wait until the staff member lets them in.
     staff.let_in(&citizen).await?;
     staff.let_in(&guest).await?;
@@ -250,7 +230,7 @@ async fn an_invited_relative_joins_as_third_participant_and_all_exchange_media()
         (404, Some("unknown_link")),
         "{body}"
     );
-    match Participant::join(&server.ws_url(), &guest_token, BOTH, room).await? {
+    match Participant::join(&server.ws_url(), &guest_token, AUDIO_AND_VIDEO, room).await? {
         JoinOutcome::Refused { code, .. } => assert_eq!(code, "forbidden"),
         JoinOutcome::Joined(_) => panic!("a revoked invite's token was admitted"),
     }
@@ -289,10 +269,8 @@ async fn an_invite_for_visit_a_does_not_admit_to_visit_b() -> Result<()> {
     let a = server.visit_soon(&m).await?;
     let n = server.municipality("Testkommune B").await?;
     let b = server.visit_soon(&n).await?;
-    let tab_a = Browser::new(&server.url())?;
-    tab_a.login(&m.username, PASSWORD).await?;
-    let tab_b = Browser::new(&server.url())?;
-    tab_b.login(&n.username, PASSWORD).await?;
+    let tab_a = server.signed_in(&m.username).await?;
+    let tab_b = server.signed_in(&n.username).await?;
     tab_b.start_visit(&b).await?;
     let (status, body) = invite(&tab_a, &a.id.to_string(), "Datter", "relative").await?;
     assert_eq!(status, 201, "{body}");
@@ -304,7 +282,14 @@ async fn an_invite_for_visit_a_does_not_admit_to_visit_b() -> Result<()> {
     assert_eq!(body["visit"]["id"], json!(a.id.to_string()));
     let token = body["media_token"].as_str().unwrap();
     // The token names visit A: the room of visit B refuses it.
-    match Participant::join(&server.ws_url(), token, BOTH, Some(RoomId(b.id.0))).await? {
+    match Participant::join(
+        &server.ws_url(),
+        token,
+        AUDIO_AND_VIDEO,
+        Some(RoomId(b.id.0)),
+    )
+    .await?
+    {
         JoinOutcome::Refused { code, .. } => assert_eq!(code, "forbidden"),
         JoinOutcome::Joined(p) => panic!("admitted to visit B as {}", p.id),
     }
@@ -318,8 +303,7 @@ async fn an_invited_guest_does_not_put_the_visit_in_the_waiting_room() -> Result
     let visit = server.visit_soon(&m).await?;
     let id = visit.id.to_string();
     let room = Some(RoomId(visit.id.0));
-    let tab = Browser::new(&server.url())?;
-    tab.login(&m.username, PASSWORD).await?;
+    let tab = server.signed_in(&m.username).await?;
     let (status, body) = invite(&tab, &id, "Tolk Amir", "interpreter").await?;
     assert_eq!(status, 201, "{body}");
     let guest_tab = Browser::new(&server.url())?;
@@ -335,13 +319,16 @@ async fn an_invited_guest_does_not_put_the_visit_in_the_waiting_room() -> Result
     let citizen_token = body["media_token"].as_str().unwrap().to_owned();
 
     // The interpreter waits in the room: the visit stays `ready` (no citizen yet).
-    let guest = joined(Participant::join(&server.ws_url(), &guest_token, BOTH, room).await?).await;
+    let guest = Participant::join(&server.ws_url(), &guest_token, AUDIO_AND_VIDEO, room)
+        .await?
+        .joined();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, body) = tab.get(&format!("/api/visits/{id}")).await?;
     assert_eq!(body["visit"]["status"], "ready", "{body}");
     // The citizen arrives: now it is `waiting`.
-    let citizen =
-        joined(Participant::join(&server.ws_url(), &citizen_token, BOTH, room).await?).await;
+    let citizen = Participant::join(&server.ws_url(), &citizen_token, AUDIO_AND_VIDEO, room)
+        .await?
+        .joined();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let (_, body) = tab.get(&format!("/api/visits/{id}")).await?;

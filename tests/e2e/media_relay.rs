@@ -10,35 +10,12 @@ use chrono::{Duration as ChronoDuration, Utc};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde_json::json;
 use skaerm_e2e::participant::{JoinOutcome, Participant};
-use skaerm_e2e::server::{Browser, PASSWORD, TestServer};
+use skaerm_e2e::server::{Browser, TestServer};
+use skaerm_e2e::setup::{AUDIO_AND_VIDEO, payload};
 use skaerm_sfu::ids::RoomId;
-use skaerm_sfu::protocol::{Publish, ServerMessage};
+use skaerm_sfu::protocol::ServerMessage;
 use std::collections::HashSet;
 use std::time::Duration;
-
-const BOTH: Publish = Publish {
-    audio: true,
-    video: true,
-};
-
-fn payload(tag: &str, kind: RtpCodecKind, i: usize) -> Bytes {
-    // Realistic sizes: ~160 bytes of Opus, ~1100 bytes of video.
-    let size = if kind == RtpCodecKind::Audio {
-        160
-    } else {
-        1100
-    };
-    let mut text = format!("{tag}-{kind}-{i:05}-").into_bytes();
-    text.resize(size, b'.');
-    Bytes::from(text)
-}
-
-async fn joined(outcome: JoinOutcome) -> Participant {
-    match outcome {
-        JoinOutcome::Joined(p) => *p,
-        JoinOutcome::Refused { code, close } => panic!("join refused: {code} (close {close:?})"),
-    }
-}
 
 /// Sends until the other side has received something from `from`, so the relay has opened the
 /// publications and renegotiated the subscriber.
@@ -75,8 +52,7 @@ async fn staff_and_citizen_exchange_audio_and_video_through_the_relay() -> Resul
     let visit = server.visit_soon(&m).await?;
     let room = Some(RoomId(visit.id.0));
 
-    let staff_tab = Browser::new(&server.url())?;
-    staff_tab.login(&m.username, PASSWORD).await?;
+    let staff_tab = server.signed_in(&m.username).await?;
     let staff_token = staff_tab.start_visit(&visit).await?;
     let secret = staff_tab.citizen_link(&visit).await?;
 
@@ -86,9 +62,12 @@ async fn staff_and_citizen_exchange_audio_and_video_through_the_relay() -> Resul
     assert_eq!(body["visit"]["staff_display_name"], "Staff");
     let citizen_token = body["media_token"].as_str().unwrap_or_default().to_owned();
 
-    let staff = joined(Participant::join(&server.ws_url(), &staff_token, BOTH, room).await?).await;
-    let citizen =
-        joined(Participant::join(&server.ws_url(), &citizen_token, BOTH, room).await?).await;
+    let staff = Participant::join(&server.ws_url(), &staff_token, AUDIO_AND_VIDEO, room)
+        .await?
+        .joined();
+    let citizen = Participant::join(&server.ws_url(), &citizen_token, AUDIO_AND_VIDEO, room)
+        .await?
+        .joined();
     // The citizen waits in the waiting room until the staff member lets them in.
     assert!(citizen.waited, "the citizen must land in the waiting room");
     let citizen_id = citizen.id.clone();
@@ -218,19 +197,16 @@ async fn a_token_for_another_visit_is_refused() -> Result<()> {
         .visit(&m, Utc::now() - ChronoDuration::minutes(20), 24)
         .await?;
 
-    let staff_tab = Browser::new(&server.url())?;
-    staff_tab.login(&m.username, PASSWORD).await?;
+    let staff_tab = server.signed_in(&m.username).await?;
     let staff_token = staff_tab.start_visit(&visit).await?;
-    let staff = joined(
-        Participant::join(
-            &server.ws_url(),
-            &staff_token,
-            BOTH,
-            Some(RoomId(visit.id.0)),
-        )
-        .await?,
+    let staff = Participant::join(
+        &server.ws_url(),
+        &staff_token,
+        AUDIO_AND_VIDEO,
+        Some(RoomId(visit.id.0)),
     )
-    .await;
+    .await?
+    .joined();
     staff.wait_connected(Duration::from_secs(10)).await?;
 
     // A third peer holding a valid token — for the other visit — asks for this one.
@@ -238,7 +214,7 @@ async fn a_token_for_another_visit_is_refused() -> Result<()> {
     match Participant::join(
         &server.ws_url(),
         &other_token,
-        BOTH,
+        AUDIO_AND_VIDEO,
         Some(RoomId(visit.id.0)),
     )
     .await?
@@ -265,7 +241,7 @@ async fn a_token_for_another_visit_is_refused() -> Result<()> {
         parts[2] = parts[2].chars().rev().collect();
         parts.join(".")
     };
-    match Participant::join(&server.ws_url(), &forged, BOTH, None).await? {
+    match Participant::join(&server.ws_url(), &forged, AUDIO_AND_VIDEO, None).await? {
         JoinOutcome::Refused { code, .. } => assert_eq!(code, "token_invalid"),
         JoinOutcome::Joined(_) => panic!("a forged token must be refused"),
     }
@@ -276,8 +252,7 @@ async fn a_token_for_another_visit_is_refused() -> Result<()> {
 async fn links_work_only_inside_their_window() -> Result<()> {
     let server = TestServer::start().await?;
     let m = server.municipality("Testkommune").await?;
-    let staff_tab = Browser::new(&server.url())?;
-    staff_tab.login(&m.username, PASSWORD).await?;
+    let staff_tab = server.signed_in(&m.username).await?;
     let citizen_tab = Browser::new(&server.url())?;
 
     // Yesterday's visit: the link has expired.
@@ -314,7 +289,7 @@ async fn links_work_only_inside_their_window() -> Result<()> {
         .post(&format!("/api/visits/{}/end", now_visit.id), json!({}))
         .await?;
     assert_eq!(status, 200);
-    match Participant::join(&server.ws_url(), &token, BOTH, None).await? {
+    match Participant::join(&server.ws_url(), &token, AUDIO_AND_VIDEO, None).await? {
         JoinOutcome::Refused { code, .. } => assert_eq!(code, "forbidden"),
         JoinOutcome::Joined(_) => panic!("an ended visit must not admit anyone"),
     }
@@ -329,8 +304,7 @@ async fn staff_cannot_reach_another_municipalitys_visit() -> Result<()> {
     let a = server.municipality("Kommune A").await?;
     let b = server.municipality("Kommune B").await?;
     let visit_b = server.visit_soon(&b).await?;
-    let tab = Browser::new(&server.url())?;
-    tab.login(&a.username, PASSWORD).await?;
+    let tab = server.signed_in(&a.username).await?;
     for path in ["start", "citizen-link", "media-token", "end"] {
         let (status, body) = tab
             .post(&format!("/api/visits/{}/{path}", visit_b.id), json!({}))
@@ -385,14 +359,16 @@ async fn an_ice_restart_asked_over_signalling_keeps_the_session_and_the_media() 
     let m = server.municipality("Testkommune").await?;
     let visit = server.visit_soon(&m).await?;
     let room = Some(RoomId(visit.id.0));
-    let staff_tab = Browser::new(&server.url())?;
-    staff_tab.login(&m.username, PASSWORD).await?;
+    let staff_tab = server.signed_in(&m.username).await?;
     let staff_token = staff_tab.start_visit(&visit).await?;
     let citizen_token = staff_tab.citizen_token(&visit).await?;
 
-    let staff = joined(Participant::join(&server.ws_url(), &staff_token, BOTH, room).await?).await;
-    let citizen =
-        joined(Participant::join(&server.ws_url(), &citizen_token, BOTH, room).await?).await;
+    let staff = Participant::join(&server.ws_url(), &staff_token, AUDIO_AND_VIDEO, room)
+        .await?
+        .joined();
+    let citizen = Participant::join(&server.ws_url(), &citizen_token, AUDIO_AND_VIDEO, room)
+        .await?
+        .joined();
     staff.let_in(&citizen).await?;
     staff.wait_connected(Duration::from_secs(10)).await?;
     citizen.wait_connected(Duration::from_secs(10)).await?;

@@ -7,38 +7,14 @@
 #![allow(clippy::unwrap_used)] // tests may panic on setup failures
 
 use anyhow::Result;
-use bytes::Bytes;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde_json::{Value, json};
 use skaerm_auth::roles::Role;
 use skaerm_e2e::participant::{JoinOutcome, Participant};
 use skaerm_e2e::server::{Browser, PASSWORD, TestServer};
+use skaerm_e2e::setup::{AUDIO_AND_VIDEO, AUDIO_ONLY, payload};
 use skaerm_sfu::ids::RoomId;
-use skaerm_sfu::protocol::Publish;
 use std::time::{Duration, Instant};
-
-const BOTH: Publish = Publish {
-    audio: true,
-    video: true,
-};
-
-fn payload(kind: RtpCodecKind, i: usize) -> Bytes {
-    let size = if kind == RtpCodecKind::Audio {
-        160
-    } else {
-        1100
-    };
-    let mut text = format!("ops-{kind}-{i:05}-").into_bytes();
-    text.resize(size, b'.');
-    Bytes::from(text)
-}
-
-async fn joined(outcome: JoinOutcome) -> Participant {
-    match outcome {
-        JoinOutcome::Joined(p) => *p,
-        JoinOutcome::Refused { code, close } => panic!("join refused: {code} (close {close:?})"),
-    }
-}
 
 /// The call for `room` in an ops view, once both its participants are connected and the relay
 /// has measured media both ways.
@@ -65,8 +41,7 @@ async fn ops_sees_the_live_call_without_names_and_the_metrics_carry_its_quality(
     let visit = server.visit_soon(&m).await?;
     let room = visit.id.to_string();
     let ops_user = server.account(&m, "Olga Drift", &[Role::Ops]).await?;
-    let ops_tab = Browser::new(&server.url())?;
-    ops_tab.login(&ops_user, PASSWORD).await?;
+    let ops_tab = server.signed_in(&ops_user).await?;
 
     // Closed without a session: no cookie, or a citizen's media token in its place; and closed
     // to staff without the ops role.
@@ -99,15 +74,17 @@ async fn ops_sees_the_live_call_without_names_and_the_metrics_carry_its_quality(
         parts.join(".")
     };
     assert!(matches!(
-        Participant::join(&server.ws_url(), &forged, BOTH, None).await?,
+        Participant::join(&server.ws_url(), &forged, AUDIO_AND_VIDEO, None).await?,
         JoinOutcome::Refused { .. }
     ));
 
     let target = Some(RoomId(visit.id.0));
-    let staff =
-        joined(Participant::join(&server.ws_url(), &staff_token, BOTH, target).await?).await;
-    let citizen =
-        joined(Participant::join(&server.ws_url(), &citizen_token, BOTH, target).await?).await;
+    let staff = Participant::join(&server.ws_url(), &staff_token, AUDIO_AND_VIDEO, target)
+        .await?
+        .joined();
+    let citizen = Participant::join(&server.ws_url(), &citizen_token, AUDIO_AND_VIDEO, target)
+        .await?
+        .joined();
     staff.let_in(&citizen).await?;
     staff.wait_connected(Duration::from_secs(10)).await?;
     citizen.wait_connected(Duration::from_secs(10)).await?;
@@ -117,9 +94,9 @@ async fn ops_sees_the_live_call_without_names_and_the_metrics_carry_its_quality(
     let mut i = 0;
     let view = loop {
         for p in [&staff, &citizen] {
-            p.send_rtp(RtpCodecKind::Audio, payload(RtpCodecKind::Audio, i))
+            p.send_rtp(RtpCodecKind::Audio, payload("ops", RtpCodecKind::Audio, i))
                 .await?;
-            p.send_rtp(RtpCodecKind::Video, payload(RtpCodecKind::Video, i))
+            p.send_rtp(RtpCodecKind::Video, payload("ops", RtpCodecKind::Video, i))
                 .await?;
         }
         i += 1;
@@ -223,19 +200,16 @@ async fn ops_see_only_their_municipalitys_calls_until_they_end() -> Result<()> {
     let visit = server.visit_soon(&m).await?;
     let room = visit.id.to_string();
 
-    let staff_tab = Browser::new(&server.url())?;
-    staff_tab.login(&m.username, PASSWORD).await?;
+    let staff_tab = server.signed_in(&m.username).await?;
     let staff_token = staff_tab.start_visit(&visit).await?;
     let citizen_token = staff_tab.citizen_token(&visit).await?;
-    let audio = Publish {
-        audio: true,
-        video: false,
-    };
     let target = Some(RoomId(visit.id.0));
-    let staff =
-        joined(Participant::join(&server.ws_url(), &staff_token, audio, target).await?).await;
-    let citizen =
-        joined(Participant::join(&server.ws_url(), &citizen_token, audio, target).await?).await;
+    let staff = Participant::join(&server.ws_url(), &staff_token, AUDIO_ONLY, target)
+        .await?
+        .joined();
+    let citizen = Participant::join(&server.ws_url(), &citizen_token, AUDIO_ONLY, target)
+        .await?
+        .joined();
     staff.let_in(&citizen).await?;
 
     // The municipality's ops and admin see the call with both people (snapshots ~1 s apart),
@@ -272,8 +246,7 @@ async fn ops_see_only_their_municipalitys_calls_until_they_end() -> Result<()> {
     }
 
     // Another municipality's ops see no call at all (node totals are infrastructure).
-    let theirs = Browser::new(&server.url())?;
-    theirs.login(&other_ops, PASSWORD).await?;
+    let theirs = server.signed_in(&other_ops).await?;
     let (status, view) = theirs.get("/api/ops/calls").await?;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["calls"], json!([]), "{view}");

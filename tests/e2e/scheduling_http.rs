@@ -11,9 +11,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use chrono::{Duration as ChronoDuration, Timelike, Utc};
 use serde_json::{Value, json};
-use skaerm_e2e::participant::{JoinOutcome, Participant};
-use skaerm_e2e::server::{Browser, PASSWORD, TestServer};
-use skaerm_scheduling::{NewVisit, OutboxKind, TIME_ZONE};
+use skaerm_e2e::participant::Participant;
+use skaerm_e2e::server::{Browser, TestServer};
+use skaerm_e2e::setup::AUDIO_ONLY;
+use skaerm_scheduling::{NewVisit, OutboxKind, TIME_ZONE, Visit};
 use skaerm_server::config::FeedNames;
 use skaerm_server::jobs::{self, Sender};
 use std::sync::{Arc, Mutex};
@@ -66,8 +67,7 @@ async fn series_move_conflict_completion_report_and_export() -> Result<()> {
     })
     .await?;
     let m = server.municipality("Testkommune").await?;
-    let tab = Browser::new(&server.url())?;
-    tab.login(&m.username, PASSWORD).await?;
+    let tab = server.signed_in(&m.username).await?;
 
     // A weekly series whose first occurrence starts in five minutes (Copenhagen time).
     let first = (Utc::now() + ChronoDuration::minutes(5)).with_timezone(&TIME_ZONE);
@@ -276,8 +276,7 @@ async fn series_move_conflict_completion_report_and_export() -> Result<()> {
     );
     // Reports are for team leads: a colleague doing care work only is refused.
     let colleague = server.colleague(&m, "Plain Staff").await?;
-    let plain = Browser::new(&server.url())?;
-    plain.login(&colleague.username, PASSWORD).await?;
+    let plain = server.signed_in(&colleague.username).await?;
     let (status, body) = plain.get("/api/reports/monthly").await?;
     assert_eq!(
         (status, body["code"].as_str()),
@@ -356,8 +355,7 @@ async fn a_visit_live_at_restart_is_closed_as_technical_failure() -> Result<()> 
     let server = TestServer::start().await?;
     let m = server.municipality("Testkommune").await?;
     let visit = server.visit_soon(&m).await?;
-    let tab = Browser::new(&server.url())?;
-    tab.login(&m.username, PASSWORD).await?;
+    let tab = server.signed_in(&m.username).await?;
     tab.start_visit(&visit).await?;
 
     // No export webhook before the restart: the record waits in the outbox. After it, with
@@ -369,8 +367,7 @@ async fn a_visit_live_at_restart_is_closed_as_technical_failure() -> Result<()> 
             c.scheduling.jobs_interval_secs = 1;
         })
         .await?;
-    let tab = Browser::new(&server.url())?;
-    tab.login(&m.username, PASSWORD).await?;
+    let tab = server.signed_in(&m.username).await?;
     let (status, body) = tab.get(&format!("/api/visits/{}", visit.id)).await?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["visit"]["status"], "technical_failure");
@@ -391,21 +388,29 @@ async fn a_visit_live_at_restart_is_closed_as_technical_failure() -> Result<()> 
     Ok(())
 }
 
-#[tokio::test]
-async fn after_a_restart_a_live_visit_waits_for_a_rejoin_then_is_closed_if_nobody_came()
--> Result<()> {
+/// A visit its staff member started, then a restart of the server with a rejoin grace of 2 s:
+/// the restarted server, the visit and the staff member's new signed-in tab.
+async fn a_visit_started_then_a_restart_with_grace() -> Result<(TestServer, Visit, Browser)> {
     let server = TestServer::start().await?;
     let m = server.municipality("Testkommune").await?;
-    let abandoned = server.visit_soon(&m).await?;
-    let tab = Browser::new(&server.url())?;
-    tab.login(&m.username, PASSWORD).await?;
-    tab.start_visit(&abandoned).await?;
+    let visit = server.visit_soon(&m).await?;
+    server
+        .signed_in(&m.username)
+        .await?
+        .start_visit(&visit)
+        .await?;
 
     let server = server
         .restart_with(|c| c.scheduling.rejoin_grace_secs = 2)
         .await?;
-    let tab = Browser::new(&server.url())?;
-    tab.login(&m.username, PASSWORD).await?;
+    let tab = server.signed_in(&m.username).await?;
+    Ok((server, visit, tab))
+}
+
+#[tokio::test]
+async fn after_a_restart_a_live_visit_waits_for_a_rejoin_then_is_closed_if_nobody_came()
+-> Result<()> {
+    let (_server, abandoned, tab) = a_visit_started_then_a_restart_with_grace().await?;
     // Inside the grace period the visit is still live and staff can rejoin it.
     let (status, body) = tab.get(&format!("/api/visits/{}", abandoned.id)).await?;
     assert_eq!(status, 200, "{body}");
@@ -433,31 +438,15 @@ async fn after_a_restart_a_live_visit_waits_for_a_rejoin_then_is_closed_if_nobod
 
 #[tokio::test]
 async fn after_a_restart_a_visit_whose_staff_rejoined_stays_live() -> Result<()> {
-    let server = TestServer::start().await?;
-    let m = server.municipality("Testkommune").await?;
-    let visit = server.visit_soon(&m).await?;
-    let tab = Browser::new(&server.url())?;
-    tab.login(&m.username, PASSWORD).await?;
-    tab.start_visit(&visit).await?;
-
-    let server = server
-        .restart_with(|c| c.scheduling.rejoin_grace_secs = 2)
-        .await?;
-    let tab = Browser::new(&server.url())?;
-    tab.login(&m.username, PASSWORD).await?;
+    let (server, visit, tab) = a_visit_started_then_a_restart_with_grace().await?;
     let (status, body) = tab
         .post(&format!("/api/visits/{}/media-token", visit.id), json!({}))
         .await?;
     assert_eq!(status, 200, "{body}");
     let token = body["media_token"].as_str().unwrap_or_default().to_owned();
-    let publish = skaerm_sfu::protocol::Publish {
-        audio: true,
-        video: false,
-    };
-    let staff = match Participant::join(&server.ws_url(), &token, publish, None).await? {
-        JoinOutcome::Joined(p) => *p,
-        JoinOutcome::Refused { code, .. } => panic!("staff refused: {code}"),
-    };
+    let staff = Participant::join(&server.ws_url(), &token, AUDIO_ONLY, None)
+        .await?
+        .joined();
     tokio::time::sleep(Duration::from_secs(4)).await;
     let (_, body) = tab.get(&format!("/api/visits/{}", visit.id)).await?;
     assert_eq!(body["visit"]["status"], "in_progress", "{body}");
@@ -536,8 +525,7 @@ async fn the_calendar_feed_parses_with_an_independent_parser() -> Result<()> {
         let server = TestServer::start_adjusted(&[], |c| c.scheduling.feed_names = names).await?;
         let m = server.municipality("Testkommune").await?;
         let soon = server.visit_soon(&m).await?;
-        let tab = Browser::new(&server.url())?;
-        tab.login(&m.username, PASSWORD).await?;
+        let tab = server.signed_in(&m.username).await?;
         let (status, body) = tab.post("/api/calendar-feed", json!({})).await?;
         assert_eq!(status, 200, "{body}");
         let url = body["url"].as_str().unwrap().to_owned();
@@ -723,21 +711,15 @@ async fn the_citizen_joining_and_leaving_moves_the_visit_between_ready_and_waiti
     let m = server.municipality("Testkommune").await?;
     let visit = server.visit_soon(&m).await?;
     let id = visit.id.to_string();
-    let staff = Browser::new(&server.url())?;
-    staff.login(&m.username, PASSWORD).await?;
+    let staff = server.signed_in(&m.username).await?;
     wait_status(&staff, &id, "ready").await?;
     let secret = staff.citizen_link(&visit).await?;
     let (status, body) = Browser::new(&server.url())?.exchange_link(&secret).await?;
     assert_eq!(status, 200, "{body}");
     let token = body["media_token"].as_str().unwrap().to_owned();
-    let publish = skaerm_sfu::protocol::Publish {
-        audio: true,
-        video: false,
-    };
-    let citizen = match Participant::join(&server.ws_url(), &token, publish, None).await? {
-        JoinOutcome::Joined(p) => *p,
-        JoinOutcome::Refused { code, .. } => panic!("citizen refused: {code}"),
-    };
+    let citizen = Participant::join(&server.ws_url(), &token, AUDIO_ONLY, None)
+        .await?
+        .joined();
     wait_status(&staff, &id, "waiting").await?;
     citizen.leave().await?;
     wait_status(&staff, &id, "ready").await?;

@@ -96,8 +96,7 @@ async fn joined_carries_turn_credentials_only_when_configured_and_admitted() -> 
     .await?;
     let m = server.municipality("Turnkommune").await?;
     let visit = server.visit_soon(&m).await?;
-    let staff_tab = Browser::new(&server.url())?;
-    staff_tab.login(&m.username, PASSWORD).await?;
+    let staff_tab = server.signed_in(&m.username).await?;
     let staff_token = staff_tab.start_visit(&visit).await?;
     let secret = staff_tab.citizen_link(&visit).await?;
     let (status, body) = Browser::new(&server.url())?.exchange_link(&secret).await?;
