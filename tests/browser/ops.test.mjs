@@ -4,8 +4,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  newPage, inboundMedia, eventually, admitFromWaitingRoom, logInAsStaff, serverAndBrowser, screenshot,
-  expectAccessible,
+  newPage, inboundMedia, eventually, admitFromWaitingRoom, logInAsStaff, startFirstVisit, serverAndBrowser,
+  screenshot, expectAccessible,
 } from "./harness.mjs";
 
 const { server, browser } = await serverAndBrowser();
@@ -27,12 +27,7 @@ test("the ops page shows the live call without names and refreshes itself", asyn
   const staffName = (await staff.locator("#staff-name").innerText()).trim();
   const citizenName = (await firstVisit.locator(".visit-citizen").innerText()).trim();
   assert.ok(staffName && citizenName);
-  await firstVisit.getByRole("button", { name: "Kopiér borgerlink" }).click();
-  const linkField = firstVisit.locator("input.link-value");
-  await linkField.waitFor();
-  const citizenUrl = await linkField.inputValue();
-  await firstVisit.getByRole("link", { name: "Start" }).click();
-  await staff.waitForURL(/\/visit\//);
+  const citizenUrl = await startFirstVisit(staff);
   const citizen = await newPage(browser, { name: "citizen", viewport: { width: 820, height: 1180 } });
   await citizen.goto(citizenUrl);
   await citizen.getByRole("button", { name: "Deltag" }).click();

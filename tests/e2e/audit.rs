@@ -7,10 +7,9 @@
 use anyhow::Result;
 use serde_json::{Value, json};
 use skaerm_auth::roles::Role;
-use skaerm_e2e::participant::Participant;
+
 use skaerm_e2e::server::{Browser, PASSWORD, TestServer};
 use skaerm_e2e::setup::AUDIO_ONLY;
-use skaerm_sfu::ids::RoomId;
 use std::time::Duration;
 
 fn actions(events: &Value) -> Vec<(String, String)> {
@@ -41,13 +40,10 @@ async fn a_visit_leaves_an_audit_trail_that_only_the_admin_can_export() -> Resul
     assert_eq!(status, 200);
     let citizen_token = body["media_token"].as_str().unwrap().to_owned();
 
-    let room = Some(RoomId(visit.id.0));
-    let host = Participant::join(&server.ws_url(), &staff_token, AUDIO_ONLY, room)
-        .await?
-        .joined();
-    let guest = Participant::join(&server.ws_url(), &citizen_token, AUDIO_ONLY, room)
-        .await?
-        .joined();
+    let host = server.join_visit(&staff_token, AUDIO_ONLY, &visit).await?;
+    let guest = server
+        .join_visit(&citizen_token, AUDIO_ONLY, &visit)
+        .await?;
     // The citizen waits until the staff member lets them in; only then is their media joined.
     host.let_in(&guest).await?;
     guest.leave().await?;

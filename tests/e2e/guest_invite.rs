@@ -139,15 +139,15 @@ async fn an_invited_relative_joins_as_third_participant_and_all_exchange_media()
     assert!(body["guest"].is_null(), "{body}");
     let citizen_token = body["media_token"].as_str().unwrap().to_owned();
 
-    let staff = Participant::join(&server.ws_url(), &staff_token, AUDIO_AND_VIDEO, room)
-        .await?
-        .joined();
-    let citizen = Participant::join(&server.ws_url(), &citizen_token, AUDIO_AND_VIDEO, room)
-        .await?
-        .joined();
-    let guest = Participant::join(&server.ws_url(), &guest_token, AUDIO_AND_VIDEO, room)
-        .await?
-        .joined();
+    let staff = server
+        .join_visit(&staff_token, AUDIO_AND_VIDEO, &visit)
+        .await?;
+    let citizen = server
+        .join_visit(&citizen_token, AUDIO_AND_VIDEO, &visit)
+        .await?;
+    let guest = server
+        .join_visit(&guest_token, AUDIO_AND_VIDEO, &visit)
+        .await?;
     // Both the citizen and the relative wait until the staff member lets them in.
     staff.let_in(&citizen).await?;
     staff.let_in(&guest).await?;
@@ -302,7 +302,6 @@ async fn an_invited_guest_does_not_put_the_visit_in_the_waiting_room() -> Result
     let m = server.municipality("Testkommune").await?;
     let visit = server.visit_soon(&m).await?;
     let id = visit.id.to_string();
-    let room = Some(RoomId(visit.id.0));
     let tab = server.signed_in(&m.username).await?;
     let (status, body) = invite(&tab, &id, "Tolk Amir", "interpreter").await?;
     assert_eq!(status, 201, "{body}");
@@ -319,16 +318,16 @@ async fn an_invited_guest_does_not_put_the_visit_in_the_waiting_room() -> Result
     let citizen_token = body["media_token"].as_str().unwrap().to_owned();
 
     // The interpreter waits in the room: the visit stays `ready` (no citizen yet).
-    let guest = Participant::join(&server.ws_url(), &guest_token, AUDIO_AND_VIDEO, room)
-        .await?
-        .joined();
+    let guest = server
+        .join_visit(&guest_token, AUDIO_AND_VIDEO, &visit)
+        .await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, body) = tab.get(&format!("/api/visits/{id}")).await?;
     assert_eq!(body["visit"]["status"], "ready", "{body}");
     // The citizen arrives: now it is `waiting`.
-    let citizen = Participant::join(&server.ws_url(), &citizen_token, AUDIO_AND_VIDEO, room)
-        .await?
-        .joined();
+    let citizen = server
+        .join_visit(&citizen_token, AUDIO_AND_VIDEO, &visit)
+        .await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let (_, body) = tab.get(&format!("/api/visits/{id}")).await?;

@@ -50,7 +50,6 @@ async fn staff_and_citizen_exchange_audio_and_video_through_the_relay() -> Resul
     let server = TestServer::start().await?;
     let m = server.municipality("Testkommune").await?;
     let visit = server.visit_soon(&m).await?;
-    let room = Some(RoomId(visit.id.0));
 
     let staff_tab = server.signed_in(&m.username).await?;
     let staff_token = staff_tab.start_visit(&visit).await?;
@@ -62,12 +61,12 @@ async fn staff_and_citizen_exchange_audio_and_video_through_the_relay() -> Resul
     assert_eq!(body["visit"]["staff_display_name"], "Staff");
     let citizen_token = body["media_token"].as_str().unwrap_or_default().to_owned();
 
-    let staff = Participant::join(&server.ws_url(), &staff_token, AUDIO_AND_VIDEO, room)
-        .await?
-        .joined();
-    let citizen = Participant::join(&server.ws_url(), &citizen_token, AUDIO_AND_VIDEO, room)
-        .await?
-        .joined();
+    let staff = server
+        .join_visit(&staff_token, AUDIO_AND_VIDEO, &visit)
+        .await?;
+    let citizen = server
+        .join_visit(&citizen_token, AUDIO_AND_VIDEO, &visit)
+        .await?;
     // The citizen waits in the waiting room until the staff member lets them in.
     assert!(citizen.waited, "the citizen must land in the waiting room");
     let citizen_id = citizen.id.clone();
@@ -199,14 +198,9 @@ async fn a_token_for_another_visit_is_refused() -> Result<()> {
 
     let staff_tab = server.signed_in(&m.username).await?;
     let staff_token = staff_tab.start_visit(&visit).await?;
-    let staff = Participant::join(
-        &server.ws_url(),
-        &staff_token,
-        AUDIO_AND_VIDEO,
-        Some(RoomId(visit.id.0)),
-    )
-    .await?
-    .joined();
+    let staff = server
+        .join_visit(&staff_token, AUDIO_AND_VIDEO, &visit)
+        .await?;
     staff.wait_connected(Duration::from_secs(10)).await?;
 
     // A third peer holding a valid token — for the other visit — asks for this one.
@@ -358,17 +352,16 @@ async fn an_ice_restart_asked_over_signalling_keeps_the_session_and_the_media() 
     let server = TestServer::start().await?;
     let m = server.municipality("Testkommune").await?;
     let visit = server.visit_soon(&m).await?;
-    let room = Some(RoomId(visit.id.0));
     let staff_tab = server.signed_in(&m.username).await?;
     let staff_token = staff_tab.start_visit(&visit).await?;
     let citizen_token = staff_tab.citizen_token(&visit).await?;
 
-    let staff = Participant::join(&server.ws_url(), &staff_token, AUDIO_AND_VIDEO, room)
-        .await?
-        .joined();
-    let citizen = Participant::join(&server.ws_url(), &citizen_token, AUDIO_AND_VIDEO, room)
-        .await?
-        .joined();
+    let staff = server
+        .join_visit(&staff_token, AUDIO_AND_VIDEO, &visit)
+        .await?;
+    let citizen = server
+        .join_visit(&citizen_token, AUDIO_AND_VIDEO, &visit)
+        .await?;
     staff.let_in(&citizen).await?;
     staff.wait_connected(Duration::from_secs(10)).await?;
     citizen.wait_connected(Duration::from_secs(10)).await?;

@@ -13,7 +13,6 @@ use skaerm_auth::roles::Role;
 use skaerm_e2e::participant::{JoinOutcome, Participant};
 use skaerm_e2e::server::{Browser, PASSWORD, TestServer};
 use skaerm_e2e::setup::{AUDIO_AND_VIDEO, AUDIO_ONLY, payload};
-use skaerm_sfu::ids::RoomId;
 use std::time::{Duration, Instant};
 
 /// The call for `room` in an ops view, once both its participants are connected and the relay
@@ -78,13 +77,12 @@ async fn ops_sees_the_live_call_without_names_and_the_metrics_carry_its_quality(
         JoinOutcome::Refused { .. }
     ));
 
-    let target = Some(RoomId(visit.id.0));
-    let staff = Participant::join(&server.ws_url(), &staff_token, AUDIO_AND_VIDEO, target)
-        .await?
-        .joined();
-    let citizen = Participant::join(&server.ws_url(), &citizen_token, AUDIO_AND_VIDEO, target)
-        .await?
-        .joined();
+    let staff = server
+        .join_visit(&staff_token, AUDIO_AND_VIDEO, &visit)
+        .await?;
+    let citizen = server
+        .join_visit(&citizen_token, AUDIO_AND_VIDEO, &visit)
+        .await?;
     staff.let_in(&citizen).await?;
     staff.wait_connected(Duration::from_secs(10)).await?;
     citizen.wait_connected(Duration::from_secs(10)).await?;
@@ -203,13 +201,10 @@ async fn ops_see_only_their_municipalitys_calls_until_they_end() -> Result<()> {
     let staff_tab = server.signed_in(&m.username).await?;
     let staff_token = staff_tab.start_visit(&visit).await?;
     let citizen_token = staff_tab.citizen_token(&visit).await?;
-    let target = Some(RoomId(visit.id.0));
-    let staff = Participant::join(&server.ws_url(), &staff_token, AUDIO_ONLY, target)
-        .await?
-        .joined();
-    let citizen = Participant::join(&server.ws_url(), &citizen_token, AUDIO_ONLY, target)
-        .await?
-        .joined();
+    let staff = server.join_visit(&staff_token, AUDIO_ONLY, &visit).await?;
+    let citizen = server
+        .join_visit(&citizen_token, AUDIO_ONLY, &visit)
+        .await?;
     staff.let_in(&citizen).await?;
 
     // The municipality's ops and admin see the call with both people (snapshots ~1 s apart),

@@ -9,12 +9,12 @@ use anyhow::Result;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use chrono::{Duration as ChronoDuration, Timelike, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, Timelike, Utc};
 use serde_json::{Value, json};
 use skaerm_e2e::participant::Participant;
-use skaerm_e2e::server::{Browser, TestServer};
+use skaerm_e2e::server::{Browser, Municipality, TestServer};
 use skaerm_e2e::setup::AUDIO_ONLY;
-use skaerm_scheduling::{NewVisit, OutboxKind, TIME_ZONE, Visit};
+use skaerm_scheduling::{NewVisit, OutboxKind, Store, TIME_ZONE, Visit};
 use skaerm_server::config::FeedNames;
 use skaerm_server::jobs::{self, Sender};
 use std::sync::{Arc, Mutex};
@@ -604,6 +604,25 @@ impl Sender for Recording {
     }
 }
 
+/// A 15-minute visit of `m` starting `minutes` after `now`, planned a day before `now`.
+async fn planned_a_day_before(
+    store: &Store,
+    m: &Municipality,
+    now: DateTime<Utc>,
+    minutes: i64,
+) -> Result<Visit> {
+    let planned = NewVisit::simple(
+        m.tenant.id,
+        m.staff.id,
+        m.citizen.id,
+        now + ChronoDuration::minutes(minutes),
+        15,
+    );
+    Ok(store
+        .create_visit_at(planned, now - ChronoDuration::days(1))
+        .await?)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reminders_go_out_once_retry_and_skip_moved_visits() -> Result<()> {
     let server =
@@ -613,18 +632,7 @@ async fn reminders_go_out_once_retry_and_skip_moved_visits() -> Result<()> {
     let store = &services.store;
     let now = Utc::now();
     // Planned yesterday for in ten minutes: both reminders (24 h and 15 min before) are due.
-    let visit = store
-        .create_visit_at(
-            NewVisit::simple(
-                m.tenant.id,
-                m.staff.id,
-                m.citizen.id,
-                now + ChronoDuration::minutes(10),
-                15,
-            ),
-            now - ChronoDuration::days(1),
-        )
-        .await?;
+    let visit = planned_a_day_before(store, &m, now, 10).await?;
     let ok = Recording::default();
     assert_eq!(jobs::deliver(services, OutboxKind::Reminder, &ok).await?, 2);
     let sent = ok.sent.lock().unwrap().clone();
@@ -640,18 +648,7 @@ async fn reminders_go_out_once_retry_and_skip_moved_visits() -> Result<()> {
     assert_eq!(ok.sent.lock().unwrap().len(), 2);
 
     // A failing receiver: the reminder stays and is retried after the backoff.
-    let later = store
-        .create_visit_at(
-            NewVisit::simple(
-                m.tenant.id,
-                m.staff.id,
-                m.citizen.id,
-                now + ChronoDuration::minutes(40),
-                15,
-            ),
-            now - ChronoDuration::days(1),
-        )
-        .await?;
+    let later = planned_a_day_before(store, &m, now, 40).await?;
     let down = Recording {
         fail: true,
         ..Recording::default()

@@ -12,6 +12,7 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use skaerm_auth::refs::{ParticipantRef, TenantRef, VisitRef};
 use skaerm_auth::tokens::{AnsweredCall, MediaGrantRequest, MediaRole};
 use skaerm_scheduling::Visit;
+use skaerm_sfu::ids::RoomId;
 use skaerm_sfu::protocol::Publish;
 
 /// A participant publishing camera and microphone.
@@ -59,6 +60,21 @@ impl TestServer {
         let tab = Browser::new(&self.url())?;
         tab.login(username, PASSWORD).await?;
         Ok(tab)
+    }
+
+    /// Joins `visit`'s room with `token`, publishing `publish`; panics, naming the refusal,
+    /// unless the participant gets in (admitted or waiting).
+    pub async fn join_visit(
+        &self,
+        token: &str,
+        publish: Publish,
+        visit: &Visit,
+    ) -> Result<Participant> {
+        Ok(
+            Participant::join(&self.ws_url(), token, publish, Some(RoomId(visit.id.0)))
+                .await?
+                .joined(),
+        )
     }
 
     /// A media token for `m`'s citizen in `visit` under `name`, signed at `at` with the
