@@ -37,6 +37,24 @@ fn secret_of(url: &str) -> String {
     url.rsplit('/').next().unwrap().to_owned()
 }
 
+/// Invites `name` as `kind` to `visit` (expecting `201`) and exchanges the link in a fresh
+/// browser (expecting `200`); returns the exchange's answer.
+async fn invited_guest(
+    server: &TestServer,
+    tab: &Browser,
+    visit: &str,
+    name: &str,
+    kind: &str,
+) -> Result<serde_json::Value> {
+    let (status, body) = invite(tab, visit, name, kind).await?;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = Browser::new(&server.url())?
+        .exchange_link(&secret_of(body["url"].as_str().unwrap()))
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    Ok(body)
+}
+
 /// Everyone sends until everyone has received both kinds from everyone.
 async fn all_hear_all(people: &[(&Participant, &str)]) -> Result<()> {
     for i in 0..600 {
@@ -272,13 +290,7 @@ async fn an_invite_for_visit_a_does_not_admit_to_visit_b() -> Result<()> {
     let tab_a = server.signed_in(&m.username).await?;
     let tab_b = server.signed_in(&n.username).await?;
     tab_b.start_visit(&b).await?;
-    let (status, body) = invite(&tab_a, &a.id.to_string(), "Datter", "relative").await?;
-    assert_eq!(status, 201, "{body}");
-    let guest_tab = Browser::new(&server.url())?;
-    let (status, body) = guest_tab
-        .exchange_link(&secret_of(body["url"].as_str().unwrap()))
-        .await?;
-    assert_eq!(status, 200, "{body}");
+    let body = invited_guest(&server, &tab_a, &a.id.to_string(), "Datter", "relative").await?;
     assert_eq!(body["visit"]["id"], json!(a.id.to_string()));
     let token = body["media_token"].as_str().unwrap();
     // The token names visit A: the room of visit B refuses it.
@@ -303,13 +315,7 @@ async fn an_invited_guest_does_not_put_the_visit_in_the_waiting_room() -> Result
     let visit = server.visit_soon(&m).await?;
     let id = visit.id.to_string();
     let tab = server.signed_in(&m.username).await?;
-    let (status, body) = invite(&tab, &id, "Tolk Amir", "interpreter").await?;
-    assert_eq!(status, 201, "{body}");
-    let guest_tab = Browser::new(&server.url())?;
-    let (status, body) = guest_tab
-        .exchange_link(&secret_of(body["url"].as_str().unwrap()))
-        .await?;
-    assert_eq!(status, 200, "{body}");
+    let body = invited_guest(&server, &tab, &id, "Tolk Amir", "interpreter").await?;
     let guest_token = body["media_token"].as_str().unwrap().to_owned();
     let citizen_secret = tab.citizen_link(&visit).await?;
     let (_, body) = Browser::new(&server.url())?

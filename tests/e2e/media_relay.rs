@@ -356,15 +356,9 @@ async fn an_ice_restart_asked_over_signalling_keeps_the_session_and_the_media() 
     let staff_token = staff_tab.start_visit(&visit).await?;
     let citizen_token = staff_tab.citizen_token(&visit).await?;
 
-    let staff = server
-        .join_visit(&staff_token, AUDIO_AND_VIDEO, &visit)
+    let (staff, citizen) = server
+        .connected_call(&staff_token, &citizen_token, AUDIO_AND_VIDEO, &visit)
         .await?;
-    let citizen = server
-        .join_visit(&citizen_token, AUDIO_AND_VIDEO, &visit)
-        .await?;
-    staff.let_in(&citizen).await?;
-    staff.wait_connected(Duration::from_secs(10)).await?;
-    citizen.wait_connected(Duration::from_secs(10)).await?;
     warm_up(&staff, &citizen).await?;
     warm_up(&citizen, &staff).await?;
 

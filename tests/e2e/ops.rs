@@ -77,15 +77,9 @@ async fn ops_sees_the_live_call_without_names_and_the_metrics_carry_its_quality(
         JoinOutcome::Refused { .. }
     ));
 
-    let staff = server
-        .join_visit(&staff_token, AUDIO_AND_VIDEO, &visit)
+    let (staff, citizen) = server
+        .connected_call(&staff_token, &citizen_token, AUDIO_AND_VIDEO, &visit)
         .await?;
-    let citizen = server
-        .join_visit(&citizen_token, AUDIO_AND_VIDEO, &visit)
-        .await?;
-    staff.let_in(&citizen).await?;
-    staff.wait_connected(Duration::from_secs(10)).await?;
-    citizen.wait_connected(Duration::from_secs(10)).await?;
 
     // Talk until the ops view shows both sides with media measured (snapshots are ~1 s apart).
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -14,6 +14,7 @@ use skaerm_auth::tokens::{AnsweredCall, MediaGrantRequest, MediaRole};
 use skaerm_scheduling::Visit;
 use skaerm_sfu::ids::RoomId;
 use skaerm_sfu::protocol::Publish;
+use std::time::Duration;
 
 /// A participant publishing camera and microphone.
 pub const AUDIO_AND_VIDEO: Publish = Publish {
@@ -75,6 +76,24 @@ impl TestServer {
                 .await?
                 .joined(),
         )
+    }
+
+    /// A call between the visit's staff member and citizen: both join its room with
+    /// `publish`, the staff member lets the citizen in from the waiting room, and both peer
+    /// connections are up (within 10 s each).
+    pub async fn connected_call(
+        &self,
+        staff_token: &str,
+        citizen_token: &str,
+        publish: Publish,
+        visit: &Visit,
+    ) -> Result<(Participant, Participant)> {
+        let staff = self.join_visit(staff_token, publish, visit).await?;
+        let citizen = self.join_visit(citizen_token, publish, visit).await?;
+        staff.let_in(&citizen).await?;
+        staff.wait_connected(Duration::from_secs(10)).await?;
+        citizen.wait_connected(Duration::from_secs(10)).await?;
+        Ok((staff, citizen))
     }
 
     /// A media token for `m`'s citizen in `visit` under `name`, signed at `at` with the
