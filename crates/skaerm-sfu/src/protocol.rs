@@ -330,8 +330,12 @@ pub enum ErrorCode {
     Internal,
     /// `admit`/`deny` named nobody in this room's waiting room.
     UnknownParticipant,
-    /// Too many chat messages in a short time; the message was dropped.
+    /// Too many messages of one kind in a short time (chat, ICE restarts, candidates,
+    /// answers, admit/deny, refused messages…); the message was dropped.
     RateLimited,
+    /// More trickled candidates than the relay takes in one ICE session; the rest are
+    /// ignored (sent once per ICE session).
+    TooManyCandidates,
 }
 
 impl ErrorCode {
@@ -369,6 +373,7 @@ impl ErrorCode {
             ErrorCode::Internal => "internal",
             ErrorCode::UnknownParticipant => "unknown_participant",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::TooManyCandidates => "too_many_candidates",
         }
     }
 }

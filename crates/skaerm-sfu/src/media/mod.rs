@@ -1,7 +1,8 @@
 //! The media plane: everything that touches RTP, as sans-I/O logic.
 //!
 //! [`core::MediaCore`] owns the peer connections and rooms of one worker; the other modules are
-//! its parts: datagram routing ([`demux`]), ICE checks that beat the answer
+//! its parts: datagram routing ([`demux`]), the relay's own check of ICE checks
+//! ([`stun_check`]), the bounded set of a client's trickled candidates ([`candidates`]), ICE checks that beat the answer
 //! ([`early_checks`]), building `rtc` connections ([`engine`]), which
 //! inbound RTCP the core sees ([`feedback`]), subscribers' bandwidth and the audio-only
 //! fallback ([`bandwidth`]), the waiting room ([`lobby`]), offer/answer bookkeeping ([`negotiation`]), how often a client may restart ICE
@@ -13,6 +14,7 @@
 //! operations ([`quality`]).
 
 pub mod bandwidth;
+pub(crate) mod candidates;
 pub mod core;
 pub mod counters;
 pub(crate) mod demux;
@@ -27,4 +29,5 @@ pub(crate) mod reports;
 pub(crate) mod restart;
 pub(crate) mod rewrite;
 pub(crate) mod simulcast;
+pub(crate) mod stun_check;
 pub(crate) mod tap;

@@ -3,6 +3,7 @@
 
 use crate::ids::{PeerKey, RoomId, SessionId};
 use crate::media::bandwidth::{Estimate, Fallback};
+use crate::media::candidates::RemoteCandidates;
 use crate::media::early_checks::EarlyChecks;
 use crate::media::feedback::NackSwitch;
 use crate::media::negotiation::Negotiation;
@@ -91,6 +92,14 @@ pub(crate) struct Peer {
     /// Relay-side ICE ufrag of the current ICE session (routes first contact); empty until the
     /// first offer, replaced by an ICE restart.
     pub(crate) ufrag: String,
+    /// Relay-side ICE password of the current ICE session (checks are verified with it before
+    /// `rtc` sees them, `stun_check`); empty until the first offer.
+    pub(crate) ice_pwd: String,
+    /// The client's ICE password from its latest answer (its check responses are signed with
+    /// it); empty until an answer is applied.
+    pub(crate) remote_ice_pwd: String,
+    /// The candidates the client trickled in the current ICE session (bounded).
+    pub(crate) remote_candidates: RemoteCandidates,
     /// How many more ICE restarts this participant may ask for.
     pub(crate) restarts: RestartBudget,
     /// Client addresses bound to this peer, oldest first.
