@@ -644,9 +644,10 @@ async fn a_join_flood_that_never_reads_is_closed_at_the_join_deadline() {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let tcp = socket.connect(addr).await.unwrap();
-    let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws"), MaybeTlsStream::Plain(tcp))
-        .await
-        .unwrap();
+    let (ws, _) =
+        tokio_tungstenite::client_async(format!("ws://{addr}/ws"), MaybeTlsStream::Plain(tcp))
+            .await
+            .unwrap();
     let (mut sink, _never_read) = ws.split();
     let started = std::time::Instant::now();
     // Each message draws an error quoting its type: answers as big as the flood itself.
