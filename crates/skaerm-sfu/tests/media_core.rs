@@ -867,6 +867,11 @@ fn hostile_datagrams_are_dropped_and_counted() {
     net.core
         .handle_datagram(now, client_addr, None, BytesMut::from(&rtp[..]));
     assert_eq!(net.core.counters().rtp_forwarded, 0);
+    assert_eq!(
+        net.core.counters().drops(DropReason::PeerRejected),
+        1,
+        "counted (not logged per packet)"
+    );
     assert_eq!(net.core.participant_count(), 1);
 }
 

@@ -542,9 +542,11 @@ impl MediaCore {
             transport,
             message: payload,
         });
-        if read.is_err() {
-            self.counters.drop(DropReason::PeerRejected);
-        }
+        // A refusal inside the connection's pipeline (bad SRTP authentication, a broken DTLS
+        // record) is counted there, not returned (vendored `rtc` patch).
+        let refused = peer.pc.take_read_errors() + u64::from(read.is_err());
+        self.counters
+            .drop_many(DropReason::PeerRejected, refused as usize);
         self.mark_dirty(key);
         kind
     }

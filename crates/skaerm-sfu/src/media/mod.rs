@@ -8,7 +8,8 @@
 //! fallback ([`bandwidth`]), the waiting room ([`lobby`]), offer/answer bookkeeping ([`negotiation`]), how often a client may restart ICE
 //! ([`restart`]), per-participant state
 //! ([`peer`]), packet rewriting for forwarding ([`rewrite`]), switching a stream's source on
-//! keyframes with continuous numbering ([`simulcast`]), drop/traffic counters ([`counters`]),
+//! keyframes with continuous numbering ([`simulcast`]), drop/traffic counters ([`counters`]) and the
+//! once-per-interval log line about hostile drops ([`drop_report`]),
 //! what RTCP reports say about a connection ([`reports`]), the relay's one interceptor that
 //! reads, gates and marks what passes ([`tap`]) and the per-participant quality snapshot for
 //! operations ([`quality`]).
@@ -18,6 +19,7 @@ pub(crate) mod candidates;
 pub mod core;
 pub mod counters;
 pub(crate) mod demux;
+pub mod drop_report;
 pub(crate) mod early_checks;
 pub(crate) mod engine;
 pub(crate) mod feedback;
