@@ -246,6 +246,17 @@ pub enum ServerMessage {
         /// Their new state.
         participant: ParticipantInfo,
     },
+    /// A participant is in the room but its media connection did not come up: its picture
+    /// and sound are not arriving at the relay (e.g. its network blocks UDP).
+    MediaNotArriving {
+        /// Whose media.
+        participant_id: ParticipantId,
+    },
+    /// After `media_not_arriving`: that participant's media connection is up now.
+    MediaArriving {
+        /// Whose media.
+        participant_id: ParticipantId,
+    },
     /// The relay stopped forwarding a participant's video to this client (audio continues).
     VideoPaused {
         /// Whose video.

@@ -2226,3 +2226,51 @@ fn forged_and_broken_checks_from_a_participants_address_are_counted_by_reason() 
     assert!(net.payloads(a, b, 111).len() >= 15);
     assert!(net.payloads(b, a, 111).len() >= 15);
 }
+
+#[test]
+fn the_others_are_told_when_a_participants_media_does_not_arrive_and_when_it_does() {
+    let mut net = Net::new();
+    let room = RoomId(Uuid::new_v4());
+    let a = net.join(room, "192.168.1.10:40000");
+    net.advance(Duration::from_secs(2));
+    // B's answer never reaches the relay (as if its media path were blocked).
+    net.hold_answers = true;
+    let b = net.join(room, "192.168.1.20:40000");
+    let b_id = net.clients[b].participant;
+    let told = |net: &Net, arriving: bool| {
+        net.clients[a]
+            .messages
+            .iter()
+            .filter(|m| match m {
+                ServerMessage::MediaNotArriving { participant_id } => {
+                    !arriving && *participant_id == b_id
+                }
+                ServerMessage::MediaArriving { participant_id } => {
+                    arriving && *participant_id == b_id
+                }
+                _ => false,
+            })
+            .count()
+    };
+    net.advance(Duration::from_secs(5));
+    assert_eq!(told(&net, false), 0, "not before the wait is over");
+    net.advance(Duration::from_secs(2));
+    assert_eq!(told(&net, false), 1, "A hears that B's media is not arriving");
+    assert!(
+        !net.clients[b]
+            .messages
+            .iter()
+            .any(|m| matches!(m, ServerMessage::MediaNotArriving { .. })),
+        "B itself is not told about itself"
+    );
+    // B's answer gets through and B restarts ICE (its first checks went unanswered): its
+    // media comes up and A hears so.
+    net.release_answers();
+    let session = net.clients[b].session;
+    net.core
+        .handle_command(net.now, Command::RestartIce { session });
+    net.advance(Duration::from_secs(3));
+    assert!(net.clients[b].connected);
+    assert_eq!(told(&net, true), 1, "A hears that B's media arrives now");
+    assert_eq!(told(&net, false), 1, "told once");
+}

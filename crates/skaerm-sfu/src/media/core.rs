@@ -336,6 +336,11 @@ type FastMap<K, V> = foldhash::HashMap<K, V>;
 /// that saw it is counted as a failed join (`ice_timeout`), once.
 pub const ICE_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// A participant whose media connection is not up this long after joining the room: the others
+/// are told its picture and sound are not arriving (`media_not_arriving`), before a browser
+/// gives up and rejoins (about 11 s), so staff hear it while it happens.
+pub const MEDIA_ARRIVAL_WAIT: Duration = Duration::from_secs(6);
+
 /// What the previous quality snapshot saw of one peer.
 struct QualitySample {
     /// When the first snapshot saw it.
@@ -762,8 +767,15 @@ impl MediaCore {
             (!self.peers.is_empty()).then(|| now + BANDWIDTH_CHECK_INTERVAL);
         let mut changes: Vec<(PeerKey, Transition)> = Vec::new();
         let mut layer_requests: Vec<(PeerKey, String, usize)> = Vec::new();
+        let mut not_arriving: Vec<(PeerKey, RoomId, crate::ids::ParticipantId)> = Vec::new();
         for (key, peer) in &mut self.peers {
             if !peer.connected {
+                if !peer.told_not_arriving
+                    && now.saturating_duration_since(peer.joined_at) >= MEDIA_ARRIVAL_WAIT
+                {
+                    peer.told_not_arriving = true;
+                    not_arriving.push((*key, peer.room, peer.info.id));
+                }
                 continue;
             }
             let estimate = peer.estimate.get();
@@ -788,6 +800,14 @@ impl MediaCore {
         }
         for (publisher, track, layer) in layer_requests {
             self.request_layer_keyframe(now, publisher, &track, layer);
+        }
+        for (key, room, participant_id) in not_arriving {
+            tracing::info!(peer = %key, "media not arriving");
+            self.signal_room(
+                room,
+                key,
+                &ServerMessage::MediaNotArriving { participant_id },
+            );
         }
         for (key, transition) in changes {
             let Some(peer) = self.peers.get(&key) else {
@@ -1253,6 +1273,8 @@ impl MediaCore {
                 pc,
                 ufrag: String::new(),
                 ice_pwd: String::new(),
+                joined_at: now,
+                told_not_arriving: false,
                 remote_ice_pwd: String::new(),
                 remote_candidates: Default::default(),
                 restarts: RestartBudget::new(now),
@@ -2158,6 +2180,13 @@ impl MediaCore {
             return;
         };
         peer.connected = true;
+        if std::mem::take(&mut peer.told_not_arriving) {
+            let (room, participant_id) = (peer.room, peer.info.id);
+            self.signal_room(room, key, &ServerMessage::MediaArriving { participant_id });
+        }
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
         let wanted: Vec<(PeerKey, String)> = peer
             .subscriptions
             .iter()

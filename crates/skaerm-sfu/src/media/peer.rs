@@ -112,6 +112,10 @@ pub(crate) struct Peer {
     pub(crate) early_checks: EarlyChecks,
     /// DTLS is up: media can flow to it.
     pub(crate) connected: bool,
+    /// When it entered the room (past the waiting room).
+    pub(crate) joined_at: Instant,
+    /// The others were told its media is not arriving (and will be told when it does).
+    pub(crate) told_not_arriving: bool,
     /// The deadline this peer is registered under in the worker's timer heap.
     pub(crate) armed: Option<Instant>,
     /// What it publishes.
