@@ -2255,7 +2255,11 @@ fn the_others_are_told_when_a_participants_media_does_not_arrive_and_when_it_doe
     net.advance(Duration::from_secs(5));
     assert_eq!(told(&net, false), 0, "not before the wait is over");
     net.advance(Duration::from_secs(2));
-    assert_eq!(told(&net, false), 1, "A hears that B's media is not arriving");
+    assert_eq!(
+        told(&net, false),
+        1,
+        "A hears that B's media is not arriving"
+    );
     assert!(
         !net.clients[b]
             .messages
