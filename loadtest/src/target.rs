@@ -154,6 +154,8 @@ impl Target {
             .args(["--udp-bind-ip", "127.0.0.1"])
             .args(["--announce-ip", "127.0.0.1"])
             .args(["--max-participants", "2"])
+            // Every synthetic participant connects from loopback.
+            .args(["--max-websockets-per-address", "0"])
             .env(
                 "RUST_LOG",
                 std::env::var("SKAERM_LOADTEST_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned()),

@@ -130,6 +130,15 @@ pub struct ServerConfig {
     #[arg(long, env = "SKAERM_LOGIN_LIMIT_PER_USER", default_value_t = 10)]
     pub login_limit_per_user: u32,
 
+    /// Most signalling WebSockets (`/ws`) open at once from one client address (IPv6: per
+    /// /64); 0 means no per-address cap. Beyond it the upgrade gets 429.
+    #[arg(long, env = "SKAERM_MAX_WEBSOCKETS_PER_ADDRESS", default_value_t = 100)]
+    pub max_websockets_per_address: usize,
+
+    /// Most signalling WebSockets open at once in all. Beyond it the upgrade gets 503.
+    #[arg(long, env = "SKAERM_MAX_WEBSOCKETS", default_value_t = 10_000)]
+    pub max_websockets: usize,
+
     /// Citizen link exchanges per client IP per minute.
     #[arg(long, env = "SKAERM_JOIN_LIMIT_PER_IP", default_value_t = 30)]
     pub join_limit_per_ip: u32,

@@ -112,6 +112,8 @@ impl Server {
                 config.keyframe_interval_ms,
             ),
             simulcast: config.simulcast,
+            max_websockets: config.max_websockets,
+            max_websockets_per_address: config.max_websockets_per_address,
             fallback: skaerm_sfu::media::bandwidth::FallbackPolicy {
                 floor_bps: config.video_floor_kbps.saturating_mul(1000),
                 ..Default::default()

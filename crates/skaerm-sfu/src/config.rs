@@ -41,6 +41,14 @@ pub struct RelayConfig {
     pub fallback: FallbackPolicy,
     /// Ask publishers for three simulcast layers.
     pub simulcast: bool,
+    /// Most signalling WebSockets held at once, in all.
+    pub max_websockets: usize,
+    /// Most signalling WebSockets held at once from one client address (IPv6: one /64);
+    /// 0 means no per-address cap.
+    pub max_websockets_per_address: usize,
+    /// How long one write to a signalling WebSocket may take: a client that does not read its
+    /// socket is dropped after this instead of holding the server's send buffers.
+    pub write_timeout: Duration,
 }
 
 impl Default for RelayConfig {
@@ -60,6 +68,9 @@ impl Default for RelayConfig {
             keyframe_request_interval: Duration::from_millis(500),
             fallback: FallbackPolicy::default(),
             simulcast: false,
+            max_websockets: 10_000,
+            max_websockets_per_address: 100,
+            write_timeout: Duration::from_secs(5),
         }
     }
 }

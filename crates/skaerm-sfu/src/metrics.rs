@@ -50,6 +50,10 @@ pub struct RelayMetrics {
     pub joins: IntCounterVec,
     /// Signalling errors sent, by code.
     pub signalling_errors: IntCounterVec,
+    /// Client messages dropped or coalesced by the per-session rate limits, by message type.
+    pub rate_limited: IntCounterVec,
+    /// WebSocket upgrades refused by the caps, by reason (`per_address`, `total`).
+    pub websockets_refused: IntCounterVec,
     /// Failed joins by reason (counter and last-hour log).
     pub join_failures: JoinFailures,
     /// Participants' round-trip times, one observation per participant per snapshot.
@@ -136,6 +140,16 @@ impl RelayMetrics {
                 "Signalling errors sent to clients, by code",
                 "code",
             )?,
+            rate_limited: counter_vec(
+                "skaerm_signalling_rate_limited_total",
+                "Client signalling messages dropped (or, for mute/publish, overtaken by a newer state) by the per-session rate limits, by message type",
+                "type",
+            )?,
+            websockets_refused: counter_vec(
+                "skaerm_websockets_refused_total",
+                "Signalling WebSocket upgrades refused by the connection caps, by reason",
+                "reason",
+            )?,
             join_failures: JoinFailures::register(registry)?,
             rtt: histogram(
                 registry,
@@ -171,6 +185,9 @@ impl RelayMetrics {
             metrics
                 .participants_by_quality
                 .with_label_values(&[quality.as_str()]);
+        }
+        for reason in ["per_address", "total"] {
+            metrics.websockets_refused.with_label_values(&[reason]);
         }
         for result in ["restarted", "rate_limited"] {
             metrics.ice_restarts.with_label_values(&[result]);

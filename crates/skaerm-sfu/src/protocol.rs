@@ -246,6 +246,17 @@ pub enum ServerMessage {
         /// Their new state.
         participant: ParticipantInfo,
     },
+    /// A participant is in the room but its media connection did not come up: its picture
+    /// and sound are not arriving at the relay (e.g. its network blocks UDP).
+    MediaNotArriving {
+        /// Whose media.
+        participant_id: ParticipantId,
+    },
+    /// After `media_not_arriving`: that participant's media connection is up now.
+    MediaArriving {
+        /// Whose media.
+        participant_id: ParticipantId,
+    },
     /// The relay stopped forwarding a participant's video to this client (audio continues).
     VideoPaused {
         /// Whose video.
@@ -330,8 +341,12 @@ pub enum ErrorCode {
     Internal,
     /// `admit`/`deny` named nobody in this room's waiting room.
     UnknownParticipant,
-    /// Too many chat messages in a short time; the message was dropped.
+    /// Too many messages of one kind in a short time (chat, ICE restarts, candidates,
+    /// answers, admit/deny, refused messages…); the message was dropped.
     RateLimited,
+    /// More trickled candidates than the relay takes in one ICE session; the rest are
+    /// ignored (sent once per ICE session).
+    TooManyCandidates,
 }
 
 impl ErrorCode {
@@ -369,6 +384,7 @@ impl ErrorCode {
             ErrorCode::Internal => "internal",
             ErrorCode::UnknownParticipant => "unknown_participant",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::TooManyCandidates => "too_many_candidates",
         }
     }
 }

@@ -129,9 +129,15 @@ impl Sfu {
         })
     }
 
-    /// The signalling route (`/ws`).
+    /// The signalling route (`/ws`); the per-address WebSocket cap counts TCP peers.
     pub fn router(&self) -> Router {
         self.signalling.router()
+    }
+
+    /// The signalling route with the application's rule for a request's client address (e.g.
+    /// `X-Forwarded-For` from trusted proxies), which the per-address WebSocket cap counts.
+    pub fn router_with_client_ip(&self, client_ip: crate::signalling::ClientIpResolver) -> Router {
+        self.signalling.router_with_client_ip(client_ip)
     }
 
     /// The bound UDP address of the first media worker.

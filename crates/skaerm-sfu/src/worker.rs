@@ -13,6 +13,7 @@ use crate::gso;
 use crate::ids::{RoomId, SessionId};
 use crate::media::core::{Command, CoreOutput, MediaCore, RoomEvent, SessionClose, Transmit};
 use crate::media::counters::{Counters, DropReason};
+use crate::media::drop_report::DropReport;
 use crate::media::quality::{QualitySlice, RoomQuality, quality_counts};
 use crate::metrics::RelayMetrics;
 use crate::protocol::{ErrorCode, LeaveReason, Publish, ServerMessage};
@@ -145,6 +146,8 @@ struct Worker {
     core: MediaCore,
     metrics: RelayMetrics,
     published: Counters,
+    /// The once-per-interval log line about hostile drops.
+    drop_report: DropReport,
     published_rooms: i64,
     published_participants: i64,
     published_waiting: i64,
@@ -184,6 +187,7 @@ impl Worker {
             core,
             metrics,
             published: Counters::default(),
+            drop_report: DropReport::new(Instant::now()),
             published_rooms: 0,
             published_participants: 0,
             published_waiting: 0,
@@ -485,6 +489,9 @@ impl Worker {
     }
 
     fn publish_metrics(&mut self) {
+        if let Some(drops) = self.drop_report.due(Instant::now(), self.core.counters()) {
+            tracing::warn!(worker = self.index, %drops, "datagrams and candidates dropped in the last interval");
+        }
         let now = self.core.counters().clone();
         self.metrics.publish(&self.published, &now);
         self.published = now;

@@ -33,7 +33,9 @@ use skaerm_sfu::media::bandwidth::FallbackPolicy;
 use skaerm_sfu::media::core::{Command, CoreConfig, CoreOutput, MediaCore, RoomEvent};
 use skaerm_sfu::media::counters::DropReason;
 use skaerm_sfu::media::quality::{LinkState, Quality, QualitySlice};
-use skaerm_sfu::protocol::{LeaveReason, Publish, Role, ServerMessage, VideoPauseReason};
+use skaerm_sfu::protocol::{
+    ClientCandidate, ErrorCode, LeaveReason, Publish, Role, ServerMessage, VideoPauseReason,
+};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -448,6 +450,8 @@ struct Net {
     held_answers: Vec<(SessionId, String, u32)>,
     /// When each client's first STUN datagram reached the relay.
     first_check: HashMap<SocketAddr, Instant>,
+    /// Datagrams the relay sent to the mDNS group (224.0.0.251:5353 / [ff02::fb]:5353).
+    mdns_sent: usize,
 }
 
 /// One RTP datagram to lose on the virtual network: the SRTP header is in the clear, so the
@@ -504,6 +508,7 @@ impl Net {
             hold_answers: false,
             held_answers: Vec::new(),
             first_check: HashMap::new(),
+            mdns_sent: 0,
         }
     }
 
@@ -584,6 +589,9 @@ impl Net {
             }
             while let Some(transmit) = self.core.poll_transmit() {
                 progressed = true;
+                if transmit.to.port() == 5353 && transmit.to.ip().is_multicast() {
+                    self.mdns_sent += 1;
+                }
                 if let Some((pt, seq)) = rtp_header(&transmit.payload) {
                     *self.relay_rtp.entry((transmit.to, pt)).or_default() += 1;
                     if pt == 96 {
@@ -859,6 +867,11 @@ fn hostile_datagrams_are_dropped_and_counted() {
     net.core
         .handle_datagram(now, client_addr, None, BytesMut::from(&rtp[..]));
     assert_eq!(net.core.counters().rtp_forwarded, 0);
+    assert_eq!(
+        net.core.counters().drops(DropReason::PeerRejected),
+        1,
+        "counted (not logged per packet)"
+    );
     assert_eq!(net.core.participant_count(), 1);
 }
 
@@ -2087,4 +2100,181 @@ fn the_dtls_handshake_follows_ice_at_once() {
         handshake < Duration::from_millis(20),
         "DTLS connected {handshake:?} after ICE (200 ms: the ClientHello waited for a tick)"
     );
+}
+
+/// A trickled candidate of `client` as signalling hands it to the core.
+fn candidate(net: &mut Net, client: usize, line: &str) {
+    let session = net.clients[client].session;
+    net.core.handle_command(
+        net.now,
+        Command::Candidate {
+            session,
+            candidate: ClientCandidate {
+                candidate: line.to_owned(),
+                sdp_mid: Some("0".into()),
+                sdp_mline_index: Some(0),
+                username_fragment: None,
+            },
+        },
+    );
+}
+
+#[test]
+fn a_candidate_flood_stays_at_the_cap_costs_bounded_time_and_media_keeps_flowing() {
+    let (mut net, a, b) = Net::call();
+    const FLOOD: usize = 50_000;
+    let started = std::time::Instant::now();
+    for i in 0..FLOOD {
+        let line = format!(
+            "candidate:{i} 1 udp 2122260223 10.{}.{}.{} {} typ host",
+            (i >> 16) & 0xff,
+            (i >> 8) & 0xff,
+            i & 0xff,
+            10_000 + i % 50_000
+        );
+        candidate(&mut net, b, &line);
+        // Every one of them twice (a duplicate of a taken one is ignored).
+        candidate(&mut net, b, &line);
+    }
+    let spent = started.elapsed();
+    let c = net.core.counters();
+    assert_eq!(
+        c.drops(DropReason::CandidateOverLimit),
+        2 * (FLOOD - 16) as u64,
+        "the core takes 16 candidates per ICE session, refuses the rest"
+    );
+    assert_eq!(c.drops(DropReason::CandidateIgnored), 16);
+    // Linear with a tiny constant (the unbounded agent took 0.4 s for 10 000 in release).
+    assert!(
+        spent < Duration::from_secs(10),
+        "{FLOOD} candidates took {spent:?}"
+    );
+    // B was told once, not 50 000 times.
+    net.pump();
+    let told = net.clients[b]
+        .messages
+        .iter()
+        .filter(|m| {
+            matches!(
+                m,
+                ServerMessage::Error {
+                    code: ErrorCode::TooManyCandidates,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(told, 1);
+    // Media still flows both ways.
+    net.clients[a].received.clear();
+    net.clients[b].received.clear();
+    talk(&mut net, a, b, 20);
+    assert!(net.payloads(a, b, 111).len() >= 15);
+    assert!(net.payloads(b, a, 111).len() >= 15);
+}
+
+#[test]
+fn mdns_candidates_are_ignored_and_no_mdns_query_leaves_the_relay() {
+    let (mut net, a, _b) = Net::call();
+    candidate(
+        &mut net,
+        a,
+        "candidate:1 1 udp 2122260223 3f1c2a9e-1b2c-4d5e-8f90-123456789abc.local 54321 typ host generation 0",
+    );
+    net.advance(Duration::from_secs(5));
+    assert_eq!(net.mdns_sent, 0, "no mDNS query from the media port");
+    assert_eq!(
+        net.core.counters().drops(DropReason::CandidateIgnored),
+        1,
+        "the `.local` candidate was ignored (counted), not resolved"
+    );
+}
+
+#[test]
+fn forged_and_broken_checks_from_a_participants_address_are_counted_by_reason() {
+    let (mut net, a, b) = Net::call();
+    let addr = net.clients[b].addr;
+    let ufrag = net.clients[b].offer_ufrags().last().cloned().unwrap();
+    let now = net.now;
+    // A check naming B's live ufrag but without B's password (forged): 100 of them.
+    for _ in 0..100 {
+        net.core
+            .handle_datagram(now, addr, None, binding_request(&ufrag));
+    }
+    // STUN-looking garbage (the magic cookie, then nonsense attributes) from B's address.
+    let mut garbage = vec![0x00u8, 0x01, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42];
+    garbage.extend_from_slice(&[7u8; 12]); // transaction id
+    garbage.extend_from_slice(&[0x00, 0x06, 0x00, 0xff, 1, 2, 3, 4]); // attribute overruns
+    for _ in 0..50 {
+        net.core
+            .handle_datagram(now, addr, None, BytesMut::from(&garbage[..]));
+    }
+    // A stranger's forged check naming B's ufrag counts the same way.
+    net.core.handle_datagram(
+        now,
+        "203.0.113.50:4444".parse().unwrap(),
+        None,
+        binding_request(&ufrag),
+    );
+    let c = net.core.counters();
+    assert_eq!(c.drops(DropReason::StunBadIntegrity), 101);
+    assert_eq!(c.drops(DropReason::StunMalformed), 50);
+    // B's real checks still pass: media keeps flowing both ways.
+    net.clients[a].received.clear();
+    net.clients[b].received.clear();
+    talk(&mut net, a, b, 20);
+    assert!(net.payloads(a, b, 111).len() >= 15);
+    assert!(net.payloads(b, a, 111).len() >= 15);
+}
+
+#[test]
+fn the_others_are_told_when_a_participants_media_does_not_arrive_and_when_it_does() {
+    let mut net = Net::new();
+    let room = RoomId(Uuid::new_v4());
+    let a = net.join(room, "192.168.1.10:40000");
+    net.advance(Duration::from_secs(2));
+    // B's answer never reaches the relay (as if its media path were blocked).
+    net.hold_answers = true;
+    let b = net.join(room, "192.168.1.20:40000");
+    let b_id = net.clients[b].participant;
+    let told = |net: &Net, arriving: bool| {
+        net.clients[a]
+            .messages
+            .iter()
+            .filter(|m| match m {
+                ServerMessage::MediaNotArriving { participant_id } => {
+                    !arriving && *participant_id == b_id
+                }
+                ServerMessage::MediaArriving { participant_id } => {
+                    arriving && *participant_id == b_id
+                }
+                _ => false,
+            })
+            .count()
+    };
+    net.advance(Duration::from_secs(5));
+    assert_eq!(told(&net, false), 0, "not before the wait is over");
+    net.advance(Duration::from_secs(2));
+    assert_eq!(
+        told(&net, false),
+        1,
+        "A hears that B's media is not arriving"
+    );
+    assert!(
+        !net.clients[b]
+            .messages
+            .iter()
+            .any(|m| matches!(m, ServerMessage::MediaNotArriving { .. })),
+        "B itself is not told about itself"
+    );
+    // B's answer gets through and B restarts ICE (its first checks went unanswered): its
+    // media comes up and A hears so.
+    net.release_answers();
+    let session = net.clients[b].session;
+    net.core
+        .handle_command(net.now, Command::RestartIce { session });
+    net.advance(Duration::from_secs(3));
+    assert!(net.clients[b].connected);
+    assert_eq!(told(&net, true), 1, "A hears that B's media arrives now");
+    assert_eq!(told(&net, false), 1, "told once");
 }

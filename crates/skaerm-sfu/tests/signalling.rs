@@ -564,3 +564,174 @@ async fn bad_chat_texts_are_refused_and_the_rate_limit_trips_and_recovers() {
     send(&mut a, json!({"type": "chat", "text": "again"})).await;
     assert_eq!(expect_type(&mut a, "chat").await["text"], "again");
 }
+
+/// Writes raw bytes to the client's TCP socket under its WebSocket (to send what a
+/// well-behaved library refuses to: bad frames).
+async fn write_raw(ws: &mut Ws, bytes: &[u8]) {
+    use tokio::io::AsyncWriteExt;
+    match ws.get_mut() {
+        MaybeTlsStream::Plain(tcp) => tcp.write_all(bytes).await.unwrap(),
+        _ => unreachable!("plain ws:// only"),
+    }
+}
+
+/// A masked client frame (RFC 6455 §5.3; a zero mask keeps the payload readable).
+fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8, 0, 0, 0, 0];
+    frame.extend_from_slice(payload);
+    frame
+}
+
+#[tokio::test]
+async fn a_clients_close_frame_is_answered_with_a_close_frame() {
+    let (addr, _sfu) = start(config()).await;
+    // Before joining and after.
+    let mut early = connect(addr).await;
+    early.send(Message::Close(None)).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(2), early.next()).await {
+        Ok(Some(Ok(Message::Close(_)))) => {}
+        other => panic!("expected the server's Close frame, got {other:?}"),
+    }
+    let (mut joined, _) = join(addr, Uuid::new_v4()).await;
+    joined.send(Message::Close(None)).await.unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(2), joined.next()).await {
+            Ok(Some(Ok(Message::Close(_)))) => break,
+            Ok(Some(Ok(_))) => continue, // messages already on their way
+            other => panic!("expected the server's Close frame, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn protocol_violations_close_with_1002_and_bad_utf8_with_1007() {
+    let (addr, _sfu) = start(config()).await;
+    // A text frame that is not UTF-8.
+    let mut ws = connect(addr).await;
+    write_raw(&mut ws, &masked_frame(0x1, &[0xff, 0xfe, 0xfd])).await;
+    match next(&mut ws).await {
+        Err(Some((code, _))) => assert_eq!(code, CloseCode::Invalid),
+        other => panic!("expected a 1007 close, got {other:?}"),
+    }
+    // An unmasked frame from a client is a protocol error.
+    let mut ws = connect(addr).await;
+    write_raw(&mut ws, &[0x81, 0x02, b'h', b'i']).await;
+    match next(&mut ws).await {
+        Err(Some((code, _))) => assert_eq!(code, CloseCode::Protocol),
+        other => panic!("expected a 1002 close, got {other:?}"),
+    }
+    // So is a reserved opcode, after joining too.
+    let (mut ws, _) = join(addr, Uuid::new_v4()).await;
+    write_raw(&mut ws, &masked_frame(0x3, b"x")).await;
+    loop {
+        match next(&mut ws).await {
+            Ok(_) => continue,
+            Err(Some((code, _))) => {
+                assert_eq!(code, CloseCode::Protocol);
+                break;
+            }
+            Err(None) => panic!("closed without a close frame"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_join_flood_that_never_reads_is_closed_at_the_join_deadline() {
+    let (addr, _sfu) = start(config()).await; // join timeout 500 ms
+    // A client with a small receive buffer that never reads: the server's answers back up
+    // at once.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(addr).await.unwrap();
+    let (ws, _) =
+        tokio_tungstenite::client_async(format!("ws://{addr}/ws"), MaybeTlsStream::Plain(tcp))
+            .await
+            .unwrap();
+    let (mut sink, _never_read) = ws.split();
+    let started = std::time::Instant::now();
+    // Each message draws an error quoting its type: answers as big as the flood itself.
+    let big = json!({"type": "t".repeat(190)}).to_string();
+    // Writes until the server has dropped the connection.
+    let flood = async {
+        loop {
+            if sink.send(Message::text(big.clone())).await.is_err() {
+                return started.elapsed();
+            }
+        }
+    };
+    let closed_after = tokio::time::timeout(Duration::from_secs(10), flood)
+        .await
+        .expect("the flood was still accepted 10 s later");
+    assert!(
+        closed_after < Duration::from_secs(4),
+        "closed only after {closed_after:?}"
+    );
+}
+
+#[tokio::test]
+async fn every_message_type_has_a_budget_and_mutes_are_coalesced_to_the_latest() {
+    let registry = prometheus::Registry::new();
+    let sfu = Sfu::start(config(), Arc::new(TestAuthorizer), &registry).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = sfu.router();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let room = Uuid::new_v4();
+    let (mut host, _) = join(addr, room).await;
+    let (mut guest, guest_id) = join(addr, room).await;
+    expect_type(&mut host, "participant_joined").await;
+
+    // 1000 mutes in a burst: the host gets a few updates, the last one the final state.
+    for i in 0..1000 {
+        send(
+            &mut guest,
+            json!({"type": "mute", "audio": i % 2 == 0, "video": i == 999}),
+        )
+        .await;
+    }
+    let mut updates = 0;
+    loop {
+        let update = expect_type(&mut host, "participant_updated").await;
+        updates += 1;
+        assert_eq!(update["participant"]["id"], guest_id.to_string());
+        if update["participant"]["muted"]["video"] == true {
+            assert_eq!(update["participant"]["muted"]["audio"], false);
+            break;
+        }
+    }
+    assert!(updates <= 20, "{updates} updates for one burst");
+
+    // 1000 candidates: the guest hears `rate_limited` once, and the drops are counted.
+    for i in 0..1000 {
+        send(
+            &mut guest,
+            json!({"type": "candidate", "candidate": {
+                "candidate": format!("candidate:{i} 1 udp 1 192.0.2.1 {} typ host", 1000 + i),
+                "sdpMid": "0", "sdpMLineIndex": 0}}),
+        )
+        .await;
+    }
+    send(&mut guest, json!({"type": "chat", "text": "still here"})).await;
+    let mut rate_limited = 0;
+    loop {
+        let message = next(&mut guest).await.unwrap();
+        if message["type"] == "error" && message["code"] == "rate_limited" {
+            rate_limited += 1;
+        }
+        if message["type"] == "chat" {
+            break;
+        }
+    }
+    assert_eq!(rate_limited, 1, "told once, not once per candidate");
+    let text = prometheus::TextEncoder::new()
+        .encode_to_string(&registry.gather())
+        .unwrap();
+    let dropped: f64 = text
+        .lines()
+        .find(|l| l.starts_with("skaerm_signalling_rate_limited_total{type=\"candidate\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(dropped >= 900.0, "{text}");
+}

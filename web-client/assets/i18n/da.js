@@ -88,6 +88,7 @@ export default {
   "call.closed": "Besøget er slut og kan ikke startes igen.",
   "call.reconnecting": "Forbinder igen … Du skal ikke gøre noget.",
   "call.reconnected": "Forbundet igen.",
+  "call.media_not_arriving": "Billede og lyd fra {name} når ikke frem til os. Bed {name} om at prøve et andet netværk, fx mobildata i stedet for wifi, eller at lukke browseren og åbne linket igen.",
   "call.video_paused": "Din forbindelse er svag – vi viser kun lyd for at holde samtalen i gang.",
   "call.video_resumed": "Billedet er tilbage.",
 

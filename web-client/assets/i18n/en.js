@@ -88,6 +88,7 @@ export default {
   "call.closed": "The visit has ended and cannot be started again.",
   "call.reconnecting": "Reconnecting … You don't need to do anything.",
   "call.reconnected": "Connected again.",
+  "call.media_not_arriving": "Picture and sound from {name} are not getting through. Ask {name} to try another network, e.g. mobile data instead of wifi, or to close the browser and open the link again.",
   "call.video_paused": "Your connection is weak – we are showing sound only to keep the conversation going.",
   "call.video_resumed": "The picture is back.",
 

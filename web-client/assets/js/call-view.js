@@ -30,6 +30,9 @@ export class CallView {
     this.qualityText = root.querySelector("[data-role=quality-text]");
     this.reconnectNotice = root.querySelector("[data-role=reconnecting]");
     this.pausedNotice = root.querySelector("[data-role=video-paused]");
+    this.missingNotice = root.querySelector("[data-role=media-missing]");
+    /** participant id → name of those whose picture and sound the relay says are not arriving */
+    this.missing = new Map();
     this.note = root.querySelector("[data-role=note]");
     this.noteKey = null;
     this.micButton = root.querySelector("[data-role=mic]");
@@ -73,11 +76,24 @@ export class CallView {
     this.shareButton.addEventListener("click", () => (this.sharing ? this.stopSharing() : this.startSharing()));
     this.soundButton.addEventListener("click", () => this.playRemote());
 
-    call.addEventListener("remote-stream", (e) => this.showRemote(e.detail.participantId, e.detail.stream));
+    call.addEventListener("remote-stream", (e) => {
+      this.missing.delete(e.detail.participantId); // their media reaches us: it arrives
+      this.showRemote(e.detail.participantId, e.detail.stream);
+    });
+    call.addEventListener("media-not-arriving", (e) => {
+      this.missing.set(e.detail.participantId, call.participants.get(e.detail.participantId)?.display_name ?? "");
+      this.render();
+    });
+    call.addEventListener("media-arriving", (e) => {
+      this.missing.delete(e.detail.participantId);
+      this.render();
+    });
     call.addEventListener("participant-joined", (e) => this.announce(t("call.joined", { name: e.detail.participant.display_name })));
     call.addEventListener("participant-updated", () => this.render());
     call.addEventListener("participant-left", (e) => {
       this.paused.delete(e.detail.participant_id);
+      // A rejoin ("replaced") of someone whose media does not arrive keeps the notice.
+      if (e.detail.reason !== "replaced") this.missing.delete(e.detail.participant_id);
       const other = this.others.get(e.detail.participant_id);
       if (other) {
         other.tile.remove();
@@ -108,6 +124,7 @@ export class CallView {
     });
     call.addEventListener("joined", () => {
       this.paused.clear(); // a new session starts with everything flowing
+      this.missing.clear();
       if (this.remoteId && !call.participants.has(this.remoteId)) {
         this.remoteId = null;
         this.remoteVideo.srcObject = null;
@@ -243,6 +260,9 @@ export class CallView {
     // Notices are live regions that stay in the page; only their text changes.
     this.reconnectNotice.textContent = this.reconnecting ? t("call.reconnecting") : "";
     this.pausedNotice.textContent = this.paused.size > 0 && !this.reconnecting ? t("call.video_paused") : "";
+    this.missingNotice.textContent = [...this.missing.values()]
+      .map((name) => t("call.media_not_arriving", { name }))
+      .join(" ");
     this.note.textContent = this.noteKey ? t(this.noteKey) : "";
   }
 }
@@ -305,6 +325,7 @@ function buildCallDom() {
       element("button", { type: "button", "data-role": "sound", class: "button sound", hidden: true, "data-i18n": "call.tap_for_sound" }, [t("call.tap_for_sound")]),
     ]),
     element("p", { "data-role": "video-paused", class: "notice paused", role: "status" }),
+    element("p", { "data-role": "media-missing", class: "notice paused", role: "status" }),
     element("p", { "data-role": "note", class: "notice note", role: "status" }),
     element("p", { "data-role": "quality", class: "quality", hidden: true }, [
       element("span", { class: "quality-icon", "aria-hidden": "true" }),

@@ -10,7 +10,8 @@
 // Events: "joined" {you, participants}, "participant-joined"/"participant-updated"
 // {participant}, "participant-left" {participant_id, reason}, "remote-stream"
 // {participantId, stream}, "state" {state}, "quality" {level, lossRatio, rtt, jitter},
-// "video-paused" {participantId, reason}, "video-resumed" {participantId}, "reconnecting"
+// "video-paused" {participantId, reason}, "video-resumed" {participantId},
+// "media-not-arriving" {participantId} / "media-arriving" {participantId}, "reconnecting"
 // {cause}, "reconnected",
 // "ended" {reason}, "error" {code, fatal}.
 // The waiting room: "waiting" {you} (we wait for a host; no media until "joined"); for hosts
@@ -234,6 +235,14 @@ export class Call extends EventTarget {
     });
     s.addEventListener("video_resumed", (e) => {
       if (current()) this.emit("video-resumed", { participantId: e.detail.participant_id ?? null });
+    });
+    // Someone is in the room but their picture and sound do not reach the relay (their network
+    // blocks the media), and later when they do.
+    s.addEventListener("media_not_arriving", (e) => {
+      if (current() && e.detail.participant_id) this.emit("media-not-arriving", { participantId: e.detail.participant_id });
+    });
+    s.addEventListener("media_arriving", (e) => {
+      if (current() && e.detail.participant_id) this.emit("media-arriving", { participantId: e.detail.participant_id });
     });
     s.addEventListener("chat", (e) => {
       if (!current() || typeof e.detail.text !== "string") return;

@@ -39,8 +39,13 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAdd
 
 /// The client's address from a request's parts (`None` without connection info).
 pub fn from_parts(parts: &Parts, state: &AppState) -> Option<IpAddr> {
+    from_parts_with(parts, &state.trusted_proxies)
+}
+
+/// The client's address from a request's parts given the trusted proxies.
+pub fn from_parts_with(parts: &Parts, trusted: &[IpAddr]) -> Option<IpAddr> {
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
-    Some(client_ip(peer, &parts.headers, &state.trusted_proxies))
+    Some(client_ip(peer, &parts.headers, trusted))
 }
 
 impl<S> FromRequestParts<S> for ClientIp

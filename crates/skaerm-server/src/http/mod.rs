@@ -97,9 +97,16 @@ pub fn router(state: AppState) -> Router {
     let public_origin: std::sync::Arc<str> = csrf::origin_of(&state.public_url)
         .unwrap_or_default()
         .into();
+    // The WebSocket cap per address counts the same client address as the HTTP limits.
+    let trusted = state.trusted_proxies.clone();
+    let signalling = state
+        .sfu
+        .router_with_client_ip(std::sync::Arc::new(move |parts| {
+            client_ip::from_parts_with(parts, &trusted)
+        }));
     let app = Router::new()
         .merge(api)
-        .merge(state.sfu.router())
+        .merge(signalling)
         .merge(pages::router())
         .layer(axum::middleware::from_fn(move |request, next| {
             csrf::guard(public_origin.clone(), request, next)

@@ -11,11 +11,12 @@
 use crate::grant::JoinGrant;
 use crate::ids::{PeerKey, RoomId, SessionId};
 use crate::media::bandwidth::{Fallback, FallbackPolicy, Transition};
+use crate::media::candidates::CandidateVerdict;
 use crate::media::counters::{Counters, DropReason};
 use crate::media::demux::{DatagramKind, binding_request_ufrag, classify};
 use crate::media::early_checks::EarlyCheck;
 use crate::media::engine::{
-    EngineError, FORWARDED_EXTENSIONS, PeerFactory, codec_for, local_ufrag,
+    EngineError, FORWARDED_EXTENSIONS, PeerFactory, codec_for, local_ice_pwd, local_ufrag,
 };
 use crate::media::lobby::{Lobby, LobbyFull, Waiting};
 use crate::media::negotiation::AnswerVerdict;
@@ -27,6 +28,7 @@ use crate::media::simulcast::{
     Continuity, LAYER_RIDS, LayerSelector, LayerVerdict, SIMULCAST_LAYER_BITRATES,
     vp8_keyframe_start,
 };
+use crate::media::stun_check::{LiveCredentials, StunRefusal, check_binding};
 use crate::protocol::{
     ClientCandidate, EndReason, ErrorCode, LeaveReason, Muted, ParticipantInfo, Publish, Role,
     ServerMessage, VideoPauseReason,
@@ -322,6 +324,8 @@ pub struct MediaCore {
     lobby: Lobby,
     /// Per peer, the previous quality sample (for bit rates over the interval).
     quality_samples: FastMap<PeerKey, QualitySample>,
+    /// Verifies the integrity of ICE checks before they reach a connection (`stun_check`).
+    crypto: std::sync::Arc<dyn rtc::crypto::RTCCryptoProvider>,
 }
 
 /// The core's maps, looked up several times per packet: foldhash (seeded per map, so a client
@@ -331,6 +335,11 @@ type FastMap<K, V> = foldhash::HashMap<K, V>;
 /// A participant whose media connection is not up this long after the first quality snapshot
 /// that saw it is counted as a failed join (`ice_timeout`), once.
 pub const ICE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A participant whose media connection is not up this long after joining the room: the others
+/// are told its picture and sound are not arriving (`media_not_arriving`), before a browser
+/// gives up and rejoins (about 11 s), so staff hear it while it happens.
+pub const MEDIA_ARRIVAL_WAIT: Duration = Duration::from_secs(6);
 
 /// What the previous quality snapshot saw of one peer.
 struct QualitySample {
@@ -370,6 +379,8 @@ impl MediaCore {
             next_bandwidth_check: None,
             layer_keyframes_wanted: Vec::new(),
             quality_samples: FastMap::default(),
+            crypto: rtc::crypto::default_provider()
+                .map_err(|e| rtc::shared::error::Error::Other(e.to_string()))?,
         })
     }
 
@@ -499,6 +510,20 @@ impl MediaCore {
             self.counters.drop(DropReason::UnknownSource);
             return kind;
         };
+        let credentials = LiveCredentials {
+            local_ufrag: &peer.ufrag,
+            local_pwd: &peer.ice_pwd,
+            remote_pwd: &peer.remote_ice_pwd,
+        };
+        if kind == DatagramKind::Stun
+            && let Err(refusal) = check_binding(&payload, credentials, self.crypto.crypto())
+        {
+            self.counters.drop(match refusal {
+                StunRefusal::BadIntegrity => DropReason::StunBadIntegrity,
+                StunRefusal::Malformed => DropReason::StunMalformed,
+            });
+            return kind;
+        }
         let transport = TransportContext {
             local_addr,
             peer_addr: from,
@@ -522,9 +547,11 @@ impl MediaCore {
             transport,
             message: payload,
         });
-        if read.is_err() {
-            self.counters.drop(DropReason::PeerRejected);
-        }
+        // A refusal inside the connection's pipeline (bad SRTP authentication, a broken DTLS
+        // record) is counted there, not returned (vendored `rtc` patch).
+        let refused = peer.pc.take_read_errors() + u64::from(read.is_err());
+        self.counters
+            .drop_many(DropReason::PeerRejected, refused as usize);
         self.mark_dirty(key);
         kind
     }
@@ -740,8 +767,15 @@ impl MediaCore {
             (!self.peers.is_empty()).then(|| now + BANDWIDTH_CHECK_INTERVAL);
         let mut changes: Vec<(PeerKey, Transition)> = Vec::new();
         let mut layer_requests: Vec<(PeerKey, String, usize)> = Vec::new();
+        let mut not_arriving: Vec<(PeerKey, RoomId, crate::ids::ParticipantId)> = Vec::new();
         for (key, peer) in &mut self.peers {
             if !peer.connected {
+                if !peer.told_not_arriving
+                    && now.saturating_duration_since(peer.joined_at) >= MEDIA_ARRIVAL_WAIT
+                {
+                    peer.told_not_arriving = true;
+                    not_arriving.push((*key, peer.room, peer.info.id));
+                }
                 continue;
             }
             let estimate = peer.estimate.get();
@@ -766,6 +800,14 @@ impl MediaCore {
         }
         for (publisher, track, layer) in layer_requests {
             self.request_layer_keyframe(now, publisher, &track, layer);
+        }
+        for (key, room, participant_id) in not_arriving {
+            tracing::info!(peer = %key, "media not arriving");
+            self.signal_room(
+                room,
+                key,
+                &ServerMessage::MediaNotArriving { participant_id },
+            );
         }
         for (key, transition) in changes {
             let Some(peer) = self.peers.get(&key) else {
@@ -1230,6 +1272,11 @@ impl MediaCore {
                 publish,
                 pc,
                 ufrag: String::new(),
+                ice_pwd: String::new(),
+                joined_at: now,
+                told_not_arriving: false,
+                remote_ice_pwd: String::new(),
+                remote_candidates: Default::default(),
                 restarts: RestartBudget::new(now),
                 addrs: Vec::new(),
                 negotiation: Default::default(),
@@ -1457,6 +1504,11 @@ impl MediaCore {
                     }
                     peer.ufrag = ufrag.to_owned();
                     self.by_ufrag.insert(peer.ufrag.clone(), key);
+                    // A new ICE session: the client trickles its candidates afresh.
+                    peer.remote_candidates.reset();
+                }
+                if let Some(pwd) = local_ice_pwd(&sdp) {
+                    pwd.clone_into(&mut peer.ice_pwd);
                 }
                 let revision = peer.negotiation.offer_sent();
                 let session = peer.session;
@@ -1490,6 +1542,7 @@ impl MediaCore {
             );
             return;
         }
+        let remote_pwd = local_ice_pwd(&sdp).map(str::to_owned);
         let applied = RTCSessionDescription::answer(sdp)
             .and_then(|answer| peer.pc.set_remote_description(now, answer));
         if let Err(err) = applied {
@@ -1503,6 +1556,9 @@ impl MediaCore {
                 self.signal(session, ServerMessage::Offer { sdp, revision });
             }
             return;
+        }
+        if let Some(pwd) = remote_pwd {
+            peer.remote_ice_pwd = pwd; // the client's responses to consent checks are signed with it
         }
         let wanted = peer.negotiation.answer_applied();
         if !peer.answered {
@@ -1584,8 +1640,29 @@ impl MediaCore {
             );
             return;
         };
-        if candidate.candidate.is_empty() || candidate.candidate.len() > 1024 {
-            return; // end of candidates, or nonsense: the relay learns addresses from checks
+        // Bounded and deduplicated (`candidates`): whatever a client sends, its connection's
+        // agent holds at most a handful, so no candidate costs more than a small constant.
+        match peer.remote_candidates.admit(&candidate.candidate) {
+            CandidateVerdict::Add => {}
+            CandidateVerdict::EndOfCandidates => return,
+            CandidateVerdict::Ignore => {
+                self.counters.drop(DropReason::CandidateIgnored);
+                return;
+            }
+            CandidateVerdict::OverLimit => {
+                self.counters.drop(DropReason::CandidateOverLimit);
+                if !peer.remote_candidates.told_over_limit {
+                    peer.remote_candidates.told_over_limit = true;
+                    self.signal(
+                        session,
+                        ServerMessage::error(
+                            ErrorCode::TooManyCandidates,
+                            "too many candidates; the rest are ignored",
+                        ),
+                    );
+                }
+                return;
+            }
         }
         let init = RTCIceCandidateInit {
             candidate: candidate.candidate,
@@ -1665,6 +1742,9 @@ impl MediaCore {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
+        if peer.info.muted == muted {
+            return; // nothing changed: the others are not told again
+        }
         peer.info.muted = muted;
         let (room, info) = (peer.room, peer.info.clone());
         self.signal_room(
@@ -2100,6 +2180,13 @@ impl MediaCore {
             return;
         };
         peer.connected = true;
+        if std::mem::take(&mut peer.told_not_arriving) {
+            let (room, participant_id) = (peer.room, peer.info.id);
+            self.signal_room(room, key, &ServerMessage::MediaArriving { participant_id });
+        }
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
         let wanted: Vec<(PeerKey, String)> = peer
             .subscriptions
             .iter()

@@ -33,11 +33,20 @@ pub enum DropReason {
     /// An ICE check that arrived before the client's answer and could not be held (too many,
     /// too big) or expired before the answer came.
     EarlyCheck,
+    /// A STUN binding request from a participant's address (or naming its ufrag) whose
+    /// username or integrity does not match the live relay-side credentials.
+    StunBadIntegrity,
+    /// A datagram that looks like STUN but does not decode, or is not a binding request.
+    StunMalformed,
+    /// A trickled candidate over the per-participant cap.
+    CandidateOverLimit,
+    /// A trickled candidate ignored: a duplicate, an mDNS `.local` name, or oversized.
+    CandidateIgnored,
 }
 
 impl DropReason {
     /// All reasons, for registering metric labels up front.
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 18] = [
         DropReason::UnknownSource,
         DropReason::UnknownUfrag,
         DropReason::Malformed,
@@ -52,6 +61,10 @@ impl DropReason {
         DropReason::BeforeSwitch,
         DropReason::LayerNotSelected,
         DropReason::EarlyCheck,
+        DropReason::StunBadIntegrity,
+        DropReason::StunMalformed,
+        DropReason::CandidateOverLimit,
+        DropReason::CandidateIgnored,
     ];
 
     /// Metric label value.
@@ -71,6 +84,10 @@ impl DropReason {
             DropReason::BeforeSwitch => "before_switch",
             DropReason::LayerNotSelected => "layer_not_selected",
             DropReason::EarlyCheck => "early_check",
+            DropReason::StunBadIntegrity => "stun_bad_integrity",
+            DropReason::StunMalformed => "stun_malformed",
+            DropReason::CandidateOverLimit => "candidate_over_limit",
+            DropReason::CandidateIgnored => "candidate_ignored",
         }
     }
 

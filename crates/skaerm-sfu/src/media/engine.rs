@@ -118,6 +118,15 @@ pub(crate) struct PeerFactory {
     certificate: RTCCertificate,
 }
 
+/// The ICE password of a session description (`a=ice-pwd:`, the first one; the relay's offers
+/// and the clients' answers alike). `None` when there
+/// is none or it is empty.
+pub(crate) fn local_ice_pwd(sdp: &str) -> Option<&str> {
+    sdp.lines()
+        .find_map(|line| line.trim_end().strip_prefix("a=ice-pwd:"))
+        .filter(|pwd| !pwd.is_empty())
+}
+
 /// The ICE ufrag of a session description (`a=ice-ufrag:`; bundled, so the first one names the
 /// transport). `None` when there is none or it is empty.
 pub(crate) fn local_ufrag(sdp: &str) -> Option<&str> {
@@ -181,7 +190,13 @@ impl PeerFactory {
         let tap = RelayTap::new(report_probe, nack_gate);
         let registry = interceptors(&mut media_engine, probe, tap)?;
 
-        let setting_engine = SettingEngineBuilder::new().with_lite(true).build();
+        // ICE-lite needs no name resolution: the client's checks bring its addresses, and an
+        // mDNS query for a browser's `.local` candidate would only go out of the media port to
+        // 224.0.0.251:5353 (and time out with an error log).
+        let setting_engine = SettingEngineBuilder::new()
+            .with_lite(true)
+            .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+            .build();
 
         let configuration = RTCConfigurationBuilder::new()
             .with_certificates(vec![self.certificate.clone()])

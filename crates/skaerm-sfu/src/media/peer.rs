@@ -3,6 +3,7 @@
 
 use crate::ids::{PeerKey, RoomId, SessionId};
 use crate::media::bandwidth::{Estimate, Fallback};
+use crate::media::candidates::RemoteCandidates;
 use crate::media::early_checks::EarlyChecks;
 use crate::media::feedback::NackSwitch;
 use crate::media::negotiation::Negotiation;
@@ -91,6 +92,14 @@ pub(crate) struct Peer {
     /// Relay-side ICE ufrag of the current ICE session (routes first contact); empty until the
     /// first offer, replaced by an ICE restart.
     pub(crate) ufrag: String,
+    /// Relay-side ICE password of the current ICE session (checks are verified with it before
+    /// `rtc` sees them, `stun_check`); empty until the first offer.
+    pub(crate) ice_pwd: String,
+    /// The client's ICE password from its latest answer (its check responses are signed with
+    /// it); empty until an answer is applied.
+    pub(crate) remote_ice_pwd: String,
+    /// The candidates the client trickled in the current ICE session (bounded).
+    pub(crate) remote_candidates: RemoteCandidates,
     /// How many more ICE restarts this participant may ask for.
     pub(crate) restarts: RestartBudget,
     /// Client addresses bound to this peer, oldest first.
@@ -103,6 +112,10 @@ pub(crate) struct Peer {
     pub(crate) early_checks: EarlyChecks,
     /// DTLS is up: media can flow to it.
     pub(crate) connected: bool,
+    /// When it entered the room (past the waiting room).
+    pub(crate) joined_at: Instant,
+    /// The others were told its media is not arriving (and will be told when it does).
+    pub(crate) told_not_arriving: bool,
     /// The deadline this peer is registered under in the worker's timer heap.
     pub(crate) armed: Option<Instant>,
     /// What it publishes.

@@ -168,6 +168,7 @@ impl RTCPeerConnection {
             write_outs: VecDeque::new(),
             event_outs: VecDeque::new(),
             read_belt: VecDeque::new(),
+            read_errors: 0,
             write_belt: VecDeque::new(),
             stats: RTCStatsAccumulator::default(),
             now,

@@ -134,6 +134,12 @@ pub(crate) struct PipelineContext {
     pub(crate) read_belt: VecDeque<TaggedRTCMessageInternal>,
     pub(crate) write_belt: VecDeque<TaggedRTCMessageInternal>,
 
+    /// Skærm patch: inbound messages a handler refused (bad SRTP authentication, a broken
+    /// DTLS record, a STUN check the agent discarded…) since the application last took the
+    /// count ([`RTCPeerConnection::take_read_errors`]). Counted instead of logged at WARN per
+    /// message: whoever can spoof a peer's address decides how many there are.
+    pub(crate) read_errors: u64,
+
     // Statistics accumulator
     pub(crate) stats: RTCStatsAccumulator,
 
@@ -151,6 +157,12 @@ impl PipelineContext {
 }
 
 impl RTCPeerConnection {
+    /// Skærm patch: how many inbound messages the pipeline's handlers refused since the last
+    /// call (see `PipelineContext::read_errors`).
+    pub fn take_read_errors(&mut self) -> u64 {
+        std::mem::take(&mut self.pipeline_context.read_errors)
+    }
+
     /*
      Pipeline Flow (Read Path):
      Raw Bytes -> Demuxer -> ICE -> DTLS -> SCTP -> DataChannel -> SRTP -> Interceptor -> Endpoint -> Application
@@ -301,16 +313,21 @@ impl RTCPeerConnection {
         }
 
         use sansio::Protocol;
+        let mut refused = 0u64;
         for_each_handler!(forward: process_handler!(self, handler, {
             while let Some(msg) = intermediate_routs.pop_front() {
                 if let Err(err) = handler.handle_read(msg) {
-                    warn!("{}.handle_read got error: {}", handler.name(), err);
+                    // Skærm patch: counted, logged at debug (was WARN per message).
+                    refused += 1;
+                    log::debug!("{}.handle_read got error: {}", handler.name(), err);
                 }
             }
             while let Some(msg) = handler.poll_read() {
                 intermediate_routs.push_back(msg);
             }
         }));
+
+        self.pipeline_context.read_errors += refused;
 
         // Finally, put intermediate_routs into RTCPeerConnection's routs
         while let Some(msg) = intermediate_routs.pop_front() {
