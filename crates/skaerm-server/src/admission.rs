@@ -15,7 +15,7 @@
 //! A participant let into the room gets the configured TURN servers with fresh credentials
 //! (`crate::turn`) in its `joined`.
 
-use crate::state::{Calls, Services};
+use crate::services::Services;
 use crate::turn::Turn;
 use chrono::Utc;
 use futures_util::future::BoxFuture;
@@ -29,21 +29,15 @@ use skaerm_sfu::protocol::{IceServer, Role};
 /// Decides joins from media tokens and the visit's current state.
 pub struct Admission {
     services: Services,
-    /// The tablets being called (shared with `http::devices`).
-    calls: Calls,
     /// The TURN servers handed to admitted participants.
     turn: Option<Turn>,
 }
 
 impl Admission {
-    /// Admission over these services, the tablet calls ringing on this node and the TURN
-    /// servers handed to admitted participants.
-    pub fn new(services: Services, calls: Calls, turn: Option<Turn>) -> Self {
-        Admission {
-            services,
-            calls,
-            turn,
-        }
+    /// Admission over these services (with the tablet calls ringing on this node) and the
+    /// TURN servers handed to admitted participants.
+    pub fn new(services: Services, turn: Option<Turn>) -> Self {
+        Admission { services, turn }
     }
 
     /// The staff member on whose behalf a tablet's answered call admits it: the token names
@@ -64,12 +58,7 @@ impl Admission {
         {
             return Ok(None);
         }
-        let ringing = {
-            let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-            calls.retain(|_, (_, since)| since.elapsed() < crate::http::devices::RING);
-            calls.get(&device).map(|(ringing, _)| *ringing)
-        };
-        if ringing != Some(visit.id) {
+        if self.services.tablet_calls.ringing(device) != Some(visit.id) {
             return Ok(None);
         }
         match self

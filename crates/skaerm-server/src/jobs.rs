@@ -5,7 +5,7 @@
 //! Receivers de-duplicate by the `Idempotency-Key` header (the message's stable id).
 
 use crate::config::RetentionMode;
-use crate::state::Services;
+use crate::services::Services;
 use chrono::Utc;
 use futures_util::future::BoxFuture;
 use serde_json::json;

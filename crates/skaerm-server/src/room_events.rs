@@ -1,13 +1,15 @@
-//! What the server does when people join and leave visit rooms: it records them in the audit log
-//! ([`crate::audit`]); the visit's citizen entering the relay's waiting room (or the room itself)
-//! moves the visit to `waiting`, leaving before staff start moves it back to `ready`. Other guests
-//! (an invited relative, interpreter or colleague) do not move the visit. Everything is logged
-//! with ids and roles only — never media or names.
+//! What the server does when people join and leave visit rooms: the one adapter of the relay's
+//! [`RoomEvent`]s. It loads the room's visit once per event and hands it to the audit mapping
+//! ([`crate::audit::room_event`]) and the live call list ([`crate::live_calls`]); the visit's
+//! citizen entering the relay's waiting room (or the room itself) moves the visit to `waiting`,
+//! leaving before staff start moves it back to `ready`. Other guests (an invited relative,
+//! interpreter or colleague) do not move the visit. Everything is logged with ids and roles
+//! only — never media or names.
 
-use crate::state::Services;
+use crate::services::Services;
 use chrono::Utc;
-use skaerm_scheduling::{StoreError, VisitId};
-use skaerm_sfu::ids::{ParticipantId, RoomId};
+use skaerm_scheduling::{StoreError, Visit, VisitId};
+use skaerm_sfu::ids::ParticipantId;
 use skaerm_sfu::media::core::RoomEvent;
 use skaerm_sfu::protocol::Role;
 use tokio::sync::mpsc;
@@ -15,8 +17,24 @@ use tokio::sync::mpsc;
 /// Drains the relay's room events until the relay stops.
 pub async fn run(services: Services, mut events: mpsc::Receiver<RoomEvent>) {
     while let Some(event) = events.recv().await {
-        crate::audit::record_room_event(&services, &event).await;
-        crate::live_calls::observe(&services, &event).await;
+        let visit = visit_of(&services, &event).await;
+        if let Some(entry) = visit
+            .as_ref()
+            .and_then(|visit| crate::audit::room_event(&event, visit))
+            && let Err(err) = crate::audit::record_event(&services, entry).await
+        {
+            tracing::error!(%err, "could not audit a media event");
+        }
+        services.live_calls().observe(
+            &event,
+            visit.as_ref().map(|visit| visit.tenant_id.0),
+            Utc::now(),
+        );
+        let is_the_citizen = |participant: ParticipantId| {
+            visit
+                .as_ref()
+                .is_some_and(|visit| visit.citizen_id.0 == participant.0)
+        };
         match event {
             RoomEvent::ParticipantJoined {
                 room,
@@ -24,7 +42,7 @@ pub async fn run(services: Services, mut events: mpsc::Receiver<RoomEvent>) {
                 role,
             } => {
                 tracing::info!(visit = %room, %participant, ?role, "joined the visit");
-                if role == Role::Guest && is_the_citizen(&services, room, participant).await {
+                if role == Role::Guest && is_the_citizen(participant) {
                     let result = services
                         .store
                         .citizen_arrived(VisitId(room.0), Utc::now())
@@ -39,7 +57,7 @@ pub async fn run(services: Services, mut events: mpsc::Receiver<RoomEvent>) {
                 reason,
             } => {
                 tracing::info!(visit = %room, %participant, ?role, ?reason, "left the visit");
-                if role == Role::Guest && is_the_citizen(&services, room, participant).await {
+                if role == Role::Guest && is_the_citizen(participant) {
                     let result = services
                         .store
                         .citizen_left(VisitId(room.0), Utc::now())
@@ -53,7 +71,7 @@ pub async fn run(services: Services, mut events: mpsc::Receiver<RoomEvent>) {
                 role,
             } => {
                 tracing::info!(visit = %room, %participant, ?role, "waiting to be admitted");
-                if role == Role::Guest && is_the_citizen(&services, room, participant).await {
+                if role == Role::Guest && is_the_citizen(participant) {
                     let result = services
                         .store
                         .citizen_arrived(VisitId(room.0), Utc::now())
@@ -74,13 +92,22 @@ pub async fn run(services: Services, mut events: mpsc::Receiver<RoomEvent>) {
     }
 }
 
-/// Whether a guest in a visit's room is its citizen (not an invited third participant).
-async fn is_the_citizen(services: &Services, room: RoomId, participant: ParticipantId) -> bool {
+/// The visit of the event's room (read once per event); `None` for a closing room, which needs
+/// none, and for a visit that cannot be read (then the event is neither audited nor counted as
+/// a live call, and moves no visit).
+async fn visit_of(services: &Services, event: &RoomEvent) -> Option<Visit> {
+    let room = match event {
+        RoomEvent::ParticipantJoined { room, .. }
+        | RoomEvent::ParticipantLeft { room, .. }
+        | RoomEvent::ParticipantWaiting { room, .. }
+        | RoomEvent::ParticipantAdmitted { room, .. } => *room,
+        RoomEvent::RoomClosed { .. } => return None,
+    };
     match services.store.get_visit(VisitId(room.0)).await {
-        Ok(visit) => visit.citizen_id.0 == participant.0,
+        Ok(visit) => Some(visit),
         Err(err) => {
             tracing::warn!(%err, visit = %room, "could not read the visit of a room event");
-            false
+            None
         }
     }
 }

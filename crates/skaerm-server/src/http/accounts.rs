@@ -64,7 +64,8 @@ async fn audit(
         .from_ip(admin.client_ip)
         .detail(what),
     )
-    .await
+    .await?;
+    Ok(())
 }
 
 /// `GET /api/admin/accounts`.

@@ -58,7 +58,13 @@ pub async fn export(
         )
         .await
         .map_err(Problem::internal)?;
-    crate::audit::record(&state, &admin, AuditAction::AuditExported, None).await?;
+    crate::audit::record(
+        &state.services,
+        &admin.actor(),
+        AuditAction::AuditExported,
+        None,
+    )
+    .await?;
     if csv {
         let mut response = to_csv(&events).into_response();
         let headers = response.headers_mut();

@@ -9,6 +9,7 @@ use crate::http::client_ip::ClientIp;
 use crate::http::problem::Problem;
 use crate::http::session::StaffSession;
 use crate::state::AppState;
+use crate::tablet_calls::RING;
 use axum::Json;
 use axum::extract::{FromRef, FromRequestParts, Path, State};
 use axum::http::StatusCode;
@@ -24,15 +25,11 @@ use skaerm_auth::devices::{DeviceRef, DeviceSecret, DeviceState, PairedDevice, P
 use skaerm_auth::refs::{ParticipantRef, StaffRef, TenantRef, VisitRef};
 use skaerm_auth::tokens::{AnsweredCall, MediaGrantRequest, MediaRole};
 use skaerm_scheduling::{CitizenId, StoreError, VisitId, VisitStatus};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use uuid::Uuid;
 
 /// Name of the device cookie.
 pub const DEVICE_COOKIE: &str = "skaerm_device";
-/// How long a call rings.
-pub const RING: Duration = Duration::from_secs(60);
-/// Most calls ringing at once (per node).
-pub const MAX_CALLS: usize = 10_000;
 
 /// A tablet, pending or paired, from its cookie.
 #[derive(Debug, Clone)]
@@ -144,12 +141,7 @@ pub async fn device_call(
     DeviceSession(device): DeviceSession,
 ) -> Result<Response, Problem> {
     let device = paired(device)?;
-    let ringing = {
-        let mut calls = state.calls.lock().unwrap_or_else(|e| e.into_inner());
-        calls.retain(|_, (_, since)| since.elapsed() < RING);
-        calls.get(&device.id).map(|(visit, _)| *visit)
-    };
-    let Some(visit_id) = ringing else {
+    let Some(visit_id) = state.services.tablet_calls.ringing(device.id) else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
     let visit = match state.services.store.get_visit(visit_id).await {
@@ -328,11 +320,7 @@ pub async fn unpair(
     if !done {
         return Err(Problem::not_found());
     }
-    state
-        .calls
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&id);
+    state.services.tablet_calls.hang_up(id);
     crate::audit::record_event(
         &state.services,
         AuditEvent::staff(
@@ -389,14 +377,11 @@ pub async fn call(
             "start the visit first",
         ));
     }
-    {
-        let mut calls = state.calls.lock().unwrap_or_else(|e| e.into_inner());
-        calls.retain(|_, (_, since)| since.elapsed() < RING);
-        if calls.len() >= MAX_CALLS && !calls.contains_key(&id) {
-            return Err(Problem::rate_limited(RING.as_secs()));
-        }
-        calls.insert(id, (visit.id, Instant::now()));
-    }
+    state
+        .services
+        .tablet_calls
+        .ring(id, visit.id)
+        .map_err(|_| Problem::rate_limited(RING.as_secs()))?;
     crate::audit::record_event(
         &state.services,
         AuditEvent::staff(tenant, session.staff.0, AuditAction::DeviceCalled)

@@ -20,6 +20,7 @@ pub mod security;
 pub mod series;
 pub mod session;
 pub mod sso;
+pub mod tls;
 pub mod visits;
 
 use crate::state::AppState;

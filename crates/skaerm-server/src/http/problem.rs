@@ -79,6 +79,12 @@ impl Problem {
     }
 }
 
+impl From<crate::audit::AuditError> for Problem {
+    fn from(err: crate::audit::AuditError) -> Self {
+        Problem::internal(err)
+    }
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let mut body = json!({

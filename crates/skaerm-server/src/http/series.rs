@@ -304,5 +304,5 @@ async fn audit_series(
     let event = AuditEvent::staff(TenantRef(session.tenant.0), session.staff.0, action)
         .from_ip(session.client_ip)
         .detail(&format!("series {series}"));
-    crate::audit::record_event(&state.services, event).await
+    Ok(crate::audit::record_event(&state.services, event).await?)
 }

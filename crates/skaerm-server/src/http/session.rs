@@ -16,6 +16,7 @@
 //!
 //! All carry the tenant; handlers must scope every query by it.
 
+use crate::audit::Actor;
 use crate::http::client_ip::ClientIp;
 use crate::http::problem::Problem;
 use crate::state::AppState;
@@ -103,6 +104,17 @@ where
             name: claims.name,
             client_ip: crate::http::client_ip::from_parts(parts, &state),
         })
+    }
+}
+
+impl Authenticated {
+    /// Who acts, for the audit log.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            tenant: self.tenant,
+            staff: self.staff,
+            client_ip: self.client_ip,
+        }
     }
 }
 

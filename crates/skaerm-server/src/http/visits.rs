@@ -295,8 +295,8 @@ pub async fn create(
         .map_err(store_problem)?;
     tracing::info!(visit = %visit.id, staff = %session.staff, "visit planned");
     crate::audit::record(
-        &state,
-        &session,
+        &state.services,
+        &session.actor(),
         AuditAction::VisitCreated,
         Some(visit.id.0),
     )
@@ -346,7 +346,13 @@ pub async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Json<VisitEnvelope>, Problem> {
     let visit = visible_visit(&state, &session, &id).await?;
-    crate::audit::record(&state, &session, AuditAction::VisitViewed, Some(visit.id.0)).await?;
+    crate::audit::record(
+        &state.services,
+        &session.actor(),
+        AuditAction::VisitViewed,
+        Some(visit.id.0),
+    )
+    .await?;
     envelope(&state, visit).await
 }
 
@@ -384,8 +390,8 @@ pub async fn move_visit(
         .map_err(store_problem)?;
     tracing::info!(visit = %visit.id, staff = %session.staff, "visit moved");
     crate::audit::record(
-        &state,
-        &session,
+        &state.services,
+        &session.actor(),
         AuditAction::VisitChanged,
         Some(visit.id.0),
     )
@@ -428,8 +434,8 @@ pub async fn cancel(
         .map_err(Problem::internal)?;
     tracing::info!(visit = %visit.id, staff = %session.staff, "visit cancelled");
     crate::audit::record(
-        &state,
-        &session,
+        &state.services,
+        &session.actor(),
         AuditAction::VisitChanged,
         Some(visit.id.0),
     )
@@ -495,8 +501,8 @@ pub async fn start(
     };
     tracing::info!(visit = %visit.id, staff = %session.staff, "visit started");
     crate::audit::record(
-        &state,
-        &session,
+        &state.services,
+        &session.actor(),
         AuditAction::VisitStarted,
         Some(visit.id.0),
     )
@@ -593,7 +599,13 @@ pub async fn end(
         .close_room(RoomId(visit.id.0), EndReason::VisitEnded)
         .await;
     tracing::info!(visit = %visit.id, staff = %session.staff, outcome = ?outcome, "visit ended");
-    crate::audit::record(&state, &session, AuditAction::VisitEnded, Some(visit.id.0)).await?;
+    crate::audit::record(
+        &state.services,
+        &session.actor(),
+        AuditAction::VisitEnded,
+        Some(visit.id.0),
+    )
+    .await?;
     envelope(&state, visit).await
 }
 
@@ -631,7 +643,13 @@ pub async fn citizen_link(
         .map_err(Problem::internal)?;
     let expires_at = visit.planned_end() + state.services.link_window.closes_after_end;
     tracing::info!(visit = %visit.id, staff = %session.staff, "citizen link issued");
-    crate::audit::record(&state, &session, AuditAction::LinkIssued, Some(visit.id.0)).await?;
+    crate::audit::record(
+        &state.services,
+        &session.actor(),
+        AuditAction::LinkIssued,
+        Some(visit.id.0),
+    )
+    .await?;
     Ok(Json(CitizenLink {
         url: link_url(&state, &secret),
         expires_at: Some(expires_at),
@@ -655,6 +673,12 @@ pub async fn revoke_citizen_link(
         .await
         .map_err(Problem::internal)?;
     tracing::info!(visit = %visit.id, staff = %session.staff, "citizen link revoked");
-    crate::audit::record(&state, &session, AuditAction::LinkRevoked, Some(visit.id.0)).await?;
+    crate::audit::record(
+        &state.services,
+        &session.actor(),
+        AuditAction::LinkRevoked,
+        Some(visit.id.0),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
