@@ -2,7 +2,7 @@
 //! their login, so nobody shares one), and change roles (which ends the person's sessions, so
 //! the new roles apply at once).
 
-use crate::http::problem::Problem;
+use crate::http::problem::{ErrorCode, Problem};
 use crate::http::session::AdminSession;
 use crate::state::AppState;
 use axum::Json;
@@ -30,21 +30,11 @@ fn roles_of(list: &[Role]) -> Result<Roles, Problem> {
     if roles.is_empty() {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
-            "invalid",
+            ErrorCode::Invalid,
             "an account needs at least one role",
         ));
     }
     Ok(roles)
-}
-
-fn account_problem(err: AccountError) -> Problem {
-    match err {
-        AccountError::Invalid(why) => Problem::new(StatusCode::BAD_REQUEST, "invalid", why),
-        AccountError::Duplicate => {
-            Problem::new(StatusCode::CONFLICT, "duplicate", "this username is taken")
-        }
-        other => Problem::internal(other),
-    }
 }
 
 async fn audit(
@@ -77,8 +67,7 @@ pub async fn list(
         .services
         .accounts
         .list(TenantRef(admin.tenant.0))
-        .await
-        .map_err(Problem::internal)?;
+        .await?;
     Ok(Json(
         json!({"accounts": accounts.iter().map(view).collect::<Vec<_>>()}),
     ))
@@ -106,32 +95,28 @@ pub async fn create(
     if name.is_empty() || name.chars().count() > 200 {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
-            "invalid",
+            ErrorCode::Invalid,
             "display name must be 1–200 characters",
         ));
     }
     if new.password.chars().count() < skaerm_auth::accounts::MIN_PASSWORD_LEN
         || new.password.len() > skaerm_auth::accounts::MAX_PASSWORD_LEN
     {
-        return Err(account_problem(AccountError::Invalid(
+        return Err(Problem::from(AccountError::Invalid(
             "password must be 8–1024 characters",
         )));
     }
     // Checked before the staff record is created (the insert below still guards the race).
-    if state
-        .services
-        .accounts
-        .exists(&new.username)
-        .await
-        .map_err(account_problem)?
-    {
-        return Err(account_problem(AccountError::Duplicate));
+    if state.services.accounts.exists(&new.username).await? {
+        return Err(Problem::from(AccountError::Duplicate));
     }
     let staff = state
         .services
         .store
         .create_staff(admin.tenant, name, new.team.as_deref())
         .await
+        // A display name the store refuses (one that looks like a CPR number) stays a 500 here,
+        // as before `From<StoreError>`; a 422 would be a behaviour change.
         .map_err(Problem::internal)?;
     let account = state
         .services
@@ -143,8 +128,7 @@ pub async fn create(
             TenantRef(admin.tenant.0),
             roles,
         )
-        .await
-        .map_err(account_problem)?;
+        .await?;
     audit(&state, &admin, account.staff_id, "created").await?;
     Ok((
         StatusCode::CREATED,
@@ -172,15 +156,13 @@ pub async fn set_roles(
         .services
         .accounts
         .set_roles_in(TenantRef(admin.tenant.0), &username, roles)
-        .await
-        .map_err(account_problem)?
+        .await?
         .ok_or_else(Problem::not_found)?;
     state
         .services
         .sessions
         .revoke_all_for(account.staff_id, Utc::now())
-        .await
-        .map_err(Problem::internal)?;
+        .await?;
     audit(&state, &admin, account.staff_id, "roles changed").await?;
     Ok(Json(json!({"account": view(&account)})))
 }

@@ -1,7 +1,7 @@
 //! `GET /api/admin/audit`: the municipality's audit log for administrators, as JSON or CSV.
 //! The export itself is audited.
 
-use crate::http::problem::Problem;
+use crate::http::problem::{ErrorCode, Problem};
 use crate::http::session::AdminSession;
 use crate::state::AppState;
 use axum::Json;
@@ -42,7 +42,7 @@ pub async fn export(
         Some(_) => {
             return Err(Problem::new(
                 StatusCode::BAD_REQUEST,
-                "bad_format",
+                ErrorCode::BadFormat,
                 "format must be json or csv",
             ));
         }
@@ -56,8 +56,7 @@ pub async fn export(
             to,
             query.limit.unwrap_or(MAX_EXPORT),
         )
-        .await
-        .map_err(Problem::internal)?;
+        .await?;
     crate::audit::record(
         &state.services,
         &admin.actor(),

@@ -6,7 +6,7 @@
 //! progress; the tablet polls `GET /api/device/call` and joins with the media token it gets.
 
 use crate::http::client_ip::ClientIp;
-use crate::http::problem::Problem;
+use crate::http::problem::{ErrorCode, Problem};
 use crate::http::session::StaffSession;
 use crate::state::AppState;
 use crate::tablet_calls::RING;
@@ -53,8 +53,7 @@ where
             .services
             .devices
             .authenticate(&secret, Utc::now())
-            .await
-            .map_err(Problem::internal)?
+            .await?
             .map(DeviceSession)
             .ok_or_else(Problem::unauthenticated)
     }
@@ -78,12 +77,7 @@ pub async fn request_pairing(
     jar: CookieJar,
 ) -> Result<Response, Problem> {
     limited(&state.services.limits.pairing_per_ip, &peer_ip.to_string())?;
-    let (secret, code, expires_at) = state
-        .services
-        .devices
-        .request_pairing(Utc::now())
-        .await
-        .map_err(Problem::internal)?;
+    let (secret, code, expires_at) = state.services.devices.request_pairing(Utc::now()).await?;
     let cookie = Cookie::build((DEVICE_COOKIE, secret.expose().to_owned()))
         .http_only(true)
         .same_site(SameSite::Strict)
@@ -111,8 +105,7 @@ pub async fn device_me(
                 .services
                 .store
                 .get_citizen(CitizenId(device.citizen))
-                .await
-                .map_err(Problem::internal)?;
+                .await?;
             Ok(Json(json!({
                 "state": "paired",
                 "device": {"id": device.id, "label": device.label},
@@ -127,7 +120,7 @@ fn paired(device: DeviceState) -> Result<PairedDevice, Problem> {
         DeviceState::Paired(device) => Ok(device),
         DeviceState::Pending => Err(Problem::new(
             StatusCode::CONFLICT,
-            "not_paired",
+            ErrorCode::NotPaired,
             "this device has not been paired yet",
         )),
     }
@@ -155,37 +148,23 @@ pub async fn device_call(
     {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let citizen = state
-        .services
-        .store
-        .get_citizen(visit.citizen_id)
-        .await
-        .map_err(Problem::internal)?;
-    let staff = state
-        .services
-        .store
-        .get_staff(visit.staff_id)
-        .await
-        .map_err(Problem::internal)?;
-    let token = state
-        .services
-        .tokens
-        .issue_media(
-            &MediaGrantRequest {
-                participant: ParticipantRef(citizen.id.0),
-                visit: VisitRef(visit.id.0),
-                tenant: TenantRef(visit.tenant_id.0),
-                role: MediaRole::Guest,
-                name: citizen.display_name,
-                // Answering is the admission: the calling staff member let the tablet in.
-                answered_call: Some(AnsweredCall {
-                    device: device.id,
-                    by: StaffRef(visit.staff_id.0),
-                }),
-            },
-            Utc::now(),
-        )
-        .map_err(Problem::internal)?;
+    let citizen = state.services.store.get_citizen(visit.citizen_id).await?;
+    let staff = state.services.store.get_staff(visit.staff_id).await?;
+    let token = state.services.tokens.issue_media(
+        &MediaGrantRequest {
+            participant: ParticipantRef(citizen.id.0),
+            visit: VisitRef(visit.id.0),
+            tenant: TenantRef(visit.tenant_id.0),
+            role: MediaRole::Guest,
+            name: citizen.display_name,
+            // Answering is the admission: the calling staff member let the tablet in.
+            answered_call: Some(AnsweredCall {
+                device: device.id,
+                by: StaffRef(visit.staff_id.0),
+            }),
+        },
+        Utc::now(),
+    )?;
     let staff_first_name = staff
         .display_name
         .split_whitespace()
@@ -234,7 +213,7 @@ pub async fn pair(
     let unknown = || {
         Problem::new(
             StatusCode::NOT_FOUND,
-            "unknown_code",
+            ErrorCode::UnknownCode,
             "no tablet is waiting with this code",
         )
     };
@@ -260,8 +239,7 @@ pub async fn pair(
             &pair.label,
             Utc::now(),
         )
-        .await
-        .map_err(Problem::internal)?
+        .await?
         .ok_or_else(unknown)?;
     crate::audit::record_event(
         &state.services,
@@ -291,8 +269,7 @@ pub async fn list(
         .services
         .devices
         .list(TenantRef(session.tenant.0))
-        .await
-        .map_err(Problem::internal)?;
+        .await?;
     Ok(Json(
         json!({"devices": devices.iter().map(device_view).collect::<Vec<_>>()}),
     ))
@@ -315,8 +292,7 @@ pub async fn unpair(
         .services
         .devices
         .unpair(TenantRef(session.tenant.0), id, Utc::now())
-        .await
-        .map_err(Problem::internal)?;
+        .await?;
     if !done {
         return Err(Problem::not_found());
     }
@@ -356,8 +332,7 @@ pub async fn call(
         .services
         .devices
         .get(tenant, id)
-        .await
-        .map_err(Problem::internal)?
+        .await?
         .ok_or_else(Problem::not_found)?;
     let visit = match state.services.store.get_visit(VisitId(call.visit_id)).await {
         Ok(visit) => visit,
@@ -373,7 +348,7 @@ pub async fn call(
     if visit.status != VisitStatus::InProgress {
         return Err(Problem::new(
             StatusCode::CONFLICT,
-            "visit_not_started",
+            ErrorCode::VisitNotStarted,
             "start the visit first",
         ));
     }

@@ -5,9 +5,9 @@
 //! an invite also takes its guest out of the call (or the waiting room) at once.
 
 use crate::http::body::Body;
-use crate::http::problem::Problem;
+use crate::http::problem::{ErrorCode, Problem};
 use crate::http::session::StaffSession;
-use crate::http::visits::{link_url, store_problem, visible_visit};
+use crate::http::visits::{link_url, visible_visit};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -84,7 +84,7 @@ pub async fn issue(
     if visit.status.is_final() {
         return Err(Problem::new(
             StatusCode::CONFLICT,
-            "visit_closed",
+            ErrorCode::VisitClosed,
             "the visit has ended",
         ));
     }
@@ -102,8 +102,7 @@ pub async fn issue(
             },
             Utc::now(),
         )
-        .await
-        .map_err(store_problem)?;
+        .await?;
     let expires_at = visit.planned_end() + state.services.link_window.closes_after_end;
     tracing::info!(visit = %visit.id, staff = %session.staff, invite = %link.id,
         kind = link.kind.as_str(), "guest invited");
@@ -129,12 +128,7 @@ pub async fn list(
     Path(id): Path<String>,
 ) -> Result<Json<InviteList>, Problem> {
     let visit = visible_visit(&state, &session, &id).await?;
-    let links = state
-        .services
-        .store
-        .list_guest_links(visit.id)
-        .await
-        .map_err(Problem::internal)?;
+    let links = state.services.store.list_guest_links(visit.id).await?;
     Ok(Json(InviteList {
         guest_links: links.into_iter().map(view).collect(),
     }))
@@ -156,8 +150,7 @@ pub async fn revoke(
         .services
         .store
         .revoke_guest_link(visit.id, GuestLinkId(link_id), Utc::now())
-        .await
-        .map_err(store_problem)?;
+        .await?;
     tracing::info!(visit = %visit.id, staff = %session.staff, invite = %link_id, "guest invite revoked");
     // The invite's id is the guest's participant id: whoever came in with it leaves now.
     if !state

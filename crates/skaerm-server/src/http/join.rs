@@ -6,7 +6,7 @@
 //! throttled per client address and per link. Unknown and revoked links get the same answer.
 
 use crate::http::client_ip::ClientIp;
-use crate::http::problem::Problem;
+use crate::http::problem::{ErrorCode, Problem};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -22,7 +22,7 @@ use std::time::Instant;
 fn unknown_link() -> Problem {
     Problem::new(
         StatusCode::NOT_FOUND,
-        "unknown_link",
+        ErrorCode::UnknownLink,
         "this link is not valid",
     )
 }
@@ -54,17 +54,12 @@ pub async fn exchange(
     let store = &state.services.store;
     let now = Utc::now();
     // A citizen link first, then a guest invite; unknown and revoked answer the same.
-    let (visit, guest) = match store
-        .find_visit_by_link(&hash.0, now)
-        .await
-        .map_err(Problem::internal)?
-    {
+    let (visit, guest) = match store.find_visit_by_link(&hash.0, now).await? {
         Some(visit) => (visit, None),
         None => {
             let invite = store
                 .find_guest_link(&hash.0)
-                .await
-                .map_err(Problem::internal)?
+                .await?
                 .ok_or_else(unknown_link)?;
             let visit = match store.get_visit(invite.visit).await {
                 Ok(visit) => visit,
@@ -79,7 +74,7 @@ pub async fn exchange(
         Err(LinkWindowError::NotYetOpen { opens_at }) => {
             return Err(Problem::new(
                 StatusCode::FORBIDDEN,
-                "not_yet_open",
+                ErrorCode::NotYetOpen,
                 "the visit has not opened yet",
             )
             .with("opens_at", opens_at.to_rfc3339()));
@@ -87,7 +82,7 @@ pub async fn exchange(
         Err(LinkWindowError::Closed) => {
             return Err(Problem::new(
                 StatusCode::GONE,
-                "link_expired",
+                ErrorCode::LinkExpired,
                 "the visit is over",
             ));
         }
@@ -95,39 +90,29 @@ pub async fn exchange(
     if visit.status.is_final() {
         return Err(Problem::new(
             StatusCode::GONE,
-            "link_expired",
+            ErrorCode::LinkExpired,
             "the visit is over",
         ));
     }
     let (participant, name) = match &guest {
         Some(invite) => (invite.id.0, invite.display_name.clone()),
         None => {
-            let citizen = store
-                .get_citizen(visit.citizen_id)
-                .await
-                .map_err(Problem::internal)?;
+            let citizen = store.get_citizen(visit.citizen_id).await?;
             (citizen.id.0, citizen.display_name)
         }
     };
-    let staff = store
-        .get_staff(visit.staff_id)
-        .await
-        .map_err(Problem::internal)?;
-    let token = state
-        .services
-        .tokens
-        .issue_media(
-            &MediaGrantRequest {
-                participant: ParticipantRef(participant),
-                visit: VisitRef(visit.id.0),
-                tenant: TenantRef(visit.tenant_id.0),
-                role: MediaRole::Guest,
-                name,
-                answered_call: None,
-            },
-            now,
-        )
-        .map_err(Problem::internal)?;
+    let staff = store.get_staff(visit.staff_id).await?;
+    let token = state.services.tokens.issue_media(
+        &MediaGrantRequest {
+            participant: ParticipantRef(participant),
+            visit: VisitRef(visit.id.0),
+            tenant: TenantRef(visit.tenant_id.0),
+            role: MediaRole::Guest,
+            name,
+            answered_call: None,
+        },
+        now,
+    )?;
     crate::audit::record_event(
         &state.services,
         skaerm_auth::audit::AuditEvent::citizen(

@@ -6,7 +6,7 @@
 use crate::http::body::Body;
 use crate::http::problem::Problem;
 use crate::http::session::StaffSession;
-use crate::http::visits::{CitizenLink, VisitView, link_url, store_problem, views};
+use crate::http::visits::{CitizenLink, VisitView, link_url, views};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -113,7 +113,7 @@ pub async fn create(
     Body(body): Body<CreateSeries>,
 ) -> Result<impl IntoResponse, Problem> {
     let recurrence = Recurrence::new(body.start_local, &body.rrule)
-        .map_err(|e| store_problem(StoreError::Recurrence(e)))?;
+        .map_err(|e| Problem::from(StoreError::Recurrence(e)))?;
     let (series, visits) = state
         .services
         .store
@@ -130,8 +130,7 @@ pub async fn create(
             },
             Utc::now(),
         )
-        .await
-        .map_err(store_problem)?;
+        .await?;
     tracing::info!(series = %series.id, staff = %session.staff, visits = visits.len(), "series planned");
     audit_series(&state, &session, AuditAction::VisitCreated, &series.id).await?;
     Ok((
@@ -146,12 +145,7 @@ async fn owned_series(
     id: &str,
 ) -> Result<Series, Problem> {
     let id = Uuid::parse_str(id).map_err(|_| Problem::not_found())?;
-    let series = state
-        .services
-        .store
-        .get_series(SeriesId(id))
-        .await
-        .map_err(store_problem)?;
+    let series = state.services.store.get_series(SeriesId(id)).await?;
     if series.tenant_id != session.tenant || series.staff_id != session.staff {
         return Err(Problem::not_found());
     }
@@ -168,12 +162,7 @@ pub async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Json<SeriesEnvelope>, Problem> {
     let series = owned_series(&state, &session, &id).await?;
-    let visits = state
-        .services
-        .store
-        .series_visits(series.id)
-        .await
-        .map_err(Problem::internal)?;
+    let visits = state.services.store.series_visits(series.id).await?;
     envelope(&state, &series, visits).await
 }
 
@@ -240,8 +229,7 @@ pub async fn edit(
             },
             Utc::now(),
         )
-        .await
-        .map_err(store_problem)?;
+        .await?;
     tracing::info!(old = %series.id, new = %new.id, staff = %session.staff, "series edited from an occurrence");
     audit_series(&state, &session, AuditAction::VisitChanged, &new.id).await?;
     envelope(&state, &new, visits).await
@@ -263,8 +251,7 @@ pub async fn citizen_link(
         .services
         .store
         .set_series_citizen_link(series.id, secret.hash().0, Utc::now())
-        .await
-        .map_err(Problem::internal)?;
+        .await?;
     tracing::info!(series = %series.id, staff = %session.staff, "series citizen link issued");
     audit_series(&state, &session, AuditAction::LinkIssued, &series.id).await?;
     Ok(Json(CitizenLink {
@@ -287,8 +274,7 @@ pub async fn revoke_citizen_link(
         .services
         .store
         .revoke_series_citizen_links(series.id, Utc::now())
-        .await
-        .map_err(Problem::internal)?;
+        .await?;
     audit_series(&state, &session, AuditAction::LinkRevoked, &series.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

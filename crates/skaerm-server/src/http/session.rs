@@ -18,7 +18,7 @@
 
 use crate::audit::Actor;
 use crate::http::client_ip::ClientIp;
-use crate::http::problem::Problem;
+use crate::http::problem::{ErrorCode, Problem};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{FromRef, FromRequestParts, State};
@@ -87,12 +87,7 @@ where
             verified => verified,
         }
         .map_err(|_| Problem::unauthenticated())?;
-        let live = state
-            .services
-            .sessions
-            .is_live(claims.session, now)
-            .await
-            .map_err(Problem::internal)?;
+        let live = state.services.sessions.is_live(claims.session, now).await?;
         if !live {
             return Err(Problem::unauthenticated());
         }
@@ -173,7 +168,7 @@ where
         if !inner.roles.any_of(P::ANY_OF) {
             return Err(Problem::new(
                 StatusCode::FORBIDDEN,
-                "forbidden_role",
+                ErrorCode::ForbiddenRole,
                 "your role does not allow this",
             ));
         }
@@ -276,8 +271,7 @@ pub async fn open_session(
             },
             now,
         )
-        .await
-        .map_err(Problem::internal)?;
+        .await?;
     let token = issue_access(state, &session)?;
     let jar = jar
         .add(access_cookie(state, token))
@@ -394,7 +388,7 @@ pub async fn login(
 fn bad_credentials() -> Problem {
     Problem::new(
         StatusCode::UNAUTHORIZED,
-        "bad_credentials",
+        ErrorCode::BadCredentials,
         "wrong username or password",
     )
 }
@@ -416,13 +410,7 @@ pub async fn refresh(State(state): State<AppState>, jar: CookieJar) -> Result<Re
     else {
         return Ok((cleared(jar), Problem::unauthenticated()).into_response());
     };
-    let Some((session, next)) = state
-        .services
-        .sessions
-        .refresh(&secret, Utc::now())
-        .await
-        .map_err(Problem::internal)?
-    else {
+    let Some((session, next)) = state.services.sessions.refresh(&secret, Utc::now()).await? else {
         return Ok((cleared(jar), Problem::unauthenticated()).into_response());
     };
     let token = issue_access(&state, &session)?;
@@ -466,8 +454,7 @@ pub async fn logout(
             .services
             .sessions
             .refresh(&secret, now)
-            .await
-            .map_err(Problem::internal)?
+            .await?
             .map(|(session, _)| {
                 audited.get_or_insert((session.tenant, session.staff));
                 session.id
@@ -476,12 +463,7 @@ pub async fn logout(
     };
     let mut revoked = None;
     for session in from_access.into_iter().chain(from_refresh) {
-        state
-            .services
-            .sessions
-            .revoke(session, now)
-            .await
-            .map_err(Problem::internal)?;
+        state.services.sessions.revoke(session, now).await?;
         tracing::info!(session = %session.0, "staff logged out");
         revoked = Some(session);
     }
