@@ -166,3 +166,11 @@ pub async fn set_roles(
     audit(&state, &admin, account.staff_id, "roles changed").await?;
     Ok(Json(json!({"account": view(&account)})))
 }
+
+/// Accounts (admin): this area's routes (merged in [`crate::http::router`]).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::{get, put};
+    axum::Router::new()
+        .route("/api/admin/accounts", get(list).post(create))
+        .route("/api/admin/accounts/{username}/roles", put(set_roles))
+}

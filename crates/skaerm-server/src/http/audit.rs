@@ -121,6 +121,12 @@ fn csv_cell(text: &str) -> String {
     }
 }
 
+/// The audit log export: this area's routes (merged in [`crate::http::router`]).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::get;
+    axum::Router::new().route("/api/admin/audit", get(export))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -170,6 +170,14 @@ fn event(state: &AppState, visit: &Visit, citizen: &str, now: chrono::DateTime<U
     event.done()
 }
 
+/// The staff calendar feed: this area's routes (merged in [`crate::http::router`]).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/api/calendar-feed", post(issue).delete(revoke))
+        .route("/calendar/{token}", get(feed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::initials;

@@ -370,3 +370,16 @@ pub async fn call(
     )
         .into_response())
 }
+
+/// Tablets (the tablet's and the staff side): this area's routes (merged in [`crate::http::router`]).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::{delete, get, post};
+    axum::Router::new()
+        .route("/api/device/pairing", post(request_pairing))
+        .route("/api/device/me", get(device_me))
+        .route("/api/device/call", get(device_call))
+        .route("/api/devices", get(list))
+        .route("/api/devices/pair", post(pair))
+        .route("/api/devices/{id}", delete(unpair))
+        .route("/api/devices/{id}/call", post(call))
+}

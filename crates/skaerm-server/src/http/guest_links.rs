@@ -166,3 +166,11 @@ pub async fn revoke(
     }
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Guest links: this area's routes (merged in [`crate::http::router`]).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::{delete, post};
+    axum::Router::new()
+        .route("/api/visits/{id}/guest-links", post(issue).get(list))
+        .route("/api/visits/{id}/guest-links/{link_id}", delete(revoke))
+}

@@ -155,3 +155,9 @@ pub async fn exchange(
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The citizen link exchange: this area's routes (merged in [`crate::http::router`]).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::post;
+    axum::Router::new().route("/api/join/{link}", post(exchange))
+}

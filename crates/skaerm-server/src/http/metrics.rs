@@ -92,6 +92,12 @@ pub async fn metrics(State(state): State<AppState>, request: Request) -> Respons
         .into_response()
 }
 
+/// Prometheus metrics: this area's routes (merged in [`crate::http::router`]).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::get;
+    axum::Router::new().route("/metrics", get(metrics))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

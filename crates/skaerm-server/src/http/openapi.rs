@@ -27,3 +27,9 @@ pub struct ApiDoc;
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
+
+/// The OpenAPI document: this area's routes (merged in [`crate::http::router`]).
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::get;
+    axum::Router::new().route("/api/openapi.json", get(document))
+}

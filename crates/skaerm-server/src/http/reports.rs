@@ -152,3 +152,9 @@ fn csv_response(report: &MonthlyReport) -> Result<Response, Problem> {
     )
         .into_response())
 }
+
+/// Monthly reports: this area's routes (merged in [`crate::http::router`]).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::get;
+    axum::Router::new().route("/api/reports/monthly", get(monthly))
+}

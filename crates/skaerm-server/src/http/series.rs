@@ -292,3 +292,16 @@ async fn audit_series(
         .detail(&format!("series {series}"));
     Ok(crate::audit::record_event(&state.services, event).await?)
 }
+
+/// Series: this area's routes (merged in [`crate::http::router`]).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/api/series", post(create))
+        .route("/api/series/{id}", get(get_one))
+        .route("/api/series/{id}/edit", post(edit))
+        .route(
+            "/api/series/{id}/citizen-link",
+            post(citizen_link).delete(revoke_citizen_link),
+        )
+}

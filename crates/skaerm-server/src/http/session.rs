@@ -483,3 +483,12 @@ pub async fn logout(
 pub async fn me(session: Authenticated) -> Json<serde_json::Value> {
     me_body(session.staff, session.tenant, &session.name, session.roles)
 }
+
+/// Staff sessions: this area's routes (merged in [`crate::http::router`]).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/api/session", post(login).delete(logout))
+        .route("/api/session/refresh", post(refresh))
+        .route("/api/me", get(me))
+}

@@ -232,3 +232,12 @@ async fn identity_for(state: &AppState, login: &SsoLogin) -> Result<Identity, Pr
         )
         .await?)
 }
+
+/// Single sign-on: this area's routes (merged in [`crate::http::router`]).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/api/sso/providers", get(providers))
+        .route("/auth/oidc/{provider}/login", get(login))
+        .route("/auth/oidc/{provider}/callback", get(callback))
+}

@@ -611,3 +611,20 @@ pub async fn revoke_citizen_link(
     .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Visits: this area's routes (merged in [`crate::http::router`]).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/api/visits", get(list).post(create))
+        .route("/api/visits/{id}", get(get_one))
+        .route("/api/visits/{id}/move", post(move_visit))
+        .route("/api/visits/{id}/cancel", post(cancel))
+        .route("/api/visits/{id}/start", post(start))
+        .route("/api/visits/{id}/media-token", post(media_token))
+        .route("/api/visits/{id}/end", post(end))
+        .route(
+            "/api/visits/{id}/citizen-link",
+            post(citizen_link).delete(revoke_citizen_link),
+        )
+}
