@@ -5,9 +5,10 @@
 //! an invite also takes its guest out of the call (or the waiting room) at once.
 
 use crate::http::body::Body;
+use crate::http::join::link_url;
 use crate::http::problem::{ErrorCode, Problem};
 use crate::http::session::StaffSession;
-use crate::http::visits::{link_url, visible_visit};
+use crate::http::visits::visible_visit;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};

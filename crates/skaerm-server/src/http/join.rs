@@ -11,13 +11,30 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::{Value, json};
 use skaerm_auth::citizen_link::CitizenLinkSecret;
 use skaerm_auth::refs::{ParticipantRef, TenantRef, VisitRef};
 use skaerm_auth::tokens::{MediaGrantRequest, MediaRole};
 use skaerm_scheduling::LinkWindowError;
 use std::time::Instant;
+use utoipa::ToSchema;
+
+/// A link as issued to staff (a visit's or a series' citizen link): shown once, stored only as
+/// a hash.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CitizenLink {
+    pub(crate) url: String,
+    /// When the visit's link closes (absent for a series link, which follows the series).
+    pub(crate) expires_at: Option<DateTime<Utc>>,
+}
+
+/// The URL a link secret is sent as (`/j/{secret}`, the page that calls this door); citizen,
+/// series and guest links alike.
+pub(crate) fn link_url(state: &AppState, secret: &CitizenLinkSecret) -> String {
+    format!("{}/j/{}", state.public_url, secret.expose())
+}
 
 fn unknown_link() -> Problem {
     Problem::new(

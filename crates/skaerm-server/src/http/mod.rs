@@ -11,11 +11,11 @@ pub mod devices;
 pub mod guest_links;
 pub mod join;
 pub mod metrics;
+pub mod monthly_reports;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
 pub mod problem;
-pub mod reports;
 pub mod security;
 pub mod series;
 pub mod session;
@@ -43,7 +43,7 @@ pub fn router(state: AppState) -> Router {
         .merge(visits::routes())
         .merge(guest_links::routes())
         .merge(series::routes())
-        .merge(reports::routes())
+        .merge(monthly_reports::routes())
         .merge(calendar_feed::routes())
         .merge(openapi::routes())
         .merge(join::routes())

@@ -4,9 +4,10 @@
 //! endpoints (`move`, `cancel`) applied to an occurrence.
 
 use crate::http::body::Body;
+use crate::http::join::{CitizenLink, link_url};
 use crate::http::problem::Problem;
 use crate::http::session::StaffSession;
-use crate::http::visits::{CitizenLink, VisitView, link_url, views};
+use crate::http::visits::{VisitView, views};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};

@@ -3,6 +3,7 @@
 //! to problem+json through `From<StoreError> for Problem` (`http::problem`).
 
 use crate::http::body::Body;
+use crate::http::join::{CitizenLink, link_url};
 use crate::http::problem::{ErrorCode, Problem};
 use crate::http::session::StaffSession;
 use crate::state::AppState;
@@ -538,18 +539,6 @@ pub async fn end(
     )
     .await?;
     envelope(&state, visit).await
-}
-
-/// A citizen link: shown once, stored only as a hash.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CitizenLink {
-    pub(crate) url: String,
-    /// When the visit's link closes (absent for a series link, which follows the series).
-    pub(crate) expires_at: Option<DateTime<Utc>>,
-}
-
-pub(crate) fn link_url(state: &AppState, secret: &CitizenLinkSecret) -> String {
-    format!("{}/j/{}", state.public_url, secret.expose())
 }
 
 /// Issues a new citizen link for the visit and revokes the previous one.

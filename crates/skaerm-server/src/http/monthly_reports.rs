@@ -1,4 +1,4 @@
-//! Management reports: a month's numbers per team and legal basis, as JSON or a CSV download.
+//! Monthly reports (management numbers, not the relay's RTCP reports): a month's numbers per team and legal basis, as JSON or a CSV download.
 //! Scoped to the caller's municipality and team. (Until the auth work adds roles, every staff
 //! member sees their own team's report; a manager role will widen this to other teams.)
 
