@@ -10,10 +10,10 @@
 //!
 //! A failed write fails the request (500): an action that cannot be audited is not done.
 
+use crate::ids::IdInto;
 use crate::services::Services;
 use chrono::Utc;
 use skaerm_auth::audit::{AuditAction, AuditEvent};
-use skaerm_auth::refs::TenantRef;
 use skaerm_scheduling::{StaffId, TenantId, Visit};
 use skaerm_sfu::media::core::RoomEvent;
 use skaerm_sfu::protocol::Role;
@@ -44,8 +44,8 @@ pub async fn record(
     action: AuditAction,
     visit: Option<Uuid>,
 ) -> Result<(), AuditError> {
-    let mut event = AuditEvent::staff(TenantRef(actor.tenant.0), actor.staff.0, action)
-        .from_ip(actor.client_ip);
+    let mut event =
+        AuditEvent::staff(actor.tenant.id_into(), actor.staff.0, action).from_ip(actor.client_ip);
     if let Some(visit) = visit {
         event = event.visit(visit);
     }
@@ -86,7 +86,7 @@ pub fn room_event(event: &RoomEvent, visit: &Visit) -> Option<AuditEvent> {
         }
         RoomEvent::ParticipantWaiting { .. } | RoomEvent::RoomClosed { .. } => return None,
     };
-    let tenant = TenantRef(visit.tenant_id.0);
+    let tenant = visit.tenant_id.id_into();
     let mut event = match role {
         Role::Host => AuditEvent::staff(tenant, participant.0, action),
         Role::Guest => AuditEvent::citizen(tenant, participant.0, action),

@@ -10,6 +10,7 @@
 //! - [`oidc`]: staff single sign-on (OpenID Connect, PKCE);
 //! - [`live_calls`]: the live call list for operations (rooms with people in them);
 //! - [`tablet_calls`]: citizens' tablets being called (ringing) by staff;
+//! - [`ids`]: one id across the three libraries' newtypes (`IdInto`);
 //! - [`http`]: the HTTP API and the web client's pages;
 //! - [`demo`]: the demo municipality seeded on first start;
 //! - [`jobs`]: outbox delivery (exports, reminders), series horizon, retention;
@@ -22,6 +23,7 @@ pub mod audit;
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod ids;
 pub mod jobs;
 pub mod live_calls;
 pub mod oidc;

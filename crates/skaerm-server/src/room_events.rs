@@ -6,9 +6,10 @@
 //! interpreter or colleague) do not move the visit. Everything is logged with ids and roles
 //! only — never media or names.
 
+use crate::ids::IdInto;
 use crate::services::Services;
 use chrono::Utc;
-use skaerm_scheduling::{StoreError, Visit, VisitId};
+use skaerm_scheduling::{StoreError, Visit};
 use skaerm_sfu::ids::ParticipantId;
 use skaerm_sfu::media::core::RoomEvent;
 use skaerm_sfu::protocol::Role;
@@ -45,7 +46,7 @@ pub async fn run(services: Services, mut events: mpsc::Receiver<RoomEvent>) {
                 if role == Role::Guest && is_the_citizen(participant) {
                     let result = services
                         .store
-                        .citizen_arrived(VisitId(room.0), Utc::now())
+                        .citizen_arrived(room.id_into(), Utc::now())
                         .await;
                     log_refusal(result, "citizen arrived");
                 }
@@ -60,7 +61,7 @@ pub async fn run(services: Services, mut events: mpsc::Receiver<RoomEvent>) {
                 if role == Role::Guest && is_the_citizen(participant) {
                     let result = services
                         .store
-                        .citizen_left(VisitId(room.0), Utc::now())
+                        .citizen_left(room.id_into(), Utc::now())
                         .await;
                     log_refusal(result, "citizen left");
                 }
@@ -74,7 +75,7 @@ pub async fn run(services: Services, mut events: mpsc::Receiver<RoomEvent>) {
                 if role == Role::Guest && is_the_citizen(participant) {
                     let result = services
                         .store
-                        .citizen_arrived(VisitId(room.0), Utc::now())
+                        .citizen_arrived(room.id_into(), Utc::now())
                         .await;
                     log_refusal(result, "citizen waiting");
                 }
@@ -103,7 +104,7 @@ async fn visit_of(services: &Services, event: &RoomEvent) -> Option<Visit> {
         | RoomEvent::ParticipantAdmitted { room, .. } => *room,
         RoomEvent::RoomClosed { .. } => return None,
     };
-    match services.store.get_visit(VisitId(room.0)).await {
+    match services.store.get_visit(room.id_into()).await {
         Ok(visit) => Some(visit),
         Err(err) => {
             tracing::warn!(%err, visit = %room, "could not read the visit of a room event");

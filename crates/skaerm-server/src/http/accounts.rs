@@ -4,6 +4,7 @@
 
 use crate::http::problem::{ErrorCode, Problem};
 use crate::http::session::AdminSession;
+use crate::ids::IdInto;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -14,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 use skaerm_auth::accounts::{AccountError, LocalAccount};
 use skaerm_auth::audit::{AuditAction, AuditEvent, SubjectKind};
-use skaerm_auth::refs::{StaffRef, TenantRef};
+use skaerm_auth::refs::StaffRef;
 use skaerm_auth::roles::{Role, Roles};
 
 fn view(account: &LocalAccount) -> serde_json::Value {
@@ -46,7 +47,7 @@ async fn audit(
     crate::audit::record_event(
         &state.services,
         AuditEvent::staff(
-            TenantRef(admin.tenant.0),
+            admin.tenant.id_into(),
             admin.staff.0,
             AuditAction::AccountChanged,
         )
@@ -63,11 +64,7 @@ pub async fn list(
     State(state): State<AppState>,
     admin: AdminSession,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let accounts = state
-        .services
-        .accounts
-        .list(TenantRef(admin.tenant.0))
-        .await?;
+    let accounts = state.services.accounts.list(admin.tenant.id_into()).await?;
     Ok(Json(
         json!({"accounts": accounts.iter().map(view).collect::<Vec<_>>()}),
     ))
@@ -124,8 +121,8 @@ pub async fn create(
         .create_with_roles(
             &new.username,
             &new.password,
-            StaffRef(staff.id.0),
-            TenantRef(admin.tenant.0),
+            staff.id.id_into(),
+            admin.tenant.id_into(),
             roles,
         )
         .await?;
@@ -155,7 +152,7 @@ pub async fn set_roles(
     let account = state
         .services
         .accounts
-        .set_roles_in(TenantRef(admin.tenant.0), &username, roles)
+        .set_roles_in(admin.tenant.id_into(), &username, roles)
         .await?
         .ok_or_else(Problem::not_found)?;
     state

@@ -3,6 +3,7 @@
 
 use crate::http::problem::{ErrorCode, Problem};
 use crate::http::session::AdminSession;
+use crate::ids::IdInto;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Query, State};
@@ -12,7 +13,6 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::json;
 use skaerm_auth::audit::{AuditAction, AuditRecord, MAX_EXPORT};
-use skaerm_auth::refs::TenantRef;
 
 /// Query of an export.
 #[derive(Debug, Deserialize)]
@@ -51,7 +51,7 @@ pub async fn export(
         .services
         .audit
         .list(
-            TenantRef(admin.tenant.0),
+            admin.tenant.id_into(),
             from,
             to,
             query.limit.unwrap_or(MAX_EXPORT),

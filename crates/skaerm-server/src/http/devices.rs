@@ -8,6 +8,7 @@
 use crate::http::client_ip::ClientIp;
 use crate::http::problem::{ErrorCode, Problem};
 use crate::http::session::StaffSession;
+use crate::ids::IdInto;
 use crate::state::AppState;
 use crate::tablet_calls::RING;
 use axum::Json;
@@ -22,7 +23,6 @@ use serde::Deserialize;
 use serde_json::json;
 use skaerm_auth::audit::{AuditAction, AuditEvent, SubjectKind};
 use skaerm_auth::devices::{DeviceRef, DeviceSecret, DeviceState, PairedDevice, PairingCode};
-use skaerm_auth::refs::{ParticipantRef, StaffRef, TenantRef, VisitRef};
 use skaerm_auth::tokens::{AnsweredCall, MediaGrantRequest, MediaRole};
 use skaerm_scheduling::{CitizenId, StoreError, VisitId, VisitStatus};
 use std::time::Instant;
@@ -152,15 +152,15 @@ pub async fn device_call(
     let staff = state.services.store.get_staff(visit.staff_id).await?;
     let token = state.services.tokens.issue_media(
         &MediaGrantRequest {
-            participant: ParticipantRef(citizen.id.0),
-            visit: VisitRef(visit.id.0),
-            tenant: TenantRef(visit.tenant_id.0),
+            participant: citizen.id.id_into(),
+            visit: visit.id.id_into(),
+            tenant: visit.tenant_id.id_into(),
             role: MediaRole::Guest,
             name: citizen.display_name,
             // Answering is the admission: the calling staff member let the tablet in.
             answered_call: Some(AnsweredCall {
                 device: device.id,
-                by: StaffRef(visit.staff_id.0),
+                by: visit.staff_id.id_into(),
             }),
         },
         Utc::now(),
@@ -233,9 +233,9 @@ pub async fn pair(
         .devices
         .pair(
             &code,
-            TenantRef(session.tenant.0),
+            session.tenant.id_into(),
             pair.citizen_id,
-            StaffRef(session.staff.0),
+            session.staff.id_into(),
             &pair.label,
             Utc::now(),
         )
@@ -244,7 +244,7 @@ pub async fn pair(
     crate::audit::record_event(
         &state.services,
         AuditEvent::staff(
-            TenantRef(session.tenant.0),
+            session.tenant.id_into(),
             session.staff.0,
             AuditAction::DeviceChanged,
         )
@@ -268,7 +268,7 @@ pub async fn list(
     let devices = state
         .services
         .devices
-        .list(TenantRef(session.tenant.0))
+        .list(session.tenant.id_into())
         .await?;
     Ok(Json(
         json!({"devices": devices.iter().map(device_view).collect::<Vec<_>>()}),
@@ -291,7 +291,7 @@ pub async fn unpair(
     let done = state
         .services
         .devices
-        .unpair(TenantRef(session.tenant.0), id, Utc::now())
+        .unpair(session.tenant.id_into(), id, Utc::now())
         .await?;
     if !done {
         return Err(Problem::not_found());
@@ -300,7 +300,7 @@ pub async fn unpair(
     crate::audit::record_event(
         &state.services,
         AuditEvent::staff(
-            TenantRef(session.tenant.0),
+            session.tenant.id_into(),
             session.staff.0,
             AuditAction::DeviceChanged,
         )
@@ -327,7 +327,7 @@ pub async fn call(
     Json(call): Json<Call>,
 ) -> Result<Response, Problem> {
     let id = device_id(&id)?;
-    let tenant = TenantRef(session.tenant.0);
+    let tenant = session.tenant.id_into();
     let device = state
         .services
         .devices

@@ -9,6 +9,7 @@ use crate::http::join::link_url;
 use crate::http::problem::{ErrorCode, Problem};
 use crate::http::session::StaffSession;
 use crate::http::visits::visible_visit;
+use crate::ids::IdInto;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -17,7 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use skaerm_auth::citizen_link::CitizenLinkSecret;
 use skaerm_scheduling::{GuestKind, GuestLink, GuestLinkId, NewGuestLink};
-use skaerm_sfu::ids::{ParticipantId, RoomId};
+use skaerm_sfu::ids::ParticipantId;
 use skaerm_sfu::protocol::EndReason;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -157,7 +158,7 @@ pub async fn revoke(
     if !state
         .sfu
         .remove_participant(
-            RoomId(visit.id.0),
+            visit.id.id_into(),
             ParticipantId(link_id),
             EndReason::AccessRevoked,
         )

@@ -7,6 +7,7 @@
 
 use crate::http::client_ip::ClientIp;
 use crate::http::problem::{ErrorCode, Problem};
+use crate::ids::IdInto;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -15,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 use skaerm_auth::citizen_link::CitizenLinkSecret;
-use skaerm_auth::refs::{ParticipantRef, TenantRef, VisitRef};
+use skaerm_auth::refs::ParticipantRef;
 use skaerm_auth::tokens::{MediaGrantRequest, MediaRole};
 use skaerm_scheduling::LinkWindowError;
 use std::time::Instant;
@@ -122,8 +123,8 @@ pub async fn exchange(
     let token = state.services.tokens.issue_media(
         &MediaGrantRequest {
             participant: ParticipantRef(participant),
-            visit: VisitRef(visit.id.0),
-            tenant: TenantRef(visit.tenant_id.0),
+            visit: visit.id.id_into(),
+            tenant: visit.tenant_id.id_into(),
             role: MediaRole::Guest,
             name,
             answered_call: None,
@@ -133,7 +134,7 @@ pub async fn exchange(
     crate::audit::record_event(
         &state.services,
         skaerm_auth::audit::AuditEvent::citizen(
-            TenantRef(visit.tenant_id.0),
+            visit.tenant_id.id_into(),
             participant,
             skaerm_auth::audit::AuditAction::LinkExchanged,
         )

@@ -4,6 +4,7 @@
 
 use crate::http::problem::{ErrorCode, Problem};
 use crate::http::session::TeamLeadSession;
+use crate::ids::IdInto;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Query, State};
@@ -12,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 use skaerm_auth::audit::{AuditAction, AuditEvent};
-use skaerm_auth::refs::TenantRef;
 use skaerm_scheduling::MonthlyReport;
 use skaerm_scheduling::reports::month_of;
 
@@ -75,7 +75,7 @@ pub async fn monthly(
         .await?;
     // Who looked at which month's numbers (no personal data in a report, but it is audited).
     let event = AuditEvent::staff(
-        TenantRef(session.tenant.0),
+        session.tenant.id_into(),
         session.staff.0,
         AuditAction::ReportViewed,
     )

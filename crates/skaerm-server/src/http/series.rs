@@ -8,6 +8,7 @@ use crate::http::join::{CitizenLink, link_url};
 use crate::http::problem::Problem;
 use crate::http::session::StaffSession;
 use crate::http::visits::{VisitView, views};
+use crate::ids::IdInto;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -17,7 +18,6 @@ use chrono::{DateTime, NaiveDateTime, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 use skaerm_auth::audit::{AuditAction, AuditEvent};
 use skaerm_auth::citizen_link::CitizenLinkSecret;
-use skaerm_auth::refs::TenantRef;
 use skaerm_scheduling::{
     CitizenId, LegalBasis, NewSeries, Recurrence, Series, SeriesEdit, SeriesId, StaffId,
     StoreError, Visit,
@@ -288,7 +288,7 @@ async fn audit_series(
     action: AuditAction,
     series: &impl std::fmt::Display,
 ) -> Result<(), Problem> {
-    let event = AuditEvent::staff(TenantRef(session.tenant.0), session.staff.0, action)
+    let event = AuditEvent::staff(session.tenant.id_into(), session.staff.0, action)
         .from_ip(session.client_ip)
         .detail(&format!("series {series}"));
     Ok(crate::audit::record_event(&state.services, event).await?)

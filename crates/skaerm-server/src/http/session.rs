@@ -19,6 +19,7 @@
 use crate::audit::Actor;
 use crate::http::client_ip::ClientIp;
 use crate::http::problem::{ErrorCode, Problem};
+use crate::ids::IdInto;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{FromRef, FromRequestParts, State};
@@ -93,8 +94,8 @@ where
         }
         Ok(Authenticated {
             session: claims.session,
-            staff: StaffId(claims.staff.0),
-            tenant: TenantId(claims.tenant.0),
+            staff: claims.staff.id_into(),
+            tenant: claims.tenant.id_into(),
             roles: claims.roles,
             name: claims.name,
             client_ip: crate::http::client_ip::from_parts(parts, &state),
@@ -346,7 +347,7 @@ pub async fn login(
     let staff = state
         .services
         .store
-        .get_staff(StaffId(account.staff_id.0))
+        .get_staff(account.staff_id.id_into())
         .await
         .map_err(Problem::internal)?;
     if staff.tenant_id.0 != account.tenant_id.0 {
@@ -420,8 +421,8 @@ pub async fn refresh(State(state): State<AppState>, jar: CookieJar) -> Result<Re
     Ok((
         jar,
         me_body(
-            StaffId(session.staff.0),
-            TenantId(session.tenant.0),
+            session.staff.id_into(),
+            session.tenant.id_into(),
             &session.name,
             session.roles,
         ),

@@ -4,6 +4,7 @@
 use crate::http::client_ip::ClientIp;
 use crate::http::problem::{ErrorCode, Problem};
 use crate::http::session::open_session;
+use crate::ids::IdInto;
 use crate::oidc::{SsoError, SsoLogin};
 use crate::state::AppState;
 use axum::Json;
@@ -17,8 +18,8 @@ use serde::Deserialize;
 use serde_json::json;
 use skaerm_auth::audit::{AuditAction, AuditEvent, SubjectKind};
 use skaerm_auth::identities::Identity;
-use skaerm_auth::refs::{StaffRef, TenantRef};
-use skaerm_scheduling::{StaffId, StoreError, TenantId};
+use skaerm_auth::refs::TenantRef;
+use skaerm_scheduling::{StoreError, TenantId};
 
 /// Cookie binding a login in flight to the browser that started it (a signed flow token).
 const STATE_COOKIE: &str = "skaerm_oidc";
@@ -197,7 +198,7 @@ async fn identity_for(state: &AppState, login: &SsoLogin) -> Result<Identity, Pr
         match state
             .services
             .store
-            .get_staff(StaffId(identity.staff.0))
+            .get_staff(identity.staff.id_into())
             .await
         {
             Ok(_) => return Ok(identity),
@@ -225,7 +226,7 @@ async fn identity_for(state: &AppState, login: &SsoLogin) -> Result<Identity, Pr
             &login.issuer,
             &login.subject,
             &Identity {
-                staff: StaffRef(staff.id.0),
+                staff: staff.id.id_into(),
                 tenant,
             },
             Utc::now(),

@@ -6,6 +6,7 @@ use crate::http::body::Body;
 use crate::http::join::{CitizenLink, link_url};
 use crate::http::problem::{ErrorCode, Problem};
 use crate::http::session::StaffSession;
+use crate::ids::IdInto;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -15,13 +16,11 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use skaerm_auth::audit::AuditAction;
 use skaerm_auth::citizen_link::CitizenLinkSecret;
-use skaerm_auth::refs::{ParticipantRef, TenantRef, VisitRef};
 use skaerm_auth::tokens::{MediaGrantRequest, MediaRole};
 use skaerm_scheduling::{
     CitizenId, EndedBy, LegalBasis, NewVisit, Outcome, SeriesId, StaffId, StoreError, Visit,
     VisitId, VisitQuery, VisitStatus, copenhagen_day_bounds, today_and_ahead,
 };
-use skaerm_sfu::ids::RoomId;
 use skaerm_sfu::protocol::EndReason;
 use std::collections::HashMap;
 use utoipa::ToSchema;
@@ -386,9 +385,9 @@ fn visit_closed() -> Problem {
 fn host_token(state: &AppState, session: &StaffSession, visit: &Visit) -> Result<String, Problem> {
     Ok(state.services.tokens.issue_media(
         &MediaGrantRequest {
-            participant: ParticipantRef(session.staff.0),
-            visit: VisitRef(visit.id.0),
-            tenant: TenantRef(visit.tenant_id.0),
+            participant: session.staff.id_into(),
+            visit: visit.id.id_into(),
+            tenant: visit.tenant_id.id_into(),
             role: MediaRole::Host,
             name: session.name.clone(),
             answered_call: None,
@@ -528,7 +527,7 @@ pub async fn end(
     };
     state
         .sfu
-        .close_room(RoomId(visit.id.0), EndReason::VisitEnded)
+        .close_room(visit.id.id_into(), EndReason::VisitEnded)
         .await;
     tracing::info!(visit = %visit.id, staff = %session.staff, outcome = ?outcome, "visit ended");
     crate::audit::record(
