@@ -9,8 +9,7 @@
 use crate::ids::IdInto;
 use crate::services::Services;
 use chrono::Utc;
-use skaerm_scheduling::{StoreError, Visit};
-use skaerm_sfu::ids::ParticipantId;
+use skaerm_scheduling::{StoreError, Visit, VisitId};
 use skaerm_sfu::media::core::RoomEvent;
 use skaerm_sfu::protocol::Role;
 use tokio::sync::mpsc;
@@ -31,65 +30,93 @@ pub async fn run(services: Services, mut events: mpsc::Receiver<RoomEvent>) {
             visit.as_ref().map(|visit| visit.tenant_id.0),
             Utc::now(),
         );
-        let is_the_citizen = |participant: ParticipantId| {
-            visit
-                .as_ref()
-                .is_some_and(|visit| visit.citizen_id.0 == participant.0)
-        };
-        match event {
+        log_event(&event);
+        // The visit's citizen (not another guest) arriving or leaving moves the visit.
+        let citizen_move = match &event {
             RoomEvent::ParticipantJoined {
                 room,
                 participant,
-                role,
-            } => {
-                tracing::info!(visit = %room, %participant, ?role, "joined the visit");
-                if role == Role::Guest && is_the_citizen(participant) {
-                    let result = services
-                        .store
-                        .citizen_arrived(room.id_into(), Utc::now())
-                        .await;
-                    log_refusal(result, "citizen arrived");
-                }
-            }
-            RoomEvent::ParticipantLeft {
-                room,
-                participant,
-                role,
-                reason,
-            } => {
-                tracing::info!(visit = %room, %participant, ?role, ?reason, "left the visit");
-                if role == Role::Guest && is_the_citizen(participant) {
-                    let result = services
-                        .store
-                        .citizen_left(room.id_into(), Utc::now())
-                        .await;
-                    log_refusal(result, "citizen left");
-                }
-            }
+                role: Role::Guest,
+            } => Some((*room, *participant, Arrival::Arrived)),
             RoomEvent::ParticipantWaiting {
                 room,
                 participant,
-                role,
-            } => {
-                tracing::info!(visit = %room, %participant, ?role, "waiting to be admitted");
-                if role == Role::Guest && is_the_citizen(participant) {
-                    let result = services
-                        .store
-                        .citizen_arrived(room.id_into(), Utc::now())
-                        .await;
-                    log_refusal(result, "citizen waiting");
-                }
-            }
-            RoomEvent::ParticipantAdmitted {
+                role: Role::Guest,
+            } => Some((*room, *participant, Arrival::Waiting)),
+            RoomEvent::ParticipantLeft {
                 room,
                 participant,
-                role,
-                by,
-            } => {
-                tracing::info!(visit = %room, %participant, ?role, %by, "admitted from the waiting room");
-            }
-            RoomEvent::RoomClosed { room } => tracing::info!(visit = %room, "room closed"),
+                role: Role::Guest,
+                ..
+            } => Some((*room, *participant, Arrival::Left)),
+            _ => None,
+        };
+        if let Some((room, participant, arrival)) = citizen_move
+            && visit
+                .as_ref()
+                .is_some_and(|visit| visit.citizen_id.0 == participant.0)
+        {
+            let visit: VisitId = room.id_into();
+            let result = match arrival {
+                Arrival::Arrived | Arrival::Waiting => {
+                    services.store.citizen_arrived(visit, Utc::now()).await
+                }
+                Arrival::Left => services.store.citizen_left(visit, Utc::now()).await,
+            };
+            log_refusal(result, arrival.what());
         }
+    }
+}
+
+/// How the visit's citizen moved.
+#[derive(Debug, Clone, Copy)]
+enum Arrival {
+    /// Joined the room.
+    Arrived,
+    /// Entered the waiting room.
+    Waiting,
+    /// Left the room (or the waiting room).
+    Left,
+}
+
+impl Arrival {
+    fn what(self) -> &'static str {
+        match self {
+            Arrival::Arrived => "citizen arrived",
+            Arrival::Waiting => "citizen waiting",
+            Arrival::Left => "citizen left",
+        }
+    }
+}
+
+/// Logs a room event (ids and roles only).
+fn log_event(event: &RoomEvent) {
+    match event {
+        RoomEvent::ParticipantJoined {
+            room,
+            participant,
+            role,
+        } => tracing::info!(visit = %room, %participant, ?role, "joined the visit"),
+        RoomEvent::ParticipantLeft {
+            room,
+            participant,
+            role,
+            reason,
+        } => tracing::info!(visit = %room, %participant, ?role, ?reason, "left the visit"),
+        RoomEvent::ParticipantWaiting {
+            room,
+            participant,
+            role,
+        } => tracing::info!(visit = %room, %participant, ?role, "waiting to be admitted"),
+        RoomEvent::ParticipantAdmitted {
+            room,
+            participant,
+            role,
+            by,
+        } => {
+            tracing::info!(visit = %room, %participant, ?role, %by, "admitted from the waiting room")
+        }
+        RoomEvent::RoomClosed { room } => tracing::info!(visit = %room, "room closed"),
     }
 }
 
