@@ -165,12 +165,7 @@ pub async fn device_call(
         },
         Utc::now(),
     )?;
-    let staff_first_name = staff
-        .display_name
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let staff_first_name = crate::http::join::first_name(&staff.display_name);
     Ok(Json(json!({
         "media_token": token,
         "visit": {"id": visit.id, "staff_display_name": staff_first_name},

@@ -37,6 +37,15 @@ pub(crate) fn link_url(state: &AppState, secret: &CitizenLinkSecret) -> String {
     format!("{}/j/{}", state.public_url, secret.expose())
 }
 
+/// A staff member's first name, all citizens see of them (the join page, a called tablet).
+pub(crate) fn first_name(display_name: &str) -> String {
+    display_name
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 fn unknown_link() -> Problem {
     Problem::new(
         StatusCode::NOT_FOUND,
@@ -149,12 +158,7 @@ pub async fn exchange(
         None => tracing::info!(visit = %visit.id, "citizen link exchanged"),
     }
     // Only what the citizen's page needs: the staff member's first name and the times.
-    let staff_first_name = staff
-        .display_name
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let staff_first_name = first_name(&staff.display_name);
     let guest =
         guest.map(|invite| json!({"display_name": invite.display_name, "kind": invite.kind}));
     Ok(Json(json!({
