@@ -15,35 +15,28 @@
 //! A participant let into the room gets the configured TURN servers with fresh credentials
 //! (`crate::turn`) in its `joined`.
 
-use crate::state::{Calls, Services};
+use crate::ids::IdInto;
+use crate::services::Services;
 use crate::turn::Turn;
 use chrono::Utc;
 use futures_util::future::BoxFuture;
-use skaerm_auth::refs::TenantRef;
 use skaerm_auth::tokens::{AnsweredCall, MediaClaims, MediaRole, TokenError};
 use skaerm_scheduling::{GuestLinkId, StaffId, StoreError, Visit, VisitId, VisitStatus};
 use skaerm_sfu::grant::{JoinAuthorizer, JoinGrant, JoinRefusal};
-use skaerm_sfu::ids::{ParticipantId, RoomId};
 use skaerm_sfu::protocol::{IceServer, Role};
 
 /// Decides joins from media tokens and the visit's current state.
 pub struct Admission {
     services: Services,
-    /// The tablets being called (shared with `http::devices`).
-    calls: Calls,
     /// The TURN servers handed to admitted participants.
     turn: Option<Turn>,
 }
 
 impl Admission {
-    /// Admission over these services, the tablet calls ringing on this node and the TURN
-    /// servers handed to admitted participants.
-    pub fn new(services: Services, calls: Calls, turn: Option<Turn>) -> Self {
-        Admission {
-            services,
-            calls,
-            turn,
-        }
+    /// Admission over these services (with the tablet calls ringing on this node) and the
+    /// TURN servers handed to admitted participants.
+    pub fn new(services: Services, turn: Option<Turn>) -> Self {
+        Admission { services, turn }
     }
 
     /// The staff member on whose behalf a tablet's answered call admits it: the token names
@@ -64,18 +57,13 @@ impl Admission {
         {
             return Ok(None);
         }
-        let ringing = {
-            let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-            calls.retain(|_, (_, since)| since.elapsed() < crate::http::devices::RING);
-            calls.get(&device).map(|(ringing, _)| *ringing)
-        };
-        if ringing != Some(visit.id) {
+        if self.services.tablet_calls.ringing(device) != Some(visit.id) {
             return Ok(None);
         }
         match self
             .services
             .devices
-            .get(TenantRef(visit.tenant_id.0), device)
+            .get(visit.tenant_id.id_into(), device)
             .await
         {
             Ok(Some(paired)) if paired.citizen == visit.citizen_id.0 => Ok(Some(visit.staff_id)),
@@ -118,7 +106,7 @@ impl Admission {
             TokenError::Expired | TokenError::NotYetValid => JoinRefusal::TokenExpired,
             _ => JoinRefusal::TokenInvalid,
         })?;
-        let visit = match self.services.store.get_visit(VisitId(claims.visit.0)).await {
+        let visit = match self.services.store.get_visit(claims.visit.id_into()).await {
             Ok(visit) => visit,
             Err(StoreError::NotFound) => return Err(JoinRefusal::Forbidden),
             Err(err) => {
@@ -132,7 +120,7 @@ impl Admission {
         let mut admitted_by = None;
         let role = match claims.role {
             MediaRole::Host => {
-                let staff = StaffId(claims.participant.0);
+                let staff = claims.participant.id_into();
                 if visit.staff_id != staff && visit.co_host_id != Some(staff) {
                     return Err(JoinRefusal::Forbidden);
                 }
@@ -152,15 +140,15 @@ impl Admission {
             }
         };
         Ok(JoinGrant {
-            room: RoomId(visit.id.0),
-            participant: ParticipantId(claims.participant.0),
+            room: visit.id.id_into(),
+            participant: claims.participant.id_into(),
             role,
             display_name: claims.name,
             // Policy: guests (the citizen, an invited relative) wait in the waiting room until
             // the visit's staff member admits them; staff never wait. A tablet answering the
             // staff member's call was admitted by that answer.
             needs_admission: role == Role::Guest,
-            admitted_by: admitted_by.map(|staff| ParticipantId(staff.0)),
+            admitted_by: admitted_by.map(|staff| staff.id_into()),
         })
     }
 }

@@ -1,74 +1,80 @@
-//! What the server writes to the audit log ([`skaerm_auth::audit`]): helpers for handlers
-//! acting for a signed-in person, and the media joins, leaves and admissions from the waiting
-//! room the relay reports.
+//! What the server writes to the audit log ([`skaerm_auth::audit`]): records for a signed-in
+//! person ([`Actor`]), and the pure mapping of the relay's media joins, leaves and admissions
+//! from the waiting room to audit events ([`room_event`]; [`crate::room_events`] records them).
 //!
-//! Handlers call [`record`] with the session extractor they already have:
+//! Handlers call [`record`] with the actor of the session extractor they already have:
 //!
 //! ```ignore
-//! audit::record(&state, &session, AuditAction::VisitViewed, Some(visit.id.0)).await?;
+//! audit::record(&state.services, &session.actor(), AuditAction::VisitViewed, Some(visit.id.0)).await?;
 //! ```
 //!
 //! A failed write fails the request (500): an action that cannot be audited is not done.
 
-use crate::http::problem::Problem;
-use crate::http::session::Authenticated;
-use crate::state::{AppState, Services};
+use crate::ids::IdInto;
+use crate::services::Services;
 use chrono::Utc;
 use skaerm_auth::audit::{AuditAction, AuditEvent};
-use skaerm_auth::refs::TenantRef;
-use skaerm_scheduling::VisitId;
+use skaerm_scheduling::{StaffId, TenantId, Visit};
 use skaerm_sfu::media::core::RoomEvent;
 use skaerm_sfu::protocol::Role;
+use std::net::IpAddr;
 use uuid::Uuid;
 
-/// Records `action` by the signed-in `actor` (their tenant, id and address), about the visit
-/// `visit` when given.
+/// Who acts: a signed-in staff member of a municipality, from an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor {
+    /// Their municipality.
+    pub tenant: TenantId,
+    /// Who.
+    pub staff: StaffId,
+    /// The client's address, when known.
+    pub client_ip: Option<IpAddr>,
+}
+
+/// The audit log could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("the audit log could not be written: {0}")]
+pub struct AuditError(#[from] skaerm_auth::audit::AuditError);
+
+/// Records `action` by `actor` (their tenant, id and address), about the visit `visit` when
+/// given.
 pub async fn record(
-    state: &AppState,
-    actor: &Authenticated,
+    services: &Services,
+    actor: &Actor,
     action: AuditAction,
     visit: Option<Uuid>,
-) -> Result<(), Problem> {
-    let mut event = AuditEvent::staff(TenantRef(actor.tenant.0), actor.staff.0, action)
-        .from_ip(actor.client_ip);
+) -> Result<(), AuditError> {
+    let mut event =
+        AuditEvent::staff(actor.tenant.id_into(), actor.staff.0, action).from_ip(actor.client_ip);
     if let Some(visit) = visit {
         event = event.visit(visit);
     }
-    record_event(&state.services, event).await
+    record_event(services, event).await
 }
 
 /// Records a prepared event now.
-pub async fn record_event(services: &Services, event: AuditEvent) -> Result<(), Problem> {
-    services
-        .audit
-        .record(event, Utc::now())
-        .await
-        .map_err(Problem::internal)
+pub async fn record_event(services: &Services, event: AuditEvent) -> Result<(), AuditError> {
+    Ok(services.audit.record(event, Utc::now()).await?)
 }
 
-/// Records a media join or leave (who, which visit, in which role; never media), or an
-/// admission from the waiting room (by the admitting host, naming the admitted participant's
-/// id and role in the detail). The room's visit gives the tenant; events of rooms without a
-/// visit are not recorded.
-pub async fn record_room_event(services: &Services, event: &RoomEvent) {
+/// The audit event of a media join or leave (who, which visit, in which role; never media), or
+/// of an admission from the waiting room (by the admitting host, naming the admitted
+/// participant's id and role in the detail), in the room of `visit`. Waiting and closing rooms
+/// are not audited (`None`).
+pub fn room_event(event: &RoomEvent, visit: &Visit) -> Option<AuditEvent> {
     let mut detail = None;
-    let (room, participant, role, action) = match event {
+    let (participant, role, action) = match event {
         RoomEvent::ParticipantJoined {
-            room,
-            participant,
-            role,
-        } => (room, participant, role, AuditAction::MediaJoined),
+            participant, role, ..
+        } => (participant, role, AuditAction::MediaJoined),
         RoomEvent::ParticipantLeft {
-            room,
-            participant,
-            role,
-            ..
-        } => (room, participant, role, AuditAction::MediaLeft),
+            participant, role, ..
+        } => (participant, role, AuditAction::MediaLeft),
         RoomEvent::ParticipantAdmitted {
-            room,
             participant,
             role,
             by,
+            ..
         } => {
             let role = match role {
                 Role::Host => "host",
@@ -76,19 +82,11 @@ pub async fn record_room_event(services: &Services, event: &RoomEvent) {
             };
             detail = Some(format!("admitted {role} {participant}"));
             // Only hosts admit: the actor is the staff member.
-            (room, by, &Role::Host, AuditAction::VisitAdmitted)
+            (by, &Role::Host, AuditAction::VisitAdmitted)
         }
-        // Waiting and closing rooms are not audited.
-        RoomEvent::ParticipantWaiting { .. } | RoomEvent::RoomClosed { .. } => return,
+        RoomEvent::ParticipantWaiting { .. } | RoomEvent::RoomClosed { .. } => return None,
     };
-    let visit = match services.store.get_visit(VisitId(room.0)).await {
-        Ok(visit) => visit,
-        Err(err) => {
-            tracing::warn!(%err, visit = %room.0, "media event for an unknown visit not audited");
-            return;
-        }
-    };
-    let tenant = TenantRef(visit.tenant_id.0);
+    let tenant = visit.tenant_id.id_into();
     let mut event = match role {
         Role::Host => AuditEvent::staff(tenant, participant.0, action),
         Role::Guest => AuditEvent::citizen(tenant, participant.0, action),
@@ -97,7 +95,5 @@ pub async fn record_room_event(services: &Services, event: &RoomEvent) {
     if let Some(detail) = &detail {
         event = event.detail(detail);
     }
-    if let Err(err) = services.audit.record(event, Utc::now()).await {
-        tracing::error!(%err, "could not audit a media event");
-    }
+    Some(event)
 }

@@ -1,6 +1,7 @@
 //! The server's settings: command-line flags with `SKAERM_*` environment fallbacks.
 
 use clap::Parser;
+use sha2::{Digest, Sha256};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
@@ -265,6 +266,14 @@ impl ServerConfig {
         }
     }
 
+    /// Who may read `/metrics`: the bearer token when configured, else direct loopback only.
+    pub fn metrics_access(&self) -> MetricsAccess {
+        match &self.metrics_token {
+            Some(token) => MetricsAccess::bearer(token),
+            None => MetricsAccess::LoopbackOnly,
+        }
+    }
+
     /// Whether this server terminates TLS itself.
     pub fn tls(&self) -> bool {
         self.tls_self_signed || self.tls_cert.is_some()
@@ -293,4 +302,22 @@ fn metrics_token(value: &str) -> Result<String, String> {
         return Err("the metrics token must be at least 16 characters".into());
     }
     Ok(value.to_owned())
+}
+
+/// The rule for reading `/metrics`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MetricsAccess {
+    /// No token configured: direct loopback requests only.
+    LoopbackOnly,
+    /// `Authorization: Bearer <token>` required; the SHA-256 of the token is kept, and the
+    /// presented token is compared by its digest, so the comparison's timing says nothing
+    /// about the token.
+    Bearer([u8; 32]),
+}
+
+impl MetricsAccess {
+    /// Requires this bearer token.
+    pub fn bearer(token: &str) -> Self {
+        MetricsAccess::Bearer(Sha256::digest(token.as_bytes()).into())
+    }
 }

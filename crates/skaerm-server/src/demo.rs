@@ -3,6 +3,7 @@
 //! for today are added when the demo staff member has none left today; each start prints a
 //! fresh citizen link for the next visit.
 
+use crate::ids::IdInto;
 use crate::state::AppState;
 use anyhow::Context;
 use chrono::{DateTime, Duration, Timelike, Utc};
@@ -136,8 +137,8 @@ async fn create_people(state: &AppState) -> anyhow::Result<()> {
             .create_with_roles(
                 username,
                 DEMO_PASSWORD,
-                skaerm_auth::refs::StaffRef(staff.0),
-                skaerm_auth::refs::TenantRef(TENANT.0),
+                staff.id_into(),
+                TENANT.id_into(),
                 Roles::of(roles),
             )
             .await?;

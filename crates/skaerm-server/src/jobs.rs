@@ -5,11 +5,11 @@
 //! Receivers de-duplicate by the `Idempotency-Key` header (the message's stable id).
 
 use crate::config::RetentionMode;
-use crate::state::Services;
+use crate::services::Services;
 use chrono::Utc;
 use futures_util::future::BoxFuture;
 use serde_json::json;
-use skaerm_scheduling::{OutboxKind, OutboxMessage, RetentionAction, StoreError, VisitId};
+use skaerm_scheduling::{OutboxKind, OutboxMessage, RetentionAction, StoreError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -207,7 +207,7 @@ async fn stale_reminder(
     let Some(id) = message.visit_id else {
         return Ok(Some("no visit"));
     };
-    let visit = match services.store.get_visit(VisitId(id.0)).await {
+    let visit = match services.store.get_visit(id).await {
         Ok(visit) => visit,
         Err(StoreError::NotFound) => return Ok(Some("visit deleted")),
         Err(err) => return Err(err),

@@ -2,17 +2,20 @@
 //! listener.
 //!
 //! - [`config`]: flags and environment;
-//! - [`state`]: what request handlers share;
+//! - [`services`]: the domain services (storage, accounts, sessions, tokens, audit, limits, live
+//!   calls, tablet calls), built once;
+//! - [`state`]: what request handlers share (the services and the HTTP surface's parts);
 //! - [`audit`]: what the server records in the audit log;
 //! - [`admission`]: who may join which visit's room (the relay's `JoinAuthorizer`);
 //! - [`oidc`]: staff single sign-on (OpenID Connect, PKCE);
-//! - [`live_calls`]: the live call list for operations;
+//! - [`live_calls`]: the live call list for operations (rooms with people in them);
+//! - [`tablet_calls`]: citizens' tablets being called (ringing) by staff;
+//! - [`ids`]: one id across the three libraries' newtypes (`IdInto`);
 //! - [`http`]: the HTTP API and the web client's pages;
 //! - [`demo`]: the demo municipality seeded on first start;
 //! - [`jobs`]: outbox delivery (exports, reminders), series horizon, retention;
 //! - [`recovery`]: visits a restart interrupted (rejoin grace, then technical failure);
 //! - [`room_events`]: what the server does when people join and leave rooms;
-//! - [`tls`]: HTTPS with rustls (certificate files or a self-signed development one);
 //! - [`turn`]: TURN (coturn) URLs and the short-lived credentials sent with `joined`.
 
 pub mod admission;
@@ -20,13 +23,15 @@ pub mod audit;
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod ids;
 pub mod jobs;
 pub mod live_calls;
 pub mod oidc;
 pub mod recovery;
 pub mod room_events;
+pub mod services;
 pub mod state;
-pub mod tls;
+pub mod tablet_calls;
 pub mod turn;
 
 pub use config::ServerConfig;
@@ -76,7 +81,7 @@ impl Server {
         let public_url = config.public_url(http_addr);
 
         let registry = prometheus::Registry::new();
-        let services = state::Services::open(&config).await?;
+        let services = services::Services::open(&config).await?;
         // Visits left live by a previous process are closed, not left dangling — after a grace
         // period in which their participants may rejoin.
         let interrupted = services
@@ -94,12 +99,7 @@ impl Server {
                 grace,
             ));
         }
-        let calls = state::Calls::default();
-        let admission = Arc::new(admission::Admission::new(
-            services.clone(),
-            calls.clone(),
-            turn,
-        ));
+        let admission = Arc::new(admission::Admission::new(services.clone(), turn));
         let relay_config = RelayConfig {
             udp_bind: SocketAddr::new(config.udp_bind_ip, config.udp_port),
             announce_ips: config.announce_ips.clone(),
@@ -138,22 +138,23 @@ impl Server {
         if let Some(events) = sfu.take_events() {
             tokio::spawn(room_events::run(services.clone(), events));
         }
-        let mut state = state::AppState::new(
+        let sso = match &config.oidc_config {
+            Some(path) => {
+                let providers = oidc::load_config(path)?;
+                Some(Arc::new(oidc::Sso::new(providers, &public_url)?))
+            }
+            None => None,
+        };
+        let state = state::AppState {
             services,
-            Arc::new(sfu),
+            sfu: Arc::new(sfu),
             registry,
-            public_url.clone(),
-            config.tls(),
-        );
-        state.trusted_proxies = config.trusted_proxies.clone().into();
-        if let Some(token) = &config.metrics_token {
-            state.metrics_access = http::metrics::MetricsAccess::bearer(token);
-        }
-        state.calls = calls;
-        if let Some(path) = &config.oidc_config {
-            let providers = oidc::load_config(path)?;
-            state.sso = Some(Arc::new(oidc::Sso::new(providers, &public_url)?));
-        }
+            public_url: public_url.clone().into(),
+            tls: config.tls(),
+            sso,
+            trusted_proxies: config.trusted_proxies.clone().into(),
+            metrics_access: config.metrics_access(),
+        };
 
         if !config.no_demo {
             demo::seed(&state).await.context("seeding demo data")?;
@@ -162,7 +163,7 @@ impl Server {
         let senders = jobs::Senders::from_config(&state.services).context("webhook senders")?;
         let jobs = tokio::spawn(jobs::run(state.services.clone(), senders));
 
-        let tls = tls::load(&config).await?;
+        let tls = http::tls::load(&config).await?;
         let certificate_pem = tls.as_ref().map(|t| t.certificate_pem.clone());
         let app = http::router(state.clone());
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();

@@ -1,15 +1,14 @@
 //! The live call list for operations: which visits have people in their room right now, per
 //! municipality, with how many staff and citizens — never names or citizen data. Fed by the
-//! relay's room events; a plain state machine (input and `now`), bounded.
+//! relay's room events ([`crate::room_events`] loads the visit); a plain state machine (input
+//! and `now`), bounded, that reads no storage.
 //!
 //! Only participants who joined the room are counted, by id: someone who only waited in the
 //! waiting room and left (or was denied) emits a leave for a join that never came, which must
 //! not take someone else's place off the count; a repeated join or leave counts once.
 
-use crate::state::Services;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use skaerm_scheduling::VisitId;
 use skaerm_sfu::media::core::RoomEvent;
 use skaerm_sfu::protocol::Role;
 use std::collections::HashMap;
@@ -108,6 +107,27 @@ impl LiveCalls {
         self.calls.contains_key(&visit)
     }
 
+    /// Applies a room event at `now`; `tenant` is the municipality of the room's visit (a join
+    /// to a room whose visit is unknown is not counted).
+    pub fn observe(&mut self, event: &RoomEvent, tenant: Option<Uuid>, now: DateTime<Utc>) {
+        match event {
+            RoomEvent::ParticipantJoined {
+                room,
+                participant,
+                role,
+            } => {
+                if let Some(tenant) = tenant {
+                    self.joined(room.0, tenant, participant.0, *role, now);
+                }
+            }
+            RoomEvent::ParticipantLeft {
+                room, participant, ..
+            } => self.left(room.0, participant.0),
+            RoomEvent::RoomClosed { room } => self.closed(room.0),
+            RoomEvent::ParticipantWaiting { .. } | RoomEvent::ParticipantAdmitted { .. } => {}
+        }
+    }
+
     /// The calls of `tenant`, oldest first.
     pub fn of_tenant(&self, tenant: Uuid) -> Vec<LiveCall> {
         let mut calls: Vec<LiveCall> = self
@@ -119,38 +139,6 @@ impl LiveCalls {
             .collect();
         calls.sort_by_key(|c| (c.since, c.visit_id));
         calls
-    }
-}
-
-/// Applies a room event to the services' live call list.
-pub async fn observe(services: &Services, event: &RoomEvent) {
-    let joined = match event {
-        RoomEvent::ParticipantJoined {
-            room,
-            participant,
-            role,
-        } => Some((room.0, participant.0, *role)),
-        RoomEvent::ParticipantLeft {
-            room, participant, ..
-        } => {
-            services.live_calls().left(room.0, participant.0);
-            None
-        }
-        RoomEvent::RoomClosed { room } => {
-            services.live_calls().closed(room.0);
-            None
-        }
-        RoomEvent::ParticipantWaiting { .. } | RoomEvent::ParticipantAdmitted { .. } => None,
-    };
-    if let Some((visit, participant, role)) = joined {
-        match services.store.get_visit(VisitId(visit)).await {
-            Ok(v) => {
-                services
-                    .live_calls()
-                    .joined(visit, v.tenant_id.0, participant, role, Utc::now())
-            }
-            Err(err) => tracing::warn!(%err, %visit, "live call for an unknown visit ignored"),
-        }
     }
 }
 

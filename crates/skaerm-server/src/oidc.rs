@@ -9,7 +9,7 @@
 //!   ten-minute cookie, binding the login to the browser that started it on any node;
 //! - roles come from a configurable claim, mapped through the provider's `role_map`.
 //!
-//! The HTTP side is [`crate::http::sso`].
+//! The HTTP side is `http/sso.rs`.
 
 use anyhow::Context;
 use openidconnect::core::{

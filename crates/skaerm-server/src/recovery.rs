@@ -3,7 +3,7 @@
 //! itself after a server restart), and a visit nobody came back to is closed as
 //! `technical_failure`, ended by the system.
 
-use crate::state::Services;
+use crate::services::Services;
 use skaerm_scheduling::VisitId;
 use std::time::Duration;
 

@@ -2,8 +2,9 @@
 //! their login, so nobody shares one), and change roles (which ends the person's sessions, so
 //! the new roles apply at once).
 
-use crate::http::problem::Problem;
+use crate::http::problem::{ErrorCode, Problem};
 use crate::http::session::AdminSession;
+use crate::ids::IdInto;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -14,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 use skaerm_auth::accounts::{AccountError, LocalAccount};
 use skaerm_auth::audit::{AuditAction, AuditEvent, SubjectKind};
-use skaerm_auth::refs::{StaffRef, TenantRef};
+use skaerm_auth::refs::StaffRef;
 use skaerm_auth::roles::{Role, Roles};
 
 fn view(account: &LocalAccount) -> serde_json::Value {
@@ -30,21 +31,11 @@ fn roles_of(list: &[Role]) -> Result<Roles, Problem> {
     if roles.is_empty() {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
-            "invalid",
+            ErrorCode::Invalid,
             "an account needs at least one role",
         ));
     }
     Ok(roles)
-}
-
-fn account_problem(err: AccountError) -> Problem {
-    match err {
-        AccountError::Invalid(why) => Problem::new(StatusCode::BAD_REQUEST, "invalid", why),
-        AccountError::Duplicate => {
-            Problem::new(StatusCode::CONFLICT, "duplicate", "this username is taken")
-        }
-        other => Problem::internal(other),
-    }
 }
 
 async fn audit(
@@ -56,7 +47,7 @@ async fn audit(
     crate::audit::record_event(
         &state.services,
         AuditEvent::staff(
-            TenantRef(admin.tenant.0),
+            admin.tenant.id_into(),
             admin.staff.0,
             AuditAction::AccountChanged,
         )
@@ -64,7 +55,8 @@ async fn audit(
         .from_ip(admin.client_ip)
         .detail(what),
     )
-    .await
+    .await?;
+    Ok(())
 }
 
 /// `GET /api/admin/accounts`.
@@ -72,12 +64,7 @@ pub async fn list(
     State(state): State<AppState>,
     admin: AdminSession,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let accounts = state
-        .services
-        .accounts
-        .list(TenantRef(admin.tenant.0))
-        .await
-        .map_err(Problem::internal)?;
+    let accounts = state.services.accounts.list(admin.tenant.id_into()).await?;
     Ok(Json(
         json!({"accounts": accounts.iter().map(view).collect::<Vec<_>>()}),
     ))
@@ -105,32 +92,28 @@ pub async fn create(
     if name.is_empty() || name.chars().count() > 200 {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
-            "invalid",
+            ErrorCode::Invalid,
             "display name must be 1–200 characters",
         ));
     }
     if new.password.chars().count() < skaerm_auth::accounts::MIN_PASSWORD_LEN
         || new.password.len() > skaerm_auth::accounts::MAX_PASSWORD_LEN
     {
-        return Err(account_problem(AccountError::Invalid(
+        return Err(Problem::from(AccountError::Invalid(
             "password must be 8–1024 characters",
         )));
     }
     // Checked before the staff record is created (the insert below still guards the race).
-    if state
-        .services
-        .accounts
-        .exists(&new.username)
-        .await
-        .map_err(account_problem)?
-    {
-        return Err(account_problem(AccountError::Duplicate));
+    if state.services.accounts.exists(&new.username).await? {
+        return Err(Problem::from(AccountError::Duplicate));
     }
     let staff = state
         .services
         .store
         .create_staff(admin.tenant, name, new.team.as_deref())
         .await
+        // A display name the store refuses (one that looks like a CPR number) stays a 500 here,
+        // as before `From<StoreError>`; a 422 would be a behaviour change.
         .map_err(Problem::internal)?;
     let account = state
         .services
@@ -138,12 +121,11 @@ pub async fn create(
         .create_with_roles(
             &new.username,
             &new.password,
-            StaffRef(staff.id.0),
-            TenantRef(admin.tenant.0),
+            staff.id.id_into(),
+            admin.tenant.id_into(),
             roles,
         )
-        .await
-        .map_err(account_problem)?;
+        .await?;
     audit(&state, &admin, account.staff_id, "created").await?;
     Ok((
         StatusCode::CREATED,
@@ -170,16 +152,22 @@ pub async fn set_roles(
     let account = state
         .services
         .accounts
-        .set_roles_in(TenantRef(admin.tenant.0), &username, roles)
-        .await
-        .map_err(account_problem)?
+        .set_roles_in(admin.tenant.id_into(), &username, roles)
+        .await?
         .ok_or_else(Problem::not_found)?;
     state
         .services
         .sessions
         .revoke_all_for(account.staff_id, Utc::now())
-        .await
-        .map_err(Problem::internal)?;
+        .await?;
     audit(&state, &admin, account.staff_id, "roles changed").await?;
     Ok(Json(json!({"account": view(&account)})))
+}
+
+/// Accounts (admin): this area's routes (merged in [`crate::http::router`]).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::{get, put};
+    axum::Router::new()
+        .route("/api/admin/accounts", get(list).post(create))
+        .route("/api/admin/accounts/{username}/roles", put(set_roles))
 }

@@ -1,8 +1,9 @@
 //! `GET /api/admin/audit`: the municipality's audit log for administrators, as JSON or CSV.
 //! The export itself is audited.
 
-use crate::http::problem::Problem;
+use crate::http::problem::{ErrorCode, Problem};
 use crate::http::session::AdminSession;
+use crate::ids::IdInto;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Query, State};
@@ -12,7 +13,6 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::json;
 use skaerm_auth::audit::{AuditAction, AuditRecord, MAX_EXPORT};
-use skaerm_auth::refs::TenantRef;
 
 /// Query of an export.
 #[derive(Debug, Deserialize)]
@@ -42,7 +42,7 @@ pub async fn export(
         Some(_) => {
             return Err(Problem::new(
                 StatusCode::BAD_REQUEST,
-                "bad_format",
+                ErrorCode::BadFormat,
                 "format must be json or csv",
             ));
         }
@@ -51,14 +51,19 @@ pub async fn export(
         .services
         .audit
         .list(
-            TenantRef(admin.tenant.0),
+            admin.tenant.id_into(),
             from,
             to,
             query.limit.unwrap_or(MAX_EXPORT),
         )
-        .await
-        .map_err(Problem::internal)?;
-    crate::audit::record(&state, &admin, AuditAction::AuditExported, None).await?;
+        .await?;
+    crate::audit::record(
+        &state.services,
+        &admin.actor(),
+        AuditAction::AuditExported,
+        None,
+    )
+    .await?;
     if csv {
         let mut response = to_csv(&events).into_response();
         let headers = response.headers_mut();
@@ -114,6 +119,12 @@ fn csv_cell(text: &str) -> String {
     } else {
         defused
     }
+}
+
+/// The audit log export: this area's routes (merged in [`crate::http::router`]).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::get;
+    axum::Router::new().route("/api/admin/audit", get(export))
 }
 
 #[cfg(test)]

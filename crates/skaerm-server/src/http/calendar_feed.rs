@@ -7,7 +7,6 @@
 use crate::config::FeedNames;
 use crate::http::problem::Problem;
 use crate::http::session::StaffSession;
-use crate::http::visits::store_problem;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -65,8 +64,7 @@ pub async fn issue(
         .services
         .store
         .set_calendar_feed(session.staff, secret.hash().0, Utc::now())
-        .await
-        .map_err(store_problem)?;
+        .await?;
     tracing::info!(staff = %session.staff, "calendar feed issued");
     Ok(Json(FeedUrl {
         url: format!("{}/calendar/{}.ics", state.public_url, secret.expose()),
@@ -84,8 +82,7 @@ pub async fn revoke(
         .services
         .store
         .revoke_calendar_feeds(session.staff, Utc::now())
-        .await
-        .map_err(store_problem)?;
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -111,14 +108,12 @@ pub async fn feed(
     let store = &state.services.store;
     let staff = store
         .find_calendar_feed(&secret.hash().0)
-        .await
-        .map_err(store_problem)?
+        .await?
         .ok_or_else(Problem::not_found)?;
     let now = Utc::now();
     let mut visits = store
         .list_visits_for_staff(staff, now - PAST, now + AHEAD)
-        .await
-        .map_err(store_problem)?;
+        .await?;
     visits.truncate(MAX_EVENTS);
     let mut names: HashMap<CitizenId, String> = HashMap::new();
     let mut calendar = Calendar::new();
@@ -127,10 +122,7 @@ pub async fn feed(
         let name = match names.get(&visit.citizen_id) {
             Some(name) => name.clone(),
             None => {
-                let citizen = store
-                    .get_citizen(visit.citizen_id)
-                    .await
-                    .map_err(store_problem)?;
+                let citizen = store.get_citizen(visit.citizen_id).await?;
                 let shown = match state.services.scheduling.feed_names {
                     FeedNames::Full => citizen.display_name,
                     FeedNames::Initials => initials(&citizen.display_name),
@@ -176,6 +168,14 @@ fn event(state: &AppState, visit: &Visit, citizen: &str, now: chrono::DateTime<U
             EventStatus::Confirmed
         });
     event.done()
+}
+
+/// The staff calendar feed: this area's routes (merged in [`crate::http::router`]).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/api/calendar-feed", post(issue).delete(revoke))
+        .route("/calendar/{token}", get(feed))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 //! anyway).
 
 use crate::http::devices::DEVICE_COOKIE;
-use crate::http::problem::Problem;
+use crate::http::problem::{ErrorCode, Problem};
 use crate::http::session::{REFRESH_COOKIE, SESSION_COOKIE};
 use axum::extract::Request;
 use axum::http::{HeaderMap, Method, StatusCode, header};
@@ -26,7 +26,7 @@ use std::sync::Arc;
 pub const CSRF_HEADER: &str = "x-skaerm-csrf";
 
 fn refused(detail: &'static str) -> Response {
-    Problem::new(StatusCode::FORBIDDEN, "csrf", detail).into_response()
+    Problem::new(StatusCode::FORBIDDEN, ErrorCode::Csrf, detail).into_response()
 }
 
 /// `scheme://host[:port]` of a URL, lowercased.

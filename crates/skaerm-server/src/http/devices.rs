@@ -6,9 +6,11 @@
 //! progress; the tablet polls `GET /api/device/call` and joins with the media token it gets.
 
 use crate::http::client_ip::ClientIp;
-use crate::http::problem::Problem;
+use crate::http::problem::{ErrorCode, Problem};
 use crate::http::session::StaffSession;
+use crate::ids::IdInto;
 use crate::state::AppState;
+use crate::tablet_calls::RING;
 use axum::Json;
 use axum::extract::{FromRef, FromRequestParts, Path, State};
 use axum::http::StatusCode;
@@ -21,18 +23,13 @@ use serde::Deserialize;
 use serde_json::json;
 use skaerm_auth::audit::{AuditAction, AuditEvent, SubjectKind};
 use skaerm_auth::devices::{DeviceRef, DeviceSecret, DeviceState, PairedDevice, PairingCode};
-use skaerm_auth::refs::{ParticipantRef, StaffRef, TenantRef, VisitRef};
 use skaerm_auth::tokens::{AnsweredCall, MediaGrantRequest, MediaRole};
 use skaerm_scheduling::{CitizenId, StoreError, VisitId, VisitStatus};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use uuid::Uuid;
 
 /// Name of the device cookie.
 pub const DEVICE_COOKIE: &str = "skaerm_device";
-/// How long a call rings.
-pub const RING: Duration = Duration::from_secs(60);
-/// Most calls ringing at once (per node).
-pub const MAX_CALLS: usize = 10_000;
 
 /// A tablet, pending or paired, from its cookie.
 #[derive(Debug, Clone)]
@@ -56,8 +53,7 @@ where
             .services
             .devices
             .authenticate(&secret, Utc::now())
-            .await
-            .map_err(Problem::internal)?
+            .await?
             .map(DeviceSession)
             .ok_or_else(Problem::unauthenticated)
     }
@@ -81,12 +77,7 @@ pub async fn request_pairing(
     jar: CookieJar,
 ) -> Result<Response, Problem> {
     limited(&state.services.limits.pairing_per_ip, &peer_ip.to_string())?;
-    let (secret, code, expires_at) = state
-        .services
-        .devices
-        .request_pairing(Utc::now())
-        .await
-        .map_err(Problem::internal)?;
+    let (secret, code, expires_at) = state.services.devices.request_pairing(Utc::now()).await?;
     let cookie = Cookie::build((DEVICE_COOKIE, secret.expose().to_owned()))
         .http_only(true)
         .same_site(SameSite::Strict)
@@ -114,8 +105,7 @@ pub async fn device_me(
                 .services
                 .store
                 .get_citizen(CitizenId(device.citizen))
-                .await
-                .map_err(Problem::internal)?;
+                .await?;
             Ok(Json(json!({
                 "state": "paired",
                 "device": {"id": device.id, "label": device.label},
@@ -130,7 +120,7 @@ fn paired(device: DeviceState) -> Result<PairedDevice, Problem> {
         DeviceState::Paired(device) => Ok(device),
         DeviceState::Pending => Err(Problem::new(
             StatusCode::CONFLICT,
-            "not_paired",
+            ErrorCode::NotPaired,
             "this device has not been paired yet",
         )),
     }
@@ -144,12 +134,7 @@ pub async fn device_call(
     DeviceSession(device): DeviceSession,
 ) -> Result<Response, Problem> {
     let device = paired(device)?;
-    let ringing = {
-        let mut calls = state.calls.lock().unwrap_or_else(|e| e.into_inner());
-        calls.retain(|_, (_, since)| since.elapsed() < RING);
-        calls.get(&device.id).map(|(visit, _)| *visit)
-    };
-    let Some(visit_id) = ringing else {
+    let Some(visit_id) = state.services.tablet_calls.ringing(device.id) else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
     let visit = match state.services.store.get_visit(visit_id).await {
@@ -163,43 +148,24 @@ pub async fn device_call(
     {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let citizen = state
-        .services
-        .store
-        .get_citizen(visit.citizen_id)
-        .await
-        .map_err(Problem::internal)?;
-    let staff = state
-        .services
-        .store
-        .get_staff(visit.staff_id)
-        .await
-        .map_err(Problem::internal)?;
-    let token = state
-        .services
-        .tokens
-        .issue_media(
-            &MediaGrantRequest {
-                participant: ParticipantRef(citizen.id.0),
-                visit: VisitRef(visit.id.0),
-                tenant: TenantRef(visit.tenant_id.0),
-                role: MediaRole::Guest,
-                name: citizen.display_name,
-                // Answering is the admission: the calling staff member let the tablet in.
-                answered_call: Some(AnsweredCall {
-                    device: device.id,
-                    by: StaffRef(visit.staff_id.0),
-                }),
-            },
-            Utc::now(),
-        )
-        .map_err(Problem::internal)?;
-    let staff_first_name = staff
-        .display_name
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let citizen = state.services.store.get_citizen(visit.citizen_id).await?;
+    let staff = state.services.store.get_staff(visit.staff_id).await?;
+    let token = state.services.tokens.issue_media(
+        &MediaGrantRequest {
+            participant: citizen.id.id_into(),
+            visit: visit.id.id_into(),
+            tenant: visit.tenant_id.id_into(),
+            role: MediaRole::Guest,
+            name: citizen.display_name,
+            // Answering is the admission: the calling staff member let the tablet in.
+            answered_call: Some(AnsweredCall {
+                device: device.id,
+                by: visit.staff_id.id_into(),
+            }),
+        },
+        Utc::now(),
+    )?;
+    let staff_first_name = crate::http::join::first_name(&staff.display_name);
     Ok(Json(json!({
         "media_token": token,
         "visit": {"id": visit.id, "staff_display_name": staff_first_name},
@@ -242,7 +208,7 @@ pub async fn pair(
     let unknown = || {
         Problem::new(
             StatusCode::NOT_FOUND,
-            "unknown_code",
+            ErrorCode::UnknownCode,
             "no tablet is waiting with this code",
         )
     };
@@ -262,19 +228,18 @@ pub async fn pair(
         .devices
         .pair(
             &code,
-            TenantRef(session.tenant.0),
+            session.tenant.id_into(),
             pair.citizen_id,
-            StaffRef(session.staff.0),
+            session.staff.id_into(),
             &pair.label,
             Utc::now(),
         )
-        .await
-        .map_err(Problem::internal)?
+        .await?
         .ok_or_else(unknown)?;
     crate::audit::record_event(
         &state.services,
         AuditEvent::staff(
-            TenantRef(session.tenant.0),
+            session.tenant.id_into(),
             session.staff.0,
             AuditAction::DeviceChanged,
         )
@@ -298,9 +263,8 @@ pub async fn list(
     let devices = state
         .services
         .devices
-        .list(TenantRef(session.tenant.0))
-        .await
-        .map_err(Problem::internal)?;
+        .list(session.tenant.id_into())
+        .await?;
     Ok(Json(
         json!({"devices": devices.iter().map(device_view).collect::<Vec<_>>()}),
     ))
@@ -322,21 +286,16 @@ pub async fn unpair(
     let done = state
         .services
         .devices
-        .unpair(TenantRef(session.tenant.0), id, Utc::now())
-        .await
-        .map_err(Problem::internal)?;
+        .unpair(session.tenant.id_into(), id, Utc::now())
+        .await?;
     if !done {
         return Err(Problem::not_found());
     }
-    state
-        .calls
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&id);
+    state.services.tablet_calls.hang_up(id);
     crate::audit::record_event(
         &state.services,
         AuditEvent::staff(
-            TenantRef(session.tenant.0),
+            session.tenant.id_into(),
             session.staff.0,
             AuditAction::DeviceChanged,
         )
@@ -363,13 +322,12 @@ pub async fn call(
     Json(call): Json<Call>,
 ) -> Result<Response, Problem> {
     let id = device_id(&id)?;
-    let tenant = TenantRef(session.tenant.0);
+    let tenant = session.tenant.id_into();
     let device = state
         .services
         .devices
         .get(tenant, id)
-        .await
-        .map_err(Problem::internal)?
+        .await?
         .ok_or_else(Problem::not_found)?;
     let visit = match state.services.store.get_visit(VisitId(call.visit_id)).await {
         Ok(visit) => visit,
@@ -385,18 +343,15 @@ pub async fn call(
     if visit.status != VisitStatus::InProgress {
         return Err(Problem::new(
             StatusCode::CONFLICT,
-            "visit_not_started",
+            ErrorCode::VisitNotStarted,
             "start the visit first",
         ));
     }
-    {
-        let mut calls = state.calls.lock().unwrap_or_else(|e| e.into_inner());
-        calls.retain(|_, (_, since)| since.elapsed() < RING);
-        if calls.len() >= MAX_CALLS && !calls.contains_key(&id) {
-            return Err(Problem::rate_limited(RING.as_secs()));
-        }
-        calls.insert(id, (visit.id, Instant::now()));
-    }
+    state
+        .services
+        .tablet_calls
+        .ring(id, visit.id)
+        .map_err(|_| Problem::rate_limited(RING.as_secs()))?;
     crate::audit::record_event(
         &state.services,
         AuditEvent::staff(tenant, session.staff.0, AuditAction::DeviceCalled)
@@ -409,4 +364,17 @@ pub async fn call(
         Json(json!({"ringing_seconds": RING.as_secs()})),
     )
         .into_response())
+}
+
+/// Tablets (the tablet's and the staff side): this area's routes (merged in [`crate::http::router`]).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::{delete, get, post};
+    axum::Router::new()
+        .route("/api/device/pairing", post(request_pairing))
+        .route("/api/device/me", get(device_me))
+        .route("/api/device/call", get(device_call))
+        .route("/api/devices", get(list))
+        .route("/api/devices/pair", post(pair))
+        .route("/api/devices/{id}", delete(unpair))
+        .route("/api/devices/{id}/call", post(call))
 }

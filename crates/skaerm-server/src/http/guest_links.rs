@@ -5,9 +5,11 @@
 //! an invite also takes its guest out of the call (or the waiting room) at once.
 
 use crate::http::body::Body;
-use crate::http::problem::Problem;
+use crate::http::join::link_url;
+use crate::http::problem::{ErrorCode, Problem};
 use crate::http::session::StaffSession;
-use crate::http::visits::{link_url, store_problem, visible_visit};
+use crate::http::visits::visible_visit;
+use crate::ids::IdInto;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -16,7 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use skaerm_auth::citizen_link::CitizenLinkSecret;
 use skaerm_scheduling::{GuestKind, GuestLink, GuestLinkId, NewGuestLink};
-use skaerm_sfu::ids::{ParticipantId, RoomId};
+use skaerm_sfu::ids::ParticipantId;
 use skaerm_sfu::protocol::EndReason;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -84,7 +86,7 @@ pub async fn issue(
     if visit.status.is_final() {
         return Err(Problem::new(
             StatusCode::CONFLICT,
-            "visit_closed",
+            ErrorCode::VisitClosed,
             "the visit has ended",
         ));
     }
@@ -102,8 +104,7 @@ pub async fn issue(
             },
             Utc::now(),
         )
-        .await
-        .map_err(store_problem)?;
+        .await?;
     let expires_at = visit.planned_end() + state.services.link_window.closes_after_end;
     tracing::info!(visit = %visit.id, staff = %session.staff, invite = %link.id,
         kind = link.kind.as_str(), "guest invited");
@@ -129,12 +130,7 @@ pub async fn list(
     Path(id): Path<String>,
 ) -> Result<Json<InviteList>, Problem> {
     let visit = visible_visit(&state, &session, &id).await?;
-    let links = state
-        .services
-        .store
-        .list_guest_links(visit.id)
-        .await
-        .map_err(Problem::internal)?;
+    let links = state.services.store.list_guest_links(visit.id).await?;
     Ok(Json(InviteList {
         guest_links: links.into_iter().map(view).collect(),
     }))
@@ -156,14 +152,13 @@ pub async fn revoke(
         .services
         .store
         .revoke_guest_link(visit.id, GuestLinkId(link_id), Utc::now())
-        .await
-        .map_err(store_problem)?;
+        .await?;
     tracing::info!(visit = %visit.id, staff = %session.staff, invite = %link_id, "guest invite revoked");
     // The invite's id is the guest's participant id: whoever came in with it leaves now.
     if !state
         .sfu
         .remove_participant(
-            RoomId(visit.id.0),
+            visit.id.id_into(),
             ParticipantId(link_id),
             EndReason::AccessRevoked,
         )
@@ -172,4 +167,12 @@ pub async fn revoke(
         tracing::warn!(visit = %visit.id, invite = %link_id, "the relay could not be told to remove the revoked guest");
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Guest links: this area's routes (merged in [`crate::http::router`]).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::{delete, post};
+    axum::Router::new()
+        .route("/api/visits/{id}/guest-links", post(issue).get(list))
+        .route("/api/visits/{id}/guest-links/{link_id}", delete(revoke))
 }

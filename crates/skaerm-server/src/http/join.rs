@@ -6,23 +6,50 @@
 //! throttled per client address and per link. Unknown and revoked links get the same answer.
 
 use crate::http::client_ip::ClientIp;
-use crate::http::problem::Problem;
+use crate::http::problem::{ErrorCode, Problem};
+use crate::ids::IdInto;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::{Value, json};
 use skaerm_auth::citizen_link::CitizenLinkSecret;
-use skaerm_auth::refs::{ParticipantRef, TenantRef, VisitRef};
+use skaerm_auth::refs::ParticipantRef;
 use skaerm_auth::tokens::{MediaGrantRequest, MediaRole};
 use skaerm_scheduling::LinkWindowError;
 use std::time::Instant;
+use utoipa::ToSchema;
+
+/// A link as issued to staff (a visit's or a series' citizen link): shown once, stored only as
+/// a hash.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CitizenLink {
+    pub(crate) url: String,
+    /// When the visit's link closes (absent for a series link, which follows the series).
+    pub(crate) expires_at: Option<DateTime<Utc>>,
+}
+
+/// The URL a link secret is sent as (`/j/{secret}`, the page that calls this door); citizen,
+/// series and guest links alike.
+pub(crate) fn link_url(state: &AppState, secret: &CitizenLinkSecret) -> String {
+    format!("{}/j/{}", state.public_url, secret.expose())
+}
+
+/// A staff member's first name, all citizens see of them (the join page, a called tablet).
+pub(crate) fn first_name(display_name: &str) -> String {
+    display_name
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
 
 fn unknown_link() -> Problem {
     Problem::new(
         StatusCode::NOT_FOUND,
-        "unknown_link",
+        ErrorCode::UnknownLink,
         "this link is not valid",
     )
 }
@@ -54,17 +81,12 @@ pub async fn exchange(
     let store = &state.services.store;
     let now = Utc::now();
     // A citizen link first, then a guest invite; unknown and revoked answer the same.
-    let (visit, guest) = match store
-        .find_visit_by_link(&hash.0, now)
-        .await
-        .map_err(Problem::internal)?
-    {
+    let (visit, guest) = match store.find_visit_by_link(&hash.0, now).await? {
         Some(visit) => (visit, None),
         None => {
             let invite = store
                 .find_guest_link(&hash.0)
-                .await
-                .map_err(Problem::internal)?
+                .await?
                 .ok_or_else(unknown_link)?;
             let visit = match store.get_visit(invite.visit).await {
                 Ok(visit) => visit,
@@ -79,7 +101,7 @@ pub async fn exchange(
         Err(LinkWindowError::NotYetOpen { opens_at }) => {
             return Err(Problem::new(
                 StatusCode::FORBIDDEN,
-                "not_yet_open",
+                ErrorCode::NotYetOpen,
                 "the visit has not opened yet",
             )
             .with("opens_at", opens_at.to_rfc3339()));
@@ -87,7 +109,7 @@ pub async fn exchange(
         Err(LinkWindowError::Closed) => {
             return Err(Problem::new(
                 StatusCode::GONE,
-                "link_expired",
+                ErrorCode::LinkExpired,
                 "the visit is over",
             ));
         }
@@ -95,43 +117,33 @@ pub async fn exchange(
     if visit.status.is_final() {
         return Err(Problem::new(
             StatusCode::GONE,
-            "link_expired",
+            ErrorCode::LinkExpired,
             "the visit is over",
         ));
     }
     let (participant, name) = match &guest {
         Some(invite) => (invite.id.0, invite.display_name.clone()),
         None => {
-            let citizen = store
-                .get_citizen(visit.citizen_id)
-                .await
-                .map_err(Problem::internal)?;
+            let citizen = store.get_citizen(visit.citizen_id).await?;
             (citizen.id.0, citizen.display_name)
         }
     };
-    let staff = store
-        .get_staff(visit.staff_id)
-        .await
-        .map_err(Problem::internal)?;
-    let token = state
-        .services
-        .tokens
-        .issue_media(
-            &MediaGrantRequest {
-                participant: ParticipantRef(participant),
-                visit: VisitRef(visit.id.0),
-                tenant: TenantRef(visit.tenant_id.0),
-                role: MediaRole::Guest,
-                name,
-                answered_call: None,
-            },
-            now,
-        )
-        .map_err(Problem::internal)?;
+    let staff = store.get_staff(visit.staff_id).await?;
+    let token = state.services.tokens.issue_media(
+        &MediaGrantRequest {
+            participant: ParticipantRef(participant),
+            visit: visit.id.id_into(),
+            tenant: visit.tenant_id.id_into(),
+            role: MediaRole::Guest,
+            name,
+            answered_call: None,
+        },
+        now,
+    )?;
     crate::audit::record_event(
         &state.services,
         skaerm_auth::audit::AuditEvent::citizen(
-            TenantRef(visit.tenant_id.0),
+            visit.tenant_id.id_into(),
             participant,
             skaerm_auth::audit::AuditAction::LinkExchanged,
         )
@@ -146,12 +158,7 @@ pub async fn exchange(
         None => tracing::info!(visit = %visit.id, "citizen link exchanged"),
     }
     // Only what the citizen's page needs: the staff member's first name and the times.
-    let staff_first_name = staff
-        .display_name
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let staff_first_name = first_name(&staff.display_name);
     let guest =
         guest.map(|invite| json!({"display_name": invite.display_name, "kind": invite.kind}));
     Ok(Json(json!({
@@ -169,4 +176,10 @@ pub async fn exchange(
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The citizen link exchange: this area's routes (merged in [`crate::http::router`]).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::post;
+    axum::Router::new().route("/api/join/{link}", post(exchange))
 }

@@ -5,6 +5,7 @@
 //! token; without one, only a direct loopback request (no `X-Forwarded-For`, so not relayed by
 //! a local reverse proxy) is answered.
 
+pub use crate::config::MetricsAccess;
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -12,17 +13,6 @@ use axum::response::{IntoResponse, Response};
 use prometheus::{Encoder, TextEncoder};
 use sha2::{Digest, Sha256};
 use std::net::{IpAddr, SocketAddr};
-
-/// The rule for reading `/metrics`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum MetricsAccess {
-    /// No token configured: direct loopback requests only.
-    LoopbackOnly,
-    /// `Authorization: Bearer <token>` required; the SHA-256 of the token is kept, and the
-    /// presented token is compared by its digest, so the comparison's timing says nothing
-    /// about the token.
-    Bearer([u8; 32]),
-}
 
 /// What a request to `/metrics` gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,11 +27,6 @@ pub enum Verdict {
 }
 
 impl MetricsAccess {
-    /// Requires this bearer token.
-    pub fn bearer(token: &str) -> Self {
-        MetricsAccess::Bearer(Sha256::digest(token.as_bytes()).into())
-    }
-
     /// Decides a request from its TCP peer and headers.
     pub fn decide(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Verdict {
         match self {
@@ -105,6 +90,12 @@ pub async fn metrics(State(state): State<AppState>, request: Request) -> Respons
         body,
     )
         .into_response()
+}
+
+/// Prometheus metrics: this area's routes (merged in [`crate::http::router`]).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::get;
+    axum::Router::new().route("/metrics", get(metrics))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The OpenAPI document of the scheduling API, generated from the handlers' annotations and
 //! the request/response types (`utoipa`), served at `GET /api/openapi.json`.
 
-use crate::http::{calendar_feed, guest_links, reports, series, visits};
+use crate::http::{calendar_feed, guest_links, monthly_reports, series, visits};
 use axum::Json;
 use utoipa::OpenApi;
 
@@ -16,7 +16,7 @@ use utoipa::OpenApi;
         guest_links::issue, guest_links::list, guest_links::revoke,
         series::create, series::get_one, series::edit, series::citizen_link,
         series::revoke_citizen_link,
-        reports::monthly,
+        monthly_reports::monthly,
         calendar_feed::issue, calendar_feed::revoke, calendar_feed::feed,
     ),
     tags((name = "visits"), (name = "series"), (name = "reports"), (name = "calendar"))
@@ -26,4 +26,10 @@ pub struct ApiDoc;
 /// `GET /api/openapi.json`.
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
+}
+
+/// The OpenAPI document: this area's routes (merged in [`crate::http::router`]).
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::get;
+    axum::Router::new().route("/api/openapi.json", get(document))
 }

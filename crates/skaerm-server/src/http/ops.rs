@@ -87,6 +87,12 @@ pub fn render(view: &OpsView, now: DateTime<Utc>, visible: impl Fn(&RoomId) -> b
     })
 }
 
+/// The operations call list: this area's routes (merged in [`crate::http::router`]).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::get;
+    axum::Router::new().route("/api/ops/calls", get(calls))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,9 +4,11 @@
 //! endpoints (`move`, `cancel`) applied to an occurrence.
 
 use crate::http::body::Body;
+use crate::http::join::{CitizenLink, link_url};
 use crate::http::problem::Problem;
 use crate::http::session::StaffSession;
-use crate::http::visits::{CitizenLink, VisitView, link_url, store_problem, views};
+use crate::http::visits::{VisitView, views};
+use crate::ids::IdInto;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -16,7 +18,6 @@ use chrono::{DateTime, NaiveDateTime, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 use skaerm_auth::audit::{AuditAction, AuditEvent};
 use skaerm_auth::citizen_link::CitizenLinkSecret;
-use skaerm_auth::refs::TenantRef;
 use skaerm_scheduling::{
     CitizenId, LegalBasis, NewSeries, Recurrence, Series, SeriesEdit, SeriesId, StaffId,
     StoreError, Visit,
@@ -113,7 +114,7 @@ pub async fn create(
     Body(body): Body<CreateSeries>,
 ) -> Result<impl IntoResponse, Problem> {
     let recurrence = Recurrence::new(body.start_local, &body.rrule)
-        .map_err(|e| store_problem(StoreError::Recurrence(e)))?;
+        .map_err(|e| Problem::from(StoreError::Recurrence(e)))?;
     let (series, visits) = state
         .services
         .store
@@ -130,8 +131,7 @@ pub async fn create(
             },
             Utc::now(),
         )
-        .await
-        .map_err(store_problem)?;
+        .await?;
     tracing::info!(series = %series.id, staff = %session.staff, visits = visits.len(), "series planned");
     audit_series(&state, &session, AuditAction::VisitCreated, &series.id).await?;
     Ok((
@@ -146,12 +146,7 @@ async fn owned_series(
     id: &str,
 ) -> Result<Series, Problem> {
     let id = Uuid::parse_str(id).map_err(|_| Problem::not_found())?;
-    let series = state
-        .services
-        .store
-        .get_series(SeriesId(id))
-        .await
-        .map_err(store_problem)?;
+    let series = state.services.store.get_series(SeriesId(id)).await?;
     if series.tenant_id != session.tenant || series.staff_id != session.staff {
         return Err(Problem::not_found());
     }
@@ -168,12 +163,7 @@ pub async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Json<SeriesEnvelope>, Problem> {
     let series = owned_series(&state, &session, &id).await?;
-    let visits = state
-        .services
-        .store
-        .series_visits(series.id)
-        .await
-        .map_err(Problem::internal)?;
+    let visits = state.services.store.series_visits(series.id).await?;
     envelope(&state, &series, visits).await
 }
 
@@ -240,8 +230,7 @@ pub async fn edit(
             },
             Utc::now(),
         )
-        .await
-        .map_err(store_problem)?;
+        .await?;
     tracing::info!(old = %series.id, new = %new.id, staff = %session.staff, "series edited from an occurrence");
     audit_series(&state, &session, AuditAction::VisitChanged, &new.id).await?;
     envelope(&state, &new, visits).await
@@ -263,8 +252,7 @@ pub async fn citizen_link(
         .services
         .store
         .set_series_citizen_link(series.id, secret.hash().0, Utc::now())
-        .await
-        .map_err(Problem::internal)?;
+        .await?;
     tracing::info!(series = %series.id, staff = %session.staff, "series citizen link issued");
     audit_series(&state, &session, AuditAction::LinkIssued, &series.id).await?;
     Ok(Json(CitizenLink {
@@ -287,8 +275,7 @@ pub async fn revoke_citizen_link(
         .services
         .store
         .revoke_series_citizen_links(series.id, Utc::now())
-        .await
-        .map_err(Problem::internal)?;
+        .await?;
     audit_series(&state, &session, AuditAction::LinkRevoked, &series.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -301,8 +288,21 @@ async fn audit_series(
     action: AuditAction,
     series: &impl std::fmt::Display,
 ) -> Result<(), Problem> {
-    let event = AuditEvent::staff(TenantRef(session.tenant.0), session.staff.0, action)
+    let event = AuditEvent::staff(session.tenant.id_into(), session.staff.0, action)
         .from_ip(session.client_ip)
         .detail(&format!("series {series}"));
-    crate::audit::record_event(&state.services, event).await
+    Ok(crate::audit::record_event(&state.services, event).await?)
+}
+
+/// Series: this area's routes (merged in [`crate::http::router`]).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/api/series", post(create))
+        .route("/api/series/{id}", get(get_one))
+        .route("/api/series/{id}/edit", post(edit))
+        .route(
+            "/api/series/{id}/citizen-link",
+            post(citizen_link).delete(revoke_citizen_link),
+        )
 }

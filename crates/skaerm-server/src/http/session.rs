@@ -16,8 +16,10 @@
 //!
 //! All carry the tenant; handlers must scope every query by it.
 
+use crate::audit::Actor;
 use crate::http::client_ip::ClientIp;
-use crate::http::problem::Problem;
+use crate::http::problem::{ErrorCode, Problem};
+use crate::ids::IdInto;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{FromRef, FromRequestParts, State};
@@ -86,23 +88,29 @@ where
             verified => verified,
         }
         .map_err(|_| Problem::unauthenticated())?;
-        let live = state
-            .services
-            .sessions
-            .is_live(claims.session, now)
-            .await
-            .map_err(Problem::internal)?;
+        let live = state.services.sessions.is_live(claims.session, now).await?;
         if !live {
             return Err(Problem::unauthenticated());
         }
         Ok(Authenticated {
             session: claims.session,
-            staff: StaffId(claims.staff.0),
-            tenant: TenantId(claims.tenant.0),
+            staff: claims.staff.id_into(),
+            tenant: claims.tenant.id_into(),
             roles: claims.roles,
             name: claims.name,
             client_ip: crate::http::client_ip::from_parts(parts, &state),
         })
+    }
+}
+
+impl Authenticated {
+    /// Who acts, for the audit log.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            tenant: self.tenant,
+            staff: self.staff,
+            client_ip: self.client_ip,
+        }
     }
 }
 
@@ -161,7 +169,7 @@ where
         if !inner.roles.any_of(P::ANY_OF) {
             return Err(Problem::new(
                 StatusCode::FORBIDDEN,
-                "forbidden_role",
+                ErrorCode::ForbiddenRole,
                 "your role does not allow this",
             ));
         }
@@ -264,8 +272,7 @@ pub async fn open_session(
             },
             now,
         )
-        .await
-        .map_err(Problem::internal)?;
+        .await?;
     let token = issue_access(state, &session)?;
     let jar = jar
         .add(access_cookie(state, token))
@@ -340,7 +347,7 @@ pub async fn login(
     let staff = state
         .services
         .store
-        .get_staff(StaffId(account.staff_id.0))
+        .get_staff(account.staff_id.id_into())
         .await
         .map_err(Problem::internal)?;
     if staff.tenant_id.0 != account.tenant_id.0 {
@@ -382,7 +389,7 @@ pub async fn login(
 fn bad_credentials() -> Problem {
     Problem::new(
         StatusCode::UNAUTHORIZED,
-        "bad_credentials",
+        ErrorCode::BadCredentials,
         "wrong username or password",
     )
 }
@@ -404,13 +411,7 @@ pub async fn refresh(State(state): State<AppState>, jar: CookieJar) -> Result<Re
     else {
         return Ok((cleared(jar), Problem::unauthenticated()).into_response());
     };
-    let Some((session, next)) = state
-        .services
-        .sessions
-        .refresh(&secret, Utc::now())
-        .await
-        .map_err(Problem::internal)?
-    else {
+    let Some((session, next)) = state.services.sessions.refresh(&secret, Utc::now()).await? else {
         return Ok((cleared(jar), Problem::unauthenticated()).into_response());
     };
     let token = issue_access(&state, &session)?;
@@ -420,8 +421,8 @@ pub async fn refresh(State(state): State<AppState>, jar: CookieJar) -> Result<Re
     Ok((
         jar,
         me_body(
-            StaffId(session.staff.0),
-            TenantId(session.tenant.0),
+            session.staff.id_into(),
+            session.tenant.id_into(),
             &session.name,
             session.roles,
         ),
@@ -454,8 +455,7 @@ pub async fn logout(
             .services
             .sessions
             .refresh(&secret, now)
-            .await
-            .map_err(Problem::internal)?
+            .await?
             .map(|(session, _)| {
                 audited.get_or_insert((session.tenant, session.staff));
                 session.id
@@ -464,12 +464,7 @@ pub async fn logout(
     };
     let mut revoked = None;
     for session in from_access.into_iter().chain(from_refresh) {
-        state
-            .services
-            .sessions
-            .revoke(session, now)
-            .await
-            .map_err(Problem::internal)?;
+        state.services.sessions.revoke(session, now).await?;
         tracing::info!(session = %session.0, "staff logged out");
         revoked = Some(session);
     }
@@ -488,4 +483,13 @@ pub async fn logout(
 /// `GET /api/me`.
 pub async fn me(session: Authenticated) -> Json<serde_json::Value> {
     me_body(session.staff, session.tenant, &session.name, session.roles)
+}
+
+/// Staff sessions: this area's routes (merged in [`crate::http::router`]).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/api/session", post(login).delete(logout))
+        .route("/api/session/refresh", post(refresh))
+        .route("/api/me", get(me))
 }

@@ -1,10 +1,12 @@
 //! Staff endpoints for visits: listing (paginated), planning, moving, cancelling, starting and
 //! ending with an outcome, media tokens for the call, and the citizen's link. Store errors map
-//! to problem+json here ([`store_problem`]), shared by the series, report and feed modules.
+//! to problem+json through `From<StoreError> for Problem` (`http::problem`).
 
 use crate::http::body::Body;
-use crate::http::problem::Problem;
+use crate::http::join::{CitizenLink, link_url};
+use crate::http::problem::{ErrorCode, Problem};
 use crate::http::session::StaffSession;
+use crate::ids::IdInto;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -14,13 +16,11 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use skaerm_auth::audit::AuditAction;
 use skaerm_auth::citizen_link::CitizenLinkSecret;
-use skaerm_auth::refs::{ParticipantRef, TenantRef, VisitRef};
 use skaerm_auth::tokens::{MediaGrantRequest, MediaRole};
 use skaerm_scheduling::{
     CitizenId, EndedBy, LegalBasis, NewVisit, Outcome, SeriesId, StaffId, StoreError, Visit,
     VisitId, VisitQuery, VisitStatus, copenhagen_day_bounds, today_and_ahead,
 };
-use skaerm_sfu::ids::RoomId;
 use skaerm_sfu::protocol::EndReason;
 use std::collections::HashMap;
 use utoipa::ToSchema;
@@ -76,60 +76,6 @@ pub struct VisitList {
     next_offset: Option<u32>,
 }
 
-/// Maps a storage failure to a problem.
-pub(crate) fn store_problem(err: StoreError) -> Problem {
-    match err {
-        StoreError::NotFound => Problem::not_found(),
-        StoreError::Invalid(detail) => {
-            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", detail)
-        }
-        StoreError::Recurrence(err) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_rrule",
-            err.to_string(),
-        ),
-        StoreError::Conflict(c) => Problem::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            format!(
-                "a staff member is already booked by visit {} ({} – {})",
-                c.visit, c.planned_start, c.planned_end
-            ),
-        )
-        .with(
-            "conflicting_visit",
-            serde_json::json!({
-                "id": c.visit,
-                "planned_start": c.planned_start,
-                "planned_end": c.planned_end,
-            }),
-        ),
-        StoreError::NotChangeable(status) => Problem::new(
-            StatusCode::CONFLICT,
-            "visit_not_changeable",
-            "the visit has begun or ended and can no longer be changed",
-        )
-        .with("status", status.code()),
-        StoreError::IllegalTransition(t) => Problem::new(
-            StatusCode::CONFLICT,
-            "illegal_transition",
-            format!("a {} visit cannot do that", t.from.code()),
-        )
-        .with("status", t.from.code()),
-        StoreError::Busy => Problem::new(
-            StatusCode::CONFLICT,
-            "busy",
-            "the visit changed at the same time; try again",
-        ),
-        StoreError::AlreadySplit => Problem::new(
-            StatusCode::CONFLICT,
-            "series_split",
-            "the series has already been split before that occurrence; edit the newer series",
-        ),
-        err => Problem::internal(err),
-    }
-}
-
 /// Turns visits into views, looking up each citizen once.
 pub(crate) async fn views(state: &AppState, visits: Vec<Visit>) -> Result<Vec<VisitView>, Problem> {
     let now = Utc::now();
@@ -139,12 +85,7 @@ pub(crate) async fn views(state: &AppState, visits: Vec<Visit>) -> Result<Vec<Vi
         let name = match names.get(&visit.citizen_id) {
             Some(name) => name.clone(),
             None => {
-                let citizen = state
-                    .services
-                    .store
-                    .get_citizen(visit.citizen_id)
-                    .await
-                    .map_err(Problem::internal)?;
+                let citizen = state.services.store.get_citizen(visit.citizen_id).await?;
                 names.insert(visit.citizen_id, citizen.display_name.clone());
                 citizen.display_name
             }
@@ -223,7 +164,7 @@ pub async fn list(
         _ => {
             return Err(Problem::new(
                 StatusCode::BAD_REQUEST,
-                "bad_request",
+                ErrorCode::BadRequest,
                 "give both `from` and `to`, or `day`",
             ));
         }
@@ -231,7 +172,7 @@ pub async fn list(
     if to < from || to - from > Duration::days(366) {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
-            "bad_request",
+            ErrorCode::BadRequest,
             "`to` must be after `from` and at most 366 days later",
         ));
     }
@@ -246,8 +187,7 @@ pub async fn list(
             limit: query.limit.unwrap_or(100),
             offset: query.offset.unwrap_or(0),
         })
-        .await
-        .map_err(Problem::internal)?;
+        .await?;
     Ok(Json(VisitList {
         visits: views(&state, page.visits).await?,
         next_offset: page.next_offset,
@@ -291,12 +231,11 @@ pub async fn create(
             planned_start: body.planned_start,
             duration_minutes: body.duration_minutes,
         })
-        .await
-        .map_err(store_problem)?;
+        .await?;
     tracing::info!(visit = %visit.id, staff = %session.staff, "visit planned");
     crate::audit::record(
-        &state,
-        &session,
+        &state.services,
+        &session.actor(),
         AuditAction::VisitCreated,
         Some(visit.id.0),
     )
@@ -329,7 +268,7 @@ async fn owned_visit(state: &AppState, session: &StaffSession, id: &str) -> Resu
     if visit.staff_id != session.staff {
         return Err(Problem::new(
             StatusCode::FORBIDDEN,
-            "not_owner",
+            ErrorCode::NotOwner,
             "only the staff member who owns the visit can change it",
         ));
     }
@@ -346,7 +285,13 @@ pub async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Json<VisitEnvelope>, Problem> {
     let visit = visible_visit(&state, &session, &id).await?;
-    crate::audit::record(&state, &session, AuditAction::VisitViewed, Some(visit.id.0)).await?;
+    crate::audit::record(
+        &state.services,
+        &session.actor(),
+        AuditAction::VisitViewed,
+        Some(visit.id.0),
+    )
+    .await?;
     envelope(&state, visit).await
 }
 
@@ -380,12 +325,11 @@ pub async fn move_visit(
             body.duration_minutes,
             Utc::now(),
         )
-        .await
-        .map_err(store_problem)?;
+        .await?;
     tracing::info!(visit = %visit.id, staff = %session.staff, "visit moved");
     crate::audit::record(
-        &state,
-        &session,
+        &state.services,
+        &session.actor(),
         AuditAction::VisitChanged,
         Some(visit.id.0),
     )
@@ -416,20 +360,13 @@ pub async fn cancel(
     let now = Utc::now();
     let visit = store
         .cancel_visit(visit.id, EndedBy::Staff(session.staff), body.note, now)
-        .await
-        .map_err(store_problem)?;
-    store
-        .revoke_citizen_links(visit.id, now)
-        .await
-        .map_err(Problem::internal)?;
-    store
-        .revoke_guest_links(visit.id, now)
-        .await
-        .map_err(Problem::internal)?;
+        .await?;
+    store.revoke_citizen_links(visit.id, now).await?;
+    store.revoke_guest_links(visit.id, now).await?;
     tracing::info!(visit = %visit.id, staff = %session.staff, "visit cancelled");
     crate::audit::record(
-        &state,
-        &session,
+        &state.services,
+        &session.actor(),
         AuditAction::VisitChanged,
         Some(visit.id.0),
     )
@@ -438,25 +375,25 @@ pub async fn cancel(
 }
 
 fn visit_closed() -> Problem {
-    Problem::new(StatusCode::CONFLICT, "visit_closed", "the visit has ended")
+    Problem::new(
+        StatusCode::CONFLICT,
+        ErrorCode::VisitClosed,
+        "the visit has ended",
+    )
 }
 
 fn host_token(state: &AppState, session: &StaffSession, visit: &Visit) -> Result<String, Problem> {
-    state
-        .services
-        .tokens
-        .issue_media(
-            &MediaGrantRequest {
-                participant: ParticipantRef(session.staff.0),
-                visit: VisitRef(visit.id.0),
-                tenant: TenantRef(visit.tenant_id.0),
-                role: MediaRole::Host,
-                name: session.name.clone(),
-                answered_call: None,
-            },
-            Utc::now(),
-        )
-        .map_err(Problem::internal)
+    Ok(state.services.tokens.issue_media(
+        &MediaGrantRequest {
+            participant: session.staff.id_into(),
+            visit: visit.id.id_into(),
+            tenant: visit.tenant_id.id_into(),
+            role: MediaRole::Host,
+            name: session.name.clone(),
+            answered_call: None,
+        },
+        Utc::now(),
+    )?)
 }
 
 /// A visit with a media token for its room.
@@ -486,17 +423,17 @@ pub async fn start(
         Err(StoreError::IllegalTransition(t)) if t.from == VisitStatus::Planned => {
             return Err(Problem::new(
                 StatusCode::CONFLICT,
-                "visit_not_ready",
+                ErrorCode::VisitNotReady,
                 "the visit can be started from 15 minutes before its planned start",
             ));
         }
         Err(StoreError::IllegalTransition(_)) => return Err(visit_closed()),
-        Err(err) => return Err(store_problem(err)),
+        Err(err) => return Err(err.into()),
     };
     tracing::info!(visit = %visit.id, staff = %session.staff, "visit started");
     crate::audit::record(
-        &state,
-        &session,
+        &state.services,
+        &session.actor(),
         AuditAction::VisitStarted,
         Some(visit.id.0),
     )
@@ -531,7 +468,7 @@ pub async fn media_token(
         _ => {
             return Err(Problem::new(
                 StatusCode::CONFLICT,
-                "visit_not_started",
+                ErrorCode::VisitNotStarted,
                 "start the visit first",
             ));
         }
@@ -582,31 +519,25 @@ pub async fn end(
         {
             return Err(Problem::new(
                 StatusCode::CONFLICT,
-                "visit_not_started",
+                ErrorCode::VisitNotStarted,
                 "only a visit in progress can be completed",
             ));
         }
-        Err(err) => return Err(store_problem(err)),
+        Err(err) => return Err(err.into()),
     };
     state
         .sfu
-        .close_room(RoomId(visit.id.0), EndReason::VisitEnded)
+        .close_room(visit.id.id_into(), EndReason::VisitEnded)
         .await;
     tracing::info!(visit = %visit.id, staff = %session.staff, outcome = ?outcome, "visit ended");
-    crate::audit::record(&state, &session, AuditAction::VisitEnded, Some(visit.id.0)).await?;
+    crate::audit::record(
+        &state.services,
+        &session.actor(),
+        AuditAction::VisitEnded,
+        Some(visit.id.0),
+    )
+    .await?;
     envelope(&state, visit).await
-}
-
-/// A citizen link: shown once, stored only as a hash.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CitizenLink {
-    pub(crate) url: String,
-    /// When the visit's link closes (absent for a series link, which follows the series).
-    pub(crate) expires_at: Option<DateTime<Utc>>,
-}
-
-pub(crate) fn link_url(state: &AppState, secret: &CitizenLinkSecret) -> String {
-    format!("{}/j/{}", state.public_url, secret.expose())
 }
 
 /// Issues a new citizen link for the visit and revokes the previous one.
@@ -627,11 +558,16 @@ pub async fn citizen_link(
         .services
         .store
         .set_citizen_link(visit.id, secret.hash().0, Utc::now())
-        .await
-        .map_err(Problem::internal)?;
+        .await?;
     let expires_at = visit.planned_end() + state.services.link_window.closes_after_end;
     tracing::info!(visit = %visit.id, staff = %session.staff, "citizen link issued");
-    crate::audit::record(&state, &session, AuditAction::LinkIssued, Some(visit.id.0)).await?;
+    crate::audit::record(
+        &state.services,
+        &session.actor(),
+        AuditAction::LinkIssued,
+        Some(visit.id.0),
+    )
+    .await?;
     Ok(Json(CitizenLink {
         url: link_url(&state, &secret),
         expires_at: Some(expires_at),
@@ -652,9 +588,31 @@ pub async fn revoke_citizen_link(
         .services
         .store
         .revoke_citizen_links(visit.id, Utc::now())
-        .await
-        .map_err(Problem::internal)?;
+        .await?;
     tracing::info!(visit = %visit.id, staff = %session.staff, "citizen link revoked");
-    crate::audit::record(&state, &session, AuditAction::LinkRevoked, Some(visit.id.0)).await?;
+    crate::audit::record(
+        &state.services,
+        &session.actor(),
+        AuditAction::LinkRevoked,
+        Some(visit.id.0),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Visits: this area's routes (merged in [`crate::http::router`]).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/api/visits", get(list).post(create))
+        .route("/api/visits/{id}", get(get_one))
+        .route("/api/visits/{id}/move", post(move_visit))
+        .route("/api/visits/{id}/cancel", post(cancel))
+        .route("/api/visits/{id}/start", post(start))
+        .route("/api/visits/{id}/media-token", post(media_token))
+        .route("/api/visits/{id}/end", post(end))
+        .route(
+            "/api/visits/{id}/citizen-link",
+            post(citizen_link).delete(revoke_citizen_link),
+        )
 }

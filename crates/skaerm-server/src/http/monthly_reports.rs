@@ -1,10 +1,10 @@
-//! Management reports: a month's numbers per team and legal basis, as JSON or a CSV download.
+//! Monthly reports (management numbers, not the relay's RTCP reports): a month's numbers per team and legal basis, as JSON or a CSV download.
 //! Scoped to the caller's municipality and team. (Until the auth work adds roles, every staff
 //! member sees their own team's report; a manager role will widen this to other teams.)
 
-use crate::http::problem::Problem;
+use crate::http::problem::{ErrorCode, Problem};
 use crate::http::session::TeamLeadSession;
-use crate::http::visits::store_problem;
+use crate::ids::IdInto;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Query, State};
@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 use skaerm_auth::audit::{AuditAction, AuditEvent};
-use skaerm_auth::refs::TenantRef;
 use skaerm_scheduling::MonthlyReport;
 use skaerm_scheduling::reports::month_of;
 
@@ -29,7 +28,11 @@ pub struct ReportQuery {
 }
 
 fn bad(detail: &str) -> Problem {
-    Problem::new(StatusCode::BAD_REQUEST, "bad_request", detail.to_owned())
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::BadRequest,
+        detail.to_owned(),
+    )
 }
 
 /// A month's report for the caller's municipality and team.
@@ -51,15 +54,12 @@ pub async fn monthly(
         None => month_of(Utc::now()),
     };
     let store = &state.services.store;
-    let me = store
-        .get_staff(session.staff)
-        .await
-        .map_err(store_problem)?;
+    let me = store.get_staff(session.staff).await?;
     let team = match (query.team, me.team) {
         (Some(asked), Some(own)) if asked != own => {
             return Err(Problem::new(
                 StatusCode::FORBIDDEN,
-                "forbidden_team",
+                ErrorCode::ForbiddenTeam,
                 "you can only see your own team's report",
             ));
         }
@@ -72,11 +72,10 @@ pub async fn monthly(
             team.as_deref(),
             state.services.scheduling.saved_drive_minutes,
         )
-        .await
-        .map_err(store_problem)?;
+        .await?;
     // Who looked at which month's numbers (no personal data in a report, but it is audited).
     let event = AuditEvent::staff(
-        TenantRef(session.tenant.0),
+        session.tenant.id_into(),
         session.staff.0,
         AuditAction::ReportViewed,
     )
@@ -112,7 +111,7 @@ fn csv_response(report: &MonthlyReport) -> Result<Response, Problem> {
         "average_duration_seconds",
         "saved_driving_minutes",
     ];
-    out.write_record(header_row).map_err(Problem::internal)?;
+    out.write_record(header_row)?;
     let opt = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_default();
     // Text cells a spreadsheet would run as a formula are quoted.
     let text = |v: &str| {
@@ -138,8 +137,7 @@ fn csv_response(report: &MonthlyReport) -> Result<Response, Problem> {
             opt(line.technical_failure_rate),
             opt(line.average_duration_seconds),
             line.saved_driving_minutes.to_string(),
-        ])
-        .map_err(Problem::internal)?;
+        ])?;
     }
     let bytes = out.into_inner().map_err(Problem::internal)?;
     Ok((
@@ -153,4 +151,10 @@ fn csv_response(report: &MonthlyReport) -> Result<Response, Problem> {
         bytes,
     )
         .into_response())
+}
+
+/// Monthly reports: this area's routes (merged in [`crate::http::router`]).
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::get;
+    axum::Router::new().route("/api/reports/monthly", get(monthly))
 }
