@@ -6,6 +6,7 @@
 //! - [`audit`]: what the server records in the audit log;
 //! - [`admission`]: who may join which visit's room (the relay's `JoinAuthorizer`);
 //! - [`oidc`]: staff single sign-on (OpenID Connect, PKCE);
+//! - [`listener`]: the accept loop: connection caps, header and idle timeouts;
 //! - [`live_calls`]: the live call list for operations;
 //! - [`http`]: the HTTP API and the web client's pages;
 //! - [`demo`]: the demo municipality seeded on first start;
@@ -21,6 +22,7 @@ pub mod config;
 pub mod demo;
 pub mod http;
 pub mod jobs;
+pub mod listener;
 pub mod live_calls;
 pub mod oidc;
 pub mod recovery;
@@ -32,7 +34,6 @@ pub mod turn;
 pub use config::ServerConfig;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use skaerm_sfu::Sfu;
 use skaerm_sfu::config::RelayConfig;
 use std::net::SocketAddr;
@@ -164,47 +165,29 @@ impl Server {
         let certificate_pem = tls.as_ref().map(|t| t.certificate_pem.clone());
         let app = http::router(state.clone());
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();
-        let serving = match tls {
-            None => tokio::spawn(async move {
-                // No Nagle: signalling is small messages in bursts (`joined` then `offer`), and
-                // a second small write waiting for the client's delayed ACK of the first cost
-                // 40 ms per burst on loopback (HTTPS through axum-server sets it by default).
-                let listener = listener.tap_io(|tcp| {
-                    if let Err(err) = tcp.set_nodelay(true) {
-                        tracing::debug!(%err, "could not set TCP_NODELAY");
-                    }
-                });
-                let result = axum::serve(
-                    listener,
-                    app.into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .with_graceful_shutdown(async {
-                    let _ = shutdown_rx.await;
-                })
-                .await;
-                if let Err(err) = result {
-                    tracing::error!(%err, "HTTP server failed");
-                }
-            }),
-            Some(tls) => {
-                let handle = axum_server::Handle::<SocketAddr>::new();
-                let listener = listener.into_std()?;
-                let server =
-                    axum_server::from_tcp_rustls(listener, tls.config)?.handle(handle.clone());
-                tokio::spawn(async move {
-                    tokio::spawn(async move {
-                        let _ = shutdown_rx.await;
-                        handle.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
-                    });
-                    let result = server
-                        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
-                        .await;
-                    if let Err(err) = result {
-                        tracing::error!(%err, "HTTPS server failed");
-                    }
-                })
-            }
-        };
+        let edge_metrics = listener::EdgeMetrics::register(&state.registry)
+            .context("registering the edge metrics")?;
+        state
+            .services
+            .accounts
+            .hashing()
+            .metrics()
+            .register(&state.registry)
+            .context("registering the password hashing metrics")?;
+        let acceptor = tls
+            .as_ref()
+            .map(|tls| tokio_rustls::TlsAcceptor::from(tls.config.get_inner()));
+        let limits = listener::EdgeLimits::from_config(&config.edge, &config.trusted_proxies);
+        let serving = tokio::spawn(listener::serve(
+            listener,
+            app,
+            acceptor,
+            limits,
+            edge_metrics,
+            async {
+                let _ = shutdown_rx.await;
+            },
+        ));
         tracing::info!(%http_addr, %udp_addr, %public_url, "skaerm is serving");
         Ok(Server {
             http_addr,
