@@ -253,6 +253,32 @@ async fn partial_headers_and_silent_connections_are_closed_after_the_header_time
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tls_listener_has_the_same_timeouts_and_caps() -> Result<()> {
+    let server = TestServer::start_with(&[
+        "--tls-self-signed",
+        "--header-timeout-secs",
+        "1",
+        "--max-connections-per-ip",
+        "2",
+    ])
+    .await?;
+    // A handshake that never starts is given up after the header timeout.
+    let mut silent = tcp_from(&server, "127.0.0.2").await?;
+    let took = closed_within(&mut silent, Duration::from_secs(5)).await?;
+    assert!(took >= Duration::from_millis(800), "closed too early: {took:?}");
+    // Two held connections fill the address's cap; a third is closed at once.
+    let _held = [
+        tcp_from(&server, "127.0.0.2").await?,
+        tcp_from(&server, "127.0.0.2").await?,
+    ];
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = tcp_from(&server, "127.0.0.2").await?;
+    let took = closed_within(&mut third, Duration::from_secs(3)).await?;
+    assert!(took < Duration::from_millis(800), "refused, not timed out: {took:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_keep_alive_connections_are_closed_after_the_idle_timeout() -> Result<()> {
     let server = TestServer::start_with(&[
         "--header-timeout-secs",
