@@ -100,6 +100,7 @@ pub struct PasswordHashing {
     max_waiting: usize,
     waiting: AtomicUsize,
     running: AtomicUsize,
+    most_running: AtomicUsize,
     /// Free argon2 memory buffers; never more than `permit_count` exist.
     memory: Mutex<Vec<Vec<Block>>>,
     dummy: OnceLock<String>,
@@ -133,6 +134,7 @@ impl PasswordHashing {
             max_waiting: permits.saturating_mul(32),
             waiting: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
+            most_running: AtomicUsize::new(0),
             memory: Mutex::new(Vec::new()),
             dummy: OnceLock::new(),
             metrics: HashingMetrics::new(permits),
@@ -211,9 +213,13 @@ impl PasswordHashing {
             let _permit = permit;
             let running = this.running.fetch_add(1, Ordering::SeqCst) + 1;
             this.metrics.in_flight.inc();
+            let most = this
+                .most_running
+                .fetch_max(running, Ordering::SeqCst)
+                .max(running);
             this.metrics
                 .in_flight_max
-                .set(this.metrics.in_flight_max.get().max(running as i64));
+                .set(i64::try_from(most).unwrap_or(i64::MAX));
             let mut memory = this
                 .memory
                 .lock()
