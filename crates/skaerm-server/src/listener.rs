@@ -299,18 +299,24 @@ struct AcceptErrorLog {
 }
 
 impl AcceptErrorLog {
-    fn record(&mut self, err: &io::Error) {
-        if self.last.is_some_and(|t| t.elapsed() < ACCEPT_LOG_INTERVAL) {
+    /// Counts a failure at `now`; logs it unless one was logged within the interval. Whether
+    /// it logged.
+    fn record(&mut self, err: &io::Error, now: Instant) -> bool {
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < ACCEPT_LOG_INTERVAL)
+        {
             self.suppressed += 1;
-            return;
+            return false;
         }
         tracing::warn!(
             %err,
             since_last_line = self.suppressed,
             "accept failed (the open-file limit? see LimitNOFILE in deploy/)"
         );
-        self.last = Some(Instant::now());
+        self.last = Some(now);
         self.suppressed = 0;
+        true
     }
 }
 
@@ -339,7 +345,7 @@ pub async fn serve(
                 Ok(accepted) => accepted,
                 Err(err) => {
                     metrics.accept_errors.inc();
-                    errors.record(&err);
+                    errors.record(&err, Instant::now());
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
@@ -538,5 +544,50 @@ impl Connection {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_accepts_are_logged_at_most_once_per_interval() {
+        let mut log = AcceptErrorLog {
+            last: None,
+            suppressed: 0,
+        };
+        let emfile = io::Error::from_raw_os_error(24);
+        let t0 = Instant::now();
+        // A full file table fails every try; tries come every ACCEPT_BACKOFF.
+        let logged = (0..400)
+            .filter(|i| log.record(&emfile, t0 + ACCEPT_BACKOFF * *i))
+            .count();
+        // 400 × 50 ms = 20 s: a line at 0 s, 10 s (and none in between).
+        assert_eq!(logged, 2);
+        assert_eq!(log.suppressed, 199);
+    }
+
+    #[test]
+    fn ipv6_clients_share_a_cap_per_64_and_trusted_proxies_only_the_total() {
+        let limits = EdgeLimits {
+            max_connections: 4,
+            max_per_address: 2,
+            header_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+            trusted_proxies: vec!["10.0.0.1".parse().unwrap()],
+        };
+        let connections = Arc::new(Mutex::new(Connections::default()));
+        let open = IntGauge::new("open", "open").unwrap();
+        let take = |ip: &str| Slot::take(&connections, &limits, ip.parse().unwrap(), &open);
+        let a = take("2001:db8::1").unwrap();
+        let _b = take("2001:db8::2").unwrap();
+        assert!(matches!(take("2001:db8::3"), Err(Refusal::PerAddress)));
+        let _proxy = [take("10.0.0.1").unwrap(), take("10.0.0.1").unwrap()];
+        assert!(matches!(take("10.0.0.1"), Err(Refusal::Total)));
+        drop(a);
+        let again = take("2001:db8::4");
+        assert!(again.is_ok(), "a closed connection frees its place");
+        assert_eq!(open.get(), 4);
     }
 }
