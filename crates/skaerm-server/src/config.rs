@@ -192,7 +192,9 @@ pub struct EdgeConfig {
     pub header_timeout_secs: u64,
 
     /// Seconds a connection may sit without traffic and without a request in progress before
-    /// it is closed (keep-alive idle; upgraded WebSockets have their own liveness checks).
+    /// it is closed (HTTP/2 over TLS above all: an HTTP/1.1 connection waiting for its next
+    /// request is already closed by the header timeout; upgraded WebSockets have their own
+    /// liveness checks).
     #[arg(long, env = "SKAERM_IDLE_TIMEOUT_SECS", default_value_t = 60)]
     pub idle_timeout_secs: u64,
 
