@@ -211,15 +211,7 @@ impl PasswordHashing {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let running = this.running.fetch_add(1, Ordering::SeqCst) + 1;
-            this.metrics.in_flight.inc();
-            let most = this
-                .most_running
-                .fetch_max(running, Ordering::SeqCst)
-                .max(running);
-            this.metrics
-                .in_flight_max
-                .set(i64::try_from(most).unwrap_or(i64::MAX));
+            let _running = Running::enter(&this);
             let mut memory = this
                 .memory
                 .lock()
@@ -231,12 +223,36 @@ impl PasswordHashing {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(memory);
-            this.metrics.in_flight.dec();
-            this.running.fetch_sub(1, Ordering::SeqCst);
             out
         })
         .await
         .map_err(|e| HashingError::Failed(e.to_string()))
+    }
+}
+
+/// One running hash, counted until it ends (a panic included).
+struct Running<'a>(&'a PasswordHashing);
+
+impl<'a> Running<'a> {
+    fn enter(hashing: &'a PasswordHashing) -> Self {
+        let running = hashing.running.fetch_add(1, Ordering::SeqCst) + 1;
+        let most = hashing
+            .most_running
+            .fetch_max(running, Ordering::SeqCst)
+            .max(running);
+        hashing.metrics.in_flight.inc();
+        hashing
+            .metrics
+            .in_flight_max
+            .set(i64::try_from(most).unwrap_or(i64::MAX));
+        Running(hashing)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.metrics.in_flight.dec();
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

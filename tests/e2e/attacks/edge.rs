@@ -153,9 +153,11 @@ async fn unknown_and_known_usernames_cost_the_same() -> Result<()> {
     unknown.sort();
     known.sort();
     let (unknown, known) = (unknown[2].as_secs_f64(), known[2].as_secs_f64());
+    // Without the dummy hash an unknown username answers ~100× faster; the bounds leave room
+    // for a busy machine.
     let ratio = unknown / known;
     assert!(
-        (0.5..=2.0).contains(&ratio),
+        (0.33..=3.0).contains(&ratio),
         "median unknown {unknown:.4}s vs known {known:.4}s"
     );
     Ok(())
