@@ -673,5 +673,7 @@ async fn x_forwarded_for_is_believed_only_from_a_trusted_proxy() -> Result<()> {
     assert_eq!(exchange.source_ip.as_deref(), Some("198.51.100.23"));
     Ok(())
 }
+#[path = "attacks/edge.rs"]
+mod edge;
 #[path = "attacks/relay.rs"]
 mod relay;

@@ -1,19 +1,17 @@
 //! Local staff accounts: usernames and argon2id password hashes, for small installations and
 //! the demo (municipalities with single sign-on use that instead).
 //!
-//! Hashing is deliberately slow (tens of milliseconds); async callers run it on a blocking
-//! thread, which [`AccountStore`] does itself. An unknown username still costs one hash, so
-//! response time does not reveal which usernames exist.
+//! Hashing is deliberately slow (tens of milliseconds, 19 MiB); [`AccountStore`] runs it
+//! through a bounded [`PasswordHashing`] (permits, deadline, reused memory). An unknown
+//! username still costs one hash, so response time does not reveal which usernames exist.
 
+use crate::password_hashing::{HashingError, PasswordHashing};
 use crate::refs::{StaffRef, TenantRef};
 use crate::roles::Roles;
-use argon2::Argon2;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use chrono::Utc;
 use sqlx::{AnyPool, Row};
 use std::str::FromStr;
-use std::sync::LazyLock;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Shortest password accepted.
@@ -30,9 +28,9 @@ pub enum AccountError {
     /// The username is taken.
     #[error("username already exists")]
     Duplicate,
-    /// Hashing failed.
-    #[error("password hashing: {0}")]
-    Hashing(String),
+    /// Hashing failed or is saturated ([`HashingError::Busy`]: answer 503, retry shortly).
+    #[error(transparent)]
+    Hashing(#[from] HashingError),
     /// A stored row is unreadable.
     #[error("corrupt account row")]
     Corrupt,
@@ -54,27 +52,6 @@ pub struct LocalAccount {
     pub roles: Roles,
 }
 
-/// Hashes a password (argon2id, OWASP parameters, random salt).
-pub fn hash_password(password: &str) -> Result<String, AccountError> {
-    Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| AccountError::Hashing(e.to_string()))
-}
-
-/// Whether `password` matches `hash`. A malformed hash never matches.
-pub fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).ok().is_some_and(|parsed| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    })
-}
-
-/// A hash to verify against when the username is unknown (same cost as a real one).
-static DUMMY_HASH: LazyLock<String> =
-    LazyLock::new(|| hash_password("not a real password").unwrap_or_default());
-
 fn normalise(username: &str) -> Result<String, AccountError> {
     let username = username.trim().to_lowercase();
     if username.is_empty() || username.len() > 200 {
@@ -87,12 +64,24 @@ fn normalise(username: &str) -> Result<String, AccountError> {
 #[derive(Clone, Debug)]
 pub struct AccountStore {
     pool: AnyPool,
+    hashing: Arc<PasswordHashing>,
 }
 
 impl AccountStore {
-    /// Accounts in this database (migrated with [`crate::migrate`]).
+    /// Accounts in this database (migrated with [`crate::migrate`]), hashed with the
+    /// process-wide [`PasswordHashing::shared`].
     pub fn new(pool: AnyPool) -> Self {
-        AccountStore { pool }
+        Self::with_hashing(pool, PasswordHashing::shared())
+    }
+
+    /// Accounts hashed with `hashing`.
+    pub fn with_hashing(pool: AnyPool, hashing: Arc<PasswordHashing>) -> Self {
+        AccountStore { pool, hashing }
+    }
+
+    /// The hasher (for its metrics).
+    pub fn hashing(&self) -> &Arc<PasswordHashing> {
+        &self.hashing
     }
 
     /// Creates an account with the `staff` role.
@@ -134,10 +123,7 @@ impl AccountStore {
         if password.len() > MAX_PASSWORD_LEN {
             return Err(AccountError::Invalid("password is too long"));
         }
-        let password = password.to_owned();
-        let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-            .await
-            .map_err(|e| AccountError::Hashing(e.to_string()))??;
+        let hash = self.hashing.hash(password.to_owned()).await?;
         let inserted = sqlx::query(
             "INSERT INTO auth_local_accounts (username, staff_id, tenant_id, password_hash, \
              created_at_ms, roles) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -264,14 +250,11 @@ impl AccountStore {
                         Uuid::from_str(&tenant).map_err(|_| AccountError::Corrupt)?,
                     ),
                 };
-                (Some(account), hash)
+                (Some(account), Some(hash))
             }
-            None => (None, DUMMY_HASH.clone()),
+            None => (None, None),
         };
-        let password = password.to_owned();
-        let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-            .await
-            .map_err(|e| AccountError::Hashing(e.to_string()))?;
+        let matches = self.hashing.verify(password.to_owned(), hash).await?;
         Ok(account.filter(|_| matches))
     }
 }

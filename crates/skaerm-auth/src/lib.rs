@@ -7,6 +7,7 @@
 //! - [`audit`]: the append-only audit log;
 //! - [`accounts`]: local staff accounts with argon2id passwords;
 //! - [`citizen_link`]: the secret in a citizen's link, and its stored hash;
+//! - [`password_hashing`]: argon2id with bounded concurrency, waiting and memory;
 //! - [`rate_limit`]: brute-force throttling;
 //! - [`sessions`]: staff logins: refresh secrets, revocation;
 //! - [`roles`]: staff roles (staff, team lead, ops, admin);
@@ -18,6 +19,7 @@ pub mod citizen_link;
 pub mod devices;
 pub mod identities;
 pub mod keys;
+pub mod password_hashing;
 pub mod rate_limit;
 pub mod refs;
 pub mod roles;

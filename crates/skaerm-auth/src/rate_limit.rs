@@ -7,7 +7,21 @@
 //! are the whole point, and the logic is a dozen lines.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
+
+/// The key a client address is limited under: an IPv4 address as it is (IPv4-mapped IPv6
+/// too), an IPv6 address by its /64 — one subscriber usually holds a whole /64, so limiting
+/// single IPv6 addresses would give an attacker 2^64 fresh budgets.
+pub fn address_group(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        },
+    }
+}
 
 /// Counts events per key in fixed windows.
 #[derive(Debug)]
@@ -44,6 +58,11 @@ impl RateLimiter {
         }
         entry.1 += 1;
         Ok(())
+    }
+
+    /// Records one event for the client address `ip`, grouped by [`address_group`].
+    pub fn check_address(&mut self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        self.check(&address_group(ip).to_string(), now)
     }
 
     /// Keys tracked now.
@@ -90,6 +109,33 @@ mod tests {
         );
         assert!(l.check("other", t0).is_ok(), "keys are independent");
         assert!(l.check("ip", t0 + Duration::from_secs(60)).is_ok());
+    }
+
+    #[test]
+    fn ipv6_addresses_are_limited_by_their_64() {
+        let t0 = Instant::now();
+        let mut l = RateLimiter::new(2, Duration::from_secs(60), 10);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(l.check_address(ip("2001:db8:1:2::1"), t0).is_ok());
+        assert!(
+            l.check_address(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"), t0)
+                .is_ok()
+        );
+        assert!(
+            l.check_address(ip("2001:db8:1:2:dead:beef::7"), t0)
+                .is_err(),
+            "a third address in the same /64 shares its budget"
+        );
+        assert!(
+            l.check_address(ip("2001:db8:1:3::1"), t0).is_ok(),
+            "next /64"
+        );
+        assert_eq!(
+            address_group(ip("2001:db8:1:2:dead:beef::7")),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(address_group(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(address_group(ip("192.0.2.7")), ip("192.0.2.7"));
     }
 
     #[test]

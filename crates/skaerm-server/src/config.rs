@@ -127,7 +127,8 @@ pub struct ServerConfig {
     #[arg(long, env = "SKAERM_LOGIN_LIMIT_PER_IP", default_value_t = 10)]
     pub login_limit_per_ip: u32,
 
-    /// Local login attempts per username per minute, from any address (then 429).
+    /// Local login attempts per username per minute from one address (then 429 for that
+    /// address only: an attacker elsewhere cannot lock the owner out).
     #[arg(long, env = "SKAERM_LOGIN_LIMIT_PER_USER", default_value_t = 10)]
     pub login_limit_per_user: u32,
 
@@ -139,6 +140,11 @@ pub struct ServerConfig {
     /// Most signalling WebSockets open at once in all. Beyond it the upgrade gets 503.
     #[arg(long, env = "SKAERM_MAX_WEBSOCKETS", default_value_t = 10_000)]
     pub max_websockets: usize,
+
+    /// Local login attempts per username per hour from all addresses together (a slow cap on
+    /// guessing one password from many addresses).
+    #[arg(long, env = "SKAERM_LOGIN_LIMIT_PER_USER_HOUR", default_value_t = 100)]
+    pub login_limit_per_user_hour: u32,
 
     /// Citizen link exchanges per client IP per minute.
     #[arg(long, env = "SKAERM_JOIN_LIMIT_PER_IP", default_value_t = 30)]
@@ -172,6 +178,56 @@ pub struct ServerConfig {
     /// Scheduling: conflicts, series, exports, reminders, reports, calendar feeds, retention.
     #[command(flatten)]
     pub scheduling: SchedulingConfig,
+
+    /// The HTTP edge: connection caps and timeouts, password hashing bounds.
+    #[command(flatten)]
+    pub edge: EdgeConfig,
+}
+
+/// The HTTP edge (all flags also `SKAERM_*` environment variables).
+#[derive(Debug, Clone, clap::Args)]
+pub struct EdgeConfig {
+    /// Open TCP connections (HTTP and WebSocket) at most, in all; more are closed at accept.
+    #[arg(long, env = "SKAERM_MAX_CONNECTIONS", default_value_t = 16_384)]
+    pub max_connections: usize,
+
+    /// Open TCP connections at most per client address (IPv6 per /64); more are closed at
+    /// accept. Trusted proxies (`--trusted-proxy`) count against `--max-connections` only.
+    #[arg(long, env = "SKAERM_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
+
+    /// Seconds a client has to send a request's head (from the connection's start or the end
+    /// of the previous response) and to finish the TLS handshake; then the connection closes.
+    #[arg(long, env = "SKAERM_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+
+    /// Seconds a connection may sit without traffic and without a request in progress before
+    /// it is closed (HTTP/2 over TLS above all: an HTTP/1.1 connection waiting for its next
+    /// request is already closed by the header timeout; upgraded WebSockets have their own
+    /// liveness checks).
+    #[arg(long, env = "SKAERM_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
+
+    /// Password hashes (argon2id, 19 MiB each) computed at once; 0: half the cores.
+    #[arg(long, env = "SKAERM_PASSWORD_HASH_CONCURRENCY", default_value_t = 0)]
+    pub password_hash_concurrency: usize,
+
+    /// Milliseconds a login waits for a hashing slot before it is answered 503.
+    #[arg(long, env = "SKAERM_PASSWORD_HASH_WAIT_MS", default_value_t = 3_000)]
+    pub password_hash_wait_ms: u64,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        EdgeConfig {
+            max_connections: 16_384,
+            max_connections_per_ip: 256,
+            header_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            password_hash_concurrency: 0,
+            password_hash_wait_ms: 3_000,
+        }
+    }
 }
 
 /// How citizens are named in staff calendar feeds.

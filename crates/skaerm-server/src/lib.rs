@@ -8,6 +8,7 @@
 //! - [`audit`]: what the server records in the audit log;
 //! - [`admission`]: who may join which visit's room (the relay's `JoinAuthorizer`);
 //! - [`oidc`]: staff single sign-on (OpenID Connect, PKCE);
+//! - [`listener`]: the accept loop: connection caps, header and idle timeouts;
 //! - [`live_calls`]: the live call list for operations (rooms with people in them);
 //! - [`tablet_calls`]: citizens' tablets being called (ringing) by staff;
 //! - [`ids`]: one id across the three libraries' newtypes (`IdInto`);
@@ -25,6 +26,7 @@ pub mod demo;
 pub mod http;
 pub mod ids;
 pub mod jobs;
+pub mod listener;
 pub mod live_calls;
 pub mod oidc;
 pub mod recovery;
@@ -37,7 +39,6 @@ pub mod turn;
 pub use config::ServerConfig;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use skaerm_sfu::Sfu;
 use skaerm_sfu::config::RelayConfig;
 use std::net::SocketAddr;
@@ -167,47 +168,29 @@ impl Server {
         let certificate_pem = tls.as_ref().map(|t| t.certificate_pem.clone());
         let app = http::router(state.clone());
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();
-        let serving = match tls {
-            None => tokio::spawn(async move {
-                // No Nagle: signalling is small messages in bursts (`joined` then `offer`), and
-                // a second small write waiting for the client's delayed ACK of the first cost
-                // 40 ms per burst on loopback (HTTPS through axum-server sets it by default).
-                let listener = listener.tap_io(|tcp| {
-                    if let Err(err) = tcp.set_nodelay(true) {
-                        tracing::debug!(%err, "could not set TCP_NODELAY");
-                    }
-                });
-                let result = axum::serve(
-                    listener,
-                    app.into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .with_graceful_shutdown(async {
-                    let _ = shutdown_rx.await;
-                })
-                .await;
-                if let Err(err) = result {
-                    tracing::error!(%err, "HTTP server failed");
-                }
-            }),
-            Some(tls) => {
-                let handle = axum_server::Handle::<SocketAddr>::new();
-                let listener = listener.into_std()?;
-                let server =
-                    axum_server::from_tcp_rustls(listener, tls.config)?.handle(handle.clone());
-                tokio::spawn(async move {
-                    tokio::spawn(async move {
-                        let _ = shutdown_rx.await;
-                        handle.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
-                    });
-                    let result = server
-                        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
-                        .await;
-                    if let Err(err) = result {
-                        tracing::error!(%err, "HTTPS server failed");
-                    }
-                })
-            }
-        };
+        let edge_metrics = listener::EdgeMetrics::register(&state.registry)
+            .context("registering the edge metrics")?;
+        state
+            .services
+            .accounts
+            .hashing()
+            .metrics()
+            .register(&state.registry)
+            .context("registering the password hashing metrics")?;
+        let acceptor = tls
+            .as_ref()
+            .map(|tls| tokio_rustls::TlsAcceptor::from(tls.config.get_inner()));
+        let limits = listener::EdgeLimits::from_config(&config.edge, &config.trusted_proxies);
+        let serving = tokio::spawn(listener::serve(
+            listener,
+            app,
+            acceptor,
+            limits,
+            edge_metrics,
+            async {
+                let _ = shutdown_rx.await;
+            },
+        ));
         tracing::info!(%http_addr, %udp_addr, %public_url, "skaerm is serving");
         Ok(Server {
             http_addr,

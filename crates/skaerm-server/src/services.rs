@@ -11,6 +11,7 @@ use skaerm_auth::audit::AuditLog;
 use skaerm_auth::devices::DeviceStore;
 use skaerm_auth::identities::IdentityStore;
 use skaerm_auth::keys::KeyStore;
+use skaerm_auth::password_hashing::PasswordHashing;
 use skaerm_auth::rate_limit::RateLimiter;
 use skaerm_auth::sessions::SessionStore;
 use skaerm_auth::tokens::TokenService;
@@ -55,8 +56,10 @@ pub struct Services {
 pub struct Limits {
     /// Login attempts per client IP (local and single sign-on starts).
     pub login_per_ip: Mutex<RateLimiter>,
-    /// Local login attempts per username (from any address).
+    /// Local login attempts per username and client address (per minute).
     pub login_per_user: Mutex<RateLimiter>,
+    /// Local login attempts per username from all addresses (per hour).
+    pub login_per_user_hourly: Mutex<RateLimiter>,
     /// Link exchanges per client IP.
     pub join_per_ip: Mutex<RateLimiter>,
     /// Link exchanges per link.
@@ -105,7 +108,13 @@ impl Services {
             None => keys,
         };
         let tokens = Arc::new(TokenService::new(keys, "skaerm"));
-        let accounts = AccountStore::new(store.pool().clone());
+        let accounts = AccountStore::with_hashing(
+            store.pool().clone(),
+            Arc::new(PasswordHashing::new(
+                config.edge.password_hash_concurrency,
+                Duration::from_millis(config.edge.password_hash_wait_ms),
+            )),
+        );
         let link_window = LinkWindow {
             opens_before: chrono::Duration::minutes(config.link_opens_before_minutes),
             closes_after_end: chrono::Duration::minutes(config.link_closes_after_minutes),
@@ -116,6 +125,11 @@ impl Services {
             login_per_user: Mutex::new(RateLimiter::new(
                 config.login_limit_per_user,
                 minute,
+                100_000,
+            )),
+            login_per_user_hourly: Mutex::new(RateLimiter::new(
+                config.login_limit_per_user_hour,
+                Duration::from_secs(3600),
                 100_000,
             )),
             join_per_ip: Mutex::new(RateLimiter::new(config.join_limit_per_ip, minute, 100_000)),

@@ -76,7 +76,10 @@ pub async fn request_pairing(
     ClientIp(peer_ip): ClientIp,
     jar: CookieJar,
 ) -> Result<Response, Problem> {
-    limited(&state.services.limits.pairing_per_ip, &peer_ip.to_string())?;
+    limited(
+        &state.services.limits.pairing_per_ip,
+        &skaerm_auth::rate_limit::address_group(peer_ip).to_string(),
+    )?;
     let (secret, code, expires_at) = state.services.devices.request_pairing(Utc::now()).await?;
     let cookie = Cookie::build((DEVICE_COOKIE, secret.expose().to_owned()))
         .http_only(true)

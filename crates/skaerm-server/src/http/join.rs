@@ -73,7 +73,10 @@ pub async fn exchange(
     Path(link): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     let limits = &state.services.limits;
-    limited(&limits.join_per_ip, &peer_ip.to_string())?;
+    limited(
+        &limits.join_per_ip,
+        &skaerm_auth::rate_limit::address_group(peer_ip).to_string(),
+    )?;
     let secret = CitizenLinkSecret::parse(&link).map_err(|_| unknown_link())?;
     let hash = secret.hash();
     limited(&limits.join_per_link, &hex(&hash.0))?;

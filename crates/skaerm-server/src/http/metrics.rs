@@ -2,8 +2,9 @@
 //!
 //! The numbers say how many calls a node carries and how they fare, nothing about people, but
 //! they are still not for strangers: with `--metrics-token` a scraper must send it as a bearer
-//! token; without one, only a direct loopback request (no `X-Forwarded-For`, so not relayed by
-//! a local reverse proxy) is answered.
+//! token; without one, only a direct loopback request is answered: no forwarding header of
+//! any kind ([`FORWARDING_HEADERS`]), since a same-host reverse proxy may add any one of them
+//! (nginx's `X-Real-IP` alone, say) and would otherwise make `/metrics` public.
 
 pub use crate::config::MetricsAccess;
 use crate::state::AppState;
@@ -13,6 +14,31 @@ use axum::response::{IntoResponse, Response};
 use prometheus::{Encoder, TextEncoder};
 use sha2::{Digest, Sha256};
 use std::net::{IpAddr, SocketAddr};
+
+/// Headers a reverse proxy adds to a request it relays; any one of them means "not direct".
+pub const FORWARDING_HEADERS: &[&str] = &[
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-forwarded-server",
+    "x-real-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "x-original-forwarded-for",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "via",
+];
+
+/// Whether `headers` carry no sign of having been relayed by a proxy.
+pub fn is_direct(headers: &HeaderMap) -> bool {
+    !FORWARDING_HEADERS
+        .iter()
+        .any(|name| headers.contains_key(*name))
+}
 
 /// What a request to `/metrics` gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,9 +69,7 @@ impl MetricsAccess {
                 }
             }
             MetricsAccess::LoopbackOnly => {
-                let direct = !headers.contains_key("x-forwarded-for")
-                    && !headers.contains_key(header::FORWARDED);
-                if direct && peer.is_some_and(|ip| ip.is_loopback()) {
+                if is_direct(headers) && peer.is_some_and(|ip| ip.is_loopback()) {
                     Verdict::Allow
                 } else {
                     Verdict::Forbidden
@@ -121,8 +145,14 @@ mod tests {
         assert_eq!(rule.decide(None, &HeaderMap::new()), Verdict::Forbidden);
         let proxied = headers(&[("x-forwarded-for", "203.0.113.9")]);
         assert_eq!(rule.decide(LOOPBACK, &proxied), Verdict::Forbidden);
-        let forwarded = headers(&[("forwarded", "for=203.0.113.9")]);
-        assert_eq!(rule.decide(LOOPBACK, &forwarded), Verdict::Forbidden);
+        for name in FORWARDING_HEADERS {
+            let relayed = headers(&[(name, "203.0.113.9")]);
+            assert_eq!(
+                rule.decide(LOOPBACK, &relayed),
+                Verdict::Forbidden,
+                "{name}"
+            );
+        }
     }
 
     #[test]

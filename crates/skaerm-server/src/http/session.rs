@@ -31,7 +31,10 @@ use axum_extra::extract::cookie::{Cookie, SameSite};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
+use skaerm_auth::accounts::AccountError;
 use skaerm_auth::audit::{AuditAction, AuditEvent, SubjectKind};
+use skaerm_auth::password_hashing::HashingError;
+use skaerm_auth::rate_limit::{RateLimiter, address_group};
 use skaerm_auth::refs::{SessionRef, StaffRef, TenantRef};
 use skaerm_auth::roles::{Role, Roles};
 use skaerm_auth::sessions::{NewSession, RefreshSecret, Session};
@@ -311,39 +314,33 @@ pub async fn login(
     jar: CookieJar,
     Json(login): Json<Login>,
 ) -> Result<Response, Problem> {
-    if let Err(retry) = state
-        .services
-        .limits
-        .login_per_ip
-        .lock()
-        .map_err(|_| Problem::internal("limiter poisoned"))?
-        .check(&peer_ip.to_string(), std::time::Instant::now())
-    {
+    let now = std::time::Instant::now();
+    let limits = &state.services.limits;
+    if let Err(retry) = lock(&limits.login_per_ip)?.check_address(peer_ip, now) {
         return Err(Problem::rate_limited(retry.as_secs()));
     }
     if login.username.len() > 200 || login.password.len() > 1024 {
         return Err(bad_credentials());
     }
-    // Per account too, so guessing one password from many addresses is throttled.
-    if let Err(retry) = state
-        .services
-        .limits
-        .login_per_user
-        .lock()
-        .map_err(|_| Problem::internal("limiter poisoned"))?
-        .check(
-            &login.username.trim().to_lowercase(),
-            std::time::Instant::now(),
-        )
-    {
+    // Per account *and* address, so an attacker elsewhere cannot lock the owner out; and per
+    // account over an hour from everywhere, so many addresses do not multiply the guesses.
+    let username = login.username.trim().to_lowercase();
+    let pair = format!("{username} {}", address_group(peer_ip));
+    if let Err(retry) = lock(&limits.login_per_user)?.check(&pair, now) {
+        return Err(Problem::rate_limited(retry.as_secs()));
+    }
+    if let Err(retry) = lock(&limits.login_per_user_hourly)?.check(&username, now) {
         return Err(Problem::rate_limited(retry.as_secs()));
     }
     let accounts = state.services.accounts.clone();
-    let account = accounts
+    let account = match accounts
         .verify_login(&login.username, &login.password)
         .await
-        .map_err(Problem::internal)?
-        .ok_or_else(bad_credentials)?;
+    {
+        Ok(account) => account.ok_or_else(bad_credentials)?,
+        Err(AccountError::Hashing(HashingError::Busy)) => return Err(hashing_busy()),
+        Err(err) => return Err(Problem::internal(err)),
+    };
     let staff = state
         .services
         .store
@@ -384,6 +381,25 @@ pub async fn login(
         ),
     )
         .into_response())
+}
+
+fn lock(
+    limiter: &std::sync::Mutex<RateLimiter>,
+) -> Result<std::sync::MutexGuard<'_, RateLimiter>, Problem> {
+    limiter
+        .lock()
+        .map_err(|_| Problem::internal("limiter poisoned"))
+}
+
+/// 503 with Retry-After: every password-hashing slot is taken (a login spray); counted in
+/// `skaerm_password_hashes_refused_total`.
+fn hashing_busy() -> Problem {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Busy,
+        "too many logins at once; try again in a moment",
+    )
+    .retry_after(1)
 }
 
 fn bad_credentials() -> Problem {

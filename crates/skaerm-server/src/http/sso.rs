@@ -97,7 +97,7 @@ pub async fn login(
         .login_per_ip
         .lock()
         .map_err(|_| Problem::internal("limiter poisoned"))?
-        .check(&peer_ip.to_string(), std::time::Instant::now())
+        .check_address(peer_ip, std::time::Instant::now())
     {
         return Err(Problem::rate_limited(retry.as_secs()));
     }
