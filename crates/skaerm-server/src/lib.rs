@@ -8,7 +8,6 @@
 //! - [`audit`]: what the server records in the audit log;
 //! - [`admission`]: who may join which visit's room (the relay's `JoinAuthorizer`);
 //! - [`oidc`]: staff single sign-on (OpenID Connect, PKCE);
-//! - [`listener`]: the accept loop: connection caps, header and idle timeouts;
 //! - [`live_calls`]: the live call list for operations (rooms with people in them);
 //! - [`tablet_calls`]: citizens' tablets being called (ringing) by staff;
 //! - [`ids`]: one id across the three libraries' newtypes (`IdInto`);
@@ -26,7 +25,6 @@ pub mod demo;
 pub mod http;
 pub mod ids;
 pub mod jobs;
-pub mod listener;
 pub mod live_calls;
 pub mod oidc;
 pub mod recovery;
@@ -168,7 +166,7 @@ impl Server {
         let certificate_pem = tls.as_ref().map(|t| t.certificate_pem.clone());
         let app = http::router(state.clone());
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();
-        let edge_metrics = listener::EdgeMetrics::register(&state.registry)
+        let edge_metrics = http::listener::EdgeMetrics::register(&state.registry)
             .context("registering the edge metrics")?;
         state
             .services
@@ -180,8 +178,8 @@ impl Server {
         let acceptor = tls
             .as_ref()
             .map(|tls| tokio_rustls::TlsAcceptor::from(tls.config.get_inner()));
-        let limits = listener::EdgeLimits::from_config(&config.edge, &config.trusted_proxies);
-        let serving = tokio::spawn(listener::serve(
+        let limits = http::listener::EdgeLimits::from_config(&config.edge, &config.trusted_proxies);
+        let serving = tokio::spawn(http::listener::serve(
             listener,
             app,
             acceptor,

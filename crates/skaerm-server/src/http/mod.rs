@@ -10,6 +10,7 @@ pub mod csrf;
 pub mod devices;
 pub mod guest_links;
 pub mod join;
+pub mod listener;
 pub mod metrics;
 pub mod monthly_reports;
 pub mod openapi;
