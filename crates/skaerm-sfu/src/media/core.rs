@@ -665,7 +665,7 @@ impl MediaCore {
                 let Some(peer) = self.peers.get_mut(key) else {
                     continue;
                 };
-                let r = peer.reports.read();
+                let r = peer.rtcp_reports.read();
                 let (bytes_in, bytes_out) = (r.rtp_bytes_in, r.rtp_bytes_out);
                 let previous = self.quality_samples.insert(
                     *key,
@@ -1212,7 +1212,7 @@ impl MediaCore {
 
         let key = PeerKey(self.next_key);
         self.next_key += 1;
-        let (mut pc, estimate, reports, nacks) =
+        let (mut pc, estimate, rtcp_reports, nacks) =
             match self.factory.build(now, self.config.fallback.floor_bps / 2) {
                 Ok(built) => built,
                 Err(err) => {
@@ -1291,7 +1291,7 @@ impl MediaCore {
                 estimate,
                 fallback: Fallback::new(self.config.fallback),
                 nacks,
-                reports,
+                rtcp_reports,
             },
         );
         if self.next_bandwidth_check.is_none() {
