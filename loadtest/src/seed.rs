@@ -2,15 +2,15 @@
 //! member (with a local account), one citizen, one §85 visit starting in a few minutes and a
 //! citizen link. Everything goes through the scheduling and auth crates' own APIs, as an
 //! administrator's tooling would; this is the only module that knows them (the scheduling
-//! store's API may change).
+//! store's API may change). Their ids meet through the server's one table, `skaerm_server::ids`.
 
 use anyhow::{Context, Result};
 use chrono::{Duration, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
 use skaerm_auth::accounts::AccountStore;
 use skaerm_auth::citizen_link::CitizenLinkSecret;
-use skaerm_auth::refs::{StaffRef, TenantRef};
 use skaerm_scheduling::{NewVisit, Store};
+use skaerm_server::ids::IdInto;
 
 /// Password of every seeded staff account.
 pub const PASSWORD: &str = "loadtest-password";
@@ -71,7 +71,7 @@ pub async fn seed(url: &str, visits: u32) -> Result<Vec<SeededVisit>> {
             async move {
                 let username = format!("load-{staff}");
                 accounts
-                    .create(&username, PASSWORD, StaffRef(staff.0), TenantRef(tenant.0))
+                    .create(&username, PASSWORD, staff.id_into(), tenant.id_into())
                     .await
                     .context("creating a staff account")?;
                 anyhow::Ok(SeededVisit {

@@ -9,7 +9,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde_json::{Value, json};
 use skaerm_auth::keys::{KeySet, SigningKeyPair};
-use skaerm_auth::refs::{ParticipantRef, TenantRef, VisitRef};
 use skaerm_auth::roles::Role;
 use skaerm_auth::tokens::{MediaGrantRequest, MediaRole, TokenService};
 use skaerm_e2e::participant::{JoinOutcome, Participant};
@@ -17,11 +16,11 @@ use skaerm_e2e::server::{Browser, Municipality, PASSWORD, TestServer};
 use skaerm_e2e::setup::AUDIO_AND_VIDEO as BOTH;
 use skaerm_scheduling::Visit;
 use skaerm_server::http::csrf::CSRF_HEADER;
-use skaerm_sfu::ids::RoomId;
+use skaerm_server::ids::IdInto;
 
 /// Joins with `token` and returns the refusal code; fails the test when admitted.
 async fn refusal(server: &TestServer, token: &str, room: Option<&Visit>) -> Result<String> {
-    match Participant::join(&server.ws_url(), token, BOTH, room.map(|v| RoomId(v.id.0))).await? {
+    match Participant::join(&server.ws_url(), token, BOTH, room.map(|v| v.id.id_into())).await? {
         JoinOutcome::Refused { code, .. } => Ok(code),
         JoinOutcome::Joined(_) => bail!("the token was admitted"),
     }
@@ -64,7 +63,7 @@ async fn a_valid_citizen_token_is_admitted() -> Result<()> {
     // The control for the refusals below: the same setup, untampered, gets in.
     let server = TestServer::start().await?;
     let (_, visit, token) = setup(&server).await?;
-    match Participant::join(&server.ws_url(), &token, BOTH, Some(RoomId(visit.id.0))).await? {
+    match Participant::join(&server.ws_url(), &token, BOTH, Some(visit.id.id_into())).await? {
         JoinOutcome::Joined(_) => Ok(()),
         JoinOutcome::Refused { code, .. } => bail!("refused: {code}"),
     }
@@ -110,9 +109,9 @@ async fn an_unknown_kid_is_refused() -> Result<()> {
     let attacker = TokenService::new(KeySet::new(SigningKeyPair::generate()?.0), "skaerm");
     let token = attacker.issue_media(
         &MediaGrantRequest {
-            participant: ParticipantRef(m.citizen.id.0),
-            visit: VisitRef(visit.id.0),
-            tenant: TenantRef(m.tenant.id.0),
+            participant: m.citizen.id.id_into(),
+            visit: visit.id.id_into(),
+            tenant: m.tenant.id.id_into(),
             role: MediaRole::Guest,
             name: "x".into(),
             answered_call: None,
@@ -178,9 +177,9 @@ async fn a_token_from_another_tenant_is_refused() -> Result<()> {
     // Signed by the server itself, but naming municipality B for A's visit.
     let token = server.server.state().services.tokens.issue_media(
         &MediaGrantRequest {
-            participant: ParticipantRef(a.citizen.id.0),
-            visit: VisitRef(visit_a.id.0),
-            tenant: TenantRef(b.tenant.id.0),
+            participant: a.citizen.id.id_into(),
+            visit: visit_a.id.id_into(),
+            tenant: b.tenant.id.id_into(),
             role: MediaRole::Guest,
             name: "x".into(),
             answered_call: None,
@@ -660,7 +659,7 @@ async fn x_forwarded_for_is_believed_only_from_a_trusted_proxy() -> Result<()> {
         .services
         .audit
         .list(
-            TenantRef(m.tenant.id.0),
+            m.tenant.id.id_into(),
             Utc::now() - ChronoDuration::minutes(1),
             Utc::now() + ChronoDuration::minutes(1),
             100,

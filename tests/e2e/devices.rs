@@ -20,7 +20,7 @@ use skaerm_e2e::participant::{JoinOutcome, Participant};
 use skaerm_e2e::server::{Browser, Municipality, TestServer};
 use skaerm_e2e::setup::AUDIO_ONLY;
 use skaerm_scheduling::Visit;
-use skaerm_sfu::ids::RoomId;
+use skaerm_server::ids::IdInto;
 use skaerm_sfu::protocol::ServerMessage;
 use std::time::Duration;
 
@@ -88,7 +88,7 @@ async fn a_paired_tablet_is_called_joins_and_is_revoked_by_unpairing() -> Result
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["visit"]["id"], json!(visit.id));
     let token = body["media_token"].as_str().unwrap().to_owned();
-    let room = Some(RoomId(visit.id.0));
+    let room = Some(visit.id.id_into());
     let host = Participant::join(&server.ws_url(), &staff_token, AUDIO_ONLY, room).await?;
     assert!(matches!(host, JoinOutcome::Joined(_)));
     match Participant::join(&server.ws_url(), &token, AUDIO_ONLY, room).await? {
@@ -186,7 +186,7 @@ async fn joined(server: &TestServer, token: &str, visit: &Visit) -> Result<Parti
         &server.ws_url(),
         token,
         AUDIO_ONLY,
-        Some(RoomId(visit.id.0)),
+        Some(visit.id.id_into()),
     )
     .await?
     {
@@ -280,7 +280,7 @@ async fn a_called_tablet_skips_the_waiting_room_a_link_and_a_forged_call_do_not(
         &server.ws_url(),
         &tampered,
         AUDIO_ONLY,
-        Some(RoomId(visit.id.0)),
+        Some(visit.id.id_into()),
     )
     .await?
     {
@@ -294,7 +294,7 @@ async fn a_called_tablet_skips_the_waiting_room_a_link_and_a_forged_call_do_not(
             "a tablet nobody called",
             AnsweredCall {
                 device: DeviceRef(uuid::Uuid::new_v4()),
-                by: StaffRef(m.staff.id.0),
+                by: m.staff.id.id_into(),
             },
         ),
         (

@@ -14,7 +14,7 @@ use serde_json::json;
 use skaerm_e2e::participant::{JoinOutcome, Participant};
 use skaerm_e2e::server::{Browser, TestServer};
 use skaerm_e2e::setup::{AUDIO_AND_VIDEO, payload};
-use skaerm_sfu::ids::RoomId;
+use skaerm_server::ids::IdInto;
 use skaerm_sfu::protocol::{EndReason, LeaveReason, ServerMessage};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -102,7 +102,7 @@ async fn an_invited_relative_joins_as_third_participant_and_all_exchange_media()
     let other_visit = server
         .visit(&m, chrono::Utc::now() + chrono::Duration::minutes(30), 15)
         .await?;
-    let room = Some(RoomId(visit.id.0));
+    let room = Some(visit.id.id_into());
     let id = visit.id.to_string();
 
     let staff_tab = server.signed_in(&m.username).await?;
@@ -298,7 +298,7 @@ async fn an_invite_for_visit_a_does_not_admit_to_visit_b() -> Result<()> {
         &server.ws_url(),
         token,
         AUDIO_AND_VIDEO,
-        Some(RoomId(b.id.0)),
+        Some(b.id.id_into()),
     )
     .await?
     {

@@ -12,7 +12,7 @@ use serde_json::json;
 use skaerm_e2e::participant::{JoinOutcome, Participant};
 use skaerm_e2e::server::{Browser, TestServer};
 use skaerm_e2e::setup::{AUDIO_AND_VIDEO, payload};
-use skaerm_sfu::ids::RoomId;
+use skaerm_server::ids::IdInto;
 use skaerm_sfu::protocol::ServerMessage;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -209,7 +209,7 @@ async fn a_token_for_another_visit_is_refused() -> Result<()> {
         &server.ws_url(),
         &other_token,
         AUDIO_AND_VIDEO,
-        Some(RoomId(visit.id.0)),
+        Some(visit.id.id_into()),
     )
     .await?
     {

@@ -5,10 +5,10 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Duration, Utc};
 use clap::Parser;
 use serde_json::{Value, json};
-use skaerm_auth::refs::{StaffRef, TenantRef};
 use skaerm_auth::roles::{Role, Roles};
 use skaerm_scheduling::{Citizen, NewVisit, Staff, Tenant, Visit};
 use skaerm_server::http::csrf::CSRF_HEADER;
+use skaerm_server::ids::IdInto;
 use skaerm_server::{Server, ServerConfig};
 use std::path::PathBuf;
 
@@ -93,8 +93,8 @@ impl TestServer {
             .create_with_roles(
                 &username,
                 PASSWORD,
-                StaffRef(staff.id.0),
-                TenantRef(m.tenant.id.0),
+                staff.id.id_into(),
+                m.tenant.id.id_into(),
                 Roles::of(roles),
             )
             .await?;
@@ -116,8 +116,8 @@ impl TestServer {
             .create_with_roles(
                 &username,
                 PASSWORD,
-                StaffRef(staff.id.0),
-                TenantRef(tenant.id.0),
+                staff.id.id_into(),
+                tenant.id.id_into(),
                 Roles::of(&[Role::Staff, Role::TeamLead]),
             )
             .await?;
@@ -148,8 +148,8 @@ impl TestServer {
             .create(
                 &username,
                 PASSWORD,
-                StaffRef(staff.id.0),
-                TenantRef(m.tenant.id.0),
+                staff.id.id_into(),
+                m.tenant.id.id_into(),
             )
             .await?;
         let citizen = services

@@ -9,10 +9,9 @@ use anyhow::Result;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use skaerm_auth::refs::{ParticipantRef, TenantRef, VisitRef};
 use skaerm_auth::tokens::{AnsweredCall, MediaGrantRequest, MediaRole};
 use skaerm_scheduling::Visit;
-use skaerm_sfu::ids::RoomId;
+use skaerm_server::ids::IdInto;
 use skaerm_sfu::protocol::Publish;
 use std::time::Duration;
 
@@ -72,7 +71,7 @@ impl TestServer {
         visit: &Visit,
     ) -> Result<Participant> {
         Ok(
-            Participant::join(&self.ws_url(), token, publish, Some(RoomId(visit.id.0)))
+            Participant::join(&self.ws_url(), token, publish, Some(visit.id.id_into()))
                 .await?
                 .joined(),
         )
@@ -109,9 +108,9 @@ impl TestServer {
     ) -> Result<String> {
         Ok(self.server.state().services.tokens.issue_media(
             &MediaGrantRequest {
-                participant: ParticipantRef(m.citizen.id.0),
-                visit: VisitRef(visit.id.0),
-                tenant: TenantRef(m.tenant.id.0),
+                participant: m.citizen.id.id_into(),
+                visit: visit.id.id_into(),
+                tenant: m.tenant.id.id_into(),
                 role: MediaRole::Guest,
                 name: name.to_owned(),
                 answered_call,

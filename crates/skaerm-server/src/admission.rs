@@ -20,10 +20,10 @@ use crate::services::Services;
 use crate::turn::Turn;
 use chrono::Utc;
 use futures_util::future::BoxFuture;
-use skaerm_auth::tokens::{AnsweredCall, MediaClaims, MediaRole, TokenError};
+use skaerm_auth::tokens::{AnsweredCall, MediaClaims, TokenError};
 use skaerm_scheduling::{GuestLinkId, StaffId, StoreError, Visit, VisitId, VisitStatus};
 use skaerm_sfu::grant::{JoinAuthorizer, JoinGrant, JoinRefusal};
-use skaerm_sfu::protocol::{IceServer, Role};
+use skaerm_sfu::protocol::{IceServer, RoomRole};
 
 /// Decides joins from media tokens and the visit's current state.
 pub struct Admission {
@@ -118,15 +118,15 @@ impl Admission {
             return Err(JoinRefusal::Forbidden);
         }
         let mut admitted_by = None;
-        let role = match claims.role {
-            MediaRole::Host => {
+        let role: RoomRole = claims.role.id_into();
+        match role {
+            RoomRole::Host => {
                 let staff = claims.participant.id_into();
                 if visit.staff_id != staff && visit.co_host_id != Some(staff) {
                     return Err(JoinRefusal::Forbidden);
                 }
-                Role::Host
             }
-            MediaRole::Guest => {
+            RoomRole::Guest => {
                 if visit.citizen_id.0 != claims.participant.0
                     && !self.invited(visit.id, claims.participant.0).await?
                 {
@@ -136,9 +136,8 @@ impl Admission {
                     return Err(JoinRefusal::Forbidden);
                 }
                 admitted_by = self.answered_call(&claims, &visit).await?;
-                Role::Guest
             }
-        };
+        }
         Ok(JoinGrant {
             room: visit.id.id_into(),
             participant: claims.participant.id_into(),
@@ -147,7 +146,7 @@ impl Admission {
             // Policy: guests (the citizen, an invited relative) wait in the waiting room until
             // the visit's staff member admits them; staff never wait. A tablet answering the
             // staff member's call was admitted by that answer.
-            needs_admission: role == Role::Guest,
+            needs_admission: role == RoomRole::Guest,
             admitted_by: admitted_by.map(|staff| staff.id_into()),
         })
     }

@@ -16,7 +16,7 @@ use chrono::Utc;
 use skaerm_auth::audit::{AuditAction, AuditEvent};
 use skaerm_scheduling::{StaffId, TenantId, Visit};
 use skaerm_sfu::media::core::RoomEvent;
-use skaerm_sfu::protocol::Role;
+use skaerm_sfu::protocol::RoomRole;
 use std::net::IpAddr;
 use uuid::Uuid;
 
@@ -77,19 +77,19 @@ pub fn room_event(event: &RoomEvent, visit: &Visit) -> Option<AuditEvent> {
             ..
         } => {
             let role = match role {
-                Role::Host => "host",
-                Role::Guest => "guest",
+                RoomRole::Host => "host",
+                RoomRole::Guest => "guest",
             };
             detail = Some(format!("admitted {role} {participant}"));
             // Only hosts admit: the actor is the staff member.
-            (by, &Role::Host, AuditAction::VisitAdmitted)
+            (by, &RoomRole::Host, AuditAction::VisitAdmitted)
         }
         RoomEvent::ParticipantWaiting { .. } | RoomEvent::RoomClosed { .. } => return None,
     };
     let tenant = visit.tenant_id.id_into();
     let mut event = match role {
-        Role::Host => AuditEvent::staff(tenant, participant.0, action),
-        Role::Guest => AuditEvent::citizen(tenant, participant.0, action),
+        RoomRole::Host => AuditEvent::staff(tenant, participant.0, action),
+        RoomRole::Guest => AuditEvent::citizen(tenant, participant.0, action),
     }
     .visit(visit.id.0);
     if let Some(detail) = &detail {

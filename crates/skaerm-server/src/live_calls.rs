@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use skaerm_sfu::media::core::RoomEvent;
-use skaerm_sfu::protocol::Role;
+use skaerm_sfu::protocol::RoomRole;
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -39,12 +39,16 @@ pub struct LiveCall {
 #[derive(Debug)]
 struct Entry {
     call: LiveCall,
-    members: HashMap<Uuid, Role>,
+    members: HashMap<Uuid, RoomRole>,
 }
 
 impl Entry {
     fn recount(&mut self) {
-        let staff = self.members.values().filter(|r| **r == Role::Host).count();
+        let staff = self
+            .members
+            .values()
+            .filter(|r| **r == RoomRole::Host)
+            .count();
         self.call.staff = u32::try_from(staff).unwrap_or(u32::MAX);
         self.call.citizens = u32::try_from(self.members.len() - staff).unwrap_or(u32::MAX);
     }
@@ -63,7 +67,7 @@ impl LiveCalls {
         visit: Uuid,
         tenant: Uuid,
         participant: Uuid,
-        role: Role,
+        role: RoomRole,
         now: DateTime<Utc>,
     ) {
         if !self.calls.contains_key(&visit) && self.calls.len() >= MAX_CALLS {
@@ -153,9 +157,9 @@ mod tests {
         let (v1, v2) = (Uuid::new_v4(), Uuid::new_v4());
         let (host, citizen, other_host) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         let t0 = Utc::now();
-        live.joined(v1, a, host, Role::Host, t0);
-        live.joined(v1, a, citizen, Role::Guest, t0);
-        live.joined(v2, b, other_host, Role::Host, t0);
+        live.joined(v1, a, host, RoomRole::Host, t0);
+        live.joined(v1, a, citizen, RoomRole::Guest, t0);
+        live.joined(v2, b, other_host, RoomRole::Host, t0);
         let calls = live.of_tenant(a);
         assert_eq!(calls.len(), 1);
         assert_eq!((calls[0].staff, calls[0].citizens), (1, 1));
@@ -178,14 +182,14 @@ mod tests {
         let (tenant, visit) = (Uuid::new_v4(), Uuid::new_v4());
         let (host, citizen, relative) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         let t0 = Utc::now();
-        live.joined(visit, tenant, host, Role::Host, t0);
-        live.joined(visit, tenant, citizen, Role::Guest, t0);
+        live.joined(visit, tenant, host, RoomRole::Host, t0);
+        live.joined(visit, tenant, citizen, RoomRole::Guest, t0);
         // The relative waited, was never admitted, and went: a leave without a join.
         live.left(visit, relative);
         let calls = live.of_tenant(tenant);
         assert_eq!((calls[0].staff, calls[0].citizens), (1, 1));
         // A repeated join (a reconnect reported twice) counts once.
-        live.joined(visit, tenant, citizen, Role::Guest, t0);
+        live.joined(visit, tenant, citizen, RoomRole::Guest, t0);
         assert_eq!(live.of_tenant(tenant)[0].citizens, 1);
         // A waiting-only guest of an empty room leaves no call behind.
         let quiet = Uuid::new_v4();
@@ -198,7 +202,7 @@ mod tests {
         let mut live = LiveCalls::default();
         let (tenant, visit) = (Uuid::new_v4(), Uuid::new_v4());
         for _ in 0..MAX_MEMBERS + 10 {
-            live.joined(visit, tenant, Uuid::new_v4(), Role::Guest, Utc::now());
+            live.joined(visit, tenant, Uuid::new_v4(), RoomRole::Guest, Utc::now());
         }
         assert_eq!(
             live.of_tenant(tenant)[0].citizens,

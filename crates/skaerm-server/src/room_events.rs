@@ -11,7 +11,7 @@ use crate::services::Services;
 use chrono::Utc;
 use skaerm_scheduling::{StoreError, Visit, VisitId};
 use skaerm_sfu::media::core::RoomEvent;
-use skaerm_sfu::protocol::Role;
+use skaerm_sfu::protocol::RoomRole;
 use tokio::sync::mpsc;
 
 /// Drains the relay's room events until the relay stops.
@@ -36,17 +36,17 @@ pub async fn run(services: Services, mut events: mpsc::Receiver<RoomEvent>) {
             RoomEvent::ParticipantJoined {
                 room,
                 participant,
-                role: Role::Guest,
+                role: RoomRole::Guest,
             } => Some((*room, *participant, Arrival::Arrived)),
             RoomEvent::ParticipantWaiting {
                 room,
                 participant,
-                role: Role::Guest,
+                role: RoomRole::Guest,
             } => Some((*room, *participant, Arrival::Waiting)),
             RoomEvent::ParticipantLeft {
                 room,
                 participant,
-                role: Role::Guest,
+                role: RoomRole::Guest,
                 ..
             } => Some((*room, *participant, Arrival::Left)),
             _ => None,

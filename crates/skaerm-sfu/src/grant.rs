@@ -5,7 +5,7 @@
 //! [`JoinGrant`] naming the room and participant, or a [`JoinRefusal`].
 
 use crate::ids::{ParticipantId, RoomId};
-use crate::protocol::{ErrorCode, IceServer, Role};
+use crate::protocol::{ErrorCode, IceServer, RoomRole};
 use futures_util::future::BoxFuture;
 
 /// Admission to one room as one participant.
@@ -16,7 +16,7 @@ pub struct JoinGrant {
     /// Who joins.
     pub participant: ParticipantId,
     /// Host (staff) or guest.
-    pub role: Role,
+    pub role: RoomRole,
     /// Shown to the others as plain text.
     pub display_name: String,
     /// Waits in the room's waiting room until a host admits them (the application's policy:

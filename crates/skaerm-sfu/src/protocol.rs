@@ -125,7 +125,7 @@ pub struct ParticipantInfo {
     /// Stable participant id; also the id of the `MediaStream` carrying their tracks.
     pub id: ParticipantId,
     /// `host` (staff) or `guest`.
-    pub role: Role,
+    pub role: RoomRole,
     /// Plain text; clients must escape it.
     pub display_name: String,
     /// Their mute state.
@@ -145,10 +145,11 @@ pub struct IceServer {
     pub credential: String,
 }
 
-/// What a participant may do in a room.
+/// What a participant may do in a room: host or guest (the application's staff access roles
+/// are another idea, with their own type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Role {
+pub enum RoomRole {
     /// Staff running the visit.
     Host,
     /// Citizen or invited guest.
@@ -523,10 +524,23 @@ mod tests {
     }
 
     #[test]
+    fn room_roles_serialise_as_host_and_guest() {
+        assert_eq!(serde_json::to_string(&RoomRole::Host).unwrap(), r#""host""#);
+        assert_eq!(
+            serde_json::to_string(&RoomRole::Guest).unwrap(),
+            r#""guest""#
+        );
+        assert_eq!(
+            serde_json::from_str::<RoomRole>(r#""host""#).unwrap(),
+            RoomRole::Host
+        );
+    }
+
+    #[test]
     fn waiting_room_messages_serialise_as_documented() {
         let you = ParticipantInfo {
             id: ParticipantId(uuid::Uuid::nil()),
-            role: Role::Guest,
+            role: RoomRole::Guest,
             display_name: "Ingrid".into(),
             muted: Muted::default(),
         };

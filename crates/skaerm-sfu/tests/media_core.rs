@@ -34,7 +34,7 @@ use skaerm_sfu::media::core::{Command, CoreConfig, CoreOutput, MediaCore, RoomEv
 use skaerm_sfu::media::counters::DropReason;
 use skaerm_sfu::media::quality::{LinkState, Quality, QualitySlice};
 use skaerm_sfu::protocol::{
-    ClientCandidate, ErrorCode, LeaveReason, Publish, Role, ServerMessage, VideoPauseReason,
+    ClientCandidate, ErrorCode, LeaveReason, Publish, RoomRole, ServerMessage, VideoPauseReason,
 };
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -534,7 +534,7 @@ impl Net {
             grant: JoinGrant {
                 room,
                 participant: client.participant,
-                role: Role::Guest,
+                role: RoomRole::Guest,
                 display_name: format!("client {addr}"),
                 needs_admission: false,
                 admitted_by: None,
@@ -889,7 +889,7 @@ fn a_second_join_of_the_same_participant_replaces_the_first() {
         grant: JoinGrant {
             room,
             participant: again.participant,
-            role: Role::Guest,
+            role: RoomRole::Guest,
             display_name: "again".into(),
             needs_admission: false,
             admitted_by: None,
@@ -1192,7 +1192,7 @@ fn a_simulcast_publisher_reaches_a_subscriber_as_one_stream_switching_on_keyfram
     let mut net = Net::with_simulcast(true);
     let room = RoomId(Uuid::new_v4());
     let client = Client::simulcast(net.now, "192.168.1.10:40000");
-    let a = net.join_client(room, client, Role::Guest, false, None);
+    let a = net.join_client(room, client, RoomRole::Guest, false, None);
     let b = net.join(room, "192.168.1.20:40000");
     net.advance(Duration::from_secs(2));
     assert!(net.clients[a].connected && net.clients[b].connected);
@@ -1283,7 +1283,7 @@ fn a_simulcast_publisher_stays_received_across_renegotiation_once_its_layers_are
     let mut net = Net::with_simulcast(true);
     let room = RoomId(Uuid::new_v4());
     let client = Client::simulcast(net.now, "192.168.1.10:40000");
-    let a = net.join_client(room, client, Role::Host, false, None);
+    let a = net.join_client(room, client, RoomRole::Host, false, None);
     net.advance(Duration::from_secs(2));
     assert!(net.clients[a].connected, "A connects alone");
 
@@ -1339,7 +1339,13 @@ fn a_simulcast_publisher_stays_received_across_renegotiation_once_its_layers_are
 
 impl Net {
     /// A client joining as `role`; `needs_admission` as the application's admission sets it.
-    fn join_as(&mut self, room: RoomId, addr: &str, role: Role, needs_admission: bool) -> usize {
+    fn join_as(
+        &mut self,
+        room: RoomId,
+        addr: &str,
+        role: RoomRole,
+        needs_admission: bool,
+    ) -> usize {
         self.join_admitted_by(room, addr, role, needs_admission, None)
     }
 
@@ -1349,7 +1355,7 @@ impl Net {
         &mut self,
         room: RoomId,
         addr: &str,
-        role: Role,
+        role: RoomRole,
         needs_admission: bool,
         by: Option<ParticipantId>,
     ) -> usize {
@@ -1363,7 +1369,7 @@ impl Net {
         &mut self,
         room: RoomId,
         client: Client,
-        role: Role,
+        role: RoomRole,
         needs_admission: bool,
         by: Option<ParticipantId>,
     ) -> usize {
@@ -1453,7 +1459,7 @@ fn a_guest_waits_without_an_offer_until_the_host_admits_then_media_flows_both_wa
     let mut net = Net::new();
     let room = RoomId(Uuid::new_v4());
     // The citizen arrives first: nobody to admit them yet.
-    let guest = net.join_as(room, "192.168.1.20:40000", Role::Guest, true);
+    let guest = net.join_as(room, "192.168.1.20:40000", RoomRole::Guest, true);
     net.advance(Duration::from_secs(2));
     let guest_id = net.clients[guest].participant;
     assert!(
@@ -1469,11 +1475,11 @@ fn a_guest_waits_without_an_offer_until_the_host_admits_then_media_flows_both_wa
     assert_eq!(net.core.waiting_count(), 1);
     assert!(net.events.iter().any(|e| matches!(
         e,
-        RoomEvent::ParticipantWaiting { participant, role: Role::Guest, .. } if *participant == guest_id
+        RoomEvent::ParticipantWaiting { participant, role: RoomRole::Guest, .. } if *participant == guest_id
     )));
 
     // Staff join later and find them in `joined.waiting`.
-    let host = net.join_as(room, "192.168.1.10:40000", Role::Host, false);
+    let host = net.join_as(room, "192.168.1.10:40000", RoomRole::Host, false);
     net.advance(Duration::from_secs(2));
     let joined_waiting = net.clients[host].messages.iter().find_map(|m| match m {
         ServerMessage::Joined { waiting, .. } => Some(waiting.clone()),
@@ -1499,7 +1505,7 @@ fn a_guest_waits_without_an_offer_until_the_host_admits_then_media_flows_both_wa
         net.clients[guest]
             .messages
             .iter()
-            .any(|m| matches!(m, ServerMessage::Joined { participants, .. } if participants.iter().any(|p| p.role == Role::Host))),
+            .any(|m| matches!(m, ServerMessage::Joined { participants, .. } if participants.iter().any(|p| p.role == RoomRole::Host))),
         "admitted: the guest joins as usual and sees the host"
     );
     assert!(net.offers(guest) >= 1, "admitted: an offer follows");
@@ -1520,7 +1526,7 @@ fn a_guest_waits_without_an_offer_until_the_host_admits_then_media_flows_both_wa
     let admitted_by = net.events.iter().find_map(|e| match e {
         RoomEvent::ParticipantAdmitted {
             participant,
-            role: Role::Guest,
+            role: RoomRole::Guest,
             by,
             ..
         } if *participant == guest_id => Some(*by),
@@ -1533,10 +1539,16 @@ fn a_guest_waits_without_an_offer_until_the_host_admits_then_media_flows_both_wa
 fn a_guest_admitted_on_a_hosts_behalf_goes_straight_in_and_is_reported_as_admitted_by_them() {
     let mut net = Net::new();
     let room = RoomId(Uuid::new_v4());
-    let host = net.join_as(room, "192.168.1.10:40000", Role::Host, false);
+    let host = net.join_as(room, "192.168.1.10:40000", RoomRole::Host, false);
     net.advance(Duration::from_secs(1));
     let host_id = net.clients[host].participant;
-    let tablet = net.join_admitted_by(room, "192.168.1.20:40000", Role::Guest, true, Some(host_id));
+    let tablet = net.join_admitted_by(
+        room,
+        "192.168.1.20:40000",
+        RoomRole::Guest,
+        true,
+        Some(host_id),
+    );
     net.advance(Duration::from_secs(2));
     let tablet_id = net.clients[tablet].participant;
     assert!(
@@ -1587,8 +1599,8 @@ fn a_guest_admitted_on_a_hosts_behalf_goes_straight_in_and_is_reported_as_admitt
 fn a_denied_guest_is_ended_and_closed() {
     let mut net = Net::new();
     let room = RoomId(Uuid::new_v4());
-    let host = net.join_as(room, "192.168.1.10:40000", Role::Host, false);
-    let guest = net.join_as(room, "192.168.1.20:40000", Role::Guest, true);
+    let host = net.join_as(room, "192.168.1.10:40000", RoomRole::Host, false);
+    let guest = net.join_as(room, "192.168.1.20:40000", RoomRole::Guest, true);
     net.advance(Duration::from_millis(500));
     let guest_id = net.clients[guest].participant;
     assert!(net.clients[host].messages.iter().any(
@@ -1621,11 +1633,11 @@ fn a_denied_guest_is_ended_and_closed() {
 fn only_a_host_can_admit() {
     let mut net = Net::new();
     let room = RoomId(Uuid::new_v4());
-    let host = net.join_as(room, "192.168.1.10:40000", Role::Host, false);
-    let relative = net.join_as(room, "192.168.1.30:40000", Role::Guest, true);
+    let host = net.join_as(room, "192.168.1.10:40000", RoomRole::Host, false);
+    let relative = net.join_as(room, "192.168.1.30:40000", RoomRole::Guest, true);
     net.advance(Duration::from_millis(200));
     net.decide(host, relative, true);
-    let citizen = net.join_as(room, "192.168.1.20:40000", Role::Guest, true);
+    let citizen = net.join_as(room, "192.168.1.20:40000", RoomRole::Guest, true);
     net.advance(Duration::from_millis(200));
     // An admitted guest in the call tries to let someone in.
     net.decide(relative, citizen, true);
@@ -1652,8 +1664,8 @@ fn only_a_host_can_admit() {
 fn an_admitted_guest_rejoining_after_a_cut_skips_the_waiting_room() {
     let mut net = Net::new();
     let room = RoomId(Uuid::new_v4());
-    let host = net.join_as(room, "192.168.1.10:40000", Role::Host, false);
-    let guest = net.join_as(room, "192.168.1.20:40000", Role::Guest, true);
+    let host = net.join_as(room, "192.168.1.10:40000", RoomRole::Host, false);
+    let guest = net.join_as(room, "192.168.1.20:40000", RoomRole::Guest, true);
     net.advance(Duration::from_millis(200));
     net.decide(host, guest, true);
     net.advance(Duration::from_secs(2));
@@ -1681,7 +1693,7 @@ fn an_admitted_guest_rejoining_after_a_cut_skips_the_waiting_room() {
         grant: JoinGrant {
             room,
             participant: again.participant,
-            role: Role::Guest,
+            role: RoomRole::Guest,
             display_name: "guest".into(),
             needs_admission: true,
             admitted_by: None,
@@ -1719,8 +1731,8 @@ fn an_admitted_guest_rejoining_after_a_cut_skips_the_waiting_room() {
 fn a_waiting_guest_who_leaves_is_gone_from_the_hosts_list() {
     let mut net = Net::new();
     let room = RoomId(Uuid::new_v4());
-    let host = net.join_as(room, "192.168.1.10:40000", Role::Host, false);
-    let guest = net.join_as(room, "192.168.1.20:40000", Role::Guest, true);
+    let host = net.join_as(room, "192.168.1.10:40000", RoomRole::Host, false);
+    let guest = net.join_as(room, "192.168.1.20:40000", RoomRole::Guest, true);
     net.advance(Duration::from_millis(200));
     let guest_id = net.clients[guest].participant;
     let session = net.clients[guest].session;
@@ -1738,7 +1750,7 @@ fn a_waiting_guest_who_leaves_is_gone_from_the_hosts_list() {
     )));
     assert!(net.events.iter().any(|e| matches!(
         e,
-        RoomEvent::ParticipantLeft { participant, role: Role::Guest, .. } if *participant == guest_id
+        RoomEvent::ParticipantLeft { participant, role: RoomRole::Guest, .. } if *participant == guest_id
     )));
     assert_eq!(net.core.waiting_count(), 0);
     // Too late to admit them now.
@@ -1820,7 +1832,7 @@ fn a_participant_whose_media_never_comes_up_is_counted_once_as_an_ice_timeout() 
             grant: JoinGrant {
                 room,
                 participant: ParticipantId(Uuid::new_v4()),
-                role: Role::Guest,
+                role: RoomRole::Guest,
                 display_name: "blocked".to_owned(),
                 needs_admission: false,
                 admitted_by: None,

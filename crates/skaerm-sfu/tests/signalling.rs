@@ -10,7 +10,7 @@ use skaerm_sfu::Sfu;
 use skaerm_sfu::config::RelayConfig;
 use skaerm_sfu::grant::{JoinAuthorizer, JoinGrant, JoinRefusal};
 use skaerm_sfu::ids::{ParticipantId, RoomId};
-use skaerm_sfu::protocol::Role;
+use skaerm_sfu::protocol::RoomRole;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,9 +39,9 @@ impl JoinAuthorizer for TestAuthorizer {
                             participant.parse().map_err(|_| JoinRefusal::TokenInvalid)?,
                         ),
                         role: if kind == "host" {
-                            Role::Host
+                            RoomRole::Host
                         } else {
-                            Role::Guest
+                            RoomRole::Guest
                         },
                         display_name: "<b>test</b>".into(),
                         needs_admission: kind == "waiting",

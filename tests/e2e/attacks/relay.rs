@@ -10,7 +10,7 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use skaerm_e2e::participant::{JoinOutcome, Participant};
 use skaerm_e2e::server::{Browser, Municipality, PASSWORD, TestServer};
 use skaerm_scheduling::Visit;
-use skaerm_sfu::ids::RoomId;
+use skaerm_server::ids::IdInto;
 use skaerm_sfu::protocol::{ClientCandidate, ClientMessage, Publish, ServerMessage};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
@@ -33,7 +33,7 @@ async fn call(
     m: &Municipality,
     visit: &Visit,
 ) -> Result<(Participant, Participant)> {
-    let room = Some(RoomId(visit.id.0));
+    let room = Some(visit.id.id_into());
     let staff_tab = Browser::new(&server.url())?;
     staff_tab.login(&m.username, PASSWORD).await?;
     let staff_token = staff_tab.start_visit(visit).await?;

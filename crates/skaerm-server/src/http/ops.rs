@@ -99,12 +99,12 @@ mod tests {
     use skaerm_sfu::WorkerQuality;
     use skaerm_sfu::ids::{ParticipantId, RoomId};
     use skaerm_sfu::media::quality::{LinkState, ParticipantQuality, Quality, RoomQuality};
-    use skaerm_sfu::protocol::Role;
+    use skaerm_sfu::protocol::RoomRole;
     use std::sync::Arc;
     use std::time::Duration;
     use uuid::Uuid;
 
-    fn participant(role: Role, quality: Quality) -> ParticipantQuality {
+    fn participant(role: RoomRole, quality: Quality) -> ParticipantQuality {
         ParticipantQuality {
             participant_id: ParticipantId(Uuid::new_v4()),
             role,
@@ -138,7 +138,7 @@ mod tests {
                     rooms: vec![RoomQuality {
                         room: new,
                         age: Duration::from_secs(30),
-                        participants: vec![participant(Role::Host, Quality::Good)],
+                        participants: vec![participant(RoomRole::Host, Quality::Good)],
                     }],
                 }),
                 Arc::new(WorkerQuality {
@@ -147,8 +147,8 @@ mod tests {
                         room: old,
                         age: Duration::from_secs(600),
                         participants: vec![
-                            participant(Role::Host, Quality::Good),
-                            participant(Role::Guest, Quality::Poor),
+                            participant(RoomRole::Host, Quality::Good),
+                            participant(RoomRole::Guest, Quality::Poor),
                         ],
                     }],
                 }),

@@ -30,7 +30,7 @@ use crate::media::simulcast::{
 };
 use crate::media::stun_check::{LiveCredentials, StunRefusal, check_binding};
 use crate::protocol::{
-    ClientCandidate, EndReason, ErrorCode, LeaveReason, Muted, ParticipantInfo, Publish, Role,
+    ClientCandidate, EndReason, ErrorCode, LeaveReason, Muted, ParticipantInfo, Publish, RoomRole,
     ServerMessage, VideoPauseReason,
 };
 use bytes::{Bytes, BytesMut};
@@ -167,7 +167,7 @@ pub enum RoomEvent {
         /// Who.
         participant: crate::ids::ParticipantId,
         /// In which role.
-        role: Role,
+        role: RoomRole,
     },
     /// A participant's media session ended.
     ParticipantLeft {
@@ -176,7 +176,7 @@ pub enum RoomEvent {
         /// Who.
         participant: crate::ids::ParticipantId,
         /// In which role.
-        role: Role,
+        role: RoomRole,
         /// Why.
         reason: LeaveReason,
     },
@@ -189,7 +189,7 @@ pub enum RoomEvent {
         /// Who.
         participant: crate::ids::ParticipantId,
         /// In which role.
-        role: Role,
+        role: RoomRole,
     },
     /// A host let a waiting participant into the room (their `ParticipantJoined` came just
     /// before).
@@ -199,7 +199,7 @@ pub enum RoomEvent {
         /// Who was let in.
         participant: crate::ids::ParticipantId,
         /// In which role.
-        role: Role,
+        role: RoomRole,
         /// The host who let them in.
         by: crate::ids::ParticipantId,
     },
@@ -665,7 +665,7 @@ impl MediaCore {
                 let Some(peer) = self.peers.get_mut(key) else {
                     continue;
                 };
-                let r = peer.reports.read();
+                let r = peer.rtcp_reports.read();
                 let (bytes_in, bytes_out) = (r.rtp_bytes_in, r.rtp_bytes_out);
                 let previous = self.quality_samples.insert(
                     *key,
@@ -972,7 +972,7 @@ impl MediaCore {
     /// network cut, or a second device while they are in the call, goes straight in).
     fn needs_to_wait(&self, grant: &JoinGrant) -> bool {
         grant.needs_admission
-            && grant.role != Role::Host
+            && grant.role != RoomRole::Host
             && !self.lobby.was_admitted(grant.room, grant.participant)
             && !self.rooms.get(&grant.room).is_some_and(|members| {
                 members.iter().any(|k| {
@@ -1035,7 +1035,7 @@ impl MediaCore {
             .into_iter()
             .flatten()
             .filter_map(|k| self.peers.get(k))
-            .filter(|p| p.info.role == Role::Host)
+            .filter(|p| p.info.role == RoomRole::Host)
             .map(|p| p.session)
             .collect();
         for session in hosts {
@@ -1074,7 +1074,7 @@ impl MediaCore {
             );
             return None;
         };
-        if peer.info.role != Role::Host {
+        if peer.info.role != RoomRole::Host {
             // Refused, but not fatal: a citizen is not thrown out of the call for this.
             self.signal(
                 session,
@@ -1212,7 +1212,7 @@ impl MediaCore {
 
         let key = PeerKey(self.next_key);
         self.next_key += 1;
-        let (mut pc, estimate, reports, nacks) =
+        let (mut pc, estimate, rtcp_reports, nacks) =
             match self.factory.build(now, self.config.fallback.floor_bps / 2) {
                 Ok(built) => built,
                 Err(err) => {
@@ -1250,7 +1250,7 @@ impl MediaCore {
             .iter()
             .filter_map(|k| self.peers.get(k).map(|p| p.info.clone()))
             .collect();
-        let waiting = if grant.role == Role::Host {
+        let waiting = if grant.role == RoomRole::Host {
             self.lobby
                 .waiting_in(grant.room)
                 .iter()
@@ -1291,7 +1291,7 @@ impl MediaCore {
                 estimate,
                 fallback: Fallback::new(self.config.fallback),
                 nacks,
-                reports,
+                rtcp_reports,
             },
         );
         if self.next_bandwidth_check.is_none() {

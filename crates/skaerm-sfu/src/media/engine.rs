@@ -12,7 +12,7 @@
 
 use crate::media::bandwidth::{Estimate, EstimateProbe};
 use crate::media::feedback::{NackGate, NackSwitch};
-use crate::media::reports::{ReportCells, ReportProbe};
+use crate::media::rtcp_reports::{RtcpReportCells, RtcpReportProbe};
 use crate::media::tap::{RELAY_TAP_SLOT, RelayTap};
 use rtc::interceptor::{
     CongestionControlBuilder, NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder,
@@ -157,7 +157,15 @@ impl PeerFactory {
         &self,
         now: Instant,
         min_estimate_bps: u64,
-    ) -> Result<(RTCPeerConnection, Estimate, Arc<ReportCells>, NackSwitch), EngineError> {
+    ) -> Result<
+        (
+            RTCPeerConnection,
+            Estimate,
+            Arc<RtcpReportCells>,
+            NackSwitch,
+        ),
+        EngineError,
+    > {
         let mut media_engine = MediaEngine::default();
         media_engine.register_codec(opus(), RtpCodecKind::Audio)?;
         media_engine.register_codec(vp8(), RtpCodecKind::Video)?;
@@ -185,7 +193,7 @@ impl PeerFactory {
             )?;
         }
         let (probe, estimate) = EstimateProbe::new(min_estimate_bps);
-        let (report_probe, reports) = ReportProbe::new();
+        let (report_probe, rtcp_reports) = RtcpReportProbe::new();
         let (nack_gate, nacks) = NackGate::new();
         let tap = RelayTap::new(report_probe, nack_gate);
         let registry = interceptors(&mut media_engine, probe, tap)?;
@@ -208,7 +216,7 @@ impl PeerFactory {
             .with_media_engine(media_engine)
             .with_interceptor_registry(registry)
             .build(now)?;
-        Ok((pc, estimate, reports, nacks))
+        Ok((pc, estimate, rtcp_reports, nacks))
     }
 }
 

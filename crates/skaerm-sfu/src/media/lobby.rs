@@ -185,7 +185,7 @@ impl Lobby {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::Role;
+    use crate::protocol::RoomRole;
     use uuid::Uuid;
 
     fn waiting(room: RoomId) -> Waiting {
@@ -194,7 +194,7 @@ mod tests {
             grant: JoinGrant {
                 room,
                 participant: ParticipantId(Uuid::new_v4()),
-                role: Role::Guest,
+                role: RoomRole::Guest,
                 display_name: "g".into(),
                 needs_admission: true,
                 admitted_by: None,

@@ -10,7 +10,7 @@
 //! ([`peer`]), packet rewriting for forwarding ([`rewrite`]), switching a stream's source on
 //! keyframes with continuous numbering ([`simulcast`]), drop/traffic counters ([`counters`]) and the
 //! once-per-interval log line about hostile drops ([`drop_report`]),
-//! what RTCP reports say about a connection ([`reports`]), the relay's one interceptor that
+//! what RTCP reports say about a connection ([`rtcp_reports`]), the relay's one interceptor that
 //! reads, gates and marks what passes ([`tap`]) and the per-participant quality snapshot for
 //! operations ([`quality`]).
 
@@ -27,9 +27,9 @@ pub mod lobby;
 pub(crate) mod negotiation;
 pub(crate) mod peer;
 pub mod quality;
-pub(crate) mod reports;
 pub(crate) mod restart;
 pub(crate) mod rewrite;
+pub(crate) mod rtcp_reports;
 pub(crate) mod simulcast;
 pub(crate) mod stun_check;
 pub(crate) mod tap;

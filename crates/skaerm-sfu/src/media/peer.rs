@@ -7,9 +7,9 @@ use crate::media::candidates::RemoteCandidates;
 use crate::media::early_checks::EarlyChecks;
 use crate::media::feedback::NackSwitch;
 use crate::media::negotiation::Negotiation;
-use crate::media::reports::ReportCells;
 use crate::media::restart::RestartBudget;
 use crate::media::rewrite::RewritePlan;
+use crate::media::rtcp_reports::RtcpReportCells;
 use crate::media::simulcast::{Continuity, LayerSelector};
 use crate::protocol::{ParticipantInfo, Publish};
 use rtc::peer_connection::RTCPeerConnection;
@@ -133,7 +133,7 @@ pub(crate) struct Peer {
     /// Closed while its video is paused: its NACKs are then not answered.
     pub(crate) nacks: NackSwitch,
     /// What RTCP reports say about its path (for the quality snapshot).
-    pub(crate) reports: Arc<ReportCells>,
+    pub(crate) rtcp_reports: Arc<RtcpReportCells>,
 }
 
 impl Peer {

@@ -5,7 +5,7 @@
 //! [`classify`] is a pure function of the measurements; its thresholds are below.
 
 use crate::ids::{ParticipantId, RoomId};
-use crate::protocol::Role;
+use crate::protocol::RoomRole;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -103,7 +103,7 @@ pub struct ParticipantQuality {
     /// Opaque participant id.
     pub participant_id: ParticipantId,
     /// Host (staff) or guest.
-    pub role: Role,
+    pub role: RoomRole,
     /// Connection state.
     pub state: LinkState,
     /// The verdict.

@@ -3,7 +3,7 @@
 //! sequence number/timestamp rewriting that makes the forwarded packets one continuous stream.
 //!
 //! All of it is plain state of packets and instants. The relay uses it for simulcast (three rid
-//! layers, one chosen per subscriber; see ARCHITECTURE.md for its limits) and for the one-layer
+//! layers, one chosen per subscriber; see docs/simulcast.md for its limits) and for the one-layer
 //! case: resuming video after an audio-only fallback is a switch from "nothing" to the camera
 //! layer, which waits for a keyframe and continues the subscriber's sequence numbers where they
 //! stopped. It also writes the simulcast request into the relay's offers.

@@ -1,7 +1,7 @@
 //! The relay's own interceptor: one stage, wire-most in every relay-side chain, that does the
 //! relay's three per-packet jobs on the way through.
 //!
-//! - On the way in: the report probe reads every message ([`crate::media::reports`]), the
+//! - On the way in: the report probe reads every message ([`crate::media::rtcp_reports`]), the
 //!   NACK gate takes a paused subscriber's NACKs out ([`crate::media::feedback`]), and the
 //!   feedback the core acts on (PLI, FIR, NACK) is marked for delivery to it.
 //! - On the way out: the report probe reads every message.
@@ -14,7 +14,7 @@
 //! responder, and a marked packet keeps its mark up to the chain's terminus, which delivers it.
 
 use crate::media::feedback::{NackGate, mark_for_core};
-use crate::media::reports::ReportProbe;
+use crate::media::rtcp_reports::RtcpReportProbe;
 use rtc::interceptor::{Interceptor, StreamInfo, TaggedPacket};
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
@@ -26,14 +26,14 @@ pub(crate) const RELAY_TAP_SLOT: usize = 500;
 
 /// The interceptor. See the module documentation.
 pub(crate) struct RelayTap {
-    probe: ReportProbe,
+    probe: RtcpReportProbe,
     gate: NackGate,
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
 }
 
 impl RelayTap {
-    pub(crate) fn new(probe: ReportProbe, gate: NackGate) -> RelayTap {
+    pub(crate) fn new(probe: RtcpReportProbe, gate: NackGate) -> RelayTap {
         RelayTap {
             probe,
             gate,
@@ -118,9 +118,9 @@ mod tests {
     fn tap() -> (
         RelayTap,
         crate::media::feedback::NackSwitch,
-        std::sync::Arc<crate::media::reports::ReportCells>,
+        std::sync::Arc<crate::media::rtcp_reports::RtcpReportCells>,
     ) {
-        let (probe, cells) = ReportProbe::new();
+        let (probe, cells) = RtcpReportProbe::new();
         let (gate, switch) = NackGate::new();
         (RelayTap::new(probe, gate), switch, cells)
     }

@@ -4,7 +4,7 @@
 //! `rtc` 0.21 keeps W3C stats (`get_stats`), but it never feeds *received* RTCP into them
 //! (its `process_read_rtcp_for_stats` is not called, and its RR round-trip time is hard-coded
 //! to 0), and the jitter it reports for inbound streams is in RTP timestamp units. So
-//! [`ReportProbe`] reads, wire-most in every relay-side chain (inside the relay's interceptor,
+//! [`RtcpReportProbe`] reads, wire-most in every relay-side chain (inside the relay's interceptor,
 //! [`crate::media::tap`]) and without changing anything that passes:
 //!
 //! - the relay's own sender reports on the way out (their NTP middle bits and send instant, a
@@ -21,7 +21,7 @@
 //! So the core's quality snapshot never asks `rtc` for its statistics: building that report
 //! took ~75 µs per connection, a stall every packet behind it waited out.
 //!
-//! Results go to [`ReportCells`], a handful of relaxed atomics belonging to this one connection
+//! Results go to [`RtcpReportCells`], a handful of relaxed atomics belonging to this one connection
 //! (written by its chain, read by the core once a second, both on the worker's thread): nothing
 //! is shared across workers and nothing allocates per packet.
 
@@ -46,7 +46,7 @@ const NONE: u32 = u32::MAX;
 
 /// The latest report-derived numbers of one connection.
 #[derive(Debug)]
-pub(crate) struct ReportCells {
+pub(crate) struct RtcpReportCells {
     rtt_us: AtomicU32,
     down_loss: AtomicU32,
     down_jitter_us: AtomicU32,
@@ -60,9 +60,9 @@ pub(crate) struct ReportCells {
     rtp_bytes_out: AtomicU64,
 }
 
-impl Default for ReportCells {
+impl Default for RtcpReportCells {
     fn default() -> Self {
-        ReportCells {
+        RtcpReportCells {
             rtt_us: AtomicU32::new(NONE),
             down_loss: AtomicU32::new(NONE),
             down_jitter_us: AtomicU32::new(NONE),
@@ -78,9 +78,9 @@ impl Default for ReportCells {
     }
 }
 
-/// One reading of [`ReportCells`].
+/// One reading of [`RtcpReportCells`].
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub(crate) struct ReportReading {
+pub(crate) struct RtcpReportReading {
     /// Round-trip time relay ↔ participant.
     pub(crate) rtt: Option<Duration>,
     /// Fraction (0..=1) of the relay's packets the participant reported lost, last report.
@@ -112,12 +112,12 @@ fn cell(value: &AtomicU32) -> Option<u32> {
     }
 }
 
-impl ReportCells {
+impl RtcpReportCells {
     /// The current values.
-    pub(crate) fn read(&self) -> ReportReading {
+    pub(crate) fn read(&self) -> RtcpReportReading {
         let micros = |c: &AtomicU32| cell(c).map(|us| Duration::from_micros(u64::from(us)));
         let fraction = |c: &AtomicU32| cell(c).map(|q| f64::from(q) / 256.0);
-        ReportReading {
+        RtcpReportReading {
             rtt: micros(&self.rtt_us),
             down_loss: fraction(&self.down_loss),
             down_jitter: micros(&self.down_jitter_us),
@@ -134,8 +134,8 @@ impl ReportCells {
 }
 
 /// The probe. See the module documentation.
-pub(crate) struct ReportProbe {
-    cells: Arc<ReportCells>,
+pub(crate) struct RtcpReportProbe {
+    cells: Arc<RtcpReportCells>,
     /// Our sender reports: (NTP middle 32 bits, when they left).
     sent: VecDeque<(u32, Instant)>,
     /// SSRC → clock rate of every stream bound to this connection.
@@ -144,12 +144,12 @@ pub(crate) struct ReportProbe {
     inbound: Vec<InboundJitter>,
 }
 
-impl ReportProbe {
+impl RtcpReportProbe {
     /// A probe and the cells it writes.
-    pub(crate) fn new() -> (ReportProbe, Arc<ReportCells>) {
-        let cells = Arc::new(ReportCells::default());
+    pub(crate) fn new() -> (RtcpReportProbe, Arc<RtcpReportCells>) {
+        let cells = Arc::new(RtcpReportCells::default());
         (
-            ReportProbe {
+            RtcpReportProbe {
                 cells: cells.clone(),
                 sent: VecDeque::with_capacity(SR_MEMORY),
                 clock_rates: Vec::new(),
@@ -331,7 +331,7 @@ pub(crate) fn round_trip(
     )
 }
 
-impl ReportProbe {
+impl RtcpReportProbe {
     /// A message arrived from the participant.
     pub(crate) fn on_read(&mut self, msg: &TaggedPacket) {
         match &msg.message.packet {
@@ -402,10 +402,10 @@ mod tests {
 
     #[test]
     fn rtt_loss_and_jitter_come_from_reports_both_ways() {
-        let (mut probe, cells) = ReportProbe::new();
+        let (mut probe, cells) = RtcpReportProbe::new();
         probe.bind_local(&info(111, 90_000));
         probe.bind_remote(&info(222, 48_000));
-        assert_eq!(cells.read(), ReportReading::default());
+        assert_eq!(cells.read(), RtcpReportReading::default());
         let t0 = Instant::now();
         let ntp: u64 = 0x1234_5678_9abc_def0;
         probe.on_write(&tagged(
