@@ -22,6 +22,7 @@ pub mod demo;
 pub mod http;
 pub mod jobs;
 pub mod live_calls;
+pub mod live_credentials;
 pub mod oidc;
 pub mod recovery;
 pub mod room_events;

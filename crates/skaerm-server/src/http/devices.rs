@@ -190,6 +190,8 @@ pub async fn device_call(
                     device: device.id,
                     by: StaffRef(visit.staff_id.0),
                 }),
+                // The answered call names the tablet: the token dies with its pairing.
+                issued_on: None,
             },
             Utc::now(),
         )

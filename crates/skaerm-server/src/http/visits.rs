@@ -453,6 +453,8 @@ fn host_token(state: &AppState, session: &StaffSession, visit: &Visit) -> Result
                 role: MediaRole::Host,
                 name: session.name.clone(),
                 answered_call: None,
+                // Dies at logout and when the staff member's roles change.
+                issued_on: Some(skaerm_auth::tokens::IssuedOn::Session(session.session)),
             },
             Utc::now(),
         )
