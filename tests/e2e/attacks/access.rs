@@ -106,3 +106,69 @@ async fn the_link_exchange_and_the_visit_agree_on_the_status() -> Result<()> {
     assert_eq!(body["visit"]["status"], seen["visit"]["status"]);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_cannot_grant_herself_a_care_role_a_second_admin_can_and_it_is_audited()
+-> Result<()> {
+    use skaerm_auth::roles::Role;
+    let server = TestServer::start().await?;
+    let m = server.municipality("Testkommune").await?;
+    let anne = server.account(&m, "Anne Admin", &[Role::Admin]).await?;
+    let bo = server.account(&m, "Bo Admin", &[Role::Admin]).await?;
+    let as_anne = Browser::new(&server.url())?;
+    as_anne.login(&anne, PASSWORD).await?;
+    let path = format!("/api/admin/accounts/{anne}/roles");
+    let (status, body) = as_anne
+        .put(&path, json!({"roles": ["admin", "staff"]}))
+        .await?;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("self_grant_refused"))
+    );
+    let as_bo = Browser::new(&server.url())?;
+    as_bo.login(&bo, PASSWORD).await?;
+    let (status, body) = as_bo
+        .put(&path, json!({"roles": ["admin", "staff"]}))
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = as_bo.get("/api/admin/audit").await?;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("roles changed to") && d.contains("staff"))),
+        "{body}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_series_with_a_visit_every_few_minutes_is_refused() -> Result<()> {
+    let server = TestServer::start().await?;
+    let m = server.municipality("Testkommune").await?;
+    let staff = Browser::new(&server.url())?;
+    staff.login(&m.username, PASSWORD).await?;
+    let (status, body) = staff
+        .post(
+            "/api/series",
+            json!({
+                "legal_basis": "sel_85",
+                "purpose": "x",
+                "citizen_id": m.citizen.id,
+                "start_local": "2030-03-04T09:00:00",
+                "duration_minutes": 5,
+                "rrule": "FREQ=DAILY;BYHOUR=8,9,10,11,12;BYMINUTE=0,10,20,30,40,50;COUNT=50",
+            }),
+        )
+        .await?;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("too_many_per_day")),
+        "{body}"
+    );
+    Ok(())
+}

@@ -83,6 +83,13 @@ pub(crate) fn store_problem(err: StoreError) -> Problem {
         StoreError::Invalid(detail) => {
             Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", detail)
         }
+        StoreError::Recurrence(err @ skaerm_scheduling::RecurrenceError::TooManyPerDay(_)) => {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "too_many_per_day",
+                err.to_string(),
+            )
+        }
         StoreError::Recurrence(err) => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_rrule",
