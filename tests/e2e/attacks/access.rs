@@ -172,3 +172,30 @@ async fn a_series_with_a_visit_every_few_minutes_is_refused() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_citizen_in_the_waiting_room_is_told_when_the_visit_is_cancelled() -> Result<()> {
+    let server = TestServer::start().await?;
+    let m = server.municipality("Testkommune").await?;
+    let visit = server.visit_soon(&m).await?;
+    let staff = Browser::new(&server.url())?;
+    staff.login(&m.username, PASSWORD).await?;
+    let token = token_from(&server, &staff.citizen_link(&visit).await?).await?;
+    let citizen = joined(&server, &token, RoomId(visit.id.0)).await?;
+    assert!(citizen.waited);
+    let (status, body) = staff
+        .post(&format!("/api/visits/{}/cancel", visit.id), json!({}))
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    citizen
+        .wait_for(Duration::from_secs(5), |m| {
+            matches!(
+                m,
+                ServerMessage::Ended {
+                    reason: EndReason::Cancelled
+                }
+            )
+        })
+        .await?;
+    Ok(())
+}

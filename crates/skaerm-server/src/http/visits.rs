@@ -433,6 +433,11 @@ pub async fn cancel(
         .revoke_guest_links(visit.id, now)
         .await
         .map_err(Problem::internal)?;
+    // Whoever waits in the waiting room is told (and a link's holder cannot stay).
+    state
+        .sfu
+        .close_room(RoomId(visit.id.0), EndReason::Cancelled)
+        .await;
     tracing::info!(visit = %visit.id, staff = %session.staff, "visit cancelled");
     crate::audit::record(
         &state,
