@@ -115,6 +115,7 @@ async fn an_unknown_kid_is_refused() -> Result<()> {
             role: MediaRole::Guest,
             name: "x".into(),
             answered_call: None,
+            issued_on: None,
         },
         Utc::now(),
     )?;
@@ -183,6 +184,7 @@ async fn a_token_from_another_tenant_is_refused() -> Result<()> {
             role: MediaRole::Guest,
             name: "x".into(),
             answered_call: None,
+            issued_on: None,
         },
         Utc::now(),
     )?;
@@ -672,6 +674,8 @@ async fn x_forwarded_for_is_believed_only_from_a_trusted_proxy() -> Result<()> {
     assert_eq!(exchange.source_ip.as_deref(), Some("198.51.100.23"));
     Ok(())
 }
+#[path = "attacks/access.rs"]
+mod access;
 #[path = "attacks/edge.rs"]
 mod edge;
 #[path = "attacks/relay.rs"]

@@ -114,6 +114,7 @@ impl TestServer {
                 role: MediaRole::Guest,
                 name: name.to_owned(),
                 answered_call,
+                issued_on: None,
             },
             at,
         )?)

@@ -5,6 +5,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
@@ -20,6 +21,12 @@ pub struct CitizenLinkSecret(String);
 /// The stored form of a secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LinkHash(pub [u8; 32]);
+
+/// A link's id, derived from its hash (so it needs no column and reveals nothing of the
+/// secret): what a media token from the link names, to die with the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LinkRef(pub uuid::Uuid);
 
 /// A string that cannot be a link secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -74,6 +81,17 @@ impl LinkHash {
     pub fn of(secret: &str) -> LinkHash {
         LinkHash(Sha256::digest(secret.as_bytes()).into())
     }
+
+    /// The link's id: the first 16 bytes of SHA-256 over a fixed label and the hash.
+    pub fn link_ref(&self) -> LinkRef {
+        let digest = Sha256::new()
+            .chain_update(b"skaerm citizen link id\0")
+            .chain_update(self.0)
+            .finalize();
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&digest[..16]);
+        LinkRef(uuid::Uuid::from_bytes(id))
+    }
 }
 
 #[cfg(test)]
@@ -89,6 +107,8 @@ mod tests {
         assert_eq!(CitizenLinkSecret::parse(a.expose()), Ok(a.clone()));
         assert_eq!(a.hash(), LinkHash::of(a.expose()));
         assert_ne!(a.hash(), b.hash());
+        assert_eq!(a.hash().link_ref(), LinkHash::of(a.expose()).link_ref());
+        assert_ne!(a.hash().link_ref(), b.hash().link_ref());
     }
 
     #[test]

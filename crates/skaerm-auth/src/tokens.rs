@@ -5,6 +5,7 @@
 //! signature is looked at. Time is an input (`now`), never read here, so every refusal is
 //! testable to the millisecond.
 
+use crate::citizen_link::LinkRef;
 use crate::devices::DeviceRef;
 use crate::keys::KeySet;
 use crate::refs::{ParticipantRef, SessionRef, StaffRef, TenantRef, VisitRef};
@@ -90,6 +91,22 @@ pub struct MediaGrantRequest {
     /// Set only when a paired tablet answers a staff member's call (`GET /api/device/call`):
     /// which tablet, called by whom. Admission lets such a token skip the waiting room.
     pub answered_call: Option<AnsweredCall>,
+    /// What the token was issued on (a citizen link, a staff login): admission checks at every
+    /// join that it is still live, so the token dies with it. `None` only for tokens that carry
+    /// their proof elsewhere (an invite's id, a tablet's answered call).
+    pub issued_on: Option<IssuedOn>,
+}
+
+/// What a media token was issued on: the `on` claim, checked again at every join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IssuedOn {
+    /// A citizen link (of a visit or a series), by its id: the token dies when the link is
+    /// re-issued or revoked.
+    Link(LinkRef),
+    /// A staff login: the token dies at logout and when the staff member's roles change (which
+    /// ends their sessions).
+    Session(SessionRef),
 }
 
 /// A staff member's call to a paired tablet, answered: the `call` claim of the tablet's
@@ -118,6 +135,8 @@ pub struct MediaClaims {
     /// The answered tablet call this token was issued for, if any (see
     /// [`MediaGrantRequest::answered_call`]).
     pub answered_call: Option<AnsweredCall>,
+    /// What it was issued on (see [`MediaGrantRequest::issued_on`]).
+    pub issued_on: Option<IssuedOn>,
     /// When it expires.
     pub expires_at: DateTime<Utc>,
 }
@@ -176,6 +195,8 @@ struct MediaJwt {
     name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     call: Option<AnsweredCall>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    on: Option<IssuedOn>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -278,6 +299,7 @@ impl TokenService {
             role: request.role,
             name: request.name.clone(),
             call: request.answered_call,
+            on: request.issued_on,
         })
     }
 
@@ -292,6 +314,7 @@ impl TokenService {
             role: jwt.role,
             name: jwt.name,
             answered_call: jwt.call,
+            issued_on: jwt.on,
             expires_at: DateTime::from_timestamp(jwt.registered.exp, 0).unwrap_or(now),
         })
     }
@@ -448,6 +471,7 @@ mod tests {
             role: MediaRole::Guest,
             name: "Karen J.".into(),
             answered_call: None,
+            issued_on: None,
         }
     }
 
@@ -479,6 +503,27 @@ mod tests {
         assert_eq!(claims.role, MediaRole::Guest);
         assert_eq!(claims.name, "Karen J.");
         assert_eq!(claims.answered_call, None, "a link's token names no call");
+        assert_eq!(claims.issued_on, None);
+    }
+
+    #[test]
+    fn what_a_token_was_issued_on_round_trips() {
+        let s = service();
+        for on in [
+            IssuedOn::Link(LinkRef(Uuid::new_v4())),
+            IssuedOn::Session(SessionRef(Uuid::new_v4())),
+        ] {
+            let token = s
+                .issue_media(
+                    &MediaGrantRequest {
+                        issued_on: Some(on),
+                        ..request()
+                    },
+                    now(),
+                )
+                .unwrap();
+            assert_eq!(s.verify_media(&token, now()).unwrap().issued_on, Some(on));
+        }
     }
 
     #[test]

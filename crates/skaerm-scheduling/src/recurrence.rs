@@ -16,6 +16,9 @@ pub enum RecurrenceError {
     /// Visits recur daily at most often.
     #[error("visits recur at most daily (FREQ=DAILY, WEEKLY, MONTHLY or YEARLY)")]
     TooFrequent,
+    /// More occurrences a day than visits can sensibly have (BYHOUR × BYMINUTE × BYSECOND).
+    #[error("at most {MAX_PER_DAY} visits a day; the rule makes {0}")]
+    TooManyPerDay(usize),
     /// The local start does not exist (it falls in the spring-forward gap).
     #[error("the start {0} does not exist in Europe/Copenhagen")]
     NoSuchLocalTime(NaiveDateTime),
@@ -31,6 +34,9 @@ pub struct Recurrence {
 }
 
 const TZ: Tz = Tz::Tz(TIME_ZONE);
+
+/// Most occurrences one day may have.
+pub const MAX_PER_DAY: usize = 4;
 
 /// Longest accepted RRULE text.
 pub const MAX_RULE_LEN: usize = 300;
@@ -54,6 +60,17 @@ impl Recurrence {
             rrule::Frequency::Hourly | rrule::Frequency::Minutely | rrule::Frequency::Secondly
         ) {
             return Err(RecurrenceError::TooFrequent);
+        }
+        let per_day = [
+            parsed.get_by_hour().len(),
+            parsed.get_by_minute().len(),
+            parsed.get_by_second().len(),
+        ]
+        .into_iter()
+        .map(|n| n.max(1))
+        .product::<usize>();
+        if per_day > MAX_PER_DAY {
+            return Err(RecurrenceError::TooManyPerDay(per_day));
         }
         recurrence.rule_set()?;
         Ok(recurrence)
@@ -142,6 +159,27 @@ mod tests {
             .iter()
             .map(|t| t.with_timezone(&TIME_ZONE).hour())
             .collect()
+    }
+
+    #[test]
+    fn a_visit_every_minute_is_refused_a_few_a_day_are_not() {
+        let every_minute = format!(
+            "FREQ=DAILY;BYHOUR={};BYMINUTE={}",
+            (0..24).map(|h| h.to_string()).collect::<Vec<_>>().join(","),
+            (0..60).map(|m| m.to_string()).collect::<Vec<_>>().join(",")
+        );
+        // Longer than the text limit already; the per-day rule holds for short ones too.
+        assert!(Recurrence::new(local(2026, 3, 2, 9), &every_minute).is_err());
+        assert_eq!(
+            Recurrence::new(
+                local(2026, 3, 2, 9),
+                "FREQ=DAILY;BYHOUR=8,9,10;BYMINUTE=0,30"
+            ),
+            Err(RecurrenceError::TooManyPerDay(6))
+        );
+        assert!(
+            Recurrence::new(local(2026, 3, 2, 9), "FREQ=DAILY;BYHOUR=9,15;BYMINUTE=0,30").is_ok()
+        );
     }
 
     #[test]

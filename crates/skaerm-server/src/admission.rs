@@ -12,6 +12,10 @@
 //! citizen and the caller runs the visit, the answer *is* the admission — the relay lets it
 //! straight in and reports it as admitted by the calling staff member (audited as such).
 //!
+//! Every token must also still rest on a live credential (`crate::live_credentials`): a
+//! citizen's link not re-issued or revoked, a tablet still paired, a host's login not ended.
+//! The relay remembers an admission for that credential only.
+//!
 //! A participant let into the room gets the configured TURN servers with fresh credentials
 //! (`crate::turn`) in its `joined`.
 
@@ -118,6 +122,7 @@ impl Admission {
             return Err(JoinRefusal::Forbidden);
         }
         let mut admitted_by = None;
+        let mut credential = None;
         let role: RoomRole = claims.role.id_into();
         match role {
             RoomRole::Host => {
@@ -125,11 +130,21 @@ impl Admission {
                 if visit.staff_id != staff && visit.co_host_id != Some(staff) {
                     return Err(JoinRefusal::Forbidden);
                 }
+                crate::live_credentials::host_session_live(&self.services, &claims, now).await?;
             }
             RoomRole::Guest => {
-                if visit.citizen_id.0 != claims.participant.0
-                    && !self.invited(visit.id, claims.participant.0).await?
-                {
+                if visit.citizen_id.0 == claims.participant.0 {
+                    credential = Some(
+                        crate::live_credentials::citizen_credential(
+                            &self.services,
+                            &claims,
+                            &visit,
+                        )
+                        .await?,
+                    );
+                } else if self.invited(visit.id, claims.participant.0).await? {
+                    credential = Some(claims.participant.0);
+                } else {
                     return Err(JoinRefusal::Forbidden);
                 }
                 if self.services.link_window.check(&visit, now).is_err() {
@@ -148,6 +163,7 @@ impl Admission {
             // staff member's call was admitted by that answer.
             needs_admission: role == RoomRole::Guest,
             admitted_by: admitted_by.map(|staff| staff.id_into()),
+            credential,
         })
     }
 }

@@ -26,6 +26,7 @@ pub mod http;
 pub mod ids;
 pub mod jobs;
 pub mod live_calls;
+pub mod live_credentials;
 pub mod oidc;
 pub mod recovery;
 pub mod room_events;

@@ -28,6 +28,11 @@ pub struct JoinGrant {
     /// the relay reports `ParticipantAdmitted` by that host, as if they had pressed admit.
     /// Only read when the participant would otherwise wait.
     pub admitted_by: Option<ParticipantId>,
+    /// What the participant proved who they are with (the application's id of a citizen link,
+    /// a tablet, an invite; `None` for hosts). A host's admission is remembered for this
+    /// participant *with this credential*: a rejoin skips the waiting room, or takes over a
+    /// session in the call, only with the same one (a token from a re-issued link does not).
+    pub credential: Option<uuid::Uuid>,
 }
 
 /// Why a join was refused.

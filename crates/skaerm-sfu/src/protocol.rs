@@ -188,6 +188,8 @@ pub enum EndReason {
     Denied,
     /// Staff revoked this participant's invitation: the session ends and must not rejoin.
     AccessRevoked,
+    /// Staff cancelled the visit (before it began): do not rejoin.
+    Cancelled,
 }
 
 /// Server → client.

@@ -538,6 +538,7 @@ impl Net {
                 display_name: format!("client {addr}"),
                 needs_admission: false,
                 admitted_by: None,
+                credential: None,
             },
             publish: Publish {
                 audio: true,
@@ -893,6 +894,7 @@ fn a_second_join_of_the_same_participant_replaces_the_first() {
             display_name: "again".into(),
             needs_admission: false,
             admitted_by: None,
+            credential: None,
         },
         publish: Publish::default(),
     };
@@ -1382,6 +1384,7 @@ impl Net {
                 display_name: format!("{role:?} {}", client.addr),
                 needs_admission,
                 admitted_by: by,
+                credential: None,
             },
             publish: Publish {
                 audio: true,
@@ -1697,6 +1700,7 @@ fn an_admitted_guest_rejoining_after_a_cut_skips_the_waiting_room() {
             display_name: "guest".into(),
             needs_admission: true,
             admitted_by: None,
+            credential: None,
         },
         publish: Publish {
             audio: true,
@@ -1836,6 +1840,7 @@ fn a_participant_whose_media_never_comes_up_is_counted_once_as_an_ice_timeout() 
                 display_name: "blocked".to_owned(),
                 needs_admission: false,
                 admitted_by: None,
+                credential: None,
             },
             publish: Publish {
                 audio: true,

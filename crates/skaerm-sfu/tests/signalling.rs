@@ -46,6 +46,7 @@ impl JoinAuthorizer for TestAuthorizer {
                         display_name: "<b>test</b>".into(),
                         needs_admission: kind == "waiting",
                         admitted_by: None,
+                        credential: None,
                     })
                 }
                 _ => Err(JoinRefusal::TokenInvalid),

@@ -157,6 +157,7 @@ export default {
   "citizen.lobby_self": "Dit eget kamerabillede",
   "citizen.lobby_leave": "Gå ud af venteværelset",
   "citizen.denied": "Din medarbejder har ikke lukket dig ind i besøget. Kontakt din medarbejder, hvis du har spørgsmål.",
+  "citizen.cancelled": "Besøget er aflyst. Medarbejderen kontakter dig om en ny tid.",
   "citizen.revoked": "Din invitation til besøget er trukket tilbage. Kontakt medarbejderen, hvis du har spørgsmål.",
   "invite.open": "Invitér deltager",
   "invite.name": "Navn, som de andre ser",

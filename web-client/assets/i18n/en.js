@@ -157,6 +157,7 @@ export default {
   "citizen.lobby_self": "Your own camera picture",
   "citizen.lobby_leave": "Leave the waiting room",
   "citizen.denied": "Your care worker has not let you into the visit. Contact your care worker if you have questions.",
+  "citizen.cancelled": "The visit has been cancelled. The care worker will contact you about a new time.",
   "citizen.revoked": "Your invitation to this visit has been withdrawn. Contact the care worker if you have questions.",
   "invite.open": "Invite participant",
   "invite.name": "Name shown to the others",

@@ -227,6 +227,7 @@ function finished(reason) {
     : reason === "left" ? "citizen.left"
     : reason === "denied" ? "citizen.denied"
     : reason === "access_revoked" ? "citizen.revoked"
+    : reason === "cancelled" ? "citizen.cancelled"
     : reason === "media_failed" || reason === "disconnected" ? "call.failed"
     : "call.ended";
   const again = key === "citizen.left" ? "citizen.rejoin" : key === "call.failed" ? "citizen.try_again" : null;

@@ -6,6 +6,7 @@ use super::{Store, StoreError, ms, select_visits, uuid, visit_from};
 use crate::ids::{SeriesId, VisitId};
 use crate::model::Visit;
 use chrono::{DateTime, Utc};
+use sqlx::Row;
 
 impl Store {
     /// Makes `hash` the visit's one active link, revoking earlier ones, in one transaction.
@@ -110,6 +111,35 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         last.as_ref().map(visit_from).transpose()
+    }
+
+    /// The hashes of the links that open `visit` now: its active visit link and its series'
+    /// active link (at most one each). A media token from any other link is dead.
+    pub async fn live_link_hashes(&self, visit: &Visit) -> Result<Vec<[u8; 32]>, StoreError> {
+        let mut rows = sqlx::query(
+            "SELECT hash FROM citizen_links WHERE visit_id = $1 AND revoked_at_ms IS NULL",
+        )
+        .bind(visit.id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        if let Some(series) = visit.series_id {
+            rows.extend(
+                sqlx::query(
+                    "SELECT hash FROM series_citizen_links \
+                     WHERE series_id = $1 AND revoked_at_ms IS NULL",
+                )
+                .bind(series.to_string())
+                .fetch_all(&self.pool)
+                .await?,
+            );
+        }
+        rows.iter()
+            .map(|row| {
+                let bytes: Vec<u8> = row.try_get("hash")?;
+                <[u8; 32]>::try_from(bytes.as_slice())
+                    .map_err(|_| StoreError::Corrupt("link hash".into()))
+            })
+            .collect()
     }
 
     /// Revokes every active link of a visit.

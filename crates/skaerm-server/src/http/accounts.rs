@@ -149,6 +149,7 @@ pub async fn set_roles(
     Json(body): Json<SetRoles>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     let roles = roles_of(&body.roles)?;
+    refuse_granting_oneself_care(&state, &admin, &username, roles).await?;
     let account = state
         .services
         .accounts
@@ -160,8 +161,42 @@ pub async fn set_roles(
         .sessions
         .revoke_all_for(account.staff_id, Utc::now())
         .await?;
-    audit(&state, &admin, account.staff_id, "roles changed").await?;
+    audit(
+        &state,
+        &admin,
+        account.staff_id,
+        &format!("roles changed to {}", roles.to_list()),
+    )
+    .await?;
     Ok(Json(json!({"account": view(&account)})))
+}
+
+/// An administrator may not give herself a care role (`staff`, `team_lead`: access to
+/// citizens) she does not hold: a second administrator must. 403 `self_grant_refused`.
+async fn refuse_granting_oneself_care(
+    state: &AppState,
+    admin: &AdminSession,
+    username: &str,
+    roles: Roles,
+) -> Result<(), Problem> {
+    let accounts = state.services.accounts.list(admin.tenant.id_into()).await?;
+    let Some(own) = accounts
+        .iter()
+        .find(|a| a.username == username && a.staff_id.0 == admin.staff.0)
+    else {
+        return Ok(());
+    };
+    let gained = [Role::Staff, Role::TeamLead]
+        .into_iter()
+        .any(|care| roles.contains(care) && !own.roles.contains(care));
+    if gained {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::SelfGrantRefused,
+            "another administrator must give you a care role",
+        ));
+    }
+    Ok(())
 }
 
 /// Accounts (admin): this area's routes (merged in [`crate::http::router`]).

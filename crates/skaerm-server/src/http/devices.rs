@@ -165,6 +165,8 @@ pub async fn device_call(
                 device: device.id,
                 by: visit.staff_id.id_into(),
             }),
+            // The answered call names the tablet: the token dies with its pairing.
+            issued_on: None,
         },
         Utc::now(),
     )?;

@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use skaerm_auth::citizen_link::CitizenLinkSecret;
 use skaerm_auth::refs::ParticipantRef;
-use skaerm_auth::tokens::{MediaGrantRequest, MediaRole};
+use skaerm_auth::tokens::{IssuedOn, MediaGrantRequest, MediaRole};
 use skaerm_scheduling::LinkWindowError;
 use std::time::Instant;
 use utoipa::ToSchema;
@@ -140,6 +140,8 @@ pub async fn exchange(
             role: MediaRole::Guest,
             name,
             answered_call: None,
+            // A citizen's token dies with its link; an invite's id is its participant id.
+            issued_on: guest.is_none().then(|| IssuedOn::Link(hash.link_ref())),
         },
         now,
     )?;
@@ -172,7 +174,7 @@ pub async fn exchange(
             "staff_display_name": staff_first_name,
             "planned_start": visit.planned_start,
             "planned_end": visit.planned_end(),
-            "status": visit.status,
+            "status": visit.status_at(now),
         }
     })))
 }

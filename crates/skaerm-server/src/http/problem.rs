@@ -68,6 +68,8 @@ error_codes! {
     NotPaired => "not_paired",
     /// The link opens later (`opens_at`).
     NotYetOpen => "not_yet_open",
+    /// An administrator tried to give herself a care role.
+    SelfGrantRefused => "self_grant_refused",
     /// Too many attempts; wait `Retry-After` seconds.
     RateLimited => "rate_limited",
     /// The series was already split before that occurrence; edit the newer series.
@@ -79,6 +81,8 @@ error_codes! {
     /// The identity provider could not be reached.
     SsoUnavailable => "sso_unavailable",
     /// Log in first.
+    /// A recurrence rule that makes more than 4 visits a day.
+    TooManyPerDay => "too_many_per_day",
     Unauthenticated => "unauthenticated",
     /// No tablet is waiting with this pairing code.
     UnknownCode => "unknown_code",
@@ -190,6 +194,13 @@ impl From<StoreError> for Problem {
             StoreError::NotFound => Problem::not_found(),
             StoreError::Invalid(detail) => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::Invalid, detail)
+            }
+            StoreError::Recurrence(err @ skaerm_scheduling::RecurrenceError::TooManyPerDay(_)) => {
+                Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ErrorCode::TooManyPerDay,
+                    err.to_string(),
+                )
             }
             StoreError::Recurrence(err) => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

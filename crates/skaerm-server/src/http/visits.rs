@@ -363,6 +363,11 @@ pub async fn cancel(
         .await?;
     store.revoke_citizen_links(visit.id, now).await?;
     store.revoke_guest_links(visit.id, now).await?;
+    // Whoever waits in the waiting room is told (and a link's holder cannot stay).
+    state
+        .sfu
+        .close_room(visit.id.id_into(), EndReason::Cancelled)
+        .await;
     tracing::info!(visit = %visit.id, staff = %session.staff, "visit cancelled");
     crate::audit::record(
         &state.services,
@@ -391,6 +396,8 @@ fn host_token(state: &AppState, session: &StaffSession, visit: &Visit) -> Result
             role: MediaRole::Host,
             name: session.name.clone(),
             answered_call: None,
+            // Dies at logout and when the staff member's roles change.
+            issued_on: Some(skaerm_auth::tokens::IssuedOn::Session(session.session)),
         },
         Utc::now(),
     )?)

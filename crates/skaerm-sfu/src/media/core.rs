@@ -953,10 +953,11 @@ impl MediaCore {
         by: crate::ids::ParticipantId,
     ) {
         let (room, participant, role) = (grant.room, grant.participant, grant.role);
+        let admitted = grant.clone();
         self.enter_room(now, session, grant, publish);
         if self.sessions.contains_key(&session) {
             tracing::info!(%room, %participant, %by, "admitted on a host's behalf");
-            self.lobby.remember_admitted(room, participant);
+            self.lobby.remember_admitted(&admitted);
             self.outputs
                 .push_back(CoreOutput::Room(RoomEvent::ParticipantAdmitted {
                     room,
@@ -968,17 +969,18 @@ impl MediaCore {
     }
 
     /// Whether this join goes to the waiting room: the application asked for admission, the
-    /// participant is no host, and no host admitted them to this room before (a rejoin after a
-    /// network cut, or a second device while they are in the call, goes straight in).
+    /// participant is no host, and no host admitted them to this room before with the same
+    /// credential (a rejoin after a network cut, or a second device on the same link while
+    /// they are in the call, goes straight in; a re-issued link's holder waits).
     fn needs_to_wait(&self, grant: &JoinGrant) -> bool {
         grant.needs_admission
             && grant.role != RoomRole::Host
-            && !self.lobby.was_admitted(grant.room, grant.participant)
+            && !self.lobby.was_admitted(grant)
             && !self.rooms.get(&grant.room).is_some_and(|members| {
                 members.iter().any(|k| {
-                    self.peers
-                        .get(k)
-                        .is_some_and(|p| p.info.id == grant.participant)
+                    self.peers.get(k).is_some_and(|p| {
+                        p.info.id == grant.participant && p.credential == grant.credential
+                    })
                 })
             })
     }
@@ -1116,7 +1118,7 @@ impl MediaCore {
             return;
         };
         tracing::info!(%room, %participant, waited = ?now.saturating_duration_since(waiting.since), "admitted from the waiting room");
-        self.lobby.remember_admitted(room, participant);
+        self.lobby.remember_admitted(&waiting.grant);
         let guest = waiting.session;
         self.enter_room(now, guest, waiting.grant.clone(), waiting.publish);
         if let Some(key) = self.sessions.get(&guest).copied() {
@@ -1269,6 +1271,7 @@ impl MediaCore {
                 session,
                 room: grant.room,
                 info: info.clone(),
+                credential: grant.credential,
                 publish,
                 pc,
                 ufrag: String::new(),

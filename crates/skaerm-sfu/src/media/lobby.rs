@@ -1,7 +1,9 @@
 //! The waiting room of each room: guests who need a host's admission wait here, cheaply (no
 //! peer connection, no offer: only their session, grant and what they will publish), until a
 //! host admits or denies them. Also remembers whom a host admitted, so a rejoin of the same
-//! participant (the web client rejoins by itself after a network cut) skips the lobby.
+//! participant with the same credential (the web client rejoins by itself after a network
+//! cut) skips the lobby; the same participant with another credential (a re-issued link, a
+//! tablet instead of the link) waits again.
 //!
 //! Plain bounded bookkeeping; the decisions and messages are `MediaCore`'s.
 
@@ -45,6 +47,9 @@ impl Waiting {
     }
 }
 
+/// A participant a host admitted, and the credential they were admitted with.
+type Admitted = (ParticipantId, Option<uuid::Uuid>);
+
 /// Why a participant could not be put in a waiting room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LobbyFull {
@@ -59,7 +64,7 @@ pub(crate) enum LobbyFull {
 pub(crate) struct Lobby {
     waiting: HashMap<RoomId, Vec<Waiting>>,
     by_session: HashMap<SessionId, RoomId>,
-    admitted: HashMap<RoomId, Vec<ParticipantId>>,
+    admitted: HashMap<RoomId, Vec<Admitted>>,
     admitted_order: VecDeque<RoomId>,
     max_total: usize,
 }
@@ -81,15 +86,17 @@ impl Lobby {
         self.by_session.len()
     }
 
-    /// Whether a host admitted this participant to this room before.
-    pub(crate) fn was_admitted(&self, room: RoomId, participant: ParticipantId) -> bool {
+    /// Whether a host admitted this participant, with this credential, to this room before.
+    pub(crate) fn was_admitted(&self, grant: &JoinGrant) -> bool {
         self.admitted
-            .get(&room)
-            .is_some_and(|list| list.contains(&participant))
+            .get(&grant.room)
+            .is_some_and(|list| list.contains(&(grant.participant, grant.credential)))
     }
 
-    /// Remembers that this participant was admitted to this room.
-    pub(crate) fn remember_admitted(&mut self, room: RoomId, participant: ParticipantId) {
+    /// Remembers that this participant was admitted to this room with this credential.
+    pub(crate) fn remember_admitted(&mut self, grant: &JoinGrant) {
+        let room = grant.room;
+        let participant = (grant.participant, grant.credential);
         if !self.admitted.contains_key(&room) {
             self.admitted_order.push_back(room);
             while self.admitted_order.len() > MAX_REMEMBERED_ROOMS {
@@ -111,7 +118,7 @@ impl Lobby {
     /// a later join waits again.
     pub(crate) fn forget_admitted(&mut self, room: RoomId, participant: ParticipantId) {
         if let Some(list) = self.admitted.get_mut(&room) {
-            list.retain(|p| *p != participant);
+            list.retain(|(p, _)| *p != participant);
         }
     }
 
@@ -198,6 +205,7 @@ mod tests {
                 display_name: "g".into(),
                 needs_admission: true,
                 admitted_by: None,
+                credential: None,
             },
             publish: Publish::default(),
             muted: Muted::default(),
@@ -239,14 +247,38 @@ mod tests {
     fn admissions_are_remembered_until_the_room_closes_and_bounded() {
         let mut lobby = Lobby::new(100);
         let room = RoomId(Uuid::new_v4());
-        let p = ParticipantId(Uuid::new_v4());
-        lobby.remember_admitted(room, p);
-        assert!(lobby.was_admitted(room, p));
+        let p = waiting(room).grant;
+        lobby.remember_admitted(&p);
+        assert!(lobby.was_admitted(&p));
         lobby.close_room(room);
-        assert!(!lobby.was_admitted(room, p));
+        assert!(!lobby.was_admitted(&p));
         for _ in 0..MAX_REMEMBERED_ROOMS + 5 {
-            lobby.remember_admitted(RoomId(Uuid::new_v4()), p);
+            lobby.remember_admitted(&JoinGrant {
+                room: RoomId(Uuid::new_v4()),
+                ..p.clone()
+            });
         }
         assert_eq!(lobby.admitted.len(), MAX_REMEMBERED_ROOMS);
+    }
+
+    #[test]
+    fn an_admission_holds_only_for_the_credential_it_was_given_with() {
+        let mut lobby = Lobby::new(100);
+        let room = RoomId(Uuid::new_v4());
+        let through_link = JoinGrant {
+            credential: Some(Uuid::new_v4()),
+            ..waiting(room).grant
+        };
+        lobby.remember_admitted(&through_link);
+        assert!(lobby.was_admitted(&through_link));
+        for other in [Some(Uuid::new_v4()), None] {
+            let same_person_other_credential = JoinGrant {
+                credential: other,
+                ..through_link.clone()
+            };
+            assert!(!lobby.was_admitted(&same_person_other_credential));
+        }
+        lobby.forget_admitted(room, through_link.participant);
+        assert!(!lobby.was_admitted(&through_link));
     }
 }

@@ -85,6 +85,8 @@ pub(crate) struct Peer {
     pub(crate) room: RoomId,
     /// Who it is, as shown to others.
     pub(crate) info: ParticipantInfo,
+    /// What they proved who they are with ([`crate::grant::JoinGrant::credential`]).
+    pub(crate) credential: Option<uuid::Uuid>,
     /// What it said it sends.
     pub(crate) publish: Publish,
     /// The `rtc` connection.
