@@ -136,12 +136,14 @@ impl Target {
     }
 
     /// Starts `skaerm` with its data in `data_dir`, on loopback only; with `simulcast`, the
-    /// relay asks publishers for three layers (`--simulcast`).
+    /// relay asks publishers for three layers (`--simulcast`). Its `RUST_LOG` is
+    /// `$SKAERM_LOADTEST_SERVER_LOG`, else `default_log` (`None`: the server's own default).
     pub async fn skaerm(
         bin: &Path,
         data_dir: &Path,
         cpu: Option<usize>,
         simulcast: bool,
+        default_log: Option<&str>,
     ) -> Result<Target> {
         let http_port = free_port(false)?;
         let udp_port = free_port(true)?;
@@ -154,10 +156,13 @@ impl Target {
             .args(["--udp-bind-ip", "127.0.0.1"])
             .args(["--announce-ip", "127.0.0.1"])
             .args(["--max-participants", "2"])
-            .env(
-                "RUST_LOG",
-                std::env::var("SKAERM_LOADTEST_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned()),
-            );
+            .env_remove("RUST_LOG");
+        let log_filter = std::env::var("SKAERM_LOADTEST_SERVER_LOG")
+            .ok()
+            .or(default_log.map(str::to_owned));
+        if let Some(filter) = log_filter {
+            cmd.env("RUST_LOG", filter);
+        }
         if simulcast {
             cmd.arg("--simulcast");
         }
