@@ -37,8 +37,8 @@ fuzz_target!(|input: Input| {
     let Ok(first) = recurrence.dtstart() else {
         return;
     };
-    let from: DateTime<Utc> = first.with_timezone(&Utc)
-        + chrono::Duration::days(i64::from(input.from_offset_days));
+    let from: DateTime<Utc> =
+        first.with_timezone(&Utc) + chrono::Duration::days(i64::from(input.from_offset_days));
     let to = from + chrono::Duration::days(i64::from(input.span_days % 400));
     let _ = recurrence.occurrences(from, to, input.limit % 1000);
     let _ = recurrence.restarted(start, input.restart_count.map(|c| c % 1000));

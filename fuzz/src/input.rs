@@ -91,19 +91,43 @@ pub enum Step {
 /// The signalling commands that reach the core from a joined participant.
 #[derive(Debug, Arbitrary)]
 pub enum Signal {
-    Publish { audio: bool, video: bool },
-    Mute { audio: bool, video: bool },
+    Publish {
+        audio: bool,
+        video: bool,
+    },
+    Mute {
+        audio: bool,
+        video: bool,
+    },
     RestartIce,
-    Candidate { candidate: String, mid: Option<String>, index: Option<u16> },
+    Candidate {
+        candidate: String,
+        mid: Option<String>,
+        index: Option<u16>,
+    },
     /// Answers with the real client's answer, to revision `revision` or the latest.
-    AnswerAgain { revision: Option<u32> },
-    Admit { other: u8 },
-    Deny { other: u8 },
-    Chat { text: String },
+    AnswerAgain {
+        revision: Option<u32>,
+    },
+    Admit {
+        other: u8,
+    },
+    Deny {
+        other: u8,
+    },
+    Chat {
+        text: String,
+    },
     Leave,
 }
 
-fn dtls_record(content_type: u8, epoch: u16, sequence: u32, handshake: Option<(u8, u16)>, fragment: &[u8]) -> Vec<u8> {
+fn dtls_record(
+    content_type: u8,
+    epoch: u16,
+    sequence: u32,
+    handshake: Option<(u8, u16)>,
+    fragment: &[u8],
+) -> Vec<u8> {
     let mut body = Vec::new();
     if let Some((msg_type, message_seq)) = handshake {
         // Handshake header: type, length (24), message_seq, fragment offset (24), fragment length (24).
@@ -138,7 +162,14 @@ pub fn run(relay: &mut Relay, steps: &[Step]) {
                 extra,
             } => {
                 let i = usize::from(*peer) % relay.peers.len().max(1);
-                relay.check(i, from.addr(relay), *transaction, *use_candidate, *corrupt, extra);
+                relay.check(
+                    i,
+                    from.addr(relay),
+                    *transaction,
+                    *use_candidate,
+                    *corrupt,
+                    extra,
+                );
             }
             Step::Dtls {
                 from,
@@ -197,10 +228,12 @@ fn signal(relay: &mut Relay, peer: u8, command: &Signal) {
     let i = usize::from(peer) % relay.peers.len();
     let session = relay.peers[i].session;
     let other = |n: u8| -> ParticipantId {
-        relay.peers.get(usize::from(n) % relay.peers.len()).map_or(
-            ParticipantId(uuid::Uuid::from_u128(u128::from(n))),
-            |p| p.participant,
-        )
+        relay
+            .peers
+            .get(usize::from(n) % relay.peers.len())
+            .map_or(ParticipantId(uuid::Uuid::from_u128(u128::from(n))), |p| {
+                p.participant
+            })
     };
     let command = match command {
         Signal::Publish { audio, video } => Command::Publish {

@@ -200,7 +200,9 @@ impl Relay {
         let Some(peer) = self.peers.get_mut(i) else {
             return;
         };
-        let revision = revision.or(peer.offer.as_ref().map(|(_, r)| *r)).unwrap_or(1);
+        let revision = revision
+            .or(peer.offer.as_ref().map(|(_, r)| *r))
+            .unwrap_or(1);
         if let Some(ufrag) = sdp_attr(&sdp, CLIENT_UFRAG_PREFIX) {
             peer.client_ufrag = ufrag.to_owned();
         }

@@ -68,7 +68,11 @@ impl BindingRequest<'_> {
         out.extend_from_slice(&self.transaction);
         attr(&mut out, ATTR_USERNAME, self.username.as_bytes());
         attr(&mut out, ATTR_PRIORITY, &0x6E00_1EFFu32.to_be_bytes());
-        attr(&mut out, ATTR_ICE_CONTROLLING, &0x1234_5678_9ABC_DEF0u64.to_be_bytes());
+        attr(
+            &mut out,
+            ATTR_ICE_CONTROLLING,
+            &0x1234_5678_9ABC_DEF0u64.to_be_bytes(),
+        );
         if self.use_candidate {
             attr(&mut out, ATTR_USE_CANDIDATE, &[]);
         }

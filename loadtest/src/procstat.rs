@@ -102,6 +102,9 @@ mod tests {
         let me = std::process::id();
         assert!(rss_bytes(me).expect("own status") > 0);
         cpu_ticks(me).expect("own stat");
-        assert!(open_fds(me).expect("own fds") >= 3, "stdin, stdout, stderr at least");
+        assert!(
+            open_fds(me).expect("own fds") >= 3,
+            "stdin, stdout, stderr at least"
+        );
     }
 }
