@@ -105,6 +105,20 @@ pub enum Command {
         /// The report.
         reply: oneshot::Sender<EngineReport>,
     },
+    /// Remote media packets `participant` has received so far (soak).
+    MediaReceived {
+        /// Who.
+        participant: u32,
+        /// Packets.
+        reply: oneshot::Sender<u64>,
+    },
+    /// Forget connection `conn` and stop `participant`'s media (a session ended; soak).
+    Close {
+        /// Connection index.
+        conn: usize,
+        /// Owner.
+        participant: u32,
+    },
     /// How many of the first `participants` have not received remote media yet.
     WithoutMedia {
         /// Participants 0..this are asked about.
@@ -151,6 +165,8 @@ pub struct Engine {
     shared_ip: Option<IpAddr>,
     by_remote: HashMap<SocketAddr, usize>,
     touched: Vec<usize>,
+    /// Remote media packets received per participant, all time.
+    media_received: Vec<u64>,
 }
 
 /// A handle to a running engine.
@@ -232,6 +248,7 @@ impl Engine {
             shared_ip,
             by_remote: HashMap::new(),
             touched: Vec::with_capacity(64),
+            media_received: vec![0; participants as usize],
         };
         let (stop, stop_rx) = oneshot::channel();
         let join = tokio::task::spawn_local(engine.run(receiver, stop_rx));
@@ -422,6 +439,25 @@ impl Engine {
                     failed_connections: failed,
                 });
             }
+            Command::MediaReceived { participant, reply } => {
+                let count = self
+                    .media_received
+                    .get(participant as usize)
+                    .copied()
+                    .unwrap_or(0);
+                let _ = reply.send(count);
+            }
+            Command::Close { conn, participant } => {
+                if let Some(slot) = self.conns.get_mut(conn) {
+                    *slot = None;
+                }
+                if let Some(source) = self.sources.get_mut(participant as usize) {
+                    *source = None;
+                }
+                if let Some(publisher) = self.publisher_conn.get_mut(participant as usize) {
+                    *publisher = None;
+                }
+            }
             Command::WithoutMedia {
                 participants,
                 reply,
@@ -490,13 +526,14 @@ impl Engine {
         for _ in 0..16 {
             let now = Instant::now();
             let now_ns = ns_since(self.epoch, now);
-            let (conns, acc, received, by_remote, touched, sources) = (
+            let (conns, acc, received, by_remote, touched, sources, media_received) = (
                 &mut self.conns,
                 &mut self.acc,
                 &mut self.received_in_window,
                 &self.by_remote,
                 &mut self.touched,
                 &mut self.sources,
+                &mut self.media_received,
             );
             touched.clear();
             let in_window = self
@@ -516,6 +553,9 @@ impl Engine {
                 let mut on_media = |payload: &[u8]| {
                     if in_window {
                         *received += 1;
+                    }
+                    if let Some(n) = media_received.get_mut(participant as usize) {
+                        *n += 1;
                     }
                     acc.on_received(participant, Stamp::read_from(payload), now_ns);
                 };

@@ -13,6 +13,7 @@ mod report;
 mod rtc_peer;
 mod run;
 mod seed;
+mod soak;
 mod stamp;
 mod step;
 mod synth;
@@ -73,6 +74,38 @@ enum Cmd {
         #[arg(long, default_value_t = 2000)]
         max: u32,
         /// Results directory.
+        #[arg(long, default_value = "loadtest/results")]
+        out: PathBuf,
+    },
+    /// Soak (not CI): visits cycling for --minutes (joins, leaves, ICE restarts, reconnects)
+    /// against one server; fails unless its RSS and open files are back within 10 % of the
+    /// start (after a warm-up) once the load stopped and settled, with no WARN/ERROR log line.
+    Soak {
+        /// The skaerm binary under test.
+        #[arg(long, default_value = "target/release/skaerm")]
+        skaerm_bin: PathBuf,
+        /// Minutes of load.
+        #[arg(long, default_value_t = 60.0)]
+        minutes: f64,
+        /// Concurrent visits (each cycles: staff + citizen join, ICE restart, reconnect, leave).
+        #[arg(long, default_value_t = 5)]
+        visits: u32,
+        /// Seconds the staff member stays per cycle (the citizen reconnects halfway).
+        #[arg(long, default_value_t = 20.0)]
+        hold: f64,
+        /// Seconds between two cycles of a visit.
+        #[arg(long, default_value_t = 2.0)]
+        gap: f64,
+        /// Seconds of load before the start sample.
+        #[arg(long, default_value_t = 60.0)]
+        warmup: f64,
+        /// Seconds between the end of the load and the end sample.
+        #[arg(long, default_value_t = 60.0)]
+        settle: f64,
+        /// Video bitrate per participant, kbit/s.
+        #[arg(long, default_value_t = 300)]
+        video_kbps: u64,
+        /// Results directory (a JSON report `soak-<UTC time>.json`).
         #[arg(long, default_value = "loadtest/results")]
         out: PathBuf,
     },
@@ -188,6 +221,48 @@ async fn run_command(command: Cmd) -> Result<()> {
             let mut bench: report::BenchReport = serde_json::from_str(&text)?;
             bench.targets = report::check_targets(&bench.modes);
             println!("{}", report::markdown(&bench));
+            Ok(())
+        }
+        Cmd::Soak {
+            skaerm_bin,
+            minutes,
+            visits,
+            hold,
+            gap,
+            warmup,
+            settle,
+            video_kbps,
+            out,
+        } => {
+            let secs = |s: f64| Duration::from_secs_f64(s.max(0.0));
+            let options = soak::SoakOptions {
+                skaerm_bin,
+                duration: secs(minutes * 60.0),
+                visits: visits.max(1),
+                hold: secs(hold.max(4.0)),
+                gap: secs(gap),
+                warmup: secs(warmup),
+                settle: secs(settle),
+                sample_every: Duration::from_secs(10),
+                profile: synth::MediaProfile {
+                    video_bps: video_kbps * 1000,
+                    ..synth::MediaProfile::default()
+                },
+                log_dir: PathBuf::from("loadtest/results/logs"),
+            };
+            let report = soak::run(&options).await?;
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+            let json = out.join(format!("soak-{stamp}.json"));
+            std::fs::write(&json, serde_json::to_string_pretty(&report)?)?;
+            println!("{}", report.text());
+            for line in &report.log_problems {
+                println!("  server: {line}");
+            }
+            eprintln!("results: {}", json.display());
+            if !report.passed() {
+                anyhow::bail!("soak failed");
+            }
             Ok(())
         }
         Cmd::Smoke { common, visits } => {

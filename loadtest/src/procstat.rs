@@ -1,5 +1,5 @@
 //! What `/proc` says about the server under test: CPU time (user + system, all threads) and
-//! resident memory. Parsing is pure; reading is one file each.
+//! resident memory, open file descriptors. Parsing is pure; reading is one file each.
 
 use anyhow::{Context, Result};
 use std::time::Instant;
@@ -45,6 +45,13 @@ pub fn rss_bytes(pid: u32) -> Result<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("reading /proc/{pid}/status"))?;
     parse_rss_bytes(&text).context("no VmRSS in /proc/<pid>/status")
+}
+
+/// Open file descriptors of `pid` now (entries of `/proc/<pid>/fd`).
+pub fn open_fds(pid: u32) -> Result<usize> {
+    let entries = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .with_context(|| format!("reading /proc/{pid}/fd"))?;
+    Ok(entries.count())
 }
 
 /// A CPU-time sample to measure a span against.
@@ -95,5 +102,9 @@ mod tests {
         let me = std::process::id();
         assert!(rss_bytes(me).expect("own status") > 0);
         cpu_ticks(me).expect("own stat");
+        assert!(
+            open_fds(me).expect("own fds") >= 3,
+            "stdin, stdout, stderr at least"
+        );
     }
 }

@@ -328,6 +328,7 @@ async fn step(
                 data,
                 options.server_cpu,
                 options.profile.simulcast,
+                Some("warn"),
             )
             .await?;
             seeded = Some(visits_seeded);

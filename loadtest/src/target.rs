@@ -136,12 +136,14 @@ impl Target {
     }
 
     /// Starts `skaerm` with its data in `data_dir`, on loopback only; with `simulcast`, the
-    /// relay asks publishers for three layers (`--simulcast`).
+    /// relay asks publishers for three layers (`--simulcast`). Its `RUST_LOG` is
+    /// `$SKAERM_LOADTEST_SERVER_LOG`, else `default_log` (`None`: the server's own default).
     pub async fn skaerm(
         bin: &Path,
         data_dir: &Path,
         cpu: Option<usize>,
         simulcast: bool,
+        default_log: Option<&str>,
     ) -> Result<Target> {
         let http_port = free_port(false)?;
         let udp_port = free_port(true)?;
@@ -156,10 +158,14 @@ impl Target {
             .args(["--max-participants", "2"])
             // Every synthetic participant connects from loopback.
             .args(["--max-websockets-per-address", "0"])
-            .env(
-                "RUST_LOG",
-                std::env::var("SKAERM_LOADTEST_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned()),
-            );
+            .args(["--max-connections-per-ip", "65536"])
+            .env_remove("RUST_LOG");
+        let log_filter = std::env::var("SKAERM_LOADTEST_SERVER_LOG")
+            .ok()
+            .or(default_log.map(str::to_owned));
+        if let Some(filter) = log_filter {
+            cmd.env("RUST_LOG", filter);
+        }
         if simulcast {
             cmd.arg("--simulcast");
         }

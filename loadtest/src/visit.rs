@@ -25,12 +25,12 @@ pub struct VisitTokens {
 }
 
 /// A distinct loopback address for HTTP client `n` (staff or citizen of a visit).
-fn client_ip(n: u32) -> IpAddr {
+pub(crate) fn client_ip(n: u32) -> IpAddr {
     let base = u32::from_be_bytes([127, 3, 0, 1]);
     IpAddr::V4(Ipv4Addr::from(base + n))
 }
 
-async fn post(client: &reqwest::Client, url: String, body: Value) -> Result<Value> {
+pub(crate) async fn post(client: &reqwest::Client, url: String, body: Value) -> Result<Value> {
     let response = client
         .post(&url)
         // What the web client sends on every write (the server's CSRF check).
@@ -190,7 +190,7 @@ async fn mark(engine: &EngineHandle, participant: u32, mark: JoinMark) -> Result
 }
 
 /// Sends `admit` for the waiting participant whose id is `id`.
-async fn admit<S>(sink: &mut S, id: &Value) -> Result<()>
+pub(crate) async fn admit<S>(sink: &mut S, id: &Value) -> Result<()>
 where
     S: futures_util::Sink<Message> + Unpin,
     S::Error: std::error::Error + Send + Sync + 'static,
