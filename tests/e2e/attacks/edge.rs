@@ -44,6 +44,35 @@ async fn login(
     Ok((response.status().as_u16(), response.headers().clone()))
 }
 
+/// A server whose password hashing runs `slots` at once, a login waiting `wait_ms` at most for
+/// one (no per-address login limit in the way).
+async fn server_with_hashing(slots: &str, wait_ms: &str) -> Result<TestServer> {
+    TestServer::start_with(&[
+        "--password-hash-concurrency",
+        slots,
+        "--password-hash-wait-ms",
+        wait_ms,
+        "--login-limit-per-ip",
+        "1000",
+    ])
+    .await
+}
+
+/// `n` logins for unknown usernames from one address, all at once.
+async fn login_spray(
+    server: &TestServer,
+    n: usize,
+) -> Result<Vec<Result<(u16, reqwest::header::HeaderMap)>>> {
+    let client = client_from("127.0.0.1")?;
+    let spray: Vec<_> = (0..n)
+        .map(|i| {
+            let client = &client;
+            async move { login(server, client, &format!("nobody-{i}"), "guess-guess").await }
+        })
+        .collect();
+    Ok(futures_util::future::join_all(spray).await)
+}
+
 /// The value of the metric line starting with `series` (name and labels) in `/metrics`.
 async fn metric(server: &TestServer, series: &str) -> Result<f64> {
     let text = reqwest::get(format!("{}/metrics", server.url()))
@@ -87,23 +116,8 @@ async fn health_on(stream: &mut TcpStream) -> Result<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_login_spray_never_hashes_more_than_the_permits_at_once() -> Result<()> {
-    let server = TestServer::start_with(&[
-        "--password-hash-concurrency",
-        "2",
-        "--password-hash-wait-ms",
-        "30000",
-        "--login-limit-per-ip",
-        "1000",
-    ])
-    .await?;
-    let client = client_from("127.0.0.1")?;
-    let spray: Vec<_> = (0..24)
-        .map(|i| {
-            let (server, client) = (&server, &client);
-            async move { login(server, client, &format!("nobody-{i}"), "guess-guess").await }
-        })
-        .collect();
-    for result in futures_util::future::join_all(spray).await {
+    let server = server_with_hashing("2", "30000").await?;
+    for result in login_spray(&server, 24).await? {
         assert_eq!(result?.0, 401);
     }
     assert_eq!(metric(&server, "skaerm_password_hash_permits").await?, 2.0);
@@ -165,24 +179,9 @@ async fn unknown_and_known_usernames_cost_the_same() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_saturated_hasher_answers_503_with_retry_after_and_counts_it() -> Result<()> {
-    let server = TestServer::start_with(&[
-        "--password-hash-concurrency",
-        "1",
-        "--password-hash-wait-ms",
-        "1",
-        "--login-limit-per-ip",
-        "1000",
-    ])
-    .await?;
-    let client = client_from("127.0.0.1")?;
-    let spray: Vec<_> = (0..16)
-        .map(|i| {
-            let (server, client) = (&server, &client);
-            async move { login(server, client, &format!("nobody-{i}"), "guess-guess").await }
-        })
-        .collect();
+    let server = server_with_hashing("1", "1").await?;
     let mut busy = 0;
-    for result in futures_util::future::join_all(spray).await {
+    for result in login_spray(&server, 16).await? {
         let (status, headers) = result?;
         match status {
             401 => {}
