@@ -680,3 +680,5 @@ mod access;
 mod edge;
 #[path = "attacks/relay.rs"]
 mod relay;
+#[path = "attacks/tablets.rs"]
+mod tablets;

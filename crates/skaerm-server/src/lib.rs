@@ -29,6 +29,7 @@ pub mod live_calls;
 pub mod live_credentials;
 pub mod oidc;
 pub mod recovery;
+pub mod responsibility;
 pub mod room_events;
 pub mod services;
 pub mod state;

@@ -66,6 +66,8 @@ error_codes! {
     NotOwner => "not_owner",
     /// The tablet has not been paired yet.
     NotPaired => "not_paired",
+    /// Only staff responsible for the citizen may do that.
+    NotResponsible => "not_responsible",
     /// The link opens later (`opens_at`).
     NotYetOpen => "not_yet_open",
     /// An administrator tried to give herself a care role.
