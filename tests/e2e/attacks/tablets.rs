@@ -1,6 +1,7 @@
 //! Tablet attacks (issue 14): a staff member must not see, pair or unpair the tablets of a
 //! citizen they are not responsible for (a rogue "Stue" tablet paired to a colleague's citizen
-//! would be rung into that colleague's visit).
+//! would be rung into that colleague's visit); anonymous pairing requests from many addresses
+//! are bounded.
 //!
 //! Unpairing another staff member's citizen's tablet in the same municipality answers
 //! `403 not_responsible` (the id is an unguessable UUID; saying why helps the honest caller),
@@ -11,6 +12,7 @@ use chrono::{Duration as ChronoDuration, Utc};
 use serde_json::json;
 use skaerm_auth::audit::AuditAction;
 use skaerm_e2e::server::{Browser, TestServer};
+use skaerm_server::http::csrf::CSRF_HEADER;
 use skaerm_server::ids::IdInto;
 
 /// A tablet asks to be paired; its code.
@@ -116,5 +118,53 @@ async fn only_staff_responsible_for_the_citizen_see_pair_and_unpair_its_tablets(
             .all(|e| e.actor_id == Some(a.staff.id.0)),
         "{log:?}"
     );
+    Ok(())
+}
+
+/// `POST /api/device/pairing` from the loopback address `127.0.0.{last}`: status,
+/// `Retry-After` and body.
+async fn request_pairing_from(
+    server: &TestServer,
+    last: u8,
+) -> Result<(u16, Option<String>, serde_json::Value)> {
+    let client = super::edge::client_from(&format!("127.0.0.{last}"))?;
+    let response = client
+        .post(format!("{}/api/device/pairing", server.url()))
+        .header(CSRF_HEADER, "1")
+        .json(&json!({}))
+        .send()
+        .await?;
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let status = response.status().as_u16();
+    Ok((status, retry_after, response.json().await?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_pairing_requests_from_many_addresses_are_capped_and_counted() -> Result<()> {
+    let server = TestServer::start_with(&["--max-open-pairing-requests", "3"]).await?;
+    // Three tablets on three addresses (each well inside its per-address limit) are served …
+    for last in 11..14 {
+        let (status, _, body) = request_pairing_from(&server, last).await?;
+        assert_eq!(status, 201, "{body}");
+    }
+    // … the fourth open request, from yet another address, is refused and counted.
+    let (status, retry_after, body) = request_pairing_from(&server, 14).await?;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("busy")),
+        "{body}"
+    );
+    assert_eq!(retry_after.as_deref(), Some("60"));
+    assert_eq!(
+        super::edge::metric(&server, "skaerm_pairing_requests_refused_total").await?,
+        1.0
+    );
+    // Nothing was stored for it.
+    let services = &server.server.state().services;
+    assert_eq!(services.devices.open_requests(Utc::now()).await?, 3);
     Ok(())
 }

@@ -24,7 +24,9 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 use skaerm_auth::audit::{AuditAction, AuditEvent, SubjectKind};
-use skaerm_auth::devices::{DeviceRef, DeviceSecret, DeviceState, PairedDevice, PairingCode};
+use skaerm_auth::devices::{
+    DeviceError, DeviceRef, DeviceSecret, DeviceState, PairedDevice, PairingCode,
+};
 use skaerm_auth::tokens::{AnsweredCall, MediaGrantRequest, MediaRole};
 use skaerm_scheduling::{CitizenId, StoreError, VisitId, VisitStatus};
 use std::time::Instant;
@@ -82,7 +84,25 @@ pub async fn request_pairing(
         &state.services.limits.pairing_per_ip,
         &skaerm_auth::rate_limit::address_group(peer_ip).to_string(),
     )?;
-    let (secret, code, expires_at) = state.services.devices.request_pairing(Utc::now()).await?;
+    let limits = &state.services.limits;
+    let (secret, code, expires_at) = match state
+        .services
+        .devices
+        .request_pairing(Utc::now(), limits.max_open_pairing_requests)
+        .await
+    {
+        Ok(requested) => requested,
+        Err(DeviceError::TooManyOpenRequests) => {
+            limits.pairing_requests_refused.inc();
+            return Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Busy,
+                "too many tablets are waiting to be paired; try again in a minute",
+            )
+            .retry_after(60));
+        }
+        Err(err) => return Err(err.into()),
+    };
     let cookie = Cookie::build((DEVICE_COOKIE, secret.expose().to_owned()))
         .http_only(true)
         .same_site(SameSite::Strict)
