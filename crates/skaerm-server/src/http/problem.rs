@@ -252,6 +252,17 @@ impl From<StoreError> for Problem {
     }
 }
 
+/// A display name that may not be used: 422 `invalid`, saying why.
+impl From<skaerm_auth::display_name::DisplayNameError> for Problem {
+    fn from(err: skaerm_auth::display_name::DisplayNameError) -> Self {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::Invalid,
+            format!("display name: {err}"),
+        )
+    }
+}
+
 /// An account rule broken (400, 409), or 500.
 impl From<AccountError> for Problem {
     fn from(err: AccountError) -> Self {
