@@ -676,7 +676,11 @@ async fn x_forwarded_for_is_believed_only_from_a_trusted_proxy() -> Result<()> {
 }
 #[path = "attacks/access.rs"]
 mod access;
+#[path = "attacks/display_names.rs"]
+mod display_names;
 #[path = "attacks/edge.rs"]
 mod edge;
 #[path = "attacks/relay.rs"]
 mod relay;
+#[path = "attacks/tablets.rs"]
+mod tablets;

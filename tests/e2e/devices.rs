@@ -45,6 +45,8 @@ async fn a_paired_tablet_is_called_joins_and_is_revoked_by_unpairing() -> Result
     assert_eq!(page.status().as_u16(), 200);
     assert!(page.text().await?.contains("/assets/js/tablet.js"));
     let (tablet, code) = tablet_requests_pairing(&server).await?;
+    // The staff member pairs for a citizen of theirs (one they have a visit with).
+    let visit = server.visit_soon(&m).await?;
 
     let staff = server.signed_in(&m.username).await?;
     // Typed sloppily: lower case, no dash.
@@ -76,7 +78,6 @@ async fn a_paired_tablet_is_called_joins_and_is_revoked_by_unpairing() -> Result
 
     // Nothing rings until staff call, and they can call only for a visit in progress.
     assert_eq!(tablet.get("/api/device/call").await?.0, 204);
-    let visit = server.visit_soon(&m).await?;
     let call = format!("/api/devices/{device_id}/call");
     let (status, _) = staff.post(&call, json!({"visit_id": visit.id})).await?;
     assert_eq!(status, 409);
@@ -114,6 +115,8 @@ async fn pairing_stays_inside_the_municipality_and_the_care_roles() -> Result<()
     let server = TestServer::start().await?;
     let a = server.municipality("Kommune A").await?;
     let b = server.municipality("Kommune B").await?;
+    // A's staff member has a visit with A's citizen (pairing needs responsibility).
+    server.visit_soon(&a).await?;
     let staff_b = server.signed_in(&b.username).await?;
 
     // B's staff cannot pair a tablet to A's citizen.
@@ -215,6 +218,7 @@ async fn a_called_tablet_skips_the_waiting_room_a_link_and_a_forged_call_do_not(
     let m = server.municipality("Testkommune").await?;
     let admin_user = server.account(&m, "Anne Admin", &[Role::Admin]).await?;
     let (tablet, code) = tablet_requests_pairing(&server).await?;
+    let visit = server.visit_soon(&m).await?;
     let staff = server.signed_in(&m.username).await?;
     let (status, body) = staff
         .post(
@@ -224,7 +228,6 @@ async fn a_called_tablet_skips_the_waiting_room_a_link_and_a_forged_call_do_not(
         .await?;
     assert_eq!(status, 201, "{body}");
     let device = DeviceRef(body["device"]["id"].as_str().unwrap().parse()?);
-    let visit = server.visit_soon(&m).await?;
     let secret = staff.citizen_link(&visit).await?;
     let staff_token = staff.start_visit(&visit).await?;
     let host = joined(&server, &staff_token, &visit).await?;

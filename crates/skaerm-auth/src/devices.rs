@@ -4,7 +4,9 @@
 //! Pairing: the tablet asks for a pairing and gets a short code to show plus a long secret it
 //! keeps; a staff member enters the code (within ten minutes) and chooses the citizen; from
 //! then on the tablet's secret authenticates it as that citizen's device. Unpairing revokes the
-//! secret. Code and secret are stored only as SHA-256 hashes.
+//! secret. Code and secret are stored only as SHA-256 hashes. Pairing requests are anonymous,
+//! so they are bounded: at most a configured number are open (unclaimed, unexpired) at once,
+//! and expired ones are purged.
 
 use crate::refs::{StaffRef, TenantRef};
 use base64::Engine;
@@ -32,6 +34,9 @@ pub enum DeviceError {
     /// A stored row is unreadable.
     #[error("corrupt device row")]
     Corrupt,
+    /// As many pairing requests are open as allowed: the request is refused (not stored).
+    #[error("too many open pairing requests")]
+    TooManyOpenRequests,
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
@@ -160,18 +165,43 @@ impl DeviceStore {
         DeviceStore { pool }
     }
 
-    /// A tablet asks to be paired: returns the secret it keeps and the code it shows. Pending
-    /// requests whose code expired are removed.
-    pub async fn request_pairing(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<(DeviceSecret, PairingCode, DateTime<Utc>), DeviceError> {
-        sqlx::query(
+    /// Removes the pairing requests whose code expired unclaimed; how many.
+    pub async fn purge_expired_requests(&self, now: DateTime<Utc>) -> Result<u64, DeviceError> {
+        let done = sqlx::query(
             "DELETE FROM auth_devices WHERE paired_at_ms IS NULL AND code_expires_at_ms < $1",
         )
         .bind(now.timestamp_millis())
         .execute(&self.pool)
         .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Pairing requests open now (unclaimed, code not expired, not revoked).
+    pub async fn open_requests(&self, now: DateTime<Utc>) -> Result<u64, DeviceError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM auth_devices WHERE paired_at_ms IS NULL \
+             AND revoked_at_ms IS NULL AND code_expires_at_ms >= $1",
+        )
+        .bind(now.timestamp_millis())
+        .fetch_one(&self.pool)
+        .await?;
+        let n: i64 = row.try_get("n")?;
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+
+    /// A tablet asks to be paired: returns the secret it keeps and the code it shows. Pending
+    /// requests whose code expired are removed first; with `max_open` requests already open
+    /// the request is refused with [`DeviceError::TooManyOpenRequests`] (a best-effort cap:
+    /// concurrent requests may overshoot it by their number).
+    pub async fn request_pairing(
+        &self,
+        now: DateTime<Utc>,
+        max_open: u64,
+    ) -> Result<(DeviceSecret, PairingCode, DateTime<Utc>), DeviceError> {
+        self.purge_expired_requests(now).await?;
+        if self.open_requests(now).await? >= max_open {
+            return Err(DeviceError::TooManyOpenRequests);
+        }
         let secret = DeviceSecret::generate();
         let code = PairingCode::generate();
         let expires = now + Duration::minutes(PAIRING_CODE_MINUTES);

@@ -17,6 +17,7 @@ pub mod accounts;
 pub mod audit;
 pub mod citizen_link;
 pub mod devices;
+pub mod display_name;
 pub mod identities;
 pub mod keys;
 pub mod password_hashing;

@@ -398,7 +398,7 @@ async fn tablets_pair_once_within_the_code_window_and_unpair() {
         let tenant = TenantRef(Uuid::new_v4());
         let staff = StaffRef(Uuid::new_v4());
         let citizen = Uuid::new_v4();
-        let (secret, code, expires) = store.request_pairing(now).await.unwrap();
+        let (secret, code, expires) = store.request_pairing(now, 1_000).await.unwrap();
         assert_eq!(
             store.authenticate(&secret, now).await.unwrap(),
             Some(DeviceState::Pending)
@@ -455,6 +455,37 @@ async fn tablets_pair_once_within_the_code_window_and_unpair() {
         assert!(store.unpair(tenant, device.id, now).await.unwrap());
         assert_eq!(store.authenticate(&secret, now).await.unwrap(), None);
         assert!(store.list(tenant).await.unwrap().is_empty());
+        cleanup(pool, schema).await;
+    }
+}
+
+#[tokio::test]
+async fn open_pairing_requests_are_capped_and_expired_ones_purged() {
+    for (pool, schema, _dir) in pools().await {
+        let store = DeviceStore::new(pool.clone());
+        let now = Utc::now();
+        for _ in 0..3 {
+            store.request_pairing(now, 3).await.unwrap();
+        }
+        assert_eq!(store.open_requests(now).await.unwrap(), 3);
+        // The fourth open request is refused and not stored.
+        assert!(matches!(
+            store.request_pairing(now, 3).await,
+            Err(skaerm_auth::devices::DeviceError::TooManyOpenRequests)
+        ));
+        assert_eq!(store.open_requests(now).await.unwrap(), 3);
+        // Once their codes expire they are purged, and a new request is taken.
+        let later = now
+            + chrono::Duration::minutes(skaerm_auth::devices::PAIRING_CODE_MINUTES)
+            + chrono::Duration::seconds(1);
+        assert_eq!(store.open_requests(later).await.unwrap(), 0);
+        store.request_pairing(later, 3).await.unwrap();
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM auth_devices")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(rows, 1, "the expired requests were deleted");
+        assert_eq!(store.purge_expired_requests(later).await.unwrap(), 0);
         cleanup(pool, schema).await;
     }
 }

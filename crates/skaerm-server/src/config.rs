@@ -154,6 +154,11 @@ pub struct ServerConfig {
     #[arg(long, env = "SKAERM_PAIRING_LIMIT_PER_IP", default_value_t = 10)]
     pub pairing_limit_per_ip: u32,
 
+    /// Most tablet pairing requests open (unclaimed, unexpired) at once, installation-wide;
+    /// more are answered 503 with Retry-After.
+    #[arg(long, env = "SKAERM_MAX_OPEN_PAIRING_REQUESTS", default_value_t = 1000)]
+    pub max_open_pairing_requests: u32,
+
     /// Citizen link exchanges per link per minute (from any address).
     #[arg(long, env = "SKAERM_JOIN_LIMIT_PER_LINK", default_value_t = 20)]
     pub join_limit_per_link: u32,

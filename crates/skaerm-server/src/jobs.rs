@@ -142,8 +142,11 @@ pub async fn run(services: Services, senders: Senders) {
     }
 }
 
-/// Extends series and applies retention.
+/// Extends series, applies retention and purges expired tablet pairing requests.
 pub async fn housekeeping(services: &Services) {
+    if let Err(err) = services.devices.purge_expired_requests(Utc::now()).await {
+        tracing::warn!(%err, "purging expired pairing requests failed");
+    }
     match services.store.extend_series(Utc::now()).await {
         Ok(ext) => {
             for (series, start, conflict) in &ext.skipped {

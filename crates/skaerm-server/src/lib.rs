@@ -29,6 +29,7 @@ pub mod live_calls;
 pub mod live_credentials;
 pub mod oidc;
 pub mod recovery;
+pub mod responsibility;
 pub mod room_events;
 pub mod services;
 pub mod state;
@@ -176,6 +177,12 @@ impl Server {
             .metrics()
             .register(&state.registry)
             .context("registering the password hashing metrics")?;
+        state
+            .registry
+            .register(Box::new(
+                state.services.limits.pairing_requests_refused.clone(),
+            ))
+            .context("registering the pairing request metrics")?;
         let acceptor = tls
             .as_ref()
             .map(|tls| tokio_rustls::TlsAcceptor::from(tls.config.get_inner()));

@@ -22,6 +22,7 @@ use openidconnect::{
     TokenResponse,
 };
 use serde::Deserialize;
+use skaerm_auth::display_name;
 use skaerm_auth::roles::{Role, Roles};
 use skaerm_auth::tokens::TokenService;
 use std::collections::HashMap;
@@ -130,6 +131,17 @@ pub enum SsoError {
     NoRole,
 }
 
+/// The display name of an SSO login: the provider's `name`, else `preferred_username`, else
+/// the subject, each with forbidden characters removed (see [`skaerm_auth::display_name`]);
+/// the first that leaves something visible.
+pub fn sso_display_name(name: Option<String>, username: Option<String>, subject: &str) -> String {
+    name.into_iter()
+        .chain(username)
+        .chain([subject.to_owned()])
+        .find_map(|n| display_name::sanitise(&n, display_name::MAX_STAFF_NAME_CHARS))
+        .unwrap_or_else(|| "SSO".to_owned())
+}
+
 /// A verified login.
 #[derive(Debug, Clone)]
 pub struct SsoLogin {
@@ -137,7 +149,7 @@ pub struct SsoLogin {
     pub issuer: String,
     /// The subject at the issuer.
     pub subject: String,
-    /// A display name (`name`, else `preferred_username`, else the subject).
+    /// A display name, cleaned ([`sso_display_name`]).
     pub name: String,
     /// Mapped roles (never empty).
     pub roles: Roles,
@@ -349,8 +361,8 @@ impl Sso {
                     claims
                         .name()
                         .and_then(|n| n.get(None))
-                        .map(|n| n.to_string())
-                        .or_else(|| claims.preferred_username().map(|u| u.to_string())),
+                        .map(|n| n.to_string()),
+                    claims.preferred_username().map(|u| u.to_string()),
                 )
             })
         };
@@ -364,7 +376,7 @@ impl Sso {
             }
             other => other,
         };
-        let (issuer, subject, name) = verified.map_err(|e| SsoError::TokenRefused {
+        let (issuer, subject, name, username) = verified.map_err(|e| SsoError::TokenRefused {
             reason: match &e {
                 ClaimsVerificationError::InvalidAudience(_) => "audience",
                 ClaimsVerificationError::InvalidIssuer(_) => "issuer",
@@ -381,7 +393,7 @@ impl Sso {
         let roles = roles_from(p, &payload).ok_or(SsoError::NoRole)?;
         Ok(SsoLogin {
             issuer,
-            name: name.unwrap_or_else(|| subject.clone()),
+            name: sso_display_name(name, username, &subject),
             subject,
             roles,
             tenant_id: p.tenant_id,
@@ -472,6 +484,23 @@ pub enum SsoHttpError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sso_names_are_cleaned_and_fall_back_to_the_username() {
+        assert_eq!(
+            sso_display_name(Some("Karen\u{202E} Jensen\n".into()), None, "sub"),
+            "Karen Jensen"
+        );
+        assert_eq!(
+            sso_display_name(Some("\u{200B}\u{202E}".into()), Some("kaje".into()), "sub"),
+            "kaje"
+        );
+        assert_eq!(sso_display_name(None, None, "sub-1"), "sub-1");
+        assert_eq!(
+            sso_display_name(None, Some("\u{0}".into()), "\u{200B}"),
+            "SSO"
+        );
+    }
 
     fn provider(map: &[(&str, &str)]) -> ProviderConfig {
         ProviderConfig {

@@ -66,6 +66,11 @@ pub struct Limits {
     pub join_per_link: Mutex<RateLimiter>,
     /// Tablet pairing requests and code entries per client IP.
     pub pairing_per_ip: Mutex<RateLimiter>,
+    /// Most tablet pairing requests open at once, installation-wide.
+    pub max_open_pairing_requests: u64,
+    /// `skaerm_pairing_requests_refused_total`: pairing requests answered 503 because as many
+    /// as allowed were open.
+    pub pairing_requests_refused: prometheus::IntCounter,
 }
 
 impl Services {
@@ -143,6 +148,11 @@ impl Services {
                 minute,
                 100_000,
             )),
+            max_open_pairing_requests: u64::from(config.max_open_pairing_requests),
+            pairing_requests_refused: prometheus::IntCounter::new(
+                "skaerm_pairing_requests_refused_total",
+                "Tablet pairing requests refused with 503 because as many as allowed were open",
+            )?,
         });
         Ok(Services {
             sessions: SessionStore::new(store.pool().clone()),

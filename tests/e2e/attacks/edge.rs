@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 /// An HTTP client whose connections come from `ip` (a loopback address).
-fn client_from(ip: &str) -> Result<reqwest::Client> {
+pub(super) fn client_from(ip: &str) -> Result<reqwest::Client> {
     skaerm_server::install_crypto_provider();
     Ok(reqwest::Client::builder()
         .local_address(ip.parse::<IpAddr>()?)
@@ -74,7 +74,7 @@ async fn login_spray(
 }
 
 /// The value of the metric line starting with `series` (name and labels) in `/metrics`.
-async fn metric(server: &TestServer, series: &str) -> Result<f64> {
+pub(super) async fn metric(server: &TestServer, series: &str) -> Result<f64> {
     let text = reqwest::get(format!("{}/metrics", server.url()))
         .await?
         .text()

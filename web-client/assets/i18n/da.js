@@ -391,6 +391,8 @@ export default {
   "devices.unpair": "Fjern tilknytning",
   "devices.unpair_named": "Fjern tilknytning: {name}",
   "devices.unpaired": "{name}s tablet er ikke længere tilknyttet. Den er logget ud.",
+  "devices.paired_at": "tilknyttet {when}",
+  "devices.not_responsible": "Du kan kun tilknytte tablets til borgere, du har ansvar for.",
   "devices.unknown_citizen": "Borger",
   "tablet.call": "Ring til borgerens tablet",
   "tablet.ringing": "Tabletten ringer i {n} sekunder. Når borgeren tager imod, lukker du borgeren ind fra venteværelset.",

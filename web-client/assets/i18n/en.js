@@ -391,6 +391,8 @@ export default {
   "devices.unpair": "Unpair",
   "devices.unpair_named": "Unpair: {name}",
   "devices.unpaired": "{name}'s tablet is no longer paired. It is signed out.",
+  "devices.paired_at": "paired {when}",
+  "devices.not_responsible": "You can only pair tablets with citizens you are responsible for.",
   "devices.unknown_citizen": "Citizen",
   "tablet.call": "Call the citizen's tablet",
   "tablet.ringing": "The tablet rings for {n} seconds. When the citizen answers, let them in from the waiting room.",

@@ -1,8 +1,9 @@
 // The staff member's citizen tablets (HTTP_API.md, "Registered citizen tablets"): pair a tablet
-// by the code it shows, see the tablets paired in the municipality, unpair one (it is signed
-// out at once). Calling a tablet is on the call page (tablet-call.js).
+// by the code it shows, see the tablets of the citizens the staff member is responsible for
+// (citizen, label and when it was paired, so two "Stue" tablets are told apart), unpair one (it
+// is signed out at once). Calling a tablet is on the call page (tablet-call.js).
 import { api, ApiError } from "./api.js";
-import { t } from "./i18n.js";
+import { lang, t } from "./i18n.js";
 
 const $ = (selector) => document.querySelector(selector);
 const DAY_MS = 86_400_000;
@@ -69,8 +70,11 @@ function render(loggedOut) {
     item.className = "device";
     item.dataset.deviceId = device.id;
     const name = document.createElement("span");
-    const citizen = citizens.get(device.citizen_id) ?? t("devices.unknown_citizen");
+    const citizen = device.citizen_display_name ?? citizens.get(device.citizen_id) ?? t("devices.unknown_citizen");
     name.textContent = device.label ? `${citizen} · ${device.label}` : citizen;
+    const when = document.createElement("span");
+    when.className = "muted";
+    when.textContent = t("devices.paired_at", { when: pairedAt(device.paired_at) });
     const unpair = document.createElement("button");
     unpair.type = "button";
     unpair.className = "button";
@@ -89,7 +93,7 @@ function render(loggedOut) {
       }
       await refresh(loggedOut);
     });
-    item.append(name, " ", unpair);
+    item.append(name, " ", when, " ", unpair);
     list.append(item);
   }
   if (devices.length === 0) {
@@ -122,10 +126,20 @@ async function pair(event, loggedOut) {
     error.textContent = t({
       unknown_code: "devices.unknown_code",
       rate_limited: "devices.rate_limited",
+      not_responsible: "devices.not_responsible",
     }[e instanceof ApiError ? e.code : ""] ?? "error.generic");
     return;
   } finally {
     submit.disabled = false;
   }
   await refresh(loggedOut);
+}
+
+/** When a tablet was paired, in Copenhagen, e.g. "8. dec. 2026 09.30". */
+function pairedAt(iso) {
+  return new Intl.DateTimeFormat(lang() === "da" ? "da-DK" : "en-GB", {
+    timeZone: "Europe/Copenhagen",
+    dateStyle: "medium",
+    timeStyle: "short",
+  }).format(new Date(iso));
 }

@@ -192,6 +192,32 @@ impl Store {
         rows.iter().map(visit_from).collect()
     }
 
+    /// The citizens of `tenant` that `staff` serves: those with a visit (any status) the staff
+    /// member owns or co-hosts, or, with `team` (a team lead's own team), a visit whose staff
+    /// member or co-host belongs to that team. Stands in for the caseload (issue 15).
+    pub async fn citizens_served_by(
+        &self,
+        tenant: TenantId,
+        staff: StaffId,
+        team: Option<&str>,
+    ) -> Result<Vec<crate::ids::CitizenId>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT v.citizen_id FROM visits v \
+             JOIN staff s ON s.id = v.staff_id \
+             LEFT JOIN staff c ON c.id = v.co_host_id \
+             WHERE v.tenant_id = $1 AND (v.staff_id = $2 OR v.co_host_id = $2 \
+             OR ($3 <> '' AND (s.team = $3 OR c.team = $3)))",
+        )
+        .bind(tenant.to_string())
+        .bind(staff.to_string())
+        .bind(team.unwrap_or_default().to_owned())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| uuid(row, "citizen_id").map(crate::ids::CitizenId))
+            .collect()
+    }
+
     /// One page of a municipality's visits (optionally one staff member's), earliest first.
     pub async fn list_visits(&self, query: &VisitQuery) -> Result<VisitPage, StoreError> {
         let limit = query.limit.clamp(1, 500);

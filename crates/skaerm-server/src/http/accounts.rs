@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 use skaerm_auth::accounts::{AccountError, LocalAccount};
 use skaerm_auth::audit::{AuditAction, AuditEvent, SubjectKind};
+use skaerm_auth::display_name::{self, MAX_STAFF_NAME_CHARS, MAX_TEAM_NAME_CHARS};
 use skaerm_auth::refs::StaffRef;
 use skaerm_auth::roles::{Role, Roles};
 
@@ -88,14 +89,12 @@ pub async fn create(
     Json(new): Json<NewAccount>,
 ) -> Result<Response, Problem> {
     let roles = roles_of(&new.roles)?;
-    let name = new.display_name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::Invalid,
-            "display name must be 1–200 characters",
-        ));
-    }
+    let name = display_name::validate(&new.display_name, MAX_STAFF_NAME_CHARS)?;
+    // A team name is a display name too (shown in reports); blank means none.
+    let team = match new.team.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(team) => Some(display_name::validate(team, MAX_TEAM_NAME_CHARS)?),
+    };
     if new.password.chars().count() < skaerm_auth::accounts::MIN_PASSWORD_LEN
         || new.password.len() > skaerm_auth::accounts::MAX_PASSWORD_LEN
     {
@@ -110,7 +109,7 @@ pub async fn create(
     let staff = state
         .services
         .store
-        .create_staff(admin.tenant, name, new.team.as_deref())
+        .create_staff(admin.tenant, &name, team.as_deref())
         .await
         // A display name the store refuses (one that looks like a CPR number) stays a 500 here,
         // as before `From<StoreError>`; a 422 would be a behaviour change.

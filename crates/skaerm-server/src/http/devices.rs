@@ -2,13 +2,15 @@
 //!
 //! The tablet side (`/api/device/*`) is authenticated by the HttpOnly cookie `skaerm_device`
 //! holding the device secret; the staff side (`/api/devices*`) by [`StaffSession`], always
-//! within the staff member's municipality. Staff *call* a paired tablet for a visit in
+//! within the staff member's municipality and only for the citizens the staff member is
+//! responsible for ([`crate::responsibility`]). Staff *call* a paired tablet for a visit in
 //! progress; the tablet polls `GET /api/device/call` and joins with the media token it gets.
 
 use crate::http::client_ip::ClientIp;
 use crate::http::problem::{ErrorCode, Problem};
 use crate::http::session::StaffSession;
 use crate::ids::IdInto;
+use crate::responsibility::{citizens_in_care_of, is_responsible_for_citizen};
 use crate::state::AppState;
 use crate::tablet_calls::RING;
 use axum::Json;
@@ -22,7 +24,9 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 use skaerm_auth::audit::{AuditAction, AuditEvent, SubjectKind};
-use skaerm_auth::devices::{DeviceRef, DeviceSecret, DeviceState, PairedDevice, PairingCode};
+use skaerm_auth::devices::{
+    DeviceError, DeviceRef, DeviceSecret, DeviceState, PairedDevice, PairingCode,
+};
 use skaerm_auth::tokens::{AnsweredCall, MediaGrantRequest, MediaRole};
 use skaerm_scheduling::{CitizenId, StoreError, VisitId, VisitStatus};
 use std::time::Instant;
@@ -80,7 +84,25 @@ pub async fn request_pairing(
         &state.services.limits.pairing_per_ip,
         &skaerm_auth::rate_limit::address_group(peer_ip).to_string(),
     )?;
-    let (secret, code, expires_at) = state.services.devices.request_pairing(Utc::now()).await?;
+    let limits = &state.services.limits;
+    let (secret, code, expires_at) = match state
+        .services
+        .devices
+        .request_pairing(Utc::now(), limits.max_open_pairing_requests)
+        .await
+    {
+        Ok(requested) => requested,
+        Err(DeviceError::TooManyOpenRequests) => {
+            limits.pairing_requests_refused.inc();
+            return Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Busy,
+                "too many tablets are waiting to be paired; try again in a minute",
+            )
+            .retry_after(60));
+        }
+        Err(err) => return Err(err.into()),
+    };
     let cookie = Cookie::build((DEVICE_COOKIE, secret.expose().to_owned()))
         .http_only(true)
         .same_site(SameSite::Strict)
@@ -187,13 +209,27 @@ pub struct Pair {
     label: String,
 }
 
-fn device_view(device: &PairedDevice) -> serde_json::Value {
+fn device_view(device: &PairedDevice, citizen_display_name: &str) -> serde_json::Value {
     json!({
         "id": device.id,
         "citizen_id": device.citizen,
+        "citizen_display_name": citizen_display_name,
         "label": device.label,
         "paired_at": device.paired_at,
     })
+}
+
+fn not_responsible() -> Problem {
+    Problem::new(
+        StatusCode::FORBIDDEN,
+        ErrorCode::NotResponsible,
+        "only staff responsible for the citizen may pair or unpair its tablets",
+    )
+}
+
+/// The citizen id of a pairing or unpairing, for the audit detail (a pseudonymous id, no name).
+fn audit_detail(what: &str, citizen: Uuid) -> String {
+    format!("{what} citizen={citizen}")
 }
 
 /// `POST /api/devices/pair`.
@@ -218,15 +254,26 @@ pub async fn pair(
         )
     };
     let code = PairingCode::parse(&pair.code).ok_or_else(unknown)?;
-    match state
+    let citizen = match state
         .services
         .store
         .get_citizen(CitizenId(pair.citizen_id))
         .await
     {
-        Ok(citizen) if citizen.tenant_id == session.tenant => {}
+        Ok(citizen) if citizen.tenant_id == session.tenant => citizen,
         Ok(_) | Err(StoreError::NotFound) => return Err(Problem::not_found()),
         Err(err) => return Err(Problem::internal(err)),
+    };
+    if !is_responsible_for_citizen(
+        &state.services,
+        session.tenant,
+        session.staff,
+        session.roles,
+        citizen.id,
+    )
+    .await?
+    {
+        return Err(not_responsible());
     }
     let device = state
         .services
@@ -250,29 +297,60 @@ pub async fn pair(
         )
         .about(SubjectKind::Device, device.id.0)
         .from_ip(session.client_ip)
-        .detail("paired"),
+        .detail(&audit_detail("paired", device.citizen)),
     )
     .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"device": device_view(&device)})),
+        Json(json!({"device": device_view(&device, &citizen.display_name)})),
     )
         .into_response())
 }
 
-/// `GET /api/devices`.
+/// `GET /api/devices`: the tablets of the citizens the caller is responsible for, each with
+/// its citizen's name, label and pairing time.
 pub async fn list(
     State(state): State<AppState>,
     session: StaffSession,
 ) -> Result<Json<serde_json::Value>, Problem> {
+    let in_care = citizens_in_care_of(
+        &state.services,
+        session.tenant,
+        session.staff,
+        session.roles,
+    )
+    .await?;
     let devices = state
         .services
         .devices
         .list(session.tenant.id_into())
         .await?;
-    Ok(Json(
-        json!({"devices": devices.iter().map(device_view).collect::<Vec<_>>()}),
-    ))
+    let mut names: std::collections::HashMap<Uuid, String> = std::collections::HashMap::new();
+    let mut views = Vec::new();
+    for device in devices
+        .iter()
+        .filter(|d| in_care.includes(CitizenId(d.citizen)))
+    {
+        let name = match names.get(&device.citizen) {
+            Some(name) => name.clone(),
+            None => {
+                let name = match state
+                    .services
+                    .store
+                    .get_citizen(CitizenId(device.citizen))
+                    .await
+                {
+                    Ok(citizen) => citizen.display_name,
+                    Err(StoreError::NotFound) => String::new(),
+                    Err(err) => return Err(Problem::internal(err)),
+                };
+                names.insert(device.citizen, name.clone());
+                name
+            }
+        };
+        views.push(device_view(device, &name));
+    }
+    Ok(Json(json!({"devices": views})))
 }
 
 fn device_id(id: &str) -> Result<DeviceRef, Problem> {
@@ -288,6 +366,23 @@ pub async fn unpair(
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
     let id = device_id(&id)?;
+    let device = state
+        .services
+        .devices
+        .get(session.tenant.id_into(), id)
+        .await?
+        .ok_or_else(Problem::not_found)?;
+    if !is_responsible_for_citizen(
+        &state.services,
+        session.tenant,
+        session.staff,
+        session.roles,
+        CitizenId(device.citizen),
+    )
+    .await?
+    {
+        return Err(not_responsible());
+    }
     let done = state
         .services
         .devices
@@ -306,7 +401,7 @@ pub async fn unpair(
         )
         .about(SubjectKind::Device, id.0)
         .from_ip(session.client_ip)
-        .detail("unpaired"),
+        .detail(&audit_detail("unpaired", device.citizen)),
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -98,7 +98,10 @@ pub async fn issue(
             NewGuestLink {
                 visit: visit.id,
                 hash: secret.hash().0,
-                display_name: body.display_name,
+                display_name: skaerm_auth::display_name::validate(
+                    &body.display_name,
+                    skaerm_scheduling::store::guest_links::MAX_GUEST_NAME_CHARS,
+                )?,
                 kind: body.kind,
                 created_by: session.staff,
             },

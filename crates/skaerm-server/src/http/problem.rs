@@ -66,6 +66,8 @@ error_codes! {
     NotOwner => "not_owner",
     /// The tablet has not been paired yet.
     NotPaired => "not_paired",
+    /// Only staff responsible for the citizen may do that.
+    NotResponsible => "not_responsible",
     /// The link opens later (`opens_at`).
     NotYetOpen => "not_yet_open",
     /// An administrator tried to give herself a care role.
@@ -247,6 +249,17 @@ impl From<StoreError> for Problem {
             ),
             err => Problem::internal(err),
         }
+    }
+}
+
+/// A display name that may not be used: 422 `invalid`, saying why.
+impl From<skaerm_auth::display_name::DisplayNameError> for Problem {
+    fn from(err: skaerm_auth::display_name::DisplayNameError) -> Self {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::Invalid,
+            format!("display name: {err}"),
+        )
     }
 }
 

@@ -212,11 +212,12 @@ async fn identity_for(state: &AppState, login: &SsoLogin) -> Result<Identity, Pr
             Err(err) => return Err(Problem::internal(err)),
         }
     }
-    let name: String = login.name.chars().take(200).collect();
+    // Already a clean display name (see `crate::oidc`).
+    let name = &login.name;
     let staff = state
         .services
         .store
-        .create_staff(TenantId(login.tenant_id), &name, None)
+        .create_staff(TenantId(login.tenant_id), name, None)
         .await
         // A display name the store refuses (one that looks like a CPR number) stays a 500 here,
         // as before `From<StoreError>`; a 422 would be a behaviour change.
