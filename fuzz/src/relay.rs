@@ -20,7 +20,7 @@ use skaerm_sfu::grant::JoinGrant;
 use skaerm_sfu::ids::{ParticipantId, RoomId, SessionId};
 use skaerm_sfu::media::bandwidth::FallbackPolicy;
 use skaerm_sfu::media::core::{Command, CoreConfig, CoreOutput, MediaCore};
-use skaerm_sfu::protocol::{Publish, Role, ServerMessage};
+use skaerm_sfu::protocol::{Publish, RoomRole, ServerMessage};
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -155,10 +155,11 @@ impl Relay {
                 grant: JoinGrant {
                     room: relay.room,
                     participant: peer.participant,
-                    role: if i == 0 { Role::Host } else { Role::Guest },
+                    role: if i == 0 { RoomRole::Host } else { RoomRole::Guest },
                     display_name: format!("peer {i}"),
                     needs_admission: false,
                     admitted_by: None,
+                    credential: None,
                 },
                 publish: Publish {
                     audio: true,
