@@ -489,8 +489,13 @@ impl Worker {
     }
 
     fn publish_metrics(&mut self) {
-        if let Some(drops) = self.drop_report.due(Instant::now(), self.core.counters()) {
-            tracing::warn!(worker = self.index, %drops, "datagrams and candidates dropped in the last interval");
+        if let Some(line) = self.drop_report.due(Instant::now(), self.core.counters()) {
+            let drops = line.counts;
+            if line.alarming {
+                tracing::warn!(worker = self.index, %drops, "datagrams and candidates dropped in the last interval");
+            } else {
+                tracing::info!(worker = self.index, %drops, "datagrams and candidates dropped in the last interval");
+            }
         }
         let now = self.core.counters().clone();
         self.metrics.publish(&self.published, &now);
