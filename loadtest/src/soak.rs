@@ -13,12 +13,12 @@ use crate::procstat::{open_fds, rss_bytes};
 use crate::seed::{self, PASSWORD, SeededVisit};
 use crate::synth::MediaProfile;
 use crate::target::Target;
-use crate::visit::{admit, client_ip, post};
+use crate::visit::{admit, client_ip, open_and_join, post};
 use anyhow::{Context, Result, bail};
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde_json::{Value, json};
-use skaerm_sfu::protocol::{ClientMessage, Publish};
+use skaerm_sfu::protocol::ClientMessage;
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -277,22 +277,7 @@ async fn drive(
     result: &mut SessionResult,
 ) -> Result<()> {
     let engine = &shared.engine;
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(&shared.ws_url, None, true)
-        .await
-        .context("connecting /ws")?;
-    engine.send(Command::WsOpen { participant: p }).await?;
-    let (mut sink, mut stream) = ws.split();
-    let join = ClientMessage::Join {
-        protocol: 1,
-        token,
-        publish: Publish {
-            audio: true,
-            video: true,
-        },
-        room: None,
-    };
-    sink.send(Message::text(serde_json::to_string(&join)?))
-        .await?;
+    let (mut sink, mut stream) = open_and_join(&shared.ws_url, engine, p, token).await?;
     let started = Instant::now();
     let deadline = started + plan.hold;
     let mut tick = tokio::time::interval(Duration::from_millis(250));

@@ -81,23 +81,21 @@ pub async fn tokens(base: &str, index: u32, visit: &SeededVisit) -> Result<Visit
     })
 }
 
-/// Runs one participant's signalling until `stop` turns true: joins with `token` and answers
-/// offers on engine connection `conn`.
-pub async fn participant(
-    ws_url: String,
-    token: String,
+/// A participant's signalling WebSocket to `ws_url`, its `join` (audio and video) sent, and
+/// the engine told the socket is open.
+pub async fn open_and_join(
+    ws_url: &str,
+    engine: &EngineHandle,
     participant: u32,
-    conn: usize,
-    engine: EngineHandle,
-    mut stop: watch::Receiver<bool>,
-) -> Result<()> {
+    token: String,
+) -> Result<(WsSink, WsStream)> {
     // Without Nagle, as a browser's WebSocket: a small message (an `admit` right after the
     // `join`) must not wait for the server's delayed ACK of the one before.
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(&ws_url, None, true)
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(ws_url, None, true)
         .await
         .with_context(|| format!("connecting {ws_url}"))?;
     engine.send(Command::WsOpen { participant }).await?;
-    let (mut sink, mut stream) = ws.split();
+    let (mut sink, stream) = ws.split();
     let join = ClientMessage::Join {
         protocol: 1,
         token,
@@ -109,6 +107,27 @@ pub async fn participant(
     };
     sink.send(Message::text(serde_json::to_string(&join)?))
         .await?;
+    Ok((sink, stream))
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+/// The sending half of a participant's WebSocket.
+pub type WsSink = futures_util::stream::SplitSink<Ws, Message>;
+/// The receiving half of a participant's WebSocket.
+pub type WsStream = futures_util::stream::SplitStream<Ws>;
+
+/// Runs one participant's signalling until `stop` turns true: joins with `token` and answers
+/// offers on engine connection `conn`.
+pub async fn participant(
+    ws_url: String,
+    token: String,
+    participant: u32,
+    conn: usize,
+    engine: EngineHandle,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let (mut sink, mut stream) = open_and_join(&ws_url, &engine, participant, token).await?;
     loop {
         let frame = tokio::select! {
             frame = stream.next() => frame,
