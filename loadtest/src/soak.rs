@@ -13,7 +13,7 @@ use crate::procstat::{open_fds, rss_bytes};
 use crate::seed::{self, PASSWORD, SeededVisit};
 use crate::synth::MediaProfile;
 use crate::target::Target;
-use crate::visit::{admit, client_ip, open_and_join, post};
+use crate::visit::{admit, answer_offer, client_ip, open_and_join, post};
 use anyhow::{Context, Result, bail};
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
@@ -323,28 +323,7 @@ async fn drive(
         let message: Value = serde_json::from_str(text.as_str()).context("server message")?;
         match message["type"].as_str() {
             Some("offer") => {
-                let sdp = message["sdp"]
-                    .as_str()
-                    .context("offer without sdp")?
-                    .to_owned();
-                let revision = message["revision"]
-                    .as_u64()
-                    .context("offer without revision")?;
-                let answer = engine
-                    .ask(|reply| Command::Answer {
-                        conn: p as usize,
-                        participant: p,
-                        publishes: true,
-                        offer: sdp,
-                        reply,
-                    })
-                    .await??;
-                let answer = ClientMessage::Answer {
-                    sdp: answer,
-                    revision: u32::try_from(revision).context("revision")?,
-                };
-                sink.send(Message::text(serde_json::to_string(&answer)?))
-                    .await?;
+                answer_offer(engine, &mut sink, p as usize, p, &message).await?;
                 if matches!(restart, Restart::Asked) {
                     restart = Restart::Answered {
                         media_before: media_received(engine, p).await?,

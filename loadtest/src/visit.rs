@@ -81,6 +81,40 @@ pub async fn tokens(base: &str, index: u32, visit: &SeededVisit) -> Result<Visit
     })
 }
 
+/// Answers the relay's `offer` (a parsed server message) with the engine's peer `conn` and
+/// sends the answer on `sink`.
+pub async fn answer_offer(
+    engine: &EngineHandle,
+    sink: &mut WsSink,
+    conn: usize,
+    participant: u32,
+    message: &Value,
+) -> Result<()> {
+    let sdp = message["sdp"]
+        .as_str()
+        .context("offer without sdp")?
+        .to_owned();
+    let revision = message["revision"]
+        .as_u64()
+        .context("offer without revision")?;
+    let answer = engine
+        .ask(|reply| Command::Answer {
+            conn,
+            participant,
+            publishes: true,
+            offer: sdp,
+            reply,
+        })
+        .await??;
+    let answer = ClientMessage::Answer {
+        sdp: answer,
+        revision: u32::try_from(revision).context("revision")?,
+    };
+    sink.send(Message::text(serde_json::to_string(&answer)?))
+        .await?;
+    Ok(())
+}
+
 /// A participant's signalling WebSocket to `ws_url`, its `join` (audio and video) sent, and
 /// the engine told the socket is open.
 pub async fn open_and_join(
@@ -153,28 +187,7 @@ pub async fn participant(
         match message["type"].as_str() {
             Some("offer") => {
                 mark(&engine, participant, JoinMark::OfferReceived).await?;
-                let sdp = message["sdp"]
-                    .as_str()
-                    .context("offer without sdp")?
-                    .to_owned();
-                let revision = message["revision"]
-                    .as_u64()
-                    .context("offer without revision")?;
-                let answer = engine
-                    .ask(|reply| Command::Answer {
-                        conn,
-                        participant,
-                        publishes: true,
-                        offer: sdp,
-                        reply,
-                    })
-                    .await??;
-                let answer = ClientMessage::Answer {
-                    sdp: answer,
-                    revision: u32::try_from(revision).context("revision")?,
-                };
-                sink.send(Message::text(serde_json::to_string(&answer)?))
-                    .await?;
+                answer_offer(&engine, &mut sink, conn, participant, &message).await?;
                 mark(&engine, participant, JoinMark::AnswerSent).await?;
             }
             // The staff participant (the host) lets the citizen in from the waiting room.
